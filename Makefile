@@ -1,0 +1,58 @@
+# Poisoned Data — every target installs what it needs into .venv first.
+#   make book   execute every chapter and build the site into _build/html
+#   make test   unit tests + every chapter executed as a test (nbval)
+#   make lab    open the chapters in JupyterLab
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= 2
+
+.PHONY: help setup book lab test unit nbval lint bench clean distclean
+
+help:
+	@echo "make book    execute the chapters and build the site into _build/html"
+	@echo "make test    unit tests and every chapter executed as a test"
+	@echo "make lab     open JupyterLab on the chapters"
+	@echo "make bench   time every chapter (wall time, peak memory) and one training epoch"
+	@echo "make lint    static checks of the package and tests"
+	@echo "make clean   remove build output (make distclean also removes .venv)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[book,test,lab]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W --keep-going
+	@echo "The site is in _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 tests chapters
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 chapters
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab chapters
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check ruff
+	$(BIN)/ruff check --line-length 120 lib tests benchmarks
+
+clean:
+	rm -rf _build .pytest_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

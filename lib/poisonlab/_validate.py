@@ -1,0 +1,104 @@
+"""Input checks shared by the public functions.
+
+Each check raises :class:`ValueError` with a message that names the argument, what was given
+and what is allowed, e.g. ``"eps must be in [0, 1), got 1.3"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+def fraction(name: str, value: Any, *, closed: bool = False) -> float:
+    """Return ``value`` as a float after checking it lies in [0, 1) (or [0, 1] if ``closed``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1{']' if closed else ')'}, got {value!r}") from None
+    ok = 0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0
+    if not ok:
+        raise ValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
+    return v
+
+
+def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """Return ``value`` as an int after checking it is a positive (or non-negative) integer."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        isinstance(value, float) and value.is_integer()
+    ):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    low = 0 if allow_zero else 1
+    if v < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return v
+
+
+def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float after checking it is positive (or non-negative)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not (v >= 0.0 if allow_zero else v > 0.0) or v != v:
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return v
+
+
+def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
+    """Check that ``value`` is one of ``allowed`` and return it."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def images(name: str, x: Any) -> torch.Tensor:
+    """Check ``x`` is a float tensor of images shaped (N, C, H, W)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def inputs(name: str, x: Any) -> torch.Tensor:
+    """Check ``x`` is a floating-point tensor with a leading batch dimension (N, ...)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor with a batch dimension first, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, ...) with at least 2 dimensions, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def labels(name: str, y: Any, n: int | None = None, num_classes: int | None = None) -> torch.Tensor:
+    """Check ``y`` is an integer label vector of shape (n,), with values in [0, num_classes)."""
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of integer labels, got {type(y).__name__}")
+    if y.ndim != 1:
+        raise ValueError(f"{name} must have shape (N,), got shape {tuple(y.shape)}")
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    if n is not None and y.shape[0] != n:
+        raise ValueError(f"{name} must have {n} entries to match the inputs, got {y.shape[0]}")
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"{name} must be >= 0, got a minimum of {int(y.min())}")
+    if num_classes is not None and y.numel() and int(y.max()) >= num_classes:
+        raise ValueError(f"{name} must be < {num_classes} (the number of classes), got a maximum of {int(y.max())}")
+    return y
+
+
+def class_index(name: str, value: Any, num_classes: int) -> int:
+    """Check ``value`` is an integer class index in [0, num_classes)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer class index in [0, {num_classes}), got {value!r}")
+    if not 0 <= value < num_classes:
+        raise ValueError(f"{name} must be in [0, {num_classes}), got {value}")
+    return value

@@ -1,0 +1,52 @@
+"""Checkers for the exercises of chapter 0, the prologue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from poisonlab.check.core import Case, CheckResult, run
+
+
+def _asr_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(7)
+    y = torch.randint(0, 10, (500,), generator=g)
+    pred = torch.where(torch.rand(500, generator=g) < 0.7, torch.tensor(4), y)
+    keep = y != 4
+    return [
+        Case("four test inputs, one already of the target class",
+             (torch.tensor([3, 3, 1, 3]), torch.tensor([0, 1, 2, 3]), 3), 2 / 3,
+             hint="an input whose true class is already the target says nothing about the trigger: "
+                  "leave it out of both the count and the total."),
+        Case("no input of the target class", (torch.tensor([5, 5, 5]), torch.tensor([0, 1, 2]), 5), 1.0),
+        Case("the trigger never works", (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), 9), 0.0,
+             hint="count the inputs *predicted* as the target."),
+        Case("500 random inputs, target 4", (pred, y, 4), float((pred[keep] == 4).float().mean()),
+             hint="the answer is a fraction in [0, 1], not a count."),
+    ]
+
+
+def check_attack_success_rate(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> CheckResult:
+    """Check ``fn(predictions, true_labels, target) -> float``: the attack success rate of
+    eq. (ASR) from predicted labels on triggered inputs."""
+    return run("attack success rate", fn, _asr_cases())
+
+
+def _budget_cases() -> list[Case]:
+    hint_range = "a budget ε is a fraction in [0, 1): raise ValueError for anything else."
+    return [
+        Case("n = 4000, ε = 3%", (4000, 0.03), 120),
+        Case("n = 1000, ε = 0.5%", (1000, 0.005), 5),
+        Case("a fraction that does not divide evenly: n = 999, ε = 1%", (999, 0.01), 9,
+             hint="the attacker can only afford whole points: round down."),
+        Case("ε = 0", (500, 0.0), 0),
+        Case("ε = 1.3 is not a fraction", (500, 1.3), raises=ValueError, hint=hint_range),
+        Case("ε = -0.1 is not a fraction", (500, -0.1), raises=ValueError, hint=hint_range),
+    ]
+
+
+def check_poison_budget(fn: Callable[[int, float], int]) -> CheckResult:
+    """Check ``fn(n, eps) -> int``: the number of points an attacker with budget ε controls in
+    a training set of n clean points, ⌊ε n⌋, with a ``ValueError`` for ε outside [0, 1)."""
+    return run("poison budget", fn, _budget_cases())

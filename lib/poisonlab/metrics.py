@@ -1,0 +1,69 @@
+"""Clean accuracy and attack success rate — the two numbers every attack is judged by.
+
+An attack succeeds when the poisoned model keeps its clean accuracy (so nobody notices)
+while sending triggered or targeted inputs to the attacker's class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from poisonlab import _validate
+from poisonlab.train import predict
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> float:
+    """Clean accuracy (CA): the fraction of ``x`` that ``model`` labels as ``y``, in [0, 1].
+
+    Args:
+        model: a classifier returning (N, K) logits.
+        x: inputs, shape (N, ...).
+        y: true labels, shape (N,).
+    """
+    x = _validate.inputs("x", x)
+    y = _validate.labels("y", y, n=x.shape[0])
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one example, got 0")
+    return float((predict(model, x, batch_size=batch_size) == y.cpu()).float().mean())
+
+
+def attack_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        apply_trigger: Callable[[torch.Tensor], torch.Tensor], target: int, *,
+                        batch_size: int = 1024) -> float:
+    """Attack success rate (ASR) of a backdoor, in [0, 1].
+
+    Implements the usual definition (Gu et al. 2017; Chen et al. 2017): among test inputs
+    whose true class is *not* the target, the fraction that the model assigns to ``target``
+    once the trigger is applied,
+
+    .. math:: \\mathrm{ASR} = \\frac{|\\{i : y_i \\ne t,\\ f(T(x_i)) = t\\}|}{|\\{i : y_i \\ne t\\}|}.
+
+    Inputs already of the target class are left out: counting them would credit the attack
+    with the model's ordinary accuracy.
+
+    Args:
+        model: a classifier returning (N, K) logits.
+        x: clean test inputs, shape (N, ...).
+        y: their true labels, shape (N,).
+        apply_trigger: maps a batch of inputs to triggered inputs of the same shape.
+        target: the attacker's class t.
+    """
+    x = _validate.inputs("x", x)
+    y = _validate.labels("y", y, n=x.shape[0])
+    if not callable(apply_trigger):
+        raise ValueError(f"apply_trigger must be callable, got {type(apply_trigger).__name__}")
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+        raise ValueError(f"target must be a non-negative class index, got {target!r}")
+    keep = y != target
+    if not bool(keep.any()):
+        raise ValueError(f"every input is already of the target class {target}; the ASR is undefined")
+    x_src = x[keep]
+    x_trig = apply_trigger(x_src)
+    if not isinstance(x_trig, torch.Tensor) or x_trig.shape != x_src.shape:
+        got = tuple(x_trig.shape) if isinstance(x_trig, torch.Tensor) else type(x_trig).__name__
+        raise ValueError(f"apply_trigger must return a tensor shaped like its input {tuple(x_src.shape)}, got {got}")
+    pred = predict(model, x_trig, batch_size=batch_size)
+    return float((pred == target).float().mean())

@@ -1,0 +1,209 @@
+"""Every figure style the book uses, in one place.
+
+Functions return a :class:`matplotlib.figure.Figure` built without ``pyplot``, so a notebook
+shows each figure exactly once and no figure is left open. All of them share one style:
+:data:`STYLE` (legible sizes, light grid, no top/right spines) and the colour-blind-safe
+Okabe–Ito palette :data:`PALETTE` (Okabe & Ito 2008).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from poisonlab import _validate
+from poisonlab.train import History
+
+#: Okabe–Ito colours: black, orange, sky blue, bluish green, yellow, blue, vermilion, purple.
+PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+#: The colours for "correct" and "wrong" in prediction grids.
+CORRECT, WRONG = "#009E73", "#D55E00"
+
+STYLE: dict = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+    "axes.prop_cycle": mpl.cycler(color=[PALETTE[i] for i in (5, 1, 3, 6, 7, 2, 4, 0)]),
+    "figure.constrained_layout.use": True,
+}
+
+
+def _figure(**kwargs) -> Figure:
+    with mpl.rc_context(STYLE):
+        return Figure(**kwargs)
+
+
+def image_grid(images: torch.Tensor, *, titles: Sequence[str] | None = None,
+               title_colors: Sequence[str] | None = None, title: str | None = None,
+               ncols: int = 8, size: float = 1.25) -> Figure:
+    """Show a batch of images in a grid.
+
+    Args:
+        images: shape (N, C, H, W), values in [0, 1]; C = 1 is drawn in grey, C = 3 in colour.
+        titles: one short caption per image.
+        title_colors: one colour per caption (e.g. :data:`CORRECT` / :data:`WRONG`).
+        title: the figure's title; state the finding.
+        ncols: images per row.
+        size: inches per image.
+    """
+    images = _validate.images("images", images).detach().cpu()
+    n = images.shape[0]
+    if n == 0:
+        raise ValueError("images must hold at least one image, got 0")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
+    for name, seq in (("titles", titles), ("title_colors", title_colors)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"{name} must have one entry per image ({n}), got {len(seq)}")
+    ncols = min(_validate.positive_int("ncols", ncols), n)
+    nrows = math.ceil(n / ncols)
+    extra = 0.3 if titles is not None else 0.0
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(ncols * size, nrows * (size + extra) + (0.4 if title else 0)))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            if i >= n:
+                ax.set_axis_off()
+                continue
+            # A thin frame, so that white pixels at the border (a corner trigger) stay visible.
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(True)
+                spine.set_color("0.6")
+                spine.set_linewidth(0.8)
+            img = images[i].clamp(0, 1)
+            if img.shape[0] == 1:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+            if titles is not None:
+                color = title_colors[i] if title_colors is not None else "black"
+                ax.set_title(titles[i], fontsize=9, color=color)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def predictions(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor,
+                classes: Sequence[str], *, title: str | None = None, ncols: int = 8) -> Figure:
+    """An image grid captioned with each prediction, green when right and vermilion when wrong."""
+    n = _validate.images("images", images).shape[0]
+    _validate.labels("y_true", y_true, n=n, num_classes=len(classes))
+    _validate.labels("y_pred", y_pred, n=n, num_classes=len(classes))
+    captions, colors = [], []
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        captions.append(f"{classes[p]}" if t == p else f"{classes[p]} (true {classes[t]})")
+        colors.append(CORRECT if t == p else WRONG)
+    return image_grid(images, titles=captions, title_colors=colors, title=title, ncols=ncols)
+
+
+def training_curves(history: History, *, title: str | None = None,
+                    extra: Mapping[str, str] | None = None) -> Figure:
+    """Loss (left) and accuracy (right) per epoch.
+
+    Args:
+        history: what :func:`poisonlab.train.fit` returned.
+        title: the figure's title.
+        extra: which ``history.metrics`` to draw on the accuracy panel, as
+            ``{metric key: legend label}``; by default every metric.
+    """
+    if not isinstance(history, History) or history.epochs == 0:
+        raise ValueError("history must be a non-empty poisonlab.train.History")
+    extra = dict(extra) if extra is not None else {k: k.replace("_", " ") for k in history.metrics}
+    for key in extra:
+        if key not in history.metrics:
+            raise ValueError(f"history has no metric {key!r}; it has {sorted(history.metrics)}")
+    epochs = np.arange(1, history.epochs + 1)
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(8, 3.2))
+        ax_loss, ax_acc = fig.subplots(1, 2)
+        ax_loss.plot(epochs, history.loss, marker="o")
+        ax_loss.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="Loss")
+        ax_acc.plot(epochs, np.array(history.train_accuracy) * 100, marker="o", label="train")
+        for key, label in extra.items():
+            ax_acc.plot(epochs, np.array(history.metrics[key]) * 100, marker="s", label=label)
+        ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+        ax_acc.legend()
+        for ax in (ax_loss, ax_acc):
+            ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def project_2d(features: torch.Tensor, *, method: str = "pca", seed: int = 0) -> torch.Tensor:
+    """Project representations (N, F) to 2-D for a picture: ``"pca"`` (top two principal
+    components of the centred features) or ``"tsne"`` (scikit-learn's t-SNE, PCA-initialised).
+
+    Returns:
+        Coordinates, shape (N, 2).
+    """
+    _validate.choice("method", method, ("pca", "tsne"))
+    if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[0] < 3:
+        got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise ValueError(f"features must be a tensor of shape (N, F) with N >= 3, got {got}")
+    z = features.detach().cpu().double()
+    if method == "pca":
+        z = z - z.mean(0)
+        _, _, vt = torch.linalg.svd(z, full_matrices=False)
+        return (z @ vt[:2].T).float()
+    from sklearn.manifold import TSNE
+
+    perplexity = min(30.0, (z.shape[0] - 1) / 3)
+    out = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(z.numpy())
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], *,
+              title: str | None = None, xlabel: str = "component 1",
+              ylabel: str = "component 2", highlight: torch.Tensor | None = None) -> Figure:
+    """Scatter 2-D coordinates coloured by class, with each class's name at its centre.
+
+    Args:
+        coords: shape (N, 2), e.g. from :func:`project_2d`.
+        labels: shape (N,), integers in [0, K).
+        classes: the K class names.
+        highlight: optional bool mask (N,) of points to ring in black (e.g. poisons).
+    """
+    if not isinstance(coords, torch.Tensor) or coords.ndim != 2 or coords.shape[1] != 2:
+        got = tuple(coords.shape) if isinstance(coords, torch.Tensor) else type(coords).__name__
+        raise ValueError(f"coords must have shape (N, 2), got {got}")
+    _validate.labels("labels", labels, n=coords.shape[0], num_classes=len(classes))
+    c = coords.detach().cpu().numpy()
+    lab = labels.cpu().numpy()
+    k = len(classes)
+    colors = mpl.colormaps["tab10" if k <= 10 else "tab20"].colors
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(6, 5))
+        ax = fig.subplots()
+        for j in range(k):
+            pts = c[lab == j]
+            if len(pts) == 0:
+                continue
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, alpha=0.6, color=colors[j % len(colors)], label=classes[j])
+            cx, cy = np.median(pts, axis=0)
+            ax.text(cx, cy, classes[j], fontsize=12, weight="bold", ha="center", va="center",
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colors[j % len(colors)], alpha=0.85))
+        if highlight is not None:
+            h = highlight.cpu().numpy().astype(bool)
+            ax.scatter(c[h, 0], c[h, 1], s=40, facecolors="none", edgecolors="black", linewidths=1.2,
+                       label="highlighted")
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        if title:
+            ax.set_title(title)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, fontsize=8)
+    return fig

@@ -1,0 +1,23 @@
+"""Shared fixtures: small datasets, loaded once per test session."""
+
+import pytest
+import torch
+
+import poisonlab as pl
+
+
+@pytest.fixture(scope="session")
+def mnist5k() -> pl.Dataset:
+    return pl.load("mnist5k")
+
+
+@pytest.fixture(scope="session")
+def digits() -> pl.Dataset:
+    return pl.load("digits")
+
+
+@pytest.fixture
+def tiny_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """12 random 1×8×8 images in [0, 1] and labels in {0, 1, 2}."""
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(12, 1, 8, 8, generator=g), torch.arange(12) % 3

@@ -1,0 +1,67 @@
+import torch
+
+from poisonlab.check import Case, prologue, run
+
+
+def reference_asr(pred, y, target):
+    keep = y != target
+    return float((pred[keep] == target).float().mean())
+
+
+def test_run_reports_each_case_without_revealing_answers():
+    cases = [Case("two", (2,), 4), Case("three", (3,), 9, hint="square it")]
+    result = run("square", lambda v: v * 2, cases)
+    assert not result.ok and result.passed == 1 and result.total == 2
+    report = repr(result)
+    assert "1 of 2" in report and "square it" in report and "got 6" in report
+    assert "9" not in report.replace("got 6", "")  # the expected value is never shown
+
+
+def test_run_handles_stubs_errors_and_expected_exceptions():
+    def stub(v):
+        raise NotImplementedError
+
+    assert "not written yet" in repr(run("x", stub, [Case("a", (1,), 1)]))
+    crash = run("x", lambda v: 1 / 0, [Case("a", (1,), 1)])
+    assert "ZeroDivisionError" in repr(crash) and not crash.ok
+    must_raise = [Case("bad", (-1,), raises=ValueError)]
+    assert not run("x", lambda v: v, must_raise).ok
+
+    def strict(v):
+        raise ValueError("negative")
+
+    assert run("x", strict, must_raise).ok
+    assert not run("x", "not a function", must_raise).ok
+
+
+def test_compare_checks_tensor_shapes_and_values():
+    ok = run("t", lambda: torch.ones(3), [Case("ones", (), torch.ones(3))])
+    assert ok.ok
+    shape = run("t", lambda: torch.ones(4), [Case("ones", (), torch.ones(3))])
+    assert "shape" in repr(shape)
+
+
+def test_learner_cannot_spoil_later_cases_by_editing_inputs():
+    def mutating(pred, y, target):
+        value = reference_asr(pred, y, target)
+        pred.zero_()
+        return value
+
+    assert prologue.check_attack_success_rate(mutating).ok
+
+
+def test_prologue_checkers_accept_the_reference_and_reject_common_mistakes():
+    assert prologue.check_attack_success_rate(reference_asr).ok
+    including_target = lambda pred, y, t: float((pred == t).float().mean())  # noqa: E731
+    assert not prologue.check_attack_success_rate(including_target).ok
+    count = lambda pred, y, t: int((pred[y != t] == t).sum())  # noqa: E731
+    assert not prologue.check_attack_success_rate(count).ok
+
+    def budget(n, eps):
+        if not 0 <= eps < 1:
+            raise ValueError(eps)
+        return int(eps * n)
+
+    assert prologue.check_poison_budget(budget).ok
+    assert not prologue.check_poison_budget(lambda n, eps: round(eps * n)).ok
+    assert not prologue.check_poison_budget(lambda n, eps: int(eps * n)).ok  # no ValueError

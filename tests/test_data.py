@@ -1,0 +1,108 @@
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+
+import poisonlab as pl
+from poisonlab.data import DatasetUnavailable
+
+
+@pytest.mark.parametrize("name, n_train, n_test, shape", [
+    ("mnist5k", 4000, 1000, (1, 28, 28)),
+    ("digits", 1347, 450, (1, 8, 8)),
+])
+def test_offline_datasets_have_the_documented_layout(name, n_train, n_test, shape):
+    ds = pl.load(name)
+    assert ds.x_train.shape == (n_train, *shape) and ds.x_test.shape == (n_test, *shape)
+    assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
+    assert 0.0 <= float(ds.x_train.min()) and float(ds.x_train.max()) <= 1.0
+    assert float(ds.x_train.max()) > 0.9, "pixels should span the range, not be scaled twice"
+    assert ds.num_classes == 10 and ds.classes[3] == "3"
+    assert set(ds.y_test.tolist()) == set(range(10))
+
+
+def test_mnist5k_split_is_stratified_and_disjoint(mnist5k):
+    assert torch.bincount(mnist5k.y_train).tolist() == [400] * 10
+    assert torch.bincount(mnist5k.y_test).tolist() == [100] * 10
+    train = {tuple(r) for r in (mnist5k.x_train.flatten(1) * 255).round().to(torch.uint8).tolist()}
+    test = {tuple(r) for r in (mnist5k.x_test.flatten(1) * 255).round().to(torch.uint8).tolist()}
+    assert len(train & test) <= 5  # MNIST holds a few exact duplicates, never many
+
+
+def test_split_depends_on_seed_only():
+    a, b, c = pl.load("digits", seed=0), pl.load("digits", seed=0), pl.load("digits", seed=1)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert not torch.equal(a.y_train, c.y_train)
+
+
+def test_pair_keeps_two_classes_relabelled(mnist5k):
+    p = mnist5k.pair(1, 7)
+    assert p.classes == ("1", "7") and p.num_classes == 2
+    assert len(p.y_train) == 800 and len(p.y_test) == 200
+    assert set(p.y_train.tolist()) == {0, 1}
+    sevens = mnist5k.x_train[mnist5k.y_train == 7]
+    assert torch.equal(p.x_train[p.y_train == 1], sevens)
+
+
+@pytest.mark.parametrize("a, b", [(3, 3), (-1, 2), (0, 10), (1.0, 2)])
+def test_pair_rejects_bad_classes(mnist5k, a, b):
+    with pytest.raises(ValueError, match="a|b"):
+        mnist5k.pair(a, b)
+
+
+@pytest.mark.parametrize("kind", ["blobs", "moons"])
+def test_toy2d_is_two_balanced_classes_in_the_unit_square(kind):
+    ds = pl.toy2d(kind, n_train=100, n_test=400, seed=3)
+    assert ds.x_train.shape == (100, 2) and ds.x_test.shape == (400, 2)
+    both = torch.cat([ds.x_train, ds.x_test])
+    assert float(both.min()) >= 0.05 - 1e-6 and float(both.max()) <= 0.95 + 1e-6
+    assert abs(int(ds.y_train.sum()) - 50) <= 10
+    assert torch.equal(ds.x_train, pl.toy2d(kind, n_train=100, n_test=400, seed=3).x_train)
+
+
+def test_unknown_names_say_what_is_allowed():
+    with pytest.raises(ValueError, match="mnist5k"):
+        pl.load("imagenet")
+    with pytest.raises(ValueError, match="blobs"):
+        pl.toy2d("spirals")
+    with pytest.raises(ValueError, match="noise"):
+        pl.toy2d(noise=0)
+
+
+def test_online_dataset_without_network_fails_fast_and_names_offline_ones(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    start = time.perf_counter()
+    with pytest.raises(DatasetUnavailable) as err:
+        pl.load("fashion_mnist", root=tmp_path)
+    assert time.perf_counter() - start < 10
+    message = str(err.value)
+    assert "'mnist5k'" in message and "'digits'" in message and "fashion_mnist" in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_online_dataset_without_download_fails_clearly(tmp_path):
+    with pytest.raises(DatasetUnavailable, match="mnist5k"):
+        pl.load("cifar10", root=tmp_path, download=False)
+
+
+def test_online_dataset_without_torchvision_fails_clearly(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    with pytest.raises(DatasetUnavailable, match="torchvision"):
+        pl.load("mnist", root=tmp_path)
+
+
+def test_dataset_rejects_inconsistent_tensors():
+    x, y = torch.rand(4, 1, 2, 2), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="y_train"):
+        pl.Dataset("bad", x, y[:3], x, y, ("a", "b"))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pl.Dataset("bad", x * 255, y, x, y, ("a", "b"))
+    with pytest.raises(ValueError, match="< 2"):
+        pl.Dataset("bad", x, y + 1, x, y, ("a", "b"))

@@ -1,0 +1,58 @@
+import pytest
+import torch
+from torch import nn
+
+from poisonlab import metrics
+
+
+class Oracle(nn.Module):
+    """Predicts the class stored in the first pixel; any input with a bright corner → class 0."""
+
+    def forward(self, x):
+        cls = (x[:, 0, 0, 0] * 10).round().long()
+        cls = torch.where(x[:, 0, -1, -1] > 0.5, torch.zeros_like(cls), cls)
+        return nn.functional.one_hot(cls, 10).float()
+
+    def parameters(self, recurse=True):
+        return iter([])
+
+
+def images_of(labels):
+    x = torch.zeros(len(labels), 1, 4, 4)
+    x[:, 0, 0, 0] = torch.tensor(labels, dtype=torch.float32) / 10
+    return x
+
+
+def corner(x):
+    x = x.clone()
+    x[..., -1, -1] = 1.0
+    return x
+
+
+def test_accuracy_counts_correct_predictions():
+    x = images_of([1, 2, 3, 4])
+    assert metrics.accuracy(Oracle(), x, torch.tensor([1, 2, 3, 4])) == 1.0
+    assert metrics.accuracy(Oracle(), x, torch.tensor([1, 2, 0, 0])) == 0.5
+
+
+def test_attack_success_rate_excludes_target_class_inputs():
+    x, y = images_of([0, 0, 5, 6]), torch.tensor([0, 0, 5, 6])
+    assert metrics.attack_success_rate(Oracle(), x, y, corner, target=0) == 1.0
+    assert metrics.attack_success_rate(Oracle(), x, y, lambda v: v, target=0) == 0.0
+    # half of the non-target inputs triggered: 1 of 2
+    half = lambda v: torch.cat([corner(v[:1]), v[1:]])  # noqa: E731
+    assert metrics.attack_success_rate(Oracle(), x, y, half, target=0) == 0.5
+
+
+def test_metrics_reject_bad_input():
+    x, y = images_of([1, 2]), torch.tensor([1, 2])
+    with pytest.raises(ValueError, match="2 entries"):
+        metrics.accuracy(Oracle(), x, torch.tensor([1]))
+    with pytest.raises(ValueError, match="undefined"):
+        metrics.attack_success_rate(Oracle(), x, torch.tensor([3, 3]), corner, target=3)
+    with pytest.raises(ValueError, match="callable"):
+        metrics.attack_success_rate(Oracle(), x, y, "corner", target=0)
+    with pytest.raises(ValueError, match="target"):
+        metrics.attack_success_rate(Oracle(), x, y, corner, target=-2)
+    with pytest.raises(ValueError, match="shaped like"):
+        metrics.attack_success_rate(Oracle(), x, y, lambda v: v[:, :, :2], target=0)

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+import poisonlab as pl
+
+
+@pytest.mark.parametrize("name, feature_dim", [("logreg", 784), ("mlp", 128), ("cnn", 64)])
+def test_models_split_into_features_and_head(name, feature_dim):
+    model = pl.make(name, (1, 28, 28), 10)
+    x = torch.rand(5, 1, 28, 28)
+    z = model.features(x)
+    assert z.shape == (5, feature_dim) and model.feature_dim == feature_dim
+    assert torch.allclose(model(x), model.head(z))
+
+
+def test_cnn_handles_small_and_colour_images():
+    assert pl.make("cnn", (1, 8, 8), 10)(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    assert pl.make("cnn", (3, 32, 32), 10)(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert pl.make("cnn", (1, 7, 9), 3)(torch.rand(2, 1, 7, 9)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp", "cnn"])
+def test_every_pixel_reaches_the_output_including_the_bottom_right_corner(name):
+    # A CNN without padding never sees the last rows and columns: a corner trigger then fails.
+    model = pl.make(name, (1, 28, 28), 10, seed=1)
+    x = torch.rand(1, 1, 28, 28, requires_grad=True)
+    model(x).sum().backward()
+    assert float(x.grad[0, 0, -1, -1].abs()) > 0
+    assert float(x.grad[0, 0, -3:, -3:].abs().min()) > 0
+
+
+def test_initialisation_is_seeded_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = pl.make("cnn", (1, 28, 28), 10, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b = pl.make("cnn", (1, 28, 28), 10, seed=4)
+    c = pl.make("cnn", (1, 28, 28), 10, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_make_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="'logreg', 'mlp', 'cnn'"):
+        pl.make("resnet152", (1, 28, 28), 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        pl.make("mlp", (1, 28, 28), 1)
+    with pytest.raises(ValueError, match="input_shape"):
+        pl.make("mlp", (0, 28), 10)
+    with pytest.raises(ValueError, match="C, H, W"):
+        pl.make("cnn", (784,), 10)

@@ -1,0 +1,138 @@
+"""The chapters as files: stored clean, listed in the book, built to the notebook anatomy of
+shared/DESIGN.md, with exercises that fail on the stub and pass on the hidden solution.
+
+(Executing the chapters top to bottom is nbval's job: ``pytest --nbval-lax chapters``.)
+"""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import yaml
+
+import poisonlab
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def _tags(cell):
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def _toc_files(node):
+    if isinstance(node, dict):
+        if "file" in node:
+            yield node["file"]
+        if "root" in node:
+            yield node["root"]
+        for value in node.values():
+            yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+
+
+def stub(source: str) -> str:
+    """The student's version of a solution cell: the code between the markers becomes a stub."""
+    out, inside = [], False
+    for line in source.splitlines():
+        if line.strip() == BEGIN:
+            inside = True
+            out.append(line[: len(line) - len(line.lstrip())] + "raise NotImplementedError()")
+        elif line.strip() == END:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out)
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "chapters/ holds no notebook"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_is_stored_without_outputs(path):
+    nb = _read(path)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} hold outputs; strip them before committing"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_is_listed_in_the_table_of_contents(path):
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert f"chapters/{path.stem}" in set(_toc_files(toc))
+
+
+def test_table_of_contents_points_at_existing_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for entry in _toc_files(toc):
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_follows_the_notebook_anatomy(path):
+    nb = _read(path)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "title first"
+    assert "After this chapter you will be able to" in first.source
+    setup = [c for c in nb.cells if "remove-cell" in _tags(c)]
+    assert setup and "google.colab" in setup[0].source and "pip install" in setup[0].source
+    assert any("parameters" in _tags(c) for c in nb.cells), "a cell tagged 'parameters'"
+    checks = [c for c in nb.cells if "remove-input" in _tags(c) and "assert" in c.source]
+    assert checks, "a hidden check cell that asserts the chapter's claims"
+    headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert any("## Key takeaways" in h for h in headings)
+    assert any("## Exercises" in h for h in headings)
+    assert any("## References" in h for h in headings)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_glued_number_in_the_prose_is_computed(path):
+    nb = _read(path)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    used = set()
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            used |= set(re.findall(r"\{glue:text\}`([A-Za-z_]\w*)", c.source))
+    glued = set(re.findall(r"glue\(\s*\"(\w+)\"", code))
+    assert used <= glued, f"prose uses {sorted(used - glued)} that no code cell glues"
+
+
+def _exercises(path):
+    cells = _read(path).cells
+    pairs = []
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and BEGIN in cell.source:
+            check = next(c for c in cells[i + 1:] if c.cell_type == "code" and ".check_" in c.source)
+            pairs.append((cell.source, check.source))
+    return pairs
+
+
+EXERCISES = [(p, i, sol, chk) for p in CHAPTERS for i, (sol, chk) in enumerate(_exercises(p))]
+
+
+def _check_result(solution: str, check: str):
+    namespace = {"torch": torch, "pl": poisonlab}
+    exec(compile(solution, "<solution>", "exec"), namespace)
+    *body, last = check.strip().splitlines()
+    exec(compile("\n".join(body), "<check>", "exec"), namespace)
+    return eval(compile(last, "<check>", "eval"), namespace)
+
+
+@pytest.mark.parametrize("path, index, solution, check", EXERCISES,
+                         ids=[f"{p.name}-exercise{i + 1}" for p, i, _, _ in EXERCISES])
+def test_exercise_passes_on_the_solution_and_fails_on_the_stub(path, index, solution, check):
+    assert END in solution
+    assert _check_result(solution, check).ok, "the hidden solution must pass its checker"
+    student = stub(solution)
+    assert BEGIN not in student and "NotImplementedError" in student
+    result = _check_result(student, check)
+    assert not result.ok and "not written yet" in repr(result)

@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+import poisonlab as pl
+from poisonlab import metrics
+
+
+def test_small_cnn_learns_mnist5k_above_90_percent(mnist5k):
+    model = pl.make("cnn", mnist5k.input_shape, 10, seed=0)
+    history = pl.fit(model, mnist5k.x_train, mnist5k.y_train, epochs=3, lr=0.05, seed=0, progress=False)
+    assert history.loss[-1] < history.loss[0]
+    assert metrics.accuracy(model, mnist5k.x_test, mnist5k.y_test) > 0.90
+
+
+def test_logistic_regression_learns_digits(digits):
+    model = pl.make("logreg", digits.input_shape, 10)
+    pl.fit(model, digits.x_train, digits.y_train, epochs=20, lr=0.1, progress=False)
+    assert metrics.accuracy(model, digits.x_test, digits.y_test) > 0.90
+
+
+def test_fit_is_bit_for_bit_deterministic_on_cpu(digits):
+    def run(seed):
+        model = pl.make("cnn", digits.input_shape, 10, seed=0)
+        pl.fit(model, digits.x_train, digits.y_train, epochs=2, lr=0.05, seed=seed, progress=False,
+               device="cpu")
+        return [p.detach().clone() for p in model.parameters()]
+
+    a, b, c = run(0), run(0), run(1)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert not all(torch.equal(p, q) for p, q in zip(a, c))
+
+
+def test_fit_records_callback_metrics_and_weight_decay_shrinks_weights(digits):
+    def test_acc(epoch, model):
+        return {"test_accuracy": metrics.accuracy(model, digits.x_test, digits.y_test)}
+
+    norms = []
+    for wd in (0.0, 0.05):
+        model = pl.make("logreg", digits.input_shape, 10)
+        h = pl.fit(model, digits.x_train, digits.y_train, epochs=3, lr=0.1, weight_decay=wd,
+                   callback=test_acc, progress=False, optimizer="adam" if wd else "sgd")
+        assert h.epochs == 3 and len(h.metrics["test_accuracy"]) == 3 and h.seconds > 0
+        norms.append(float(model.head.weight.detach().norm()))
+    model = pl.make("logreg", digits.input_shape, 10)
+    pl.fit(model, digits.x_train, digits.y_train, epochs=3, lr=0.1, weight_decay=0.5, progress=False)
+    assert float(model.head.weight.detach().norm()) < norms[0]
+
+
+def test_progress_bar_is_shown_unless_disabled(digits, capsys):
+    model = pl.make("logreg", digits.input_shape, 10)
+    pl.fit(model, digits.x_train[:64], digits.y_train[:64], epochs=2, lr=0.1, progress=True)
+    assert "training" in capsys.readouterr().err
+    pl.fit(model, digits.x_train[:64], digits.y_train[:64], epochs=2, lr=0.1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_logits_and_embed_shapes(tiny_images):
+    x, _ = tiny_images
+    model = pl.make("mlp", (1, 8, 8), 3, hidden=(16,))
+    model.train()
+    assert pl.train.logits(model, x, batch_size=5).shape == (12, 3)
+    pred = pl.predict(model, x)
+    assert pred.shape == (12,) and pred.dtype == torch.int64
+    assert pl.train.embed(model, x).shape == (12, 16)
+    assert model.training, "prediction must not change the model's mode"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, "epochs"),
+    ({"lr": -1.0}, "lr"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"weight_decay": -0.1}, "weight_decay"),
+    ({"optimizer": "lbfgs"}, "optimizer"),
+    ({"momentum": 1.0}, "momentum"),
+])
+def test_fit_rejects_bad_hyperparameters(tiny_images, kwargs, match):
+    x, y = tiny_images
+    model = pl.make("logreg", (1, 8, 8), 3)
+    args = {"epochs": 1, "lr": 0.1, "progress": False} | kwargs
+    with pytest.raises(ValueError, match=match):
+        pl.fit(model, x, y, **args)
+
+
+def test_fit_rejects_bad_data(tiny_images):
+    x, y = tiny_images
+    model = pl.make("logreg", (1, 8, 8), 3)
+    with pytest.raises(ValueError, match="12 entries"):
+        pl.fit(model, x, y[:5], epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="integer class labels"):
+        pl.fit(model, x, y.float(), epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="floating-point"):
+        pl.fit(model, (x * 255).to(torch.uint8), y, epochs=1, lr=0.1)
