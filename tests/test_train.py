@@ -90,3 +90,26 @@ def test_fit_rejects_bad_data(tiny_images):
         pl.fit(model, x, y.float(), epochs=1, lr=0.1)
     with pytest.raises(ValueError, match="floating-point"):
         pl.fit(model, (x * 255).to(torch.uint8), y, epochs=1, lr=0.1)
+
+
+def test_notebook_progress_line_updates_one_display_in_place(monkeypatch):
+    import IPython.display
+
+    from poisonlab.train import _NotebookLine
+
+    shown = []
+
+    class Handle:
+        def update(self, obj, raw):
+            shown.append(("update", obj["text/plain"]))
+
+    def display(obj, raw, display_id):
+        shown.append(("display", obj["text/plain"]))
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    line = _NotebookLine()
+    line.write("\rtraining:  50%| 1/2")
+    line.write("\rtraining: 100%| 2/2")
+    line.write("\n")
+    assert shown == [("display", "training:  50%| 1/2"), ("update", "training: 100%| 2/2")]

@@ -143,11 +143,50 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
     return history
 
 
+class _NotebookLine:
+    """A file-like target for tqdm that shows the bar as one line of text in a notebook.
+
+    Each write replaces the line in place (an IPython display handle), so the bar updates live in
+    Jupyter, Colab and VS Code, and an executed notebook, the book's site included, keeps the
+    final state ("4/4 epochs, loss …") rather than a widget that a static page cannot draw.
+    """
+
+    def __init__(self) -> None:
+        self._handle = None
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").strip()
+        if line:
+            from IPython.display import display
+
+            if self._handle is None:
+                self._handle = display({"text/plain": line}, raw=True, display_id=True)
+            else:
+                self._handle.update({"text/plain": line}, raw=True)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def _progress_bar(total: int, *, enabled: bool):
+    """A tqdm bar over epochs: a live text line in notebooks, the usual bar on a terminal."""
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
+    if _in_notebook():
+        return tqdm(total=total, desc="training", unit="epoch", file=_NotebookLine(), ncols=80,
+                    mininterval=0.0)
     return tqdm(total=total, desc="training", unit="epoch", leave=True)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-PASS, FAIL = "✅", "❌"
+PASS, FAIL = "✓", "✗"
 
 
 @dataclass(frozen=True)

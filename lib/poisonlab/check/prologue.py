@@ -23,7 +23,8 @@ def _asr_cases() -> list[Case]:
         Case("the trigger never works", (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), 9), 0.0,
              hint="count the inputs *predicted* as the target."),
         Case("500 random inputs, target 4", (pred, y, 4), float((pred[keep] == 4).float().mean()),
-             hint="the answer is a fraction in [0, 1], not a count."),
+             hint="return a fraction in [0, 1], not a count, and leave out the inputs whose true "
+                  "class is already the target."),
     ]
 
 
