@@ -113,3 +113,10 @@ def test_notebook_progress_line_updates_one_display_in_place(monkeypatch):
     line.write("\rtraining: 100%| 2/2")
     line.write("\n")
     assert shown == [("display", "training:  50%| 1/2"), ("update", "training: 100%| 2/2")]
+
+
+def test_default_device_is_an_available_device():
+    dev = pl.train.default_device()
+    assert dev.type in {"cpu", "cuda", "mps"}
+    if dev.type == "cpu":
+        assert not torch.cuda.is_available()
