@@ -1,3 +1,5 @@
+import math
+
 import torch
 
 from poisonlab.check import Case, prologue, run
@@ -59,9 +61,21 @@ def test_prologue_checkers_accept_the_reference_and_reject_common_mistakes():
 
     def budget(n, eps):
         if not 0 <= eps < 1:
-            raise ValueError(eps)
-        return int(eps * n)
+            raise ValueError(f"eps must be in [0, 1), got {eps}")
+        return math.floor(round(eps * n, 9))
+
+    def truncating(n, eps):
+        if not 0 <= eps < 1:
+            raise ValueError(f"eps must be in [0, 1), got {eps}")
+        return int(eps * n)  # 0.29 * 100 -> 28
+
+    def silent(n, eps):
+        if not 0 <= eps < 1:
+            raise ValueError("bad budget")  # does not say what was given
+        return math.floor(round(eps * n, 9))
 
     assert prologue.check_poison_budget(budget).ok
     assert not prologue.check_poison_budget(lambda n, eps: round(eps * n)).ok
-    assert not prologue.check_poison_budget(lambda n, eps: int(eps * n)).ok  # no ValueError
+    assert not prologue.check_poison_budget(lambda n, eps: math.floor(round(eps * n, 9))).ok
+    assert "28.99" in repr(prologue.check_poison_budget(truncating))
+    assert "does not say what was given" in repr(prologue.check_poison_budget(silent))

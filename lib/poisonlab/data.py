@@ -170,7 +170,8 @@ def toy2d(kind: str = "blobs", *, n_train: int = 100, n_test: int = 1000, noise:
     Args:
         kind: ``"blobs"`` (two Gaussian clouds, centres 3 apart, standard deviation ``noise``)
             or ``"moons"`` (scikit-learn's two moons with Gaussian noise ``noise``).
-        n_train, n_test: number of training and test points (classes balanced).
+        n_train: number of training points (classes balanced).
+        n_test: number of test points.
         noise: spread of the classes, > 0.
         seed: seeds the sample.
 

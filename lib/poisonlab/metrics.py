@@ -39,7 +39,9 @@ def attack_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     whose true class is *not* the target, the fraction that the model assigns to ``target``
     once the trigger is applied,
 
-    .. math:: \\mathrm{ASR} = \\frac{|\\{i : y_i \\ne t,\\ f(T(x_i)) = t\\}|}{|\\{i : y_i \\ne t\\}|}.
+    .. math:: \\mathrm{ASR} = \\frac{|\\{i : y_i \\ne t,\\ \\hat y(T(x_i)) = t\\}|}{|\\{i : y_i \\ne t\\}|},
+
+    where ŷ is the model's predicted class.
 
     Inputs already of the target class are left out: counting them would credit the attack
     with the model's ordinary accuracy.

@@ -80,9 +80,10 @@ class SmallCNN(Classifier):
     representation: a trigger in the bottom-right corner is *seen* (a CNN without padding
     silently ignores it, and a backdoor experiment then fails for the wrong reason).
 
-    Shapes for a 1×28×28 input: 28×28×c1 → pool → 14×14×c2 → pool → 7×7×c2 → dense ``width``.
-    The default widths (8, 16 channels, 64 features) train one epoch of ``mnist5k`` in about half
-    a second on two CPU cores and reach about 95% test accuracy in three epochs.
+    Shapes for a 1×28×28 input: conv → 28×28×c1 → pool → 14×14×c1 → conv → 14×14×c2 → pool →
+    7×7×c2 → dense ``width``. The default widths (8 and 16 channels, 64 features) train one
+    epoch of ``mnist5k`` in about half a second on two CPU cores and pass 90% test accuracy within
+    three epochs.
     """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int,

@@ -92,7 +92,7 @@ def image_grid(images: torch.Tensor, *, titles: Sequence[str] | None = None,
                 ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
             if titles is not None:
                 color = title_colors[i] if title_colors is not None else "black"
-                ax.set_title(titles[i], fontsize=9, color=color)
+                ax.set_title(titles[i], fontsize=10, color=color)
         if title:
             fig.suptitle(title)
     return fig
@@ -194,7 +194,7 @@ def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
             pts = c[lab == j]
             if len(pts) == 0:
                 continue
-            ax.scatter(pts[:, 0], pts[:, 1], s=8, alpha=0.6, color=colors[j % len(colors)], label=classes[j])
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, alpha=0.6, color=colors[j % len(colors)])
             cx, cy = np.median(pts, axis=0)
             ax.text(cx, cy, classes[j], fontsize=12, weight="bold", ha="center", va="center",
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colors[j % len(colors)], alpha=0.85))
@@ -205,5 +205,6 @@ def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
         ax.set(xlabel=xlabel, ylabel=ylabel)
         if title:
             ax.set_title(title)
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, fontsize=8)
+        if highlight is not None:  # class names are written on the clusters; no legend needed
+            ax.legend(loc="best", fontsize=8)
     return fig

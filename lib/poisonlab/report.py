@@ -1,7 +1,7 @@
 """Hand numbers from a notebook's run to its prose.
 
-On the book's site, ``{glue:text}`name``` in a Markdown cell shows a value computed by a code
-cell (myst-nb's *glue*). :func:`glue` stores the value when myst-nb is installed and does
+On the book's site, the MyST role ``glue:text`` with a name, written in a Markdown cell, shows a
+value computed by a code cell (myst-nb's *glue*). :func:`glue` stores the value when myst-nb is installed and does
 nothing otherwise (plain Jupyter, Colab), so the same notebook runs everywhere.
 """
 
@@ -11,7 +11,8 @@ from typing import Any
 
 
 def glue(name: str, value: Any) -> Any:
-    """Make ``value`` available to the prose as ``{glue:text}`name``` and return it unchanged."""
+    """Make ``value`` available to the prose under ``name`` (the ``glue:text`` role) and return it
+    unchanged."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a valid identifier, got {name!r}")
     try:

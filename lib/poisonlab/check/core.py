@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ class Case:
         kwargs: keyword arguments for the function.
         raises: the exception type the function must raise, if the case checks bad input.
         hint: shown when the case fails; points at the idea, not at the answer.
+        match: with ``raises``, a regular expression the error message must contain (e.g. the
+            value that was given), so that the error tells its reader what went wrong.
     """
 
     description: str
@@ -32,6 +35,7 @@ class Case:
     kwargs: dict = field(default_factory=dict)
     raises: type[BaseException] | None = None
     hint: str = ""
+    match: str | None = None
 
 
 @dataclass
@@ -122,6 +126,10 @@ def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-
             continue
         except Exception as e:  # report any error of the learner's code and keep going
             if case.raises is not None and isinstance(e, case.raises):
+                if case.match is not None and not re.search(case.match, str(e)):
+                    lines.append(f"{FAIL} {label}: raised {type(e).__name__}, but its message "
+                                 f"{str(e)!r} does not say what was given")
+                    continue
                 lines.append(f"{PASS} {label}")
                 passed += 1
                 continue

@@ -29,8 +29,8 @@ def _asr_cases() -> list[Case]:
 
 
 def check_attack_success_rate(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> CheckResult:
-    """Check ``fn(predictions, true_labels, target) -> float``: the attack success rate of
-    eq. (ASR) from predicted labels on triggered inputs."""
+    """Check ``fn(predictions, true_labels, target) -> float``: the attack success rate (the
+    ASR equation of the notation page) from predicted labels on triggered inputs."""
     return run("attack success rate", fn, _asr_cases())
 
 
@@ -42,12 +42,15 @@ def _budget_cases() -> list[Case]:
         Case("a fraction that does not divide evenly: n = 999, ε = 1%", (999, 0.01), 9,
              hint="the attacker can only afford whole points: round down."),
         Case("ε = 0", (500, 0.0), 0),
-        Case("ε = 1.3 is not a fraction", (500, 1.3), raises=ValueError, hint=hint_range),
-        Case("ε = -0.1 is not a fraction", (500, -0.1), raises=ValueError, hint=hint_range),
+        Case("floating point: n = 100, ε = 0.29", (100, 0.29), 29,
+             hint="in floating point 0.29 * 100 is 28.999999999999996; round before you floor."),
+        Case("ε = 1.3 is not a fraction", (500, 1.3), raises=ValueError, hint=hint_range, match=r"1\.3"),
+        Case("ε = -0.1 is not a fraction", (500, -0.1), raises=ValueError, hint=hint_range, match=r"-0\.1"),
     ]
 
 
 def check_poison_budget(fn: Callable[[int, float], int]) -> CheckResult:
     """Check ``fn(n, eps) -> int``: the number of points an attacker with budget ε controls in
-    a training set of n clean points, ⌊ε n⌋, with a ``ValueError`` for ε outside [0, 1)."""
+    a training set of n clean points, ⌊ε n⌋, with a ``ValueError`` that names the value for ε
+    outside [0, 1)."""
     return run("poison budget", fn, _budget_cases())

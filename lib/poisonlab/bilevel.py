@@ -1,0 +1,111 @@
+"""Gradients through training: the two ways to differentiate a learner's optimum.
+
+Poisoning as a bilevel problem (Biggio et al. 2012; Mei & Zhu 2015; Muñoz-González et al. 2017):
+
+.. math::
+   \\max_{X_p \\in \\mathcal{C}}\\ L_{\\text{val}}\\big(\\hat\\theta(X_p)\\big)
+   \\quad\\text{s.t.}\\quad
+   \\hat\\theta(X_p) = \\arg\\min_\\theta J(\\theta; D_c \\cup D_p).
+
+The attacker needs dL_val/dX_p, which runs through the training procedure.
+
+* **Implicit differentiation** (convex learners). At the optimum ∇_θ J(θ̂, X_p) = 0; differentiating
+  this identity (implicit function theorem) gives
+
+  .. math:: \\frac{d\\hat\\theta}{dX_p} = -H^{-1} \\frac{\\partial^2 J}{\\partial\\theta\\,\\partial X_p},
+     \\qquad
+     \\frac{dL_{\\text{val}}}{dX_p} = -\\Big(\\frac{\\partial^2 J}{\\partial\\theta\\,\\partial X_p}\\Big)^{\\!\\top} H^{-1}\\nabla_\\theta L_{\\text{val}},
+
+  with H = ∇²_θ J(θ̂) (Koh & Liang 2017, eq. 2; Mei & Zhu 2015). :func:`implicit_gradient`
+  solves H v = ∇_θ L_val by conjugate gradients with Hessian-vector products, then takes one
+  vector–Jacobian product of ∇_θ J with respect to X_p.
+
+* **Unrolled differentiation** (any differentiable learner). Training is T steps of gradient
+  descent θ_{t+1} = θ_t − η ∇_θ J(θ_t; X_p) from a fixed θ_0; :func:`unrolled_gradient` keeps
+  the graph of all T steps and back-propagates L_val(θ_T) to X_p (back-gradient optimisation,
+  Muñoz-González et al. 2017, who reverse the dynamics instead of storing them to save memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from poisonlab import _validate
+from poisonlab.linear import conjugate_gradient
+
+
+def implicit_gradient(theta: torch.Tensor, x_poison: torch.Tensor,
+                      train_objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                      val_loss: Callable[[torch.Tensor], torch.Tensor],
+                      hvp: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                      cg_tol: float = 1e-10, cg_iter: int = 500) -> torch.Tensor:
+    """dL_val/dX_p at a training optimum θ̂, by the implicit function theorem.
+
+    Args:
+        theta: the optimum θ̂ of ``train_objective`` (flat vector); the result is only as exact as
+            ∇_θ J(θ̂) is close to 0.
+        x_poison: poison inputs X_p, any shape.
+        train_objective: J(θ, X_p), the full regularised training objective (clean and poison
+            points), differentiable twice.
+        val_loss: L_val(θ), the attacker's objective on its validation set.
+        hvp: v ↦ ∇²_θ J(θ̂) v; by default computed by double back-propagation through
+            ``train_objective``.
+
+    Returns:
+        The gradient, shaped like ``x_poison``.
+    """
+    theta = theta.detach()
+    xp = x_poison.detach()
+    if hvp is None:
+        hvp = autograd_hvp(lambda t: train_objective(t, xp), theta)
+    th = theta.clone().requires_grad_(True)
+    g_val = torch.autograd.grad(val_loss(th), th)[0]
+    v = conjugate_gradient(hvp, g_val, tol=cg_tol, max_iter=cg_iter)
+    xp = xp.clone().requires_grad_(True)
+    th = theta.clone().requires_grad_(True)
+    g_train = torch.autograd.grad(train_objective(th, xp), th, create_graph=True)[0]
+    mixed = torch.autograd.grad(g_train @ v, xp)[0]
+    return -mixed
+
+
+def autograd_hvp(objective: Callable[[torch.Tensor], torch.Tensor],
+                 theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """v ↦ ∇²f(θ) v by double back-propagation (Pearlmutter 1994)."""
+    th = theta.detach().clone().requires_grad_(True)
+    g = torch.autograd.grad(objective(th), th, create_graph=True)[0]
+
+    def apply(v: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad(g, th, grad_outputs=v, retain_graph=True)[0]
+
+    return apply
+
+
+def unrolled_gradient(theta0: torch.Tensor, x_poison: torch.Tensor,
+                      train_objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                      val_loss: Callable[[torch.Tensor], torch.Tensor], *, steps: int,
+                      lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """dL_val(θ_T)/dX_p through T steps of full-batch gradient descent from θ_0.
+
+    Args:
+        theta0: the initial parameters θ_0 (flat vector), held fixed.
+        x_poison: poison inputs X_p.
+        train_objective: J(θ, X_p).
+        val_loss: L_val(θ).
+        steps: T, the number of descent steps, >= 1.
+        lr: η, the step size, > 0.
+
+    Returns:
+        ``(gradient shaped like x_poison, θ_T detached)``.
+    """
+    steps = _validate.positive_int("steps", steps)
+    lr = _validate.positive_float("lr", lr)
+    xp = x_poison.detach().clone().requires_grad_(True)
+    theta = theta0.detach().clone().requires_grad_(True)
+    th = theta
+    for _ in range(steps):
+        g = torch.autograd.grad(train_objective(th, xp), th, create_graph=True)[0]
+        th = th - lr * g
+    grad = torch.autograd.grad(val_loss(th), xp)[0]
+    return grad, th.detach()
