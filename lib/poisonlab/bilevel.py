@@ -40,6 +40,7 @@ def implicit_gradient(theta: torch.Tensor, x_poison: torch.Tensor,
                       train_objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                       val_loss: Callable[[torch.Tensor], torch.Tensor],
                       hvp: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                      solve: Callable[[torch.Tensor], torch.Tensor] | None = None,
                       cg_tol: float = 1e-10, cg_iter: int = 500) -> torch.Tensor:
     """dL_val/dX_p at a training optimum θ̂, by the implicit function theorem.
 
@@ -51,18 +52,22 @@ def implicit_gradient(theta: torch.Tensor, x_poison: torch.Tensor,
             points), differentiable twice.
         val_loss: L_val(θ), the attacker's objective on its validation set.
         hvp: v ↦ ∇²_θ J(θ̂) v; by default computed by double back-propagation through
-            ``train_objective``.
+            ``train_objective``. Conjugate gradients then solve H v = ∇_θ L_val.
+        solve: v ↦ H⁻¹ v, if the caller has a factorisation; replaces ``hvp`` and CG.
 
     Returns:
         The gradient, shaped like ``x_poison``.
     """
     theta = theta.detach()
     xp = x_poison.detach()
-    if hvp is None:
-        hvp = autograd_hvp(lambda t: train_objective(t, xp), theta)
     th = theta.clone().requires_grad_(True)
     g_val = torch.autograd.grad(val_loss(th), th)[0]
-    v = conjugate_gradient(hvp, g_val, tol=cg_tol, max_iter=cg_iter)
+    if solve is not None:
+        v = solve(g_val)
+    else:
+        if hvp is None:
+            hvp = autograd_hvp(lambda t: train_objective(t, xp), theta)
+        v = conjugate_gradient(hvp, g_val, tol=cg_tol, max_iter=cg_iter)
     xp = xp.clone().requires_grad_(True)
     th = theta.clone().requires_grad_(True)
     g_train = torch.autograd.grad(train_objective(th, xp), th, create_graph=True)[0]

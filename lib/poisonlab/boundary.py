@@ -1,0 +1,266 @@
+"""Chapter 1: poisoning that shifts a decision boundary.
+
+Two attacks on binary classifiers, both returning a :class:`~poisonlab.poison.PoisonedSet`:
+
+* :func:`label_flip` — the naive baseline: flip the labels of ⌊ε n⌋ training points, chosen at
+  random or nearest the clean decision boundary (replacement threat model).
+* :func:`gradient_poison` — add ⌊ε n⌋ crafted points and move them by projected gradient ascent
+  on the attacker's validation loss, differentiating through training (Biggio et al. 2012;
+  Mei & Zhu 2015; Muñoz-González et al. 2017). The gradient comes from
+  :func:`poisonlab.bilevel.implicit_gradient` for the convex learners (``"logreg"``, ``"svm"``)
+  and from :func:`poisonlab.bilevel.unrolled_gradient` for a small MLP (``"mlp"``).
+
+Labels are binary, y ∈ {0, 1} (use :meth:`poisonlab.data.Dataset.pair`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from poisonlab import _validate
+from poisonlab.bilevel import implicit_gradient, unrolled_gradient
+from poisonlab.linear import LinearLearner, as_design
+from poisonlab.poison import PoisonedSet
+
+MODELS = ("logreg", "svm", "mlp")
+STRATEGIES = ("random", "nearest")
+
+
+def n_poisons(n: int, eps: float) -> int:
+    """⌊ε n⌋, the number of points a budget ε buys in a set of n (rounded first, so that
+    0.29 · 100 gives 29 despite floating point)."""
+    eps = _validate.fraction("eps", eps)
+    return math.floor(round(eps * n, 9))
+
+
+def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = "random",
+               seed: int = 0, lam: float = 1e-2) -> PoisonedSet:
+    """Flip the labels of ⌊ε n⌋ training points (replacement model).
+
+    Args:
+        x: training inputs (n, ...).
+        y: binary labels (n,) in {0, 1}.
+        eps: budget in [0, 1).
+        strategy: ``"random"`` flips a uniformly random subset; ``"nearest"`` flips the points
+            closest to the decision boundary of a clean logistic regression (regularisation
+            ``lam``), the points a learner is least sure of.
+        seed: seeds the random choice.
+
+    Returns:
+        A :class:`PoisonedSet` with the same inputs, the flipped labels, and ``is_poison``
+        marking the flipped points.
+    """
+    x = _validate.inputs("x", x)
+    y = _validate.labels("y", y, n=x.shape[0], num_classes=2)
+    _validate.choice("strategy", strategy, STRATEGIES)
+    k = n_poisons(len(y), eps)
+    if strategy == "random":
+        idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:k]
+    else:
+        learner = LinearLearner("logistic", lam)
+        theta = learner.fit(x, y)
+        idx = learner.decision(theta, x).abs().argsort()[:k]
+    y_new = y.clone()
+    y_new[idx] = 1 - y_new[idx]
+    is_poison = torch.zeros(len(y), dtype=torch.bool)
+    is_poison[idx] = True
+    return PoisonedSet(x.clone(), y_new, is_poison, None,
+                       {"attack": "label_flip", "strategy": strategy, "eps": eps})
+
+
+@dataclass(frozen=True)
+class SmallMLP:
+    """A one-hidden-layer tanh network written as a function of one flat parameter vector, so
+    that training can be unrolled and differentiated: f(x) = w₂ᵀ tanh(W₁ x + b₁) + b₂ (binary
+    logit)."""
+
+    d: int
+    hidden: int = 16
+
+    @property
+    def size(self) -> int:
+        return self.hidden * self.d + 2 * self.hidden + 1
+
+    def init(self, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        w1 = torch.randn(self.hidden, self.d, generator=g, dtype=torch.float64) / math.sqrt(self.d)
+        w2 = torch.randn(self.hidden, generator=g, dtype=torch.float64) / math.sqrt(self.hidden)
+        return torch.cat([w1.flatten(), torch.zeros(self.hidden, dtype=torch.float64), w2,
+                          torch.zeros(1, dtype=torch.float64)])
+
+    def logit(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        h, d = self.hidden, self.d
+        w1 = theta[: h * d].reshape(h, d)
+        b1 = theta[h * d: h * d + h]
+        w2 = theta[h * d + h: h * d + 2 * h]
+        return torch.tanh(x @ w1.T + b1) @ w2 + theta[-1]
+
+    def loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+        return (F.binary_cross_entropy_with_logits(self.logit(theta, x), y.to(x.dtype))
+                + 0.5 * lam * theta.pow(2).sum())
+
+
+def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor,
+                    y_val: torch.Tensor, eps: float, *, model: str = "logreg", steps: int = 50,
+                    lr: float = 0.05, box: tuple[float, float] = (0.0, 1.0), lam: float = 1e-2,
+                    train_steps: int = 100, train_lr: float = 0.5, seed: int = 0,
+                    record: bool = False, progress: bool = False) -> PoisonedSet:
+    """Gradient-based poisoning: add ⌊ε n⌋ points that maximise the attacker's validation loss.
+
+    Solves the bilevel problem
+
+    .. math:: \\max_{X_p \\in [lo, hi]^{n_p \\times d}} L_{\\text{val}}(\\hat\\theta(X_p)),\\quad
+       \\hat\\theta(X_p) = \\arg\\min_\\theta J(\\theta; D_c \\cup \\{(x_{p,j}, y_{p,j})\\})
+
+    by projected gradient ascent (Adam steps on X_p, then clipping to the box). The poisons start
+    as copies of random training points with flipped labels (Biggio et al. 2012); their labels
+    stay fixed while their features move.
+
+    Args:
+        x_train, y_train: the clean training set D_c, inputs (n, ...) in the box, labels in {0, 1}.
+        x_val, y_val: the attacker's validation set (its estimate of the test distribution).
+        eps: budget in [0, 1); ⌊ε n⌋ poisons are added (at least 1 when eps > 0 and n ε ≥ 1).
+        model: ``"logreg"`` (logistic loss) or ``"svm"`` (smoothed hinge), both with L2
+            strength ``lam`` and differentiated implicitly; or ``"mlp"``, a 16-unit tanh network
+            trained by ``train_steps`` full-batch gradient steps of size ``train_lr`` from a
+            fixed initialisation and differentiated by unrolling those steps.
+        steps: ascent steps, >= 1.
+        lr: Adam step size on the poison features, > 0.
+        box: feasible range (lo, hi) of every feature.
+        seed: seeds the choice of starting points (and the MLP's initialisation).
+        record: keep the poisons after every step in ``info["trajectory"]`` (steps + 1, n_p, d).
+        progress: show a progress bar.
+
+    Returns:
+        ``PoisonedSet.append(x_train, y_train, X_p, y_p)``; ``info`` holds ``"val_loss"``, the
+        attacker's objective after each step, and, with ``record``, the trajectory.
+    """
+    x_train = _validate.inputs("x_train", x_train)
+    y_train = _validate.labels("y_train", y_train, n=x_train.shape[0], num_classes=2)
+    x_val = _validate.inputs("x_val", x_val)
+    y_val = _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2)
+    if x_val.shape[1:] != x_train.shape[1:]:
+        raise ValueError(f"x_val inputs must be shaped like x_train's, {tuple(x_train.shape[1:])}, "
+                         f"got {tuple(x_val.shape[1:])}")
+    _validate.choice("model", model, MODELS)
+    steps = _validate.positive_int("steps", steps)
+    lr = _validate.positive_float("lr", lr)
+    lo, hi = (float(b) for b in box)
+    if not lo < hi:
+        raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
+    if float(x_train.min()) < lo - 1e-9 or float(x_train.max()) > hi + 1e-9:
+        raise ValueError(f"x_train must lie inside the box [{lo}, {hi}]")
+    k = n_poisons(len(y_train), eps)
+    shape = x_train.shape[1:]
+    xc, yc = as_design(x_train, y_train)
+    xv, yv = as_design(x_val, y_val)
+    if k == 0:
+        return PoisonedSet.append(x_train, y_train, x_train[:0], y_train[:0], attack="gradient",
+                                  model=model, eps=eps, val_loss=[])
+    g = torch.Generator().manual_seed(seed)
+    start = torch.randperm(len(yc), generator=g)[:k]
+    xp = xc[start].clone()
+    yp = 1 - yc[start]
+    y_all = torch.cat([yc, yp])
+
+    step_fn = _linear_step(model, lam, xc, y_all, xv, yv) if model != "mlp" else \
+        _mlp_step(lam, xc, y_all, xv, yv, train_steps, train_lr, seed)
+    ascent = _Adam(xp.shape, lr)
+    val_losses, trajectory = [], [xp.detach().clone()] if record else []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="poisoning", unit="step")
+    for _ in range(steps):
+        value, grad = step_fn(xp)
+        val_losses.append(value)
+        xp = (xp + ascent.step(grad)).clamp(lo, hi)  # ascent, then projection onto the box
+        if record:
+            trajectory.append(xp.clone())
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    value, _ = step_fn(xp)
+    val_losses.append(value)
+    info = {"attack": "gradient", "model": model, "eps": eps, "lam": lam, "val_loss": val_losses}
+    if record:
+        info["trajectory"] = torch.stack(trajectory).reshape(len(trajectory), k, *shape).float()
+    x_poison = xp.reshape(k, *shape).to(x_train.dtype)
+    return PoisonedSet.append(x_train, y_train, x_poison, yp, **info)
+
+
+class _Adam:
+    """Adam's update (Kingma & Ba 2015) for a gradient *ascent* on one tensor: per-coordinate
+    step sizes suit pixels whose gradients differ by orders of magnitude."""
+
+    def __init__(self, shape: torch.Size, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
+        self.m = torch.zeros(shape, dtype=torch.float64)
+        self.v = torch.zeros(shape, dtype=torch.float64)
+
+    def step(self, grad: torch.Tensor) -> torch.Tensor:
+        b1, b2 = self.betas
+        self.t += 1
+        self.m = b1 * self.m + (1 - b1) * grad
+        self.v = b2 * self.v + (1 - b2) * grad * grad
+        m_hat = self.m / (1 - b1 ** self.t)
+        v_hat = self.v / (1 - b2 ** self.t)
+        return self.lr * m_hat / (v_hat.sqrt() + self.eps)
+
+
+def _linear_step(model: str, lam: float, xc: torch.Tensor, y_all: torch.Tensor, xv: torch.Tensor,
+                 yv: torch.Tensor) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
+    learner = LinearLearner("logistic" if model == "logreg" else "hinge", lam)
+    sv = 2.0 * yv.double() - 1.0
+    state = {"theta": None}
+
+    def val_loss(theta: torch.Tensor) -> torch.Tensor:
+        return learner.margin_loss(sv * (xv @ theta[:-1] + theta[-1])).mean()
+
+    def step(xp: torch.Tensor) -> tuple[float, torch.Tensor]:
+        x_all = torch.cat([xc, xp])
+        theta = learner.fit(x_all, y_all, theta0=state["theta"], tol=1e-6)
+        state["theta"] = theta
+        grad = implicit_gradient(theta, xp, lambda t, p: learner.objective(t, torch.cat([xc, p]), y_all),
+                                 val_loss, solve=learner.solver(theta, x_all, y_all))
+        return float(val_loss(theta)), grad
+
+    return step
+
+
+def _mlp_step(lam: float, xc: torch.Tensor, y_all: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
+              train_steps: int, train_lr: float, seed: int) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
+    net = SmallMLP(xc.shape[1])
+    theta0 = net.init(seed)
+
+    def val_loss(theta: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(net.logit(theta, xv), yv.double())
+
+    def step(xp: torch.Tensor) -> tuple[float, torch.Tensor]:
+        grad, theta = unrolled_gradient(theta0, xp, lambda t, p: net.loss(t, torch.cat([xc, p]), y_all, lam),
+                                        val_loss, steps=train_steps, lr=train_lr)
+        return float(val_loss(theta)), grad
+
+    return step
+
+
+def train_mlp(x: torch.Tensor, y: torch.Tensor, *, lam: float = 1e-2, train_steps: int = 100,
+              train_lr: float = 0.5, seed: int = 0) -> tuple[SmallMLP, torch.Tensor]:
+    """Train the :class:`SmallMLP` the ``"mlp"`` attack differentiates through, the same way
+    (full-batch gradient descent from the seeded initialisation). Returns ``(net, θ_T)``."""
+    xd, yd = as_design(x, y)
+    net = SmallMLP(xd.shape[1])
+    theta = net.init(seed)
+    for _ in range(_validate.positive_int("train_steps", train_steps)):
+        th = theta.clone().requires_grad_(True)
+        grad = torch.autograd.grad(net.loss(th, xd, yd, lam), th)[0]
+        theta = theta - train_lr * grad
+    return net, theta

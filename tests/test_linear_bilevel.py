@@ -1,0 +1,108 @@
+"""The learners of chapter 1 and the two ways of differentiating through their training,
+checked against finite differences on tiny problems."""
+
+import pytest
+import torch
+
+from poisonlab.bilevel import autograd_hvp, implicit_gradient, unrolled_gradient
+from poisonlab.boundary import SmallMLP
+from poisonlab.linear import LinearLearner, conjugate_gradient
+
+
+def tiny_problem(seed=0, n=20, d=3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, d, generator=g, dtype=torch.float64)
+    y = (x[:, 0] + 0.2 * torch.randn(n, generator=g, dtype=torch.float64) > 0.5).long()
+    xv = torch.rand(40, d, generator=g, dtype=torch.float64)
+    yv = (xv[:, 0] > 0.5).long()
+    xp = torch.rand(2, d, generator=g, dtype=torch.float64)
+    yp = torch.tensor([0, 1])
+    return x, y, xv, yv, xp, yp
+
+
+def finite_difference(f, xp, h=1e-5):
+    fd = torch.zeros_like(xp)
+    for idx in range(xp.numel()):
+        e = torch.zeros(xp.numel(), dtype=xp.dtype)
+        e[idx] = h
+        e = e.reshape(xp.shape)
+        fd.view(-1)[idx] = (f(xp + e) - f(xp - e)) / (2 * h)
+    return fd
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_newton_training_reaches_the_optimum(loss):
+    x, y, *_ = tiny_problem()
+    learner = LinearLearner(loss, 0.1, beta=5.0)
+    theta = learner.fit(x, y, tol=1e-12)
+    assert float(learner.gradient(theta, x, y).norm()) < 1e-10
+    th = theta.clone().requires_grad_(True)
+    auto = torch.autograd.grad(learner.objective(th, x, y), th)[0]
+    assert torch.allclose(auto, learner.gradient(theta, x, y), atol=1e-12)
+    v = torch.randn(4, dtype=torch.float64)
+    assert torch.allclose(learner.hvp(theta, x, y)(v), learner.hessian(theta, x, y) @ v, atol=1e-12)
+    assert torch.allclose(autograd_hvp(lambda t: learner.objective(t, x, y), theta)(v),
+                          learner.hvp(theta, x, y)(v), atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+@pytest.mark.parametrize("exact_solve", [False, True])
+def test_implicit_gradient_matches_finite_differences(loss, exact_solve):
+    x, y, xv, yv, xp, yp = tiny_problem()
+    learner = LinearLearner(loss, 0.1, beta=5.0)
+    sv = 2.0 * yv - 1
+
+    def objective(t, p):
+        return learner.objective(t, torch.cat([x, p]), torch.cat([y, yp]))
+
+    def val_loss(t):
+        return learner.margin_loss(sv * (xv @ t[:-1] + t[-1])).mean()
+
+    def outer(p):
+        return float(val_loss(learner.fit(torch.cat([x, p]), torch.cat([y, yp]), tol=1e-14)))
+
+    theta = learner.fit(torch.cat([x, xp]), torch.cat([y, yp]), tol=1e-14)
+    solve = learner.solver(theta, torch.cat([x, xp]), torch.cat([y, yp])) if exact_solve else None
+    grad = implicit_gradient(theta, xp, objective, val_loss, solve=solve)
+    fd = finite_difference(outer, xp)
+    assert float((grad - fd).norm() / fd.norm()) < 1e-3
+
+
+def test_unrolled_gradient_matches_finite_differences():
+    x, y, xv, yv, xp, yp = tiny_problem(1)
+    net = SmallMLP(3, hidden=4)
+    theta0 = net.init(0)
+
+    def objective(t, p):
+        return net.loss(t, torch.cat([x, p]), torch.cat([y, yp]), 1e-2)
+
+    def val_loss(t):
+        return torch.nn.functional.binary_cross_entropy_with_logits(net.logit(t, xv), yv.double())
+
+    def outer(p):
+        _, th = unrolled_gradient(theta0, p, objective, val_loss, steps=15, lr=0.5)
+        return float(val_loss(th))
+
+    grad, _ = unrolled_gradient(theta0, xp, objective, val_loss, steps=15, lr=0.5)
+    fd = finite_difference(outer, xp)
+    assert float((grad - fd).norm() / fd.norm()) < 1e-3
+
+
+def test_conjugate_gradient_solves_spd_systems():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    a = a @ a.T + 6 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    assert torch.allclose(conjugate_gradient(lambda v: a @ v, b, tol=1e-14), torch.linalg.solve(a, b))
+
+
+def test_learner_rejects_bad_settings():
+    with pytest.raises(ValueError, match="loss"):
+        LinearLearner("squared")
+    with pytest.raises(ValueError, match="lam"):
+        LinearLearner("logistic", lam=0.0)
+    with pytest.raises(ValueError, match="< 2"):
+        LinearLearner().fit(torch.rand(4, 2), torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match="steps"):
+        unrolled_gradient(torch.zeros(3), torch.zeros(1, 2), lambda t, p: t.sum(), lambda t: t.sum(),
+                          steps=0, lr=0.1)
