@@ -95,7 +95,7 @@ def test_fit_rejects_bad_data(tiny_images):
 def test_notebook_progress_line_updates_one_display_in_place(monkeypatch):
     import IPython.display
 
-    from poisonlab.train import _NotebookLine
+    from poisonlab.progress import _NotebookLine
 
     shown = []
 
@@ -120,3 +120,10 @@ def test_default_device_is_an_available_device():
     assert dev.type in {"cpu", "cuda", "mps"}
     if dev.type == "cpu":
         assert not torch.cuda.is_available()
+
+
+def test_track_yields_every_item_and_shows_a_bar(capsys):
+    from poisonlab.progress import track
+
+    assert list(track(range(3), desc="budgets")) == [0, 1, 2]
+    assert "budgets" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from poisonlab import _validate
 from poisonlab.bilevel import implicit_gradient, unrolled_gradient
 from poisonlab.linear import LinearLearner, as_design
 from poisonlab.poison import PoisonedSet
+from poisonlab.progress import progress_bar
 
 MODELS = ("logreg", "svm", "mlp")
 STRATEGIES = ("random", "nearest")
@@ -172,11 +173,7 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         _mlp_step(lam, xc, y_all, xv, yv, train_steps, train_lr, seed)
     ascent = _Adam(xp.shape, lr)
     val_losses, trajectory = [], [xp.detach().clone()] if record else []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc="poisoning", unit="step")
+    bar = progress_bar(steps, desc="poisoning", unit="step") if progress else None
     for _ in range(steps):
         value, grad = step_fn(xp)
         val_losses.append(value)
@@ -264,3 +261,40 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, *, lam: float = 1e-2, train_step
         grad = torch.autograd.grad(net.loss(th, xd, yd, lam), th)[0]
         theta = theta - train_lr * grad
     return net, theta
+
+
+def attack_surface(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor,
+                   y_val: torch.Tensor, label: int, *, model: str = "svm", lam: float = 1e-3,
+                   resolution: int = 30, box: tuple[float, float] = (0.0, 1.0)
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The attacker's landscape for one poison point in 2-D (Biggio et al. 2012, Fig. 1).
+
+    For every position x_p on a ``resolution × resolution`` grid over the box, train the learner
+    on D_c ∪ {(x_p, label)} and record its validation loss and error.
+
+    Returns:
+        ``(grid, val_loss, val_error)``: grid coordinates (resolution,) along each axis, and two
+        (resolution, resolution) maps indexed ``[row = second coordinate, column = first]``.
+    """
+    x_train = _validate.inputs("x_train", x_train)
+    if x_train.ndim != 2 or x_train.shape[1] != 2:
+        raise ValueError(f"attack_surface needs 2-D inputs shaped (N, 2), got {tuple(x_train.shape)}")
+    _validate.choice("model", model, ("logreg", "svm"))
+    _validate.class_index("label", label, 2)
+    resolution = _validate.positive_int("resolution", resolution)
+    learner = LinearLearner("logistic" if model == "logreg" else "hinge", lam)
+    xc, yc = as_design(x_train, y_train)
+    xv, yv = as_design(x_val, y_val)
+    sv = 2.0 * yv.double() - 1.0
+    grid = torch.linspace(box[0], box[1], resolution, dtype=torch.float64)
+    loss = torch.zeros(resolution, resolution, dtype=torch.float64)
+    error = torch.zeros_like(loss)
+    theta = None
+    y_all = torch.cat([yc, torch.tensor([label])])
+    for i, b in enumerate(grid):
+        for j, a in enumerate(grid):
+            x_all = torch.cat([xc, torch.stack([a, b]).reshape(1, 2)])
+            theta = learner.fit(x_all, y_all, theta0=theta, tol=1e-8)
+            loss[i, j] = learner.margin_loss(sv * (xv @ theta[:-1] + theta[-1])).mean()
+            error[i, j] = learner.error(theta, xv, yv)
+    return grid.float(), loss.float(), error.float()

@@ -117,7 +117,7 @@ class LinearLearner:
     # -- training ------------------------------------------------------------------------------
     def fit(self, x: torch.Tensor, y: torch.Tensor, *, theta0: torch.Tensor | None = None,
             tol: float = 1e-10, max_iter: int = 100) -> torch.Tensor:
-        """θ̂ = argmin J, by Newton's method with CG solves and a backtracking line search.
+        """θ̂ = argmin J, by Newton's method with a backtracking line search.
 
         Args:
             x: inputs (N, ...) — flattened to (N, d) and cast to float64.
@@ -131,11 +131,18 @@ class LinearLearner:
         x, y = as_design(x, y)
         theta = torch.zeros(x.shape[1] + 1, dtype=torch.float64) if theta0 is None else theta0.clone().double()
         f = self.objective(theta, x, y)
+        solve, previous = None, float("inf")
         for _ in range(max_iter):
             g = self.gradient(theta, x, y)
-            if float(g.norm()) < tol:
+            norm = float(g.norm())
+            if norm < tol:
                 break
-            step = self.solver(theta, x, y)(-g)
+            if solve is None or norm > 0.25 * previous:
+                # Factorise the Hessian afresh only when the last one stops paying off: near a
+                # warm start, one factorisation serves several steps (a chord-Newton method).
+                solve = self.solver(theta, x, y)
+            previous = norm
+            step = solve(-g)
             t, slope = 1.0, float(g @ step)
             while True:
                 candidate = theta + t * step

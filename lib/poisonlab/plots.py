@@ -208,3 +208,194 @@ def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
         if highlight is not None:  # class names are written on the clusters; no legend needed
             ax.legend(loc="best", fontsize=8)
     return fig
+
+
+def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
+    """Draw w·x + b = 0 across the unit square."""
+    w0, w1, b = (float(v) for v in theta[:3])
+    xs = np.linspace(0, 1, 200)
+    if abs(w1) > 1e-12:
+        ys = -(w0 * xs + b) / w1
+        keep = (ys >= 0) & (ys <= 1)
+        ax.plot(xs[keep], ys[keep], **style)
+    elif abs(w0) > 1e-12:
+        ax.axvline(-b / w0, **style)
+
+
+def _scatter_2d(ax, x: torch.Tensor, y: torch.Tensor, *, poison_x: torch.Tensor | None = None,
+                poison_y: torch.Tensor | None = None) -> None:
+    x, y = x.cpu().numpy(), y.cpu().numpy()
+    for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
+        ax.scatter(x[y == k, 0], x[y == k, 1], s=14, color=color, marker=marker, alpha=0.75,
+                   edgecolors="white", linewidths=0.3, label=f"class {k}")
+    if poison_x is not None and len(poison_x):
+        px, py = poison_x.detach().cpu().numpy(), poison_y.cpu().numpy()
+        for k, color in enumerate((PALETTE[5], PALETTE[1])):
+            if (py == k).any():
+                ax.scatter(px[py == k, 0], px[py == k, 1], s=90, marker="X", color=color,
+                           edgecolors="black", linewidths=1.0, label=f"poison, label {k}", zorder=5,
+                           clip_on=False)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="feature 1", ylabel="feature 2", aspect="equal")
+
+
+def linear_boundaries(x: torch.Tensor, y: torch.Tensor, panels: Sequence[dict], *,
+                      clean_theta: torch.Tensor | None = None, title: str | None = None,
+                      ncols: int = 4) -> Figure:
+    """Panels of 2-D data with a linear decision boundary each.
+
+    Args:
+        x, y: the clean points (N, 2) and labels (N,) in {0, 1}.
+        panels: one dict per panel with ``theta`` (w₁, w₂, b), ``title`` and optionally
+            ``poison_x`` (P, 2) and ``poison_y`` (P,).
+        clean_theta: the clean model's boundary, drawn dashed in every panel for comparison.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    ncols = min(_validate.positive_int("ncols", ncols), len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(3.3 * ncols, 3.4 * nrows + (0.4 if title else 0)))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for ax, panel in zip(axes.flat, panels):
+            _scatter_2d(ax, x, y, poison_x=panel.get("poison_x"), poison_y=panel.get("poison_y"))
+            if clean_theta is not None:
+                _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
+            _boundary_line(ax, panel["theta"], color=WRONG, linewidth=2.2, label="poisoned boundary")
+            ax.set_title(panel.get("title", ""))
+        for ax in list(axes.flat)[len(panels):]:
+            ax.set_axis_off()
+        legend: dict = {}
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 6),
+                   fontsize=9)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def attack_landscape(grid: torch.Tensor, values: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *,
+                     path: torch.Tensor | None = None, path_label: int | None = None,
+                     clean_theta: torch.Tensor | None = None, value_label: str = "validation loss",
+                     title: str | None = None) -> Figure:
+    """A heat map of the attacker's objective over the position of one poison point, with the
+    training data, the clean boundary and the attack point's gradient-ascent path."""
+    g = grid.cpu().numpy()
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(6.2, 5.0))
+        ax = fig.subplots()
+        mesh = ax.pcolormesh(g, g, values.cpu().numpy(), cmap="viridis", shading="auto")
+        fig.colorbar(mesh, ax=ax, label=value_label)
+        _scatter_2d(ax, x, y)
+        if clean_theta is not None:
+            _boundary_line(ax, clean_theta, color="white", linestyle="--", linewidth=1.5, label="clean boundary")
+        if path is not None:
+            p = path.detach().cpu().numpy()
+            ax.plot(p[:, 0], p[:, 1], color="white", linewidth=2.0, marker=".", markersize=4,
+                    label="attack point's path")
+            ax.scatter(p[0, 0], p[0, 1], s=60, color="white", edgecolors="black", zorder=6, label="start")
+            ax.scatter(p[-1, 0], p[-1, 1], s=140, marker="X", color=WRONG, edgecolors="white", zorder=6,
+                       label=f"end (label {path_label})" if path_label is not None else "end", clip_on=False)
+        ax.grid(False)
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.15), ncols=3, fontsize=8, frameon=True,
+                  facecolor="0.55", labelcolor="white")
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str,
+          title: str | None = None, percent: bool = True, logx: bool = False,
+          size: tuple[float, float] = (6.0, 3.8)) -> Figure:
+    """Several curves over one x-axis (e.g. test error against the budget ε for each attack).
+
+    Values in [0, 1] are drawn as percentages when ``percent`` is set.
+    """
+    return line_panels([{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx}],
+                       ylabel=ylabel, percent=percent, size=size)
+
+
+def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None, percent: bool = True,
+                size: tuple[float, float] | None = None) -> Figure:
+    """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
+    ({label: values}), ``xlabel`` and optionally ``title`` and ``logx``."""
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    scale = 100.0 if percent else 1.0
+    marks = "osD^v<>p"
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=size or (4.6 * len(panels), 3.8))
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, panel in zip(axes, panels):
+            if not panel["series"]:
+                raise ValueError("every panel needs at least one series")
+            for i, (label, ys) in enumerate(panel["series"].items()):
+                if len(ys) != len(panel["x"]):
+                    raise ValueError(f"series {label!r} has {len(ys)} values for {len(panel['x'])} x positions")
+                ax.plot(panel["x"], np.asarray(ys, dtype=float) * scale, marker=marks[i % len(marks)], label=label)
+            if panel.get("logx"):
+                ax.set_xscale("log")
+            ax.set(xlabel=panel["xlabel"], ylabel=ylabel)
+            if panel.get("title"):
+                ax.set_title(panel["title"])
+            ax.legend(fontsize=9)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def paired_bars(labels: Sequence[str], before: Sequence[float], after: Sequence[float], *,
+                names: tuple[str, str] = ("clean", "poisoned"), ylabel: str = "test error (%)",
+                title: str | None = None, percent: bool = True) -> Figure:
+    """Two bars per group (e.g. a model's test error before and after an attack)."""
+    if not (len(labels) == len(before) == len(after)) or not labels:
+        raise ValueError("labels, before and after must have the same, non-zero length")
+    scale = 100.0 if percent else 1.0
+    pos = np.arange(len(labels))
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(max(4.0, 1.3 * len(labels) + 2), 3.6))
+        ax = fig.subplots()
+        for offset, values, name, color in ((-0.2, before, names[0], PALETTE[5]), (0.2, after, names[1], WRONG)):
+            bars = ax.bar(pos + offset, np.asarray(values, dtype=float) * scale, width=0.38, label=name, color=color)
+            ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+        ax.set_xticks(pos, labels)
+        ax.set(ylabel=ylabel)
+        ax.margins(y=0.15)
+        ax.legend()
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def boundary_animation(x: torch.Tensor, y: torch.Tensor, thetas: Sequence[torch.Tensor],
+                       poison_path: torch.Tensor, poison_y: torch.Tensor, *,
+                       clean_theta: torch.Tensor | None = None, title: str = "",
+                       interval_ms: int = 250):
+    """An animation of the boundary and the poisons as the attack iterates.
+
+    Returns an :class:`IPython.display.HTML` holding matplotlib's JavaScript player, which plays
+    in Jupyter and on the static site alike. ``poison_path`` is (frames, P, 2), ``thetas`` one
+    parameter vector per frame.
+    """
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    if len(thetas) != poison_path.shape[0]:
+        raise ValueError(f"need one theta per frame: {len(thetas)} thetas, {poison_path.shape[0]} frames")
+    with mpl.rc_context({**STYLE, "animation.embed_limit": 40.0, "figure.dpi": 80}):
+        fig = _figure(figsize=(4.6, 4.6))
+        ax = fig.subplots()
+
+        def draw(frame: int):
+            ax.clear()
+            _scatter_2d(ax, x, y, poison_x=poison_path[frame], poison_y=poison_y)
+            if clean_theta is not None:
+                _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5)
+            _boundary_line(ax, thetas[frame], color=WRONG, linewidth=2.2)
+            ax.set_title(f"{title}step {frame}")
+            return []
+
+        anim = animation.FuncAnimation(fig, draw, frames=len(thetas), interval=interval_ms, blit=False)
+        html = anim.to_jshtml(default_mode="once")
+    return HTML(html)

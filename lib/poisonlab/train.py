@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poisonlab import _validate
+from poisonlab.progress import progress_bar
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -111,7 +112,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
     history = History()
     n = x.shape[0]
     start = time.perf_counter()
-    bar = _progress_bar(epochs, enabled=progress)
+    bar = progress_bar(epochs, desc="training", unit="epoch") if progress else None
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, generator=g).to(dev)
@@ -141,53 +142,6 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
     model.eval()
     history.seconds = time.perf_counter() - start
     return history
-
-
-class _NotebookLine:
-    """A file-like target for tqdm that shows the bar as one line of text in a notebook.
-
-    Each write replaces the line in place (an IPython display handle), so the bar updates live in
-    Jupyter, Colab and VS Code, and an executed notebook, the book's site included, keeps the
-    final state ("4/4 epochs, loss …") rather than a widget that a static page cannot draw.
-    """
-
-    def __init__(self) -> None:
-        self._handle = None
-
-    def write(self, text: str) -> int:
-        line = text.replace("\r", "").strip()
-        if line:
-            from IPython.display import display
-
-            if self._handle is None:
-                self._handle = display({"text/plain": line}, raw=True, display_id=True)
-            else:
-                self._handle.update({"text/plain": line}, raw=True)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
-
-
-def _progress_bar(total: int, *, enabled: bool):
-    """A tqdm bar over epochs: a live text line in notebooks, the usual bar on a terminal."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    if _in_notebook():
-        return tqdm(total=total, desc="training", unit="epoch", file=_NotebookLine(), ncols=80,
-                    mininterval=0.0)
-    return tqdm(total=total, desc="training", unit="epoch", leave=True)
 
 
 def _device_of(model: nn.Module) -> torch.device:
