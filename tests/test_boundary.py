@@ -81,3 +81,14 @@ def test_gradient_poison_rejects_bad_input(blobs):
         boundary.gradient_poison(x, y + 1, xv, yv, 0.05)
     with pytest.raises(ValueError, match="strategy"):
         boundary.label_flip(x, y, 0.1, strategy="farthest")
+
+
+def test_attack_surface_maps_loss_and_error_over_the_square(blobs):
+    grid, loss, error = boundary.attack_surface(blobs.x_train, blobs.y_train, blobs.x_test[:100],
+                                                blobs.y_test[:100], 1, resolution=6)
+    assert grid.shape == (6,) and loss.shape == (6, 6) and error.shape == (6, 6)
+    assert float(loss.max()) > float(loss.min())
+    assert float(error.min()) >= 0 and float(error.max()) <= 1
+    with pytest.raises(ValueError, match="2-D"):
+        boundary.attack_surface(torch.rand(5, 3), torch.tensor([0, 1, 0, 1, 0]), torch.rand(5, 3),
+                                torch.tensor([0, 1, 0, 1, 0]), 1)

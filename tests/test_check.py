@@ -79,3 +79,28 @@ def test_prologue_checkers_accept_the_reference_and_reject_common_mistakes():
     assert not prologue.check_poison_budget(lambda n, eps: math.floor(round(eps * n, 9))).ok
     assert "28.99" in repr(prologue.check_poison_budget(truncating))
     assert "does not say what was given" in repr(prologue.check_poison_budget(silent))
+
+
+def test_boundary_checkers_accept_references_and_reject_mistakes():
+    from poisonlab.check import boundary as ex
+
+    def hinge_grad(theta, x, y, lam, beta):
+        s = 2.0 * y - 1
+        m = s * (x @ theta[:-1] + theta[-1])
+        c = -torch.sigmoid(beta * (1 - m)) * s / len(y)
+        return torch.cat([x.T @ c, c.sum().reshape(1)]) + lam * theta
+
+    assert ex.check_smooth_hinge_gradient(hinge_grad).ok
+    no_bias = lambda t, x, y, lam, beta: torch.cat([hinge_grad(t, x, y, lam, beta)[:-1], torch.zeros(1)])  # noqa: E731
+    assert not ex.check_smooth_hinge_gradient(no_bias).ok
+    assert ex.check_implicit_step(lambda h, g, m: -m.T @ torch.linalg.solve(h, g)).ok
+    assert not ex.check_implicit_step(lambda h, g, m: m.T @ torch.linalg.solve(h, g)).ok
+
+    def project(x, c, r):
+        d = x - c
+        n = d.norm(dim=1, keepdim=True)
+        return torch.where(n > r, c + d * r / n, x)
+
+    assert ex.check_project_sphere(project).ok
+    always = lambda x, c, r: c + (x - c) * r / (x - c).norm(dim=1, keepdim=True)  # noqa: E731
+    assert not ex.check_project_sphere(always).ok

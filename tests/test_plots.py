@@ -55,3 +55,61 @@ def test_plots_reject_bad_input():
         plots.project_2d(torch.randn(10, 3), method="umap")
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         plots.embedding(torch.randn(10, 3), torch.zeros(10, dtype=torch.long), ["a"])
+
+
+def _toy():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(20, 2, generator=g)
+    return x, (x[:, 0] > 0.5).long()
+
+
+def test_linear_boundaries_draw_one_panel_each_with_a_shared_legend():
+    x, y = _toy()
+    theta = torch.tensor([1.0, 0.2, -0.6])
+    panels = [{"theta": theta, "title": "a"},
+              {"theta": theta, "poison_x": torch.rand(2, 2), "poison_y": torch.tensor([0, 1]), "title": "b"}]
+    fig = plots.linear_boundaries(x, y, panels, clean_theta=torch.tensor([1.0, 0.0, -0.5]), ncols=2)
+    assert [a.get_title() for a in fig.axes[:2]] == ["a", "b"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "poison, label 0" in labels and "poison, label 1" in labels and "clean boundary" in labels
+    with pytest.raises(ValueError, match="panels"):
+        plots.linear_boundaries(x, y, [])
+
+
+def test_attack_landscape_lines_and_bars():
+    x, y = _toy()
+    grid = torch.linspace(0, 1, 5)
+    fig = plots.attack_landscape(grid, torch.rand(5, 5), x, y, path=torch.rand(4, 2), path_label=1,
+                                 clean_theta=torch.tensor([1.0, 0.0, -0.5]))
+    assert fig.axes[0].get_xlabel() == "feature 1"
+    fig = plots.lines([0, 1, 2], {"a": [0.1, 0.2, 0.3]}, xlabel="ε", ylabel="error (%)")
+    assert fig.axes[0].lines[0].get_ydata()[-1] == pytest.approx(30.0)
+    with pytest.raises(ValueError, match="3 x positions"):
+        plots.lines([0, 1, 2], {"a": [0.1]}, xlabel="ε", ylabel="e")
+    fig = plots.paired_bars(["s1", "s2"], [0.01, 0.02], [0.1, 0.2])
+    assert len(fig.axes[0].patches) == 4
+    with pytest.raises(ValueError, match="same"):
+        plots.paired_bars(["s1"], [0.1, 0.2], [0.1])
+
+
+def test_boundary_animation_is_a_javascript_player():
+    x, y = _toy()
+    thetas = [torch.tensor([1.0, 0.1 * i, -0.5]) for i in range(3)]
+    html = plots.boundary_animation(x, y, thetas, torch.rand(3, 2, 2), torch.tensor([0, 1]))
+    assert "<script" in html.data and "anim" in html.data
+    with pytest.raises(ValueError, match="one theta per frame"):
+        plots.boundary_animation(x, y, thetas[:2], torch.rand(3, 2, 2), torch.tensor([0, 1]))
+
+
+def test_epsilon_explorer_builds_a_slider():
+    from poisonlab.widgets import epsilon_explorer
+
+    x, y = _toy()
+    theta = torch.tensor([1.0, 0.0, -0.5])
+    box = epsilon_explorer(x, y, {0.01: theta, 0.05: theta},
+                           {0.01: (torch.rand(1, 2), torch.tensor([1])), 0.05: (torch.rand(2, 2), torch.tensor([0, 1]))},
+                           errors={0.01: 0.1, 0.05: 0.2})
+    slider = box.children[0]
+    assert [v for _, v in slider.options] == [0.01, 0.05]
+    with pytest.raises(ValueError, match="same"):
+        epsilon_explorer(x, y, {0.01: theta}, {0.05: (torch.rand(1, 2), torch.tensor([1]))})
