@@ -92,3 +92,20 @@ def test_attack_surface_maps_loss_and_error_over_the_square(blobs):
     with pytest.raises(ValueError, match="2-D"):
         boundary.attack_surface(torch.rand(5, 3), torch.tensor([0, 1, 0, 1, 0]), torch.rand(5, 3),
                                 torch.tensor([0, 1, 0, 1, 0]), 1)
+
+
+def test_gradient_poison_respects_an_extra_projection(blobs):
+    centre = torch.tensor([0.5, 0.5], dtype=torch.float64)
+
+    def into_ball(xp, yp):
+        d = xp - centre
+        n = d.norm(dim=1, keepdim=True)
+        return torch.where(n > 0.1, centre + d * 0.1 / n, xp)
+
+    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
+                                  lam=1e-3, steps=10, project=into_ball)
+    xp, _ = ps.poisons()
+    assert float((xp.double() - centre).norm(dim=1).max()) <= 0.1 + 1e-6
+    with pytest.raises(ValueError, match="project must return"):
+        boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
+                                 steps=1, project=lambda xp, yp: xp[:1])

@@ -106,3 +106,12 @@ def test_dataset_rejects_inconsistent_tensors():
         pl.Dataset("bad", x * 255, y, x, y, ("a", "b"))
     with pytest.raises(ValueError, match="< 2"):
         pl.Dataset("bad", x, y + 1, x, y, ("a", "b"))
+
+
+def test_mnist5k_cache_gives_the_same_tensors(tmp_path):
+    first = pl.load("mnist5k", root=tmp_path)
+    assert (tmp_path / "mnist5k.pt").exists()
+    second = pl.load("mnist5k", root=tmp_path)
+    assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
+    (tmp_path / "mnist5k.pt").write_bytes(b"not a tensor file")
+    assert torch.equal(pl.load("mnist5k", root=tmp_path).x_train, first.x_train)

@@ -110,6 +110,7 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
                     y_val: torch.Tensor, eps: float, *, model: str = "logreg", steps: int = 50,
                     lr: float = 0.05, box: tuple[float, float] = (0.0, 1.0), lam: float = 1e-2,
                     train_steps: int = 100, train_lr: float = 0.5, seed: int = 0,
+                    project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                     record: bool = False, progress: bool = False) -> PoisonedSet:
     """Gradient-based poisoning: add ⌊ε n⌋ points that maximise the attacker's validation loss.
 
@@ -134,6 +135,9 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         lr: Adam step size on the poison features, > 0.
         box: feasible range (lo, hi) of every feature.
         seed: seeds the choice of starting points (and the MLP's initialisation).
+        project: an extra constraint, applied after the box after every step:
+            ``project(X_p, y_p) -> X_p`` with X_p flattened to (n_p, d) float64, e.g. a
+            projection onto the sphere a defence allows (Steinhardt et al. 2017).
         record: keep the poisons after every step in ``info["trajectory"]`` (steps + 1, n_p, d).
         progress: show a progress bar.
 
@@ -178,6 +182,11 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         value, grad = step_fn(xp)
         val_losses.append(value)
         xp = (xp + ascent.step(grad)).clamp(lo, hi)  # ascent, then projection onto the box
+        if project is not None:
+            xp = project(xp, yp).to(torch.float64)
+            if xp.shape != (k, xc.shape[1]):
+                raise ValueError(f"project must return poisons shaped ({k}, {xc.shape[1]}), "
+                                 f"got {tuple(xp.shape)}")
         if record:
             trajectory.append(xp.clone())
         if bar is not None:

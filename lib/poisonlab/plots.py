@@ -235,7 +235,8 @@ def _scatter_2d(ax, x: torch.Tensor, y: torch.Tensor, *, poison_x: torch.Tensor 
                 ax.scatter(px[py == k, 0], px[py == k, 1], s=90, marker="X", color=color,
                            edgecolors="black", linewidths=1.0, label=f"poison, label {k}", zorder=5,
                            clip_on=False)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="feature 1", ylabel="feature 2", aspect="equal")
+    ax.set(xlim=(-0.04, 1.04), ylim=(-0.04, 1.04), xlabel="feature 1", ylabel="feature 2",
+           aspect="equal")
 
 
 def linear_boundaries(x: torch.Tensor, y: torch.Tensor, panels: Sequence[dict], *,
