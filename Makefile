@@ -48,7 +48,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check ruff
-	$(BIN)/ruff check --line-length 120 lib tests benchmarks
+	$(BIN)/ruff check lib tests benchmarks
 
 clean:
 	rm -rf _build .pytest_cache

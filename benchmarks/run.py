@@ -53,9 +53,8 @@ def time_fit() -> dict:
 
 def time_gradient_attack() -> dict:
     """Time chapter 1's gradient attack on MNIST 1 vs 7 at ε = 3% (its default settings)."""
-    import torch
-
     import poisonlab as pl
+    import torch
     from poisonlab import boundary
 
     pair = pl.load("mnist5k").pair(1, 7)

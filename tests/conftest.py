@@ -1,9 +1,8 @@
 """Shared fixtures: small datasets, loaded once per test session."""
 
+import poisonlab as pl
 import pytest
 import torch
-
-import poisonlab as pl
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
+import poisonlab as pl
 import pytest
 import torch
-
-import poisonlab as pl
 from poisonlab import boundary
 from poisonlab.linear import LinearLearner
 

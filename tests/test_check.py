@@ -1,7 +1,6 @@
 import math
 
 import torch
-
 from poisonlab.check import Case, prologue, run
 
 

@@ -2,10 +2,9 @@ import time
 import urllib.error
 import urllib.request
 
+import poisonlab as pl
 import pytest
 import torch
-
-import poisonlab as pl
 from poisonlab.data import DatasetUnavailable
 
 

@@ -1,9 +1,9 @@
 """environment.yml (Binder) must mirror pyproject.toml, the one list of Python dependencies."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

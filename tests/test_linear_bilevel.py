@@ -3,7 +3,6 @@ checked against finite differences on tiny problems."""
 
 import pytest
 import torch
-
 from poisonlab.bilevel import autograd_hvp, implicit_gradient, unrolled_gradient
 from poisonlab.boundary import SmallMLP
 from poisonlab.linear import LinearLearner, conjugate_gradient

@@ -1,8 +1,7 @@
 import pytest
 import torch
-from torch import nn
-
 from poisonlab import metrics
+from torch import nn
 
 
 class Oracle(nn.Module):

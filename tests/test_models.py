@@ -1,7 +1,6 @@
+import poisonlab as pl
 import pytest
 import torch
-
-import poisonlab as pl
 
 
 @pytest.mark.parametrize("name, feature_dim", [("logreg", 784), ("mlp", 128), ("cnn", 64)])

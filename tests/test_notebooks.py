@@ -8,11 +8,10 @@ import re
 from pathlib import Path
 
 import nbformat
+import poisonlab
 import pytest
 import torch
 import yaml
-
-import poisonlab
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))

@@ -2,7 +2,6 @@ import matplotlib
 import pytest
 import torch
 from matplotlib.figure import Figure
-
 from poisonlab import plots
 from poisonlab.train import History
 
@@ -106,9 +105,8 @@ def test_epsilon_explorer_builds_a_slider():
 
     x, y = _toy()
     theta = torch.tensor([1.0, 0.0, -0.5])
-    box = epsilon_explorer(x, y, {0.01: theta, 0.05: theta},
-                           {0.01: (torch.rand(1, 2), torch.tensor([1])), 0.05: (torch.rand(2, 2), torch.tensor([0, 1]))},
-                           errors={0.01: 0.1, 0.05: 0.2})
+    poisons = {0.01: (torch.rand(1, 2), torch.tensor([1])), 0.05: (torch.rand(2, 2), torch.tensor([0, 1]))}
+    box = epsilon_explorer(x, y, {0.01: theta, 0.05: theta}, poisons, errors={0.01: 0.1, 0.05: 0.2})
     slider = box.children[0]
     assert [v for _, v in slider.options] == [0.01, 0.05]
     with pytest.raises(ValueError, match="same"):

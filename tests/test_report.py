@@ -1,5 +1,4 @@
 import pytest
-
 from poisonlab.report import glue
 
 

@@ -1,7 +1,6 @@
+import poisonlab as pl
 import pytest
 import torch
-
-import poisonlab as pl
 from poisonlab import metrics
 
 
@@ -94,7 +93,6 @@ def test_fit_rejects_bad_data(tiny_images):
 
 def test_notebook_progress_line_updates_one_display_in_place(monkeypatch):
     import IPython.display
-
     from poisonlab.progress import _NotebookLine
 
     shown = []

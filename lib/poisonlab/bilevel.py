@@ -14,7 +14,9 @@ The attacker needs dL_val/dX_p, which runs through the training procedure.
 
   .. math:: \\frac{d\\hat\\theta}{dX_p} = -H^{-1} \\frac{\\partial^2 J}{\\partial\\theta\\,\\partial X_p},
      \\qquad
-     \\frac{dL_{\\text{val}}}{dX_p} = -\\Big(\\frac{\\partial^2 J}{\\partial\\theta\\,\\partial X_p}\\Big)^{\\!\\top} H^{-1}\\nabla_\\theta L_{\\text{val}},
+     \\frac{dL_{\\text{val}}}{dX_p} =
+     -\\Big(\\frac{\\partial^2 J}{\\partial\\theta\\,\\partial X_p}\\Big)^{\\!\\top}
+     H^{-1}\\nabla_\\theta L_{\\text{val}},
 
   with H = ∇²_θ J(θ̂) (Koh & Liang 2017, eq. 2; Mei & Zhu 2015). :func:`implicit_gradient`
   solves H v = ∇_θ L_val by conjugate gradients with Hessian-vector products, then takes one

@@ -103,7 +103,7 @@ class Dataset:
             f"inputs {shape}, {self.num_classes} classes)"
         )
 
-    def pair(self, a: int, b: int) -> "Dataset":
+    def pair(self, a: int, b: int) -> Dataset:
         """The binary subset of classes ``a`` and ``b``, relabelled ``a → 0`` and ``b → 1``.
 
         Binary pairs are the setting of the boundary-shifting attacks (e.g. MNIST 1 vs 7 in

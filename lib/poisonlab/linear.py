@@ -4,7 +4,8 @@ A gradient-based poisoning attack differentiates *through* training (chapter 1),
 learner's optimum θ̂ exactly, not approximately. For binary linear models this is cheap: the
 objective
 
-.. math:: J(\\theta) = \\frac{1}{N}\\sum_{i=1}^N \\ell\\big(s_i (w^\\top x_i + b)\\big) + \\frac{\\lambda}{2}\\lVert\\theta\\rVert^2,
+.. math:: J(\\theta) = \\frac{1}{N}\\sum_{i=1}^N \\ell\\big(s_i (w^\\top x_i + b)\\big)
+   + \\frac{\\lambda}{2}\\lVert\\theta\\rVert^2,
    \\qquad \\theta = (w, b),\\ s_i = 2y_i - 1 \\in \\{-1, +1\\},
 
 is smooth and strongly convex, and Newton's method reaches machine precision in a few

@@ -47,7 +47,7 @@ class PoisonedSet:
 
     @classmethod
     def append(cls, x_clean: torch.Tensor, y_clean: torch.Tensor, x_poison: torch.Tensor,
-               y_poison: torch.Tensor, *, target: int | None = None, **info: Any) -> "PoisonedSet":
+               y_poison: torch.Tensor, *, target: int | None = None, **info: Any) -> PoisonedSet:
         """Clean points followed by added poisons (the additive threat model)."""
         _validate.inputs("x_clean", x_clean)
         _validate.inputs("x_poison", x_poison)
@@ -88,7 +88,7 @@ class PoisonedSet:
         """The poisoned points ``(x, y)``."""
         return self.x[self.is_poison], self.y[self.is_poison]
 
-    def without(self, remove: torch.Tensor) -> "PoisonedSet":
+    def without(self, remove: torch.Tensor) -> PoisonedSet:
         """The set after a defence removes the points where ``remove`` is ``True``."""
         if not isinstance(remove, torch.Tensor) or remove.dtype != torch.bool or remove.shape != self.is_poison.shape:
             raise ValueError(f"remove must be a bool tensor of shape {tuple(self.is_poison.shape)}")
