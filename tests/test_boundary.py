@@ -57,6 +57,7 @@ def test_gradient_poison_through_an_unrolled_mlp(blobs):
     assert len(losses) == 11 and losses[-1] > losses[0]
     net, theta = boundary.train_mlp(ps.x, ps.y, train_steps=30)
     assert net.logit(theta, blobs.x_test.double()).shape == (600,)
+    assert 0.0 <= net.error(theta, blobs.x_test, blobs.y_test) <= 0.2
 
 
 def test_zero_budget_adds_nothing(blobs):

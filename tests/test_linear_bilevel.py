@@ -38,6 +38,8 @@ def test_newton_training_reaches_the_optimum(loss):
     th = theta.clone().requires_grad_(True)
     auto = torch.autograd.grad(learner.objective(th, x, y), th)[0]
     assert torch.allclose(auto, learner.gradient(theta, x, y), atol=1e-12)
+    reg = 0.5 * learner.lam * theta.pow(2).sum()
+    assert torch.allclose(learner.objective(theta, x, y), learner.mean_loss(theta, x, y) + reg)
     v = torch.randn(4, dtype=torch.float64)
     assert torch.allclose(learner.hvp(theta, x, y)(v), learner.hessian(theta, x, y) @ v, atol=1e-12)
     assert torch.allclose(autograd_hvp(lambda t: learner.objective(t, x, y), theta)(v),

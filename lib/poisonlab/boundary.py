@@ -101,6 +101,11 @@ class SmallMLP:
         w2 = theta[h * d + h: h * d + 2 * h]
         return torch.tanh(x @ w1.T + b1) @ w2 + theta[-1]
 
+    def error(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Fraction of (x, y) misclassified (class 1 where the logit is positive), in [0, 1]."""
+        x = x.flatten(1).double()
+        return float(((self.logit(theta, x) > 0).long() != y).double().mean())
+
     def loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
         return (F.binary_cross_entropy_with_logits(self.logit(theta, x), y.to(x.dtype))
                 + 0.5 * lam * theta.pow(2).sum())
@@ -225,11 +230,10 @@ class _Adam:
 def _linear_step(model: str, lam: float, xc: torch.Tensor, y_all: torch.Tensor, xv: torch.Tensor,
                  yv: torch.Tensor) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
     learner = LinearLearner("logistic" if model == "logreg" else "hinge", lam)
-    sv = 2.0 * yv.double() - 1.0
     state = {"theta": None}
 
     def val_loss(theta: torch.Tensor) -> torch.Tensor:
-        return learner.margin_loss(sv * (xv @ theta[:-1] + theta[-1])).mean()
+        return learner.mean_loss(theta, xv, yv)
 
     def step(xp: torch.Tensor) -> tuple[float, torch.Tensor]:
         x_all = torch.cat([xc, xp])
@@ -294,7 +298,6 @@ def attack_surface(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Te
     learner = LinearLearner("logistic" if model == "logreg" else "hinge", lam)
     xc, yc = as_design(x_train, y_train)
     xv, yv = as_design(x_val, y_val)
-    sv = 2.0 * yv.double() - 1.0
     grid = torch.linspace(box[0], box[1], resolution, dtype=torch.float64)
     loss = torch.zeros(resolution, resolution, dtype=torch.float64)
     error = torch.zeros_like(loss)
@@ -304,6 +307,6 @@ def attack_surface(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Te
         for j, a in enumerate(grid):
             x_all = torch.cat([xc, torch.stack([a, b]).reshape(1, 2)])
             theta = learner.fit(x_all, y_all, theta0=theta, tol=1e-8)
-            loss[i, j] = learner.margin_loss(sv * (xv @ theta[:-1] + theta[-1])).mean()
+            loss[i, j] = learner.mean_loss(theta, xv, yv)
             error[i, j] = learner.error(theta, xv, yv)
     return grid.float(), loss.float(), error.float()

@@ -74,23 +74,24 @@ class LinearLearner:
         return self.beta * torch.sigmoid(z) * torch.sigmoid(-z)
 
     # -- the training objective ----------------------------------------------------------------
+    def mean_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The unregularised average loss (1/N) Σ ℓ(m_i) on flattened inputs x (N, d) with labels
+        y (N,) in {0, 1}; differentiable. It is the attacker's L_val in chapter 1."""
+        return self.margin_loss(_margins(theta, x, y)[1]).mean()
+
     def objective(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """J(θ) on flattened inputs x (N, d) with labels y (N,) in {0, 1}; differentiable."""
-        s = 2.0 * y.to(x.dtype) - 1.0
-        m = s * (x @ theta[:-1] + theta[-1])
-        return self.margin_loss(m).mean() + 0.5 * self.lam * theta.pow(2).sum()
+        """J(θ) = mean loss + λ/2 ||θ||² on flattened inputs x (N, d), labels y (N,); differentiable."""
+        return self.mean_loss(theta, x, y) + 0.5 * self.lam * theta.pow(2).sum()
 
     def gradient(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """∇J(θ), shape (d + 1,)."""
-        s = 2.0 * y.to(x.dtype) - 1.0
-        m = s * (x @ theta[:-1] + theta[-1])
+        s, m = _margins(theta, x, y)
         c = self._d1(m) * s / x.shape[0]
         return torch.cat([x.T @ c, c.sum().reshape(1)]) + self.lam * theta
 
     def hvp(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """The Hessian of J at θ as a function v ↦ H v (closed form, two mat-vecs)."""
-        s = 2.0 * y.to(x.dtype) - 1.0
-        m = s * (x @ theta[:-1] + theta[-1])
+        s, m = _margins(theta, x, y)
         d2 = self._d2(m) / x.shape[0]
 
         def apply(v: torch.Tensor) -> torch.Tensor:
@@ -101,8 +102,7 @@ class LinearLearner:
 
     def hessian(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The dense Hessian ∇²J(θ), shape (d + 1, d + 1) — affordable for d up to a few thousand."""
-        s = 2.0 * y.to(x.dtype) - 1.0
-        m = s * (x @ theta[:-1] + theta[-1])
+        s, m = _margins(theta, x, y)
         xt = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
         h = xt.T @ (self._d2(m).unsqueeze(1) * xt) / x.shape[0]
         return h + self.lam * torch.eye(h.shape[0], dtype=x.dtype)
@@ -161,6 +161,12 @@ class LinearLearner:
     def error(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
         """Fraction of (x, y) misclassified, in [0, 1]."""
         return float(((self.decision(theta, x) > 0).long() != y).double().mean())
+
+
+def _margins(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signs s = 2y − 1 and margins m = s (w·x + b), both (N,)."""
+    s = 2.0 * y.to(x.dtype) - 1.0
+    return s, s * (x @ theta[:-1] + theta[-1])
 
 
 def as_design(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
