@@ -55,3 +55,19 @@ def test_metrics_reject_bad_input():
         metrics.attack_success_rate(Oracle(), x, y, corner, target=-2)
     with pytest.raises(ValueError, match="shaped like"):
         metrics.attack_success_rate(Oracle(), x, y, lambda v: v[:, :, :2], target=0)
+
+
+class ShiftOracle(Oracle):
+    """Like Oracle, but a bright corner sends class c to c + 1 (an all-to-all backdoor)."""
+
+    def forward(self, x):
+        cls = (x[:, 0, 0, 0] * 10).round().long()
+        cls = torch.where(x[:, 0, -1, -1] > 0.5, (cls + 1) % 10, cls)
+        return nn.functional.one_hot(cls, 10).float()
+
+
+def test_all_to_all_success_means_class_plus_one():
+    x, y = images_of([0, 3, 9, 4]), torch.tensor([0, 3, 9, 4])
+    assert metrics.attack_success_rate(ShiftOracle(), x, y, corner, target=None) == 1.0
+    # an all-to-one model sends everything to 0: only the 9 lands on 9 + 1 mod 10 = 0
+    assert metrics.attack_success_rate(Oracle(), x, y, corner, target=None) == 0.25

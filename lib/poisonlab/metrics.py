@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from poisonlab import _validate
-from poisonlab.train import predict
+from poisonlab.train import logits, predict
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> float:
@@ -31,7 +31,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
 
 
 def attack_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        apply_trigger: Callable[[torch.Tensor], torch.Tensor], target: int, *,
+                        apply_trigger: Callable[[torch.Tensor], torch.Tensor], target: int | None, *,
                         batch_size: int = 1024) -> float:
     """Attack success rate (ASR) of a backdoor, in [0, 1].
 
@@ -44,22 +44,23 @@ def attack_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     where ŷ is the model's predicted class.
 
     Inputs already of the target class are left out: counting them would credit the attack
-    with the model's ordinary accuracy.
+    with the model's ordinary accuracy. With ``target=None`` (the all-to-all attack, Gu et al.
+    2017 sec. 4.3) every input counts and succeeds when it is sent to (y + 1) mod K.
 
     Args:
         model: a classifier returning (N, K) logits.
         x: clean test inputs, shape (N, ...).
         y: their true labels, shape (N,).
         apply_trigger: maps a batch of inputs to triggered inputs of the same shape.
-        target: the attacker's class t.
+        target: the attacker's class t, or ``None`` for the all-to-all attack.
     """
     x = _validate.inputs("x", x)
     y = _validate.labels("y", y, n=x.shape[0])
     if not callable(apply_trigger):
         raise ValueError(f"apply_trigger must be callable, got {type(apply_trigger).__name__}")
-    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-        raise ValueError(f"target must be a non-negative class index, got {target!r}")
-    keep = y != target
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target < 0):
+        raise ValueError(f"target must be a non-negative class index or None (all-to-all), got {target!r}")
+    keep = y != target if target is not None else torch.ones_like(y, dtype=torch.bool)
     if not bool(keep.any()):
         raise ValueError(f"every input is already of the target class {target}; the ASR is undefined")
     x_src = x[keep]
@@ -67,5 +68,6 @@ def attack_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     if not isinstance(x_trig, torch.Tensor) or x_trig.shape != x_src.shape:
         got = tuple(x_trig.shape) if isinstance(x_trig, torch.Tensor) else type(x_trig).__name__
         raise ValueError(f"apply_trigger must return a tensor shaped like its input {tuple(x_src.shape)}, got {got}")
-    pred = predict(model, x_trig, batch_size=batch_size)
-    return float((pred == target).float().mean())
+    out = logits(model, x_trig, batch_size=batch_size)
+    wanted = target if target is not None else (y[keep].cpu() + 1) % out.shape[1]
+    return float((out.argmax(1) == wanted).float().mean())

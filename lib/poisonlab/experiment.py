@@ -1,0 +1,76 @@
+"""One training routine for every backdoor experiment: train a fresh model on a (poisoned)
+training set, then measure the two numbers an attack is judged by.
+
+Every sweep of the course (poison rate, trigger size and opacity, learning rate, architecture)
+calls :func:`train_and_score` with one setting changed, so the comparisons differ in that setting
+and nothing else: same initialisation seed, same shuffling, same epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from poisonlab import models
+from poisonlab.metrics import accuracy, attack_success_rate
+from poisonlab.poison import PoisonedSet
+from poisonlab.train import History, fit
+
+
+@dataclass
+class Score:
+    """A trained model and how it fares.
+
+    Attributes:
+        model: the trained classifier (eval mode, on the device it trained on).
+        clean_accuracy: CA on the clean test set, in [0, 1].
+        attack_success_rate: ASR of the trigger on the test set (``nan`` without a trigger).
+        history: per-epoch loss and accuracy; with ``per_epoch``, ``history.metrics`` also
+            holds ``"clean_accuracy"`` and ``"attack_success_rate"`` after every epoch.
+    """
+
+    model: nn.Module
+    clean_accuracy: float
+    attack_success_rate: float
+    history: History
+
+
+def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_test: torch.Tensor,
+                    y_test: torch.Tensor, trigger: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    target: int | None = 0, *, model: str = "cnn", epochs: int = 4, lr: float = 0.05,
+                    batch_size: int = 128, seed: int = 0, per_epoch: bool = False,
+                    progress: bool = False, **model_kwargs) -> Score:
+    """Train a fresh ``model`` on ``train`` and score it on clean and triggered test images.
+
+    Args:
+        train: a :class:`~poisonlab.poison.PoisonedSet`, or clean ``(x, y)``.
+        x_test, y_test: clean test images (N, C, H, W) and labels (N,).
+        trigger: the attacker's trigger; ``None`` scores clean accuracy only.
+        target: the attacker's class (``None`` for all-to-all); ignored without a trigger.
+        model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (see :func:`poisonlab.models.make`).
+        epochs, lr, batch_size: SGD with momentum 0.9, as in :func:`poisonlab.train.fit`.
+        seed: seeds both the initial weights and the shuffling.
+        per_epoch: also record CA and ASR after every epoch (costs one test pass per epoch).
+        progress: show a progress bar over epochs.
+        **model_kwargs: passed to the model (e.g. ``channels`` for the CNN).
+
+    Returns:
+        A :class:`Score`.
+    """
+    x, y = (train.x, train.y) if isinstance(train, PoisonedSet) else train
+    k = int(torch.cat([y, y_test]).max()) + 1
+    net = models.make(model, tuple(x.shape[1:]), k, seed=seed, **model_kwargs)
+
+    def score(net: nn.Module) -> dict[str, float]:
+        out = {"clean_accuracy": accuracy(net, x_test, y_test)}
+        if trigger is not None:
+            out["attack_success_rate"] = attack_success_rate(net, x_test, y_test, trigger, target)
+        return out
+
+    history = fit(net, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress,
+                  callback=(lambda _, m: score(m)) if per_epoch else None)
+    final = score(net)
+    return Score(net, final["clean_accuracy"], final.get("attack_success_rate", float("nan")), history)

@@ -1,0 +1,238 @@
+"""Backdoor triggers and dirty-label backdoor poisoning (chapter 2).
+
+A trigger is a fixed edit of the input that the attacker can apply at test time. Both kinds
+here are one formula,
+
+.. math:: \\tilde x = \\operatorname{clip}_{[0, 1]}\\big((1 - m) \\odot x + m \\odot \\Delta\\big),
+
+with a mask m ∈ [0, 1]^{C×H×W} and a pattern Δ ∈ [0, 1]^{C×H×W}:
+
+* :class:`Patch` — BadNets (Gu et al. 2017): m is ``opacity`` on a small square and 0 elsewhere,
+  Δ a checkerboard, a white square or any given pattern;
+* :class:`Blend` — the blended-injection attack (Chen et al. 2017, eq. 3): m = α everywhere,
+  so x̃ = (1 − α) x + α k for a key pattern k (random noise by default).
+
+:func:`backdoor` turns a clean training set into a poisoned one: it stamps the trigger on a
+``rate`` fraction of the images and relabels them to the attacker's target (dirty-label poisoning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from poisonlab import _validate
+from poisonlab.poison import PoisonedSet
+
+#: Named patch positions: the corner (or centre) the square touches.
+LOCATIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center")
+#: Named patch patterns.
+PATTERNS = ("checkerboard", "white")
+#: Which class a poison is relabelled to: one target for all, or each class i to i + 1 (mod K).
+MODES = ("all-to-one", "all-to-all")
+
+
+class Trigger:
+    """x ↦ clip((1 − m) ⊙ x + m ⊙ Δ) for a mask m and pattern Δ, both shaped (C, H, W).
+
+    Subclasses build ``mask(shape)`` and ``pattern(shape)`` for the image shape they are applied
+    to; the trigger is then a callable on a batch (N, C, H, W) with values in [0, 1].
+    """
+
+    def mask(self, shape: tuple[int, int, int]) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pattern(self, shape: tuple[int, int, int]) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Stamp the trigger on a batch ``x`` (N, C, H, W); returns a new tensor of the same shape."""
+        x = _validate.images("x", x)
+        shape = tuple(x.shape[1:])
+        m = self.mask(shape).to(x.device, x.dtype)
+        delta = self.pattern(shape).to(x.device, x.dtype)
+        return ((1 - m) * x + m * delta).clamp(0.0, 1.0)
+
+
+def _pattern_tensor(name: str, pattern: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Broadcast a given pattern, (H, W) or (C, H, W), to ``shape`` or raise a clear error."""
+    if not isinstance(pattern, torch.Tensor) or not pattern.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {type(pattern).__name__}")
+    p = pattern.detach().cpu()
+    if p.ndim == 2:
+        p = p.unsqueeze(0)
+    if p.ndim != 3 or p.shape[1:] != shape[1:] or p.shape[0] not in (1, shape[0]):
+        raise ValueError(f"{name} must be shaped {tuple(shape[1:])} or {tuple(shape)}, got {tuple(pattern.shape)}")
+    if float(p.min()) < 0 or float(p.max()) > 1:
+        raise ValueError(f"{name} values must lie in [0, 1], got [{float(p.min()):.3g}, {float(p.max()):.3g}]")
+    return p.expand(shape).clone()
+
+
+class Patch(Trigger):
+    """BadNets' patch trigger (Gu et al. 2017, sec. 4): a ``size``×``size`` square stamped
+    with a given ``opacity`` at a corner of the image.
+
+    Args:
+        size: side of the square in pixels, >= 1 (and at most the image's height and width).
+        location: one of :data:`LOCATIONS`, or ``(row, col)`` of the square's top-left pixel.
+        pattern: ``"checkerboard"`` (white where row + col is even, starting white at the
+            square's top-left), ``"white"``, or a tensor in [0, 1] shaped (size, size) or
+            (C, size, size).
+        opacity: m on the square, in [0, 1]; 1 replaces the pixels, 0.3 mixes 30% of the pattern in.
+    """
+
+    def __init__(self, size: int = 3, location: str | Sequence[int] = "bottom-right",
+                 pattern: str | torch.Tensor = "checkerboard", opacity: float = 1.0) -> None:
+        self.size = _validate.positive_int("size", size)
+        if isinstance(location, str):
+            _validate.choice("location", location, LOCATIONS)
+        elif (not isinstance(location, Sequence) or len(location) != 2
+              or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in location)):
+            raise ValueError(f"location must be one of {', '.join(LOCATIONS)} or (row, col) of "
+                             f"non-negative integers, got {location!r}")
+        self.location = location if isinstance(location, str) else tuple(location)
+        if isinstance(pattern, str):
+            _validate.choice("pattern", pattern, PATTERNS)
+        elif not isinstance(pattern, torch.Tensor):
+            raise ValueError(f"pattern must be one of {', '.join(PATTERNS)} or a tensor, got {type(pattern).__name__}")
+        self._pattern = pattern
+        self.opacity = _validate.fraction("opacity", opacity, closed=True)
+
+    def __repr__(self) -> str:
+        pattern = self._pattern if isinstance(self._pattern, str) else "tensor"
+        return f"Patch(size={self.size}, location={self.location!r}, pattern={pattern!r}, opacity={self.opacity:g})"
+
+    def corner(self, shape: tuple[int, int, int]) -> tuple[int, int]:
+        """(row, col) of the square's top-left pixel in an image of ``shape`` (C, H, W)."""
+        _, h, w = shape
+        s = self.size
+        if s > h or s > w:
+            raise ValueError(f"a {s}×{s} patch does not fit in a {h}×{w} image")
+        if not isinstance(self.location, str):
+            r, c = self.location
+            if r + s > h or c + s > w:
+                raise ValueError(f"a {s}×{s} patch at (row, col) = ({r}, {c}) runs past the {h}×{w} image")
+            return r, c
+        return {"bottom-right": (h - s, w - s), "bottom-left": (h - s, 0), "top-right": (0, w - s),
+                "top-left": (0, 0), "center": ((h - s) // 2, (w - s) // 2)}[self.location]
+
+    def mask(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        r, c = self.corner(shape)
+        m = torch.zeros(shape)
+        m[:, r:r + self.size, c:c + self.size] = self.opacity
+        return m
+
+    def pattern(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        r, c = self.corner(shape)
+        s, channels = self.size, shape[0]
+        if isinstance(self._pattern, str):
+            ii, jj = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+            square = ((ii + jj) % 2 == 0).float() if self._pattern == "checkerboard" else torch.ones(s, s)
+            square = square.expand(channels, s, s)
+        else:
+            square = _pattern_tensor("pattern", self._pattern, (channels, s, s))
+        delta = torch.zeros(shape)
+        delta[:, r:r + s, c:c + s] = square
+        return delta
+
+
+class Blend(Trigger):
+    """Chen et al. 2017's blended-injection trigger, x̃ = (1 − α) x + α k (their eq. 3).
+
+    Args:
+        pattern: the key pattern k: ``"noise"`` (uniform random pixels drawn once from ``seed``,
+            as in Chen et al.'s random-pattern key) or a tensor in [0, 1] shaped (H, W) or (C, H, W).
+        alpha: blend ratio α in [0, 1]; small α makes the trigger hard to see.
+        seed: seeds the noise pattern.
+    """
+
+    def __init__(self, pattern: str | torch.Tensor = "noise", alpha: float = 0.2, *, seed: int = 0) -> None:
+        if isinstance(pattern, str):
+            _validate.choice("pattern", pattern, ("noise",))
+        elif not isinstance(pattern, torch.Tensor):
+            raise ValueError(f"pattern must be 'noise' or a tensor, got {type(pattern).__name__}")
+        self._pattern = pattern
+        self.alpha = _validate.fraction("alpha", alpha, closed=True)
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        pattern = self._pattern if isinstance(self._pattern, str) else "tensor"
+        return f"Blend(pattern={pattern!r}, alpha={self.alpha:g})"
+
+    def mask(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        return torch.full(shape, self.alpha)
+
+    def pattern(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        if isinstance(self._pattern, str):
+            return torch.rand(shape, generator=torch.Generator().manual_seed(self.seed))
+        return _pattern_tensor("pattern", self._pattern, shape)
+
+
+def relabel(y: torch.Tensor, target: int | None, num_classes: int) -> torch.Tensor:
+    """The labels the attacker wants: ``target`` for every input (all-to-one), or
+    (y + 1) mod K when ``target`` is ``None`` (all-to-all, Gu et al. 2017 sec. 4.3)."""
+    return torch.full_like(y, target) if target is not None else (y + 1) % num_classes
+
+
+def backdoor(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int | None = 0,
+             rate: float | None = None, *, count: int | None = None, source: int | None = None,
+             num_classes: int | None = None, seed: int = 0) -> PoisonedSet:
+    """Dirty-label backdoor poisoning (Gu et al. 2017): stamp ``trigger`` on some training
+    images and relabel them, replacing the originals.
+
+    The poisons are drawn uniformly, without replacement, from the images whose class is not
+    ``target`` (or only from class ``source``); their labels become ``target`` (all-to-one), or
+    y + 1 mod K when ``target`` is ``None`` (all-to-all, drawn from every class).
+
+    Args:
+        x: clean training images (N, C, H, W) in [0, 1].
+        y: their labels (N,) in [0, K).
+        trigger: a :class:`Trigger` (or any callable mapping a batch to a batch of the same shape).
+        target: the attacker's class t, or ``None`` for the all-to-all attack.
+        rate: poisons as a fraction of the whole training set, in [0, 1): ⌊rate · N⌋ images.
+        count: alternatively, the exact number of poisons (give ``rate`` or ``count``, not both).
+        source: draw poisons only from this class (a source-specific backdoor).
+        num_classes: K; default ``int(y.max()) + 1``.
+        seed: seeds which images are poisoned.
+
+    Returns:
+        A :class:`PoisonedSet` of N images in the original order, ``is_poison`` marking the
+        replaced ones, ``target`` set (``None`` for all-to-all) and ``info`` naming the trigger.
+    """
+    x = _validate.images("x", x)
+    k = num_classes if num_classes is not None else (int(y.max()) + 1 if isinstance(y, torch.Tensor)
+                                                     and y.numel() else 2)
+    y = _validate.labels("y", y, n=x.shape[0], num_classes=k)
+    if not callable(trigger):
+        raise ValueError(f"trigger must be callable on a batch of images, got {type(trigger).__name__}")
+    if target is not None:
+        _validate.class_index("target", target, k)
+    if (rate is None) == (count is None):
+        raise ValueError("give exactly one of rate (a fraction of the training set) or count (a number of poisons)")
+    n_poison = (int(_validate.fraction("rate", rate) * len(y)) if rate is not None
+                else _validate.positive_int("count", count, allow_zero=True))
+    eligible = torch.ones_like(y, dtype=torch.bool) if target is None else y != target
+    if source is not None:
+        _validate.class_index("source", source, k)
+        if source == target:
+            raise ValueError(f"source and target must differ, both are {source}")
+        eligible = y == source
+    candidates = torch.nonzero(eligible).flatten()
+    if n_poison > len(candidates):
+        raise ValueError(f"asked for {n_poison} poisons but only {len(candidates)} training images are eligible")
+    g = torch.Generator().manual_seed(seed)
+    chosen = candidates[torch.randperm(len(candidates), generator=g)[:n_poison]]
+    x_out, y_out = x.clone(), y.clone()
+    if n_poison:
+        stamped = trigger(x[chosen])
+        if not isinstance(stamped, torch.Tensor) or stamped.shape != x[chosen].shape:
+            raise ValueError("trigger must return a tensor shaped like its input batch")
+        x_out[chosen] = stamped.to(x.dtype)
+        y_out[chosen] = relabel(y[chosen], target, k)
+    is_poison = torch.zeros(len(y), dtype=torch.bool)
+    is_poison[chosen] = True
+    return PoisonedSet(x_out, y_out, is_poison, target,
+                       {"attack": "backdoor", "trigger": repr(trigger),
+                        "mode": MODES[0] if target is not None else MODES[1], "source": source,
+                        "rate": n_poison / len(y) if len(y) else 0.0})

@@ -1,0 +1,119 @@
+import pytest
+import torch
+from poisonlab import triggers
+from poisonlab.triggers import Blend, Patch, backdoor
+
+
+def test_patch_stamps_a_checkerboard_in_the_bottom_right_corner():
+    x = torch.full((2, 1, 8, 8), 0.5)
+    out = Patch(3)(x)
+    square = out[0, 0, 5:, 5:]
+    assert torch.equal(square, torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]]))
+    # nothing outside the square changes, and the input is not modified in place
+    rest = out.clone()
+    rest[..., 5:, 5:] = 0.5
+    assert torch.equal(rest, x) and float(x.max()) == 0.5
+
+
+@pytest.mark.parametrize("location,corner", [("top-left", (0, 0)), ("top-right", (0, 6)),
+                                             ("bottom-left", (6, 0)), ("center", (3, 3)), ((1, 4), (1, 4))])
+def test_patch_locations(location, corner):
+    assert Patch(2, location).corner((1, 8, 8)) == corner
+    out = Patch(2, location, pattern="white")(torch.zeros(1, 1, 8, 8))
+    r, c = corner
+    assert float(out.sum()) == 4 and float(out[0, 0, r:r + 2, c:c + 2].sum()) == 4
+
+
+def test_patch_opacity_mixes_the_pattern_in():
+    x = torch.full((1, 3, 6, 6), 0.2)
+    out = Patch(2, pattern="white", opacity=0.25)(x)
+    assert torch.allclose(out[0, :, 4:, 4:], torch.full((3, 2, 2), 0.75 * 0.2 + 0.25))
+    assert torch.equal(Patch(2, opacity=0.0)(x), x)
+
+
+def test_patch_accepts_a_pattern_tensor_and_broadcasts_channels():
+    pattern = torch.tensor([[0.1, 0.2], [0.3, 0.4]])
+    out = Patch(2, "top-left", pattern=pattern)(torch.zeros(1, 3, 5, 5))
+    assert torch.allclose(out[0, :, :2, :2], pattern.expand(3, 2, 2))
+
+
+def test_blend_is_a_convex_mix_with_the_key():
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    key = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(2))
+    out = Blend(key, alpha=0.2)(x)
+    assert torch.allclose(out, 0.8 * x + 0.2 * key)
+    noise = Blend("noise", 0.1, seed=3)
+    assert torch.equal(noise(x), noise(x))  # the key is fixed by its seed
+    assert not torch.equal(noise(x), Blend("noise", 0.1, seed=4)(x))
+    assert torch.equal(Blend(key, 0.0)(x), x)
+
+
+def test_triggers_reject_bad_input():
+    with pytest.raises(ValueError, match="does not fit"):
+        Patch(9)(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="runs past"):
+        Patch(3, (6, 0))(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="opacity"):
+        Patch(3, opacity=1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        Blend(alpha=-0.1)
+    with pytest.raises(ValueError, match="location"):
+        Patch(3, "middle")
+    with pytest.raises(ValueError, match="location"):
+        Patch(3, (1, -1))
+    with pytest.raises(ValueError, match="size"):
+        Patch(0)
+    with pytest.raises(ValueError, match="shaped"):
+        Blend(torch.rand(5, 5))(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Blend(torch.full((8, 8), 2.0))(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="shaped"):
+        Patch(2, pattern=torch.rand(3, 3))(torch.zeros(1, 1, 8, 8))
+
+
+def test_backdoor_poisons_the_requested_fraction_of_non_target_images(tiny_images):
+    x, y = tiny_images
+    ps = backdoor(x, y, Patch(2), target=0, rate=0.25, seed=0)
+    assert int(ps.is_poison.sum()) == 3
+    assert bool((y[ps.is_poison] != 0).all()) and bool((ps.y[ps.is_poison] == 0).all())
+    assert torch.equal(ps.x[ps.is_poison], Patch(2)(x[ps.is_poison]))
+    assert torch.equal(ps.x[~ps.is_poison], x[~ps.is_poison]) and torch.equal(ps.y[~ps.is_poison], y[~ps.is_poison])
+    assert ps.target == 0 and ps.info["mode"] == "all-to-one" and ps.info["rate"] == 0.25
+    assert not torch.equal(ps.is_poison, backdoor(x, y, Patch(2), 0, 0.25, seed=1).is_poison)
+
+
+def test_backdoor_source_count_and_all_to_all(tiny_images):
+    x, y = tiny_images
+    ps = backdoor(x, y, Patch(2), target=0, count=2, source=2)
+    assert int(ps.is_poison.sum()) == 2 and bool((y[ps.is_poison] == 2).all())
+    every = backdoor(x, y, Patch(2), target=None, count=12)
+    assert torch.equal(every.y, (y + 1) % 3) and every.target is None and every.info["mode"] == "all-to-all"
+    assert int(backdoor(x, y, Patch(2), 0, count=0).is_poison.sum()) == 0
+
+
+def test_backdoor_rejects_bad_input(tiny_images):
+    x, y = tiny_images
+    with pytest.raises(ValueError, match="exactly one"):
+        backdoor(x, y, Patch(2), 0)
+    with pytest.raises(ValueError, match="exactly one"):
+        backdoor(x, y, Patch(2), 0, rate=0.1, count=1)
+    with pytest.raises(ValueError, match="rate"):
+        backdoor(x, y, Patch(2), 0, rate=1.0)
+    with pytest.raises(ValueError, match="eligible"):
+        backdoor(x, y, Patch(2), 0, count=9)
+    with pytest.raises(ValueError, match="target"):
+        backdoor(x, y, Patch(2), 3, rate=0.1)
+    with pytest.raises(ValueError, match="differ"):
+        backdoor(x, y, Patch(2), 1, count=1, source=1)
+    with pytest.raises(ValueError, match="callable"):
+        backdoor(x, y, "patch", 0, rate=0.1)
+    with pytest.raises(ValueError, match="shaped like"):
+        backdoor(x, y, lambda v: v[:, :, :4], 0, count=2)
+    with pytest.raises(ValueError):
+        backdoor(x, y[:5], Patch(2), 0, rate=0.1)
+
+
+def test_relabel_modes():
+    y = torch.tensor([0, 1, 2])
+    assert torch.equal(triggers.relabel(y, 1, 3), torch.tensor([1, 1, 1]))
+    assert torch.equal(triggers.relabel(y, None, 3), torch.tensor([1, 2, 0]))
