@@ -71,3 +71,12 @@ def test_all_to_all_success_means_class_plus_one():
     assert metrics.attack_success_rate(ShiftOracle(), x, y, corner, target=None) == 1.0
     # an all-to-one model sends everything to 0: only the 9 lands on 9 + 1 mod 10 = 0
     assert metrics.attack_success_rate(Oracle(), x, y, corner, target=None) == 0.25
+
+
+def test_confusion_rows_are_distributions_over_predictions():
+    c = metrics.confusion(torch.tensor([0, 0, 1, 1, 1]), torch.tensor([0, 2, 2, 2, 1]), 3)
+    assert torch.allclose(c, torch.tensor([[0.5, 0, 0.5], [0, 1 / 3, 2 / 3], [0, 0, 0]]))
+    with pytest.raises(ValueError):
+        metrics.confusion(torch.tensor([0, 3]), torch.tensor([0, 1]), 3)
+    with pytest.raises(ValueError):
+        metrics.confusion(torch.tensor([0, 1]), torch.tensor([0]), 3)

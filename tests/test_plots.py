@@ -111,3 +111,43 @@ def test_epsilon_explorer_builds_a_slider():
     assert [v for _, v in slider.options] == [0.01, 0.05]
     with pytest.raises(ValueError, match="same"):
         epsilon_explorer(x, y, {0.01: theta}, {0.05: (torch.rand(1, 2), torch.tensor([1]))})
+
+
+def test_heatmap_annotates_every_cell_and_rejects_bad_grids():
+    fig = plots.heatmap(torch.tensor([[0.0, 0.5], [0.99, 1.0], [0.2, 0.3]]), row_labels=["1", "2", "3"],
+                        col_labels=["a", "b"], xlabel="opacity", ylabel="size", title="t")
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["0", "50", "99", "100", "20", "30"])
+    assert ax.get_xlabel() == "opacity" and [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3"]
+    with pytest.raises(ValueError, match="row labels"):
+        plots.heatmap([[0.1, 0.2]], row_labels=["1", "2"], col_labels=["a", "b"], xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        plots.heatmap([[1.5]], row_labels=["1"], col_labels=["a"], xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="grid"):
+        plots.heatmap([0.1, 0.2], row_labels=["1"], col_labels=["a", "b"], xlabel="x", ylabel="y")
+
+
+def test_trigger_explorer_reports_the_asr_of_each_variation():
+    from poisonlab.triggers import Patch
+    from poisonlab.widgets import trigger_explorer, trigger_figure
+    from torch import nn
+
+    class CornerModel(nn.Module):
+        """Predicts class 0 when the bottom-right pixel is bright, else class 1."""
+
+        def forward(self, x):
+            bright = (x[:, 0, -1, -1] > 0.5).float()
+            return torch.stack([bright, 1 - bright], 1)
+
+    x, y = torch.zeros(6, 1, 8, 8), torch.tensor([1, 1, 1, 0, 1, 1])
+    box = trigger_explorer(CornerModel(), x, y, target=0, show=4)
+    size, opacity, location = box.children[0].children
+    assert (size.value, opacity.value, location.value) == (3, 1.0, "bottom-right")
+    location.value = "top-left"  # redraws without error
+    sample, names = torch.tensor([0, 1]), ["0", "1"]
+    fig = trigger_figure(CornerModel(), x, y, 0, Patch(3), sample=sample, classes=names)
+    assert "ASR 100.0%" in fig.get_suptitle()
+    fig = trigger_figure(CornerModel(), x, y, 0, Patch(3, "top-left"), sample=sample, classes=names)
+    assert "ASR 0.0%" in fig.get_suptitle()  # the model only looks at the bottom-right pixel
+    with pytest.raises(ValueError, match="target"):
+        trigger_explorer(CornerModel(), x, y, target=5)

@@ -41,7 +41,7 @@ class Score:
 def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_test: torch.Tensor,
                     y_test: torch.Tensor, trigger: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     target: int | None = 0, *, model: str = "cnn", epochs: int = 4, lr: float = 0.05,
-                    batch_size: int = 128, seed: int = 0, per_epoch: bool = False,
+                    batch_size: int = 128, schedule: str = "cosine", seed: int = 0, per_epoch: bool = False,
                     progress: bool = False, **model_kwargs) -> Score:
     """Train a fresh ``model`` on ``train`` and score it on clean and triggered test images.
 
@@ -51,7 +51,8 @@ def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_te
         trigger: the attacker's trigger; ``None`` scores clean accuracy only.
         target: the attacker's class (``None`` for all-to-all); ignored without a trigger.
         model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (see :func:`poisonlab.models.make`).
-        epochs, lr, batch_size: SGD with momentum 0.9, as in :func:`poisonlab.train.fit`.
+        epochs, lr, batch_size, schedule: SGD with momentum 0.9 and, by default, a cosine-annealed
+            learning rate, as in :func:`poisonlab.train.fit`.
         seed: seeds both the initial weights and the shuffling.
         per_epoch: also record CA and ASR after every epoch (costs one test pass per epoch).
         progress: show a progress bar over epochs.
@@ -70,7 +71,8 @@ def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_te
             out["attack_success_rate"] = attack_success_rate(net, x_test, y_test, trigger, target)
         return out
 
-    history = fit(net, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress,
+    history = fit(net, x, y, epochs=epochs, lr=lr, batch_size=batch_size, schedule=schedule, seed=seed,
+                  progress=progress,
                   callback=(lambda _, m: score(m)) if per_epoch else None)
     final = score(net)
     return Score(net, final["clean_accuracy"], final.get("attack_success_rate", float("nan")), history)

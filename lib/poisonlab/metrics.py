@@ -71,3 +71,22 @@ def attack_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     out = logits(model, x_trig, batch_size=batch_size)
     wanted = target if target is not None else (y[keep].cpu() + 1) % out.shape[1]
     return float((out.argmax(1) == wanted).float().mean())
+
+
+def confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Row-normalised confusion matrix C (K, K): C[i, j] is the fraction of inputs of true class
+    i predicted as j; each row with any input sums to 1, a row without inputs is all zeros.
+
+    Applied to triggered inputs, row i shows where the backdoor sends class i.
+
+    Args:
+        y_true: true labels (N,) in [0, K).
+        y_pred: predicted labels (N,) in [0, K).
+        num_classes: K.
+    """
+    k = _validate.positive_int("num_classes", num_classes)
+    y_true = _validate.labels("y_true", y_true, num_classes=k).cpu()
+    y_pred = _validate.labels("y_pred", y_pred, n=len(y_true), num_classes=k).cpu()
+    counts = torch.zeros(k, k)
+    counts.index_put_((y_true, y_pred), torch.ones(len(y_true)), accumulate=True)
+    return counts / counts.sum(1, keepdim=True).clamp(min=1)

@@ -346,6 +346,48 @@ def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None
     return fig
 
 
+def heatmap(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]], *, row_labels: Sequence[str],
+            col_labels: Sequence[str], xlabel: str, ylabel: str, title: str | None = None,
+            colorbar_label: str = "attack success rate (%)", percent: bool = True, annotate: bool = True,
+            size: tuple[float, float] | None = None) -> Figure:
+    """A grid of numbers in [0, 1] as colours, each cell annotated with its value
+    (e.g. ASR over trigger size × opacity, or where triggered inputs of each class land).
+
+    Args:
+        values: shape (R, C), values in [0, 1]; row r is drawn at the top for r = 0.
+        row_labels, col_labels: R and C tick labels.
+        xlabel, ylabel, title: axis labels and a title that states the finding.
+        colorbar_label: what the colour means.
+        percent: draw and annotate values as percentages.
+        annotate: write each value in its cell.
+    """
+    v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
+    if v.ndim != 2 or v.size == 0:
+        raise ValueError(f"values must be a non-empty (rows, cols) grid, got shape {v.shape}")
+    if len(row_labels) != v.shape[0] or len(col_labels) != v.shape[1]:
+        raise ValueError(f"need {v.shape[0]} row labels and {v.shape[1]} column labels, "
+                         f"got {len(row_labels)} and {len(col_labels)}")
+    if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
+        raise ValueError("values must be finite and lie in [0, 1]")
+    scale = 100.0 if percent else 1.0
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=size or (1.0 + 0.75 * v.shape[1] + 1.3, 0.9 + 0.5 * v.shape[0]))
+        ax = fig.subplots()
+        image = ax.imshow(v * scale, cmap="viridis", vmin=0, vmax=scale, aspect="auto")
+        ax.set_xticks(range(v.shape[1]), col_labels)
+        ax.set_yticks(range(v.shape[0]), row_labels)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.grid(False)
+        if annotate:
+            for (r, c), value in np.ndenumerate(v):
+                ax.text(c, r, f"{value * scale:.0f}" if percent else f"{value:.2f}", ha="center", va="center",
+                        fontsize=8, color="black" if value > 0.6 else "white")
+        fig.colorbar(image, ax=ax, label=colorbar_label)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
 def paired_bars(labels: Sequence[str], before: Sequence[float], after: Sequence[float], *,
                 names: tuple[str, str] = ("clean", "poisoned"), ylabel: str = "test error (%)",
                 title: str | None = None, percent: bool = True) -> Figure:

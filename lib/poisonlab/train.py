@@ -14,6 +14,7 @@ by mini-batch SGD with momentum (default) or Adam, on CUDA or MPS when one is pr
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from poisonlab import _validate
 from poisonlab.progress import progress_bar
 
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -63,7 +65,7 @@ def default_device() -> torch.device:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
         batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0,
-        optimizer: str = "sgd", momentum: float = 0.9, progress: bool = True,
+        optimizer: str = "sgd", momentum: float = 0.9, schedule: str = "constant", progress: bool = True,
         callback: Callable[[int, nn.Module], dict[str, float] | None] | None = None,
         device: str | torch.device | None = None) -> History:
     """Train ``model`` in place on ``(x, y)`` by mini-batch gradient descent.
@@ -79,6 +81,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
         seed: seeds the shuffling order.
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
         momentum: SGD momentum in [0, 1).
+        schedule: ``"constant"`` keeps ``lr``; ``"cosine"`` anneals it after every step to
+            lr · (1 + cos(π t / T)) / 2 (Loshchilov & Hutter 2017, without restarts), so the last
+            epochs average out SGD's noise and the final model depends less on the last batches.
         progress: show a progress bar over epochs.
         callback: called as ``callback(epoch, model)`` after every epoch (model in eval mode);
             a returned dict of floats is appended to ``History.metrics``.
@@ -95,6 +100,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
     weight_decay = _validate.positive_float("weight_decay", weight_decay, allow_zero=True)
     momentum = _validate.fraction("momentum", momentum)
     _validate.choice("optimizer", optimizer, OPTIMIZERS)
+    _validate.choice("schedule", schedule, SCHEDULES)
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one training example, got 0")
 
@@ -111,6 +117,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
     g = torch.Generator().manual_seed(seed)
     history = History()
     n = x.shape[0]
+    total_steps, step = epochs * math.ceil(n / batch_size), 0
     start = time.perf_counter()
     bar = progress_bar(epochs, desc="training", unit="epoch") if progress else None
     for epoch in range(epochs):
@@ -124,6 +131,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            step += 1
+            if schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.detach().argmax(1) == y[idx]).sum())
         history.loss.append(total_loss / n)
