@@ -117,3 +117,20 @@ def test_relabel_modes():
     y = torch.tensor([0, 1, 2])
     assert torch.equal(triggers.relabel(y, 1, 3), torch.tensor([1, 1, 1]))
     assert torch.equal(triggers.relabel(y, None, 3), torch.tensor([1, 2, 0]))
+
+
+def test_salient_pixels_of_a_linear_model_are_its_largest_target_weights():
+    from poisonlab import models
+
+    model = models.make("logreg", (1, 4, 4), 3, seed=0)
+    pattern = triggers.salient_pixels(model, torch.rand(5, 1, 4, 4), target=1, k=3)
+    assert pattern.shape == (1, 4, 4) and float(pattern.sum()) == 3
+    top = model.head.weight[1].detach().topk(3).indices
+    assert torch.equal(torch.nonzero(pattern.flatten()).flatten().sort().values, top.sort().values)
+    assert model.training  # the model's mode is restored
+    with pytest.raises(ValueError, match="at most"):
+        triggers.salient_pixels(model, torch.rand(5, 1, 4, 4), target=1, k=17)
+    with pytest.raises(ValueError, match="target"):
+        triggers.salient_pixels(model, torch.rand(5, 1, 4, 4), target=3, k=2)
+    with pytest.raises(ValueError, match="at least one"):
+        triggers.salient_pixels(model, torch.rand(0, 1, 4, 4), target=1, k=2)
