@@ -335,8 +335,10 @@ def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None
                 if len(ys) != len(panel["x"]):
                     raise ValueError(f"series {label!r} has {len(ys)} values for {len(panel['x'])} x positions")
                 ax.plot(panel["x"], np.asarray(ys, dtype=float) * scale, marker=marks[i % len(marks)], label=label)
-            if panel.get("logx"):
+            if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
                 ax.set_xscale("log")
+                ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
+                ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
             ax.set(xlabel=panel["xlabel"], ylabel=ylabel)
             if panel.get("title"):
                 ax.set_title(panel["title"])
