@@ -68,6 +68,20 @@ def time_gradient_attack() -> dict:
     return {"seconds": time.perf_counter() - start, "poisons": ps.n_poison}
 
 
+def time_backdoor_run() -> dict:
+    """Time one run of chapter 2's sweeps: BadNets at 5%, then train_and_score at its defaults."""
+    import poisonlab as pl
+    from poisonlab.triggers import Patch, backdoor
+
+    ds = pl.load("mnist5k")
+    trigger = Patch(3)
+    ps = backdoor(ds.x_train, ds.y_train, trigger, 0, 0.05)
+    pl.train_and_score(ps, ds.x_test, ds.y_test, trigger, 0, epochs=1)  # warm-up
+    start = time.perf_counter()
+    score = pl.train_and_score(ps, ds.x_test, ds.y_test, trigger, 0, epochs=12, lr=0.05)
+    return {"seconds": time.perf_counter() - start, "asr": score.attack_success_rate}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapters/*.ipynb")
@@ -99,6 +113,9 @@ def main() -> None:
     attack = time_gradient_attack()
     print(f"gradient_poison: MNIST 1 vs 7, ε = 3% ({attack['poisons']} poisons, 40 steps): "
           f"{attack['seconds']:.1f} s")
+    run = time_backdoor_run()
+    print(f"train_and_score: BadNets 5%, small CNN, 12 epochs (one run of chapter 2's sweeps): "
+          f"{run['seconds']:.1f} s (ASR {run['asr']:.1%})")
     sys.exit(1 if failed else 0)
 
 

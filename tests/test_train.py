@@ -71,6 +71,7 @@ def test_predict_logits_and_embed_shapes(tiny_images):
     ({"weight_decay": -0.1}, "weight_decay"),
     ({"optimizer": "lbfgs"}, "optimizer"),
     ({"momentum": 1.0}, "momentum"),
+    ({"schedule": "step"}, "schedule"),
 ])
 def test_fit_rejects_bad_hyperparameters(tiny_images, kwargs, match):
     x, y = tiny_images
@@ -125,3 +126,17 @@ def test_track_yields_every_item_and_shows_a_bar(capsys):
 
     assert list(track(range(3), desc="budgets")) == [0, 1, 2]
     assert "budgets" in capsys.readouterr().err
+
+
+def test_cosine_schedule_anneals_the_learning_rate_to_zero(tiny_images):
+    lr = pl.train.learning_rate
+    assert lr("cosine", 0.1, 0, 10) == 0.1 and abs(lr("cosine", 0.1, 5, 10) - 0.05) < 1e-12
+    assert abs(lr("cosine", 0.1, 10, 10)) < 1e-12 and lr("constant", 0.1, 7, 10) == 0.1
+    x, y = tiny_images
+    models = []
+    for schedule in ("cosine", "cosine", "constant"):
+        model = pl.make("logreg", (1, 8, 8), 3, seed=0)
+        pl.fit(model, x, y, epochs=3, lr=0.5, batch_size=4, schedule=schedule, progress=False)
+        models.append(list(model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(models[0], models[1]))
+    assert not all(torch.equal(a, b) for a, b in zip(models[0], models[2]))

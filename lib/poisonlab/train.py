@@ -63,6 +63,16 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def learning_rate(schedule: str, lr: float, step: int, total_steps: int) -> float:
+    """The learning rate after ``step`` of ``total_steps`` optimiser steps: ``lr`` for
+    ``"constant"``, lr · (1 + cos(π · step / total_steps)) / 2 for ``"cosine"`` (Loshchilov &
+    Hutter 2017, SGDR without restarts), which falls from ``lr`` at step 0 to 0 at the end."""
+    _validate.choice("schedule", schedule, SCHEDULES)
+    if schedule == "constant":
+        return lr
+    return lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
         batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0,
         optimizer: str = "sgd", momentum: float = 0.9, schedule: str = "constant", progress: bool = True,
@@ -132,9 +142,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
             loss.backward()
             opt.step()
             step += 1
-            if schedule == "cosine":
-                for group in opt.param_groups:
-                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(schedule, lr, step, total_steps)
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.detach().argmax(1) == y[idx]).sum())
         history.loss.append(total_loss / n)
