@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
+CORES := $(shell nproc 2>/dev/null || echo 2)
+WORKER_THREADS ?= $(shell echo $$(( $(CORES) / $(PYTEST_WORKERS) > 0 ? $(CORES) / $(PYTEST_WORKERS) : 1 )))
 
 .PHONY: help setup book lab test unit nbval lint bench clean distclean
 
@@ -30,12 +32,14 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going
 	@echo "The site is in _build/html/index.html"
 
+# Each pytest worker (and the notebook kernel it starts) gets its share of the cores: two
+# workers each running torch on every core oversubscribe the CPU and run several times slower.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 tests chapters
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 chapters
