@@ -407,7 +407,7 @@ def paired_bars(labels: Sequence[str], before: Sequence[float], after: Sequence[
         ax.set_xticks(pos, labels)
         ax.set(ylabel=ylabel)
         ax.margins(y=0.15)
-        ax.legend()
+        fig.legend(loc="outside lower center", ncols=2)  # below the axes, never over a bar
         if title:
             ax.set_title(title)
     return fig
