@@ -1,0 +1,188 @@
+"""Clean-label poisoning by feature collision (chapter 3): Poison Frogs (Shafahi et al. 2018).
+
+A poison p starts as a correctly labelled *base* image b of the attacker's chosen class and is
+moved, in pixel space, until its representation φ(p) sits on top of the representation φ(t) of a
+*target* test image of another class, while p stays close to b:
+
+.. math:: p = \\arg\\min_x \\; \\lVert \\varphi(x) - \\varphi(t) \\rVert^2 + \\beta \\lVert x - b \\rVert^2
+   \\qquad \\text{(Shafahi et al. 2018, eq. 1).}
+
+A linear head retrained on frozen features then has to classify φ(p) = φ(t) with the base's
+label, and so misclassifies the target. :func:`feature_collision` solves the problem by
+forward–backward splitting (their Algorithm 1), for many (target, base) pairs at once;
+:func:`fine_tune_heads` is the transfer-learning victim, also batched: one linear head per
+poison, each trained on the same clean features plus its own poisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from poisonlab import _validate
+
+
+def watermark(base: torch.Tensor, target: torch.Tensor, opacity: float) -> torch.Tensor:
+    """Blend a faint copy of the target into the base, b ← γ t + (1 − γ) b (Shafahi et al. 2018,
+    sec. 4.2), which helps collisions survive end-to-end training.
+
+    Args:
+        base: base images (P, C, H, W) or one image (C, H, W), in [0, 1].
+        target: target images of the same shape, or one (C, H, W) image for every base.
+        opacity: γ in [0, 1]; 0 returns the bases unchanged.
+    """
+    gamma = _validate.fraction("opacity", opacity, closed=True)
+    base_b, target_b = _pairs(base, target)
+    return gamma * target_b + (1.0 - gamma) * base_b
+
+
+def _pairs(base: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bases and targets as two (P, C, H, W) batches, broadcasting a single target."""
+    if not isinstance(base, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise ValueError("base and target must be tensors")
+    b = base.unsqueeze(0) if base.ndim == 3 else base
+    t = target.unsqueeze(0) if target.ndim == 3 else target
+    b = _validate.images("base", b)
+    t = _validate.images("target", t)
+    if b.shape[1:] != t.shape[1:]:
+        raise ValueError(f"target and base images must have the same shape, got {tuple(t.shape[1:])} "
+                         f"and {tuple(b.shape[1:])}")
+    if t.shape[0] not in (1, b.shape[0]):
+        raise ValueError(f"give one target for every base or a single target; got {t.shape[0]} targets "
+                         f"for {b.shape[0]} bases")
+    return b, t.expand_as(b)
+
+
+def _check_eval_mode(feature_fn: Callable) -> None:
+    module = feature_fn if isinstance(feature_fn, nn.Module) else getattr(feature_fn, "__self__", None)
+    if isinstance(module, nn.Module) and module.training:
+        raise ValueError("the feature extractor is in training mode; call model.eval() first, so that "
+                         "dropout and batch statistics do not change φ between steps")
+
+
+def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor,
+                      base: torch.Tensor, *, beta: float = 0.1, lr: float = 0.01, steps: int = 500,
+                      opacity: float = 0.0, seed: int = 0,
+                      history: dict[str, list[float]] | None = None) -> torch.Tensor:
+    """Craft clean-label poisons by feature collision (Shafahi et al. 2018, Algorithm 1).
+
+    Every step is a gradient (forward) step on the feature term, then the proximal (backward)
+    step of the distance term, which has a closed form:
+
+    .. math::
+        \\hat p = p - \\lambda \\nabla_p \\lVert \\varphi(p) - \\varphi(t) \\rVert^2, \\qquad
+        p = \\frac{\\hat p + \\lambda \\beta b}{1 + \\lambda \\beta},
+
+    followed by clipping to [0, 1]. All P (target, base) pairs move together as one batch, so
+    crafting 50 poisons costs about as much as crafting one.
+
+    Args:
+        feature_fn: φ, mapping images (P, C, H, W) to representations (P, F), e.g.
+            ``model.features`` of a model in eval mode. It must treat samples independently.
+        target: target images (P, C, H, W), or one image (C, H, W) shared by every base.
+        base: base images (P, C, H, W) or one image (C, H, W), in [0, 1].
+        beta: β ≥ 0, the weight of the pixel distance to the base; larger keeps the poison closer
+            to its base (and collides less). Shafahi et al. scale it by (dim φ / dim x)².
+        lr: λ > 0, the step size of the forward step.
+        steps: iterations, ≥ 1.
+        opacity: watermark the base with the target at this opacity γ first (:func:`watermark`);
+            the proximal step then pulls towards the watermarked base.
+        seed: the algorithm is deterministic (it starts from the base); ``seed`` is accepted for a
+            uniform interface and recorded nowhere.
+        history: if given, filled with ``"feature_distance"`` and ``"input_distance"`` (mean over
+            the batch of ‖φ(p) − φ(t)‖ and ‖p − b‖ after each step).
+
+    Returns:
+        Poisons shaped like ``base``, values in [0, 1], detached.
+    """
+    _check_eval_mode(feature_fn)
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
+        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    lr = _validate.positive_float("lr", lr)
+    steps = _validate.positive_int("steps", steps)
+    single = isinstance(base, torch.Tensor) and base.ndim == 3
+    b, t = _pairs(base, target)
+    b = watermark(b, t, opacity) if opacity else b
+    b = b.detach()
+    with torch.no_grad():
+        target_features = feature_fn(t)
+    p = b.clone()
+    for _ in range(steps):
+        p.requires_grad_(True)
+        distance = (feature_fn(p) - target_features).pow(2).sum()
+        (grad,) = torch.autograd.grad(distance, p)
+        with torch.no_grad():
+            p = ((p - lr * grad) + lr * beta * b) / (1.0 + lr * beta)
+            p = p.clamp(0.0, 1.0)
+        if history is not None:
+            with torch.no_grad():
+                history.setdefault("feature_distance", []).append(
+                    float((feature_fn(p) - target_features).norm(dim=1).mean()))
+                history.setdefault("input_distance", []).append(float((p - b).flatten(1).norm(dim=1).mean()))
+    p = p.detach()
+    return p[0] if single else p
+
+
+def fine_tune_heads(features: torch.Tensor, labels: torch.Tensor, extra_features: torch.Tensor,
+                    extra_labels: torch.Tensor, num_classes: int, *, steps: int = 300, lr: float = 0.5,
+                    weight_decay: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train P linear heads (softmax regression on frozen features) at once: head j sees the
+    N clean examples plus its own m extra examples (its poisons).
+
+    Full-batch gradient descent with momentum on the mean cross-entropy plus
+    ``weight_decay``/2 · ‖W‖²; every head starts from zero, so the result is deterministic.
+
+    Args:
+        features: clean representations (N, F).
+        labels: their labels (N,) in [0, K).
+        extra_features: per-head extra representations (P, m, F) (m may be 0).
+        extra_labels: their labels (P, m).
+        num_classes: K.
+        steps, lr, weight_decay: the optimisation.
+
+    Returns:
+        Weights (P, K, F) and biases (P, K).
+    """
+    k = _validate.positive_int("num_classes", num_classes)
+    labels = _validate.labels("labels", labels, n=features.shape[0], num_classes=k)
+    if extra_features.ndim != 3 or extra_features.shape[2] != features.shape[1]:
+        raise ValueError(f"extra_features must be shaped (P, m, {features.shape[1]}), "
+                         f"got {tuple(extra_features.shape)}")
+    if extra_labels.shape != extra_features.shape[:2]:
+        raise ValueError(f"extra_labels must be shaped {tuple(extra_features.shape[:2])}, "
+                         f"got {tuple(extra_labels.shape)}")
+    steps = _validate.positive_int("steps", steps)
+    lr = _validate.positive_float("lr", lr)
+    p, m, f = extra_features.shape
+    x = torch.cat([features.detach().unsqueeze(0).expand(p, -1, -1), extra_features.detach()], 1)
+    y = torch.cat([labels.unsqueeze(0).expand(p, -1), extra_labels.long()], 1)
+    w = torch.zeros(p, k, f, requires_grad=True)
+    bias = torch.zeros(p, k, requires_grad=True)
+    opt = torch.optim.SGD([w, bias], lr=lr, momentum=0.9)
+    for _ in range(steps):
+        logits = torch.einsum("pnf,pkf->pnk", x, w) + bias.unsqueeze(1)
+        loss = F.cross_entropy(logits.reshape(-1, k), y.reshape(-1), reduction="sum") / x.shape[1]
+        loss = loss + 0.5 * weight_decay * w.pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return w.detach(), bias.detach()
+
+
+def head_predict(weights: torch.Tensor, biases: torch.Tensor, features: torch.Tensor, *,
+                 paired: bool = False) -> torch.Tensor:
+    """Predictions of P heads (weights (P, K, F), biases (P, K)).
+
+    With ``paired``, ``features`` is (P, F) and head j classifies row j → (P,) (e.g. each head's
+    own target); otherwise ``features`` is (N, F) and every head classifies all of it → (P, N).
+    """
+    with torch.no_grad():
+        if paired:
+            if features.shape[0] != weights.shape[0]:
+                raise ValueError(f"paired prediction needs one row per head ({weights.shape[0]}), "
+                                 f"got {features.shape[0]}")
+            return (torch.einsum("pf,pkf->pk", features, weights) + biases).argmax(1)
+        return (torch.einsum("nf,pkf->pnk", features, weights) + biases.unsqueeze(1)).argmax(2)

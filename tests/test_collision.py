@@ -1,0 +1,89 @@
+import pytest
+import torch
+from poisonlab import collision, models
+from torch import nn
+
+
+class Linear(nn.Module):
+    """φ(x) = A·vec(x): a fixed linear feature map, so the collision problem is a least-squares one."""
+
+    def __init__(self, d=16, f=4, seed=0):
+        super().__init__()
+        self.a = torch.randn(f, d, generator=torch.Generator().manual_seed(seed))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.a.T
+
+
+def images(n, seed):
+    return torch.rand(n, 1, 4, 4, generator=torch.Generator().manual_seed(seed)) * 0.5 + 0.25
+
+
+def test_one_step_is_a_gradient_step_then_the_closed_form_proximal_step():
+    phi = Linear().eval()
+    t, b = images(1, 1), images(1, 2)
+    lr, beta = 0.01, 2.0
+    p = collision.feature_collision(phi, t, b, beta=beta, lr=lr, steps=1)
+    grad = 2 * ((phi(b) - phi(t)) @ phi.a).view_as(b)  # ∇‖A b − A t‖² at p = b
+    expected = ((b - lr * grad) + lr * beta * b) / (1 + lr * beta)
+    assert torch.allclose(p, expected.clamp(0, 1), atol=1e-6)
+
+
+def test_collision_pulls_features_together_and_beta_keeps_the_poison_near_its_base():
+    phi = Linear().eval()
+    t, b = images(3, 3), images(3, 4)
+    loose, tight = {}, {}
+    p_loose = collision.feature_collision(phi, t, b, beta=0.0, lr=0.005, steps=200, history=loose)
+    p_tight = collision.feature_collision(phi, t, b, beta=50.0, lr=0.005, steps=200, history=tight)
+    assert loose["feature_distance"][-1] < 0.2 * loose["feature_distance"][0]
+    assert (p_tight - b).norm() < (p_loose - b).norm()
+    assert tight["feature_distance"][-1] > loose["feature_distance"][-1]
+    assert float(p_loose.min()) >= 0 and float(p_loose.max()) <= 1
+
+
+def test_batched_crafting_equals_one_at_a_time():
+    cnn = models.make("cnn", (1, 8, 8), 3, seed=0).eval()
+    t, b = torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)
+    batched = collision.feature_collision(cnn.features, t, b, beta=0.5, lr=0.01, steps=20)
+    single = torch.stack([collision.feature_collision(cnn.features, t[i], b[i], beta=0.5, lr=0.01, steps=20)
+                          for i in range(4)])
+    assert torch.allclose(batched, single, atol=1e-5)
+    shared = collision.feature_collision(cnn.features, t[0], b, beta=0.5, lr=0.01, steps=2)
+    assert shared.shape == b.shape
+
+
+def test_watermark_blends_the_target_into_the_base():
+    t, b = torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    assert torch.allclose(collision.watermark(b, t, 0.3), torch.full_like(b, 0.3))
+    assert torch.equal(collision.watermark(b, t, 0.0), b)
+
+
+def test_collision_rejects_bad_input():
+    cnn = models.make("cnn", (1, 8, 8), 3, seed=0)
+    t, b = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="training mode"):
+        collision.feature_collision(cnn.features, t, b)
+    cnn.eval()
+    with pytest.raises(ValueError, match="same shape"):
+        collision.feature_collision(cnn.features, torch.rand(2, 1, 6, 6), b)
+    with pytest.raises(ValueError, match="beta"):
+        collision.feature_collision(cnn.features, t, b, beta=-1.0)
+    with pytest.raises(ValueError, match="targets"):
+        collision.feature_collision(cnn.features, torch.rand(3, 1, 8, 8), b)
+    with pytest.raises(ValueError, match="opacity"):
+        collision.watermark(b, t, 1.5)
+
+
+def test_fine_tuned_heads_fit_their_own_extra_points():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(50, 2, generator=g) - 3, torch.randn(50, 2, generator=g) + 3])
+    y = torch.cat([torch.zeros(50), torch.ones(50)]).long()
+    extra = torch.tensor([[[-3.0, -3.0]], [[3.0, 3.0]]])  # head 0 gets a class-1 point deep in class 0
+    w, b = collision.fine_tune_heads(x, y, extra, torch.tensor([[1], [1]]), 2, steps=200, lr=0.5)
+    assert w.shape == (2, 2, 2) and b.shape == (2, 2)
+    assert (collision.head_predict(w, b, x) == y).float().mean() > 0.9
+    assert collision.head_predict(w, b, torch.tensor([[3.0, 3.0], [3.0, 3.0]]), paired=True).tolist() == [1, 1]
+    with pytest.raises(ValueError, match="extra_labels"):
+        collision.fine_tune_heads(x, y, extra, torch.tensor([1, 1]), 2)
+    with pytest.raises(ValueError, match="one row per head"):
+        collision.head_predict(w, b, x, paired=True)
