@@ -1,0 +1,342 @@
+"""Finding poisons in a training set (chapters 4–5): spectral signatures in representations and
+in per-sample gradients, activation clustering, and how to score a detector.
+
+Every detector here returns one *suspicion score* per training point (higher = more suspicious);
+:func:`remove_top` turns scores into a keep-mask, and :func:`detection_report` compares scores or
+flags with the ground truth ``PoisonedSet.is_poison``.
+
+The spectral signature (Tran, Li & Madry 2018): within one class, let R be the representations
+(n, F), R̄ their mean and v the top right singular vector of R − R̄. Then
+
+.. math:: \\tau_i = \\big((R_i - \\bar R) \\cdot v\\big)^2 ,
+
+and poisons that share a trigger concentrate on the top of τ. The representations are *centred*
+first, as in the paper (some toolkits score uncentred features, which points v at the mean).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from poisonlab import _validate
+
+
+def _finite_matrix(name: str, x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim != 2:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a 2-D tensor (N, F), got {got}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; scores would be meaningless")
+    return x.detach()
+
+
+def _classes(labels: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """Index tensors of every class present in ``labels``, each with at least 2 members."""
+    labels = _validate.labels("labels", labels, n=n).cpu()
+    groups = []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        if len(idx) < 2:
+            raise ValueError(f"class {c} has {len(idx)} sample; a spectral score needs at least 2 per class")
+        groups.append(idx)
+    return groups
+
+
+def top_direction(centred: torch.Tensor) -> torch.Tensor:
+    """The top right singular vector (F,) of a centred matrix (n, F), from the F × F covariance
+    (no n × n or per-sample F × F matrices are formed); raises when the matrix is constant."""
+    cov = centred.T.double() @ centred.double()
+    eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+    if float(eigenvalues[-1]) <= 1e-12 * max(1.0, float(cov.diagonal().abs().max())):
+        raise ValueError("the representations of a class are constant; no direction to score along")
+    return eigenvectors[:, -1].to(centred.dtype)
+
+
+def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Spectral-signature scores τᵢ = ((Rᵢ − R̄_c)·v_c)², class by class (Tran et al. 2018,
+    Algorithm 1).
+
+    Args:
+        reps: representations (N, F), e.g. ``train.embed(model, x)``; finite.
+        labels: the training labels (N,) (the *given* labels, poisons included); every class
+            present needs at least 2 samples.
+
+    Returns:
+        Scores (N,) ≥ 0, comparable within a class.
+    """
+    reps = _finite_matrix("reps", reps)
+    scores = torch.zeros(reps.shape[0], dtype=reps.dtype, device=reps.device)
+    for idx in _classes(labels, reps.shape[0]):
+        r = reps[idx.to(reps.device)]
+        centred = r - r.mean(0)
+        v = top_direction(centred)
+        scores[idx.to(reps.device)] = (centred @ v).pow(2)
+    return scores.cpu()
+
+
+def head_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                   batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two factors of the per-sample gradients of the cross-entropy w.r.t. the head's
+    weights V: ∇_V ℓᵢ = (softmax(zᵢ) − e_{yᵢ}) φ(xᵢ)ᵀ, an outer product.
+
+    Returns ``(a, b)`` with a = softmax(z) − onehot(y) (N, K) and b = φ(x) (N, F); the
+    gradient of sample i is ``outer(a[i], b[i])``, never formed here.
+    """
+    y = _validate.labels("y", y, n=x.shape[0])
+    was_training = model.training
+    model.eval()
+    a_parts, b_parts = [], []
+    try:
+        dev = next(iter(model.parameters()), torch.empty(0)).device
+        with torch.no_grad():
+            for i in range(0, x.shape[0], batch_size):
+                xb = x[i:i + batch_size].to(dev)
+                feats = model.features(xb)
+                probs = F.softmax(model.head(feats), dim=1)
+                a_parts.append(probs.cpu() - F.one_hot(y[i:i + batch_size].cpu(), probs.shape[1]).to(probs.dtype))
+                b_parts.append(feats.cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(a_parts), torch.cat(b_parts)
+
+
+def _top_direction_outer(a: torch.Tensor, b: torch.Tensor, *, iters: int = 60, rank: int = 4,
+                         seed: int = 0) -> torch.Tensor:
+    """Top right singular vector of G − Ḡ, where row i of G is vec(aᵢ bᵢᵀ) (K·F), by subspace
+    iteration with products that never form G: entry i of (G − Ḡ) vec(V) is aᵢᵀ V bᵢ − ⟨Ḡ, V⟩,
+    and (G − Ḡ)ᵀ u = aᵀ diag(u) b − (Σᵢ uᵢ) Ḡ."""
+    n, k = a.shape
+    f = b.shape[1]
+    a, b = a.double(), b.double()
+    mean = (a.T @ b) / n  # Ḡ as a K × F matrix
+
+    def times(v: torch.Tensor) -> torch.Tensor:  # (K·F, r) → (n, r): (G − Ḡ) v
+        vs = v.T.reshape(-1, k, f)  # (r, K, F)
+        return torch.einsum("nk,rkf,nf->nr", a, vs, b) - torch.einsum("kf,rkf->r", mean, vs)
+
+    def times_t(u: torch.Tensor) -> torch.Tensor:  # (n, r) → (K·F, r): (G − Ḡ)ᵀ u
+        out = torch.einsum("nk,nr,nf->rkf", a, u, b) - torch.einsum("r,kf->rkf", u.sum(0), mean)
+        return out.reshape(u.shape[1], -1).T
+
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(k * f, min(rank, k * f), generator=g, dtype=torch.float64))
+    for _ in range(iters):
+        q, _ = torch.linalg.qr(times_t(times(q)))
+    # Rayleigh–Ritz on the subspace
+    small = q.T @ times_t(times(q))
+    w, vecs = torch.linalg.eigh(small)
+    if float(w[-1]) <= 1e-12:
+        raise ValueError("the per-sample gradients of a class are constant; no direction to score along")
+    return q @ vecs[:, -1]
+
+
+def gradient_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024,
+                    seed: int = 0) -> torch.Tensor:
+    """Spectral scores of the per-sample gradients of the loss w.r.t. the head's weights, class
+    by class: the same τ as :func:`spectral_scores`, with gᵢ = vec((softmax(zᵢ) − e_{yᵢ})
+    φ(xᵢ)ᵀ) in place of the representation (the "gradient covariance" signature).
+
+    The gradients are outer products; the top singular vector of the centred gradient matrix is
+    found by subspace iteration with products that never form it, so memory stays O(N (K + F)).
+
+    Args:
+        model: a :class:`~poisonlab.models.Classifier` (``features`` and ``head``).
+        x: training inputs (N, ...); y: their given labels (N,).
+        batch_size: inputs per forward pass.
+        seed: seeds the starting subspace of the iteration.
+
+    Returns:
+        Scores (N,) ≥ 0.
+    """
+    if not hasattr(model, "features") or not hasattr(model, "head"):
+        raise ValueError("model must have .features and .head (a poisonlab Classifier)")
+    a, b = head_gradients(model, x, y, batch_size=batch_size)
+    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+        raise ValueError("the model's outputs contain NaN or infinite values")
+    scores = torch.zeros(x.shape[0], dtype=torch.float64)
+    k, f = a.shape[1], b.shape[1]
+    for idx in _classes(y, x.shape[0]):
+        ac, bc = a[idx].double(), b[idx].double()
+        v = _top_direction_outer(ac, bc, seed=seed).reshape(k, f)
+        mean = (ac.T @ bc) / len(idx)
+        proj = torch.einsum("nk,kf,nf->n", ac, v, bc) - (mean * v).sum()
+        scores[idx] = proj.pow(2)
+    return scores.float()
+
+
+def _kmeans2(z: torch.Tensor, *, seed: int, restarts: int = 5, iters: int = 50) -> torch.Tensor:
+    """2-means labels (n,) in {0, 1}: the best of ``restarts`` runs of Lloyd's algorithm."""
+    g = torch.Generator().manual_seed(seed)
+    best, best_cost = None, math.inf
+    for _ in range(restarts):
+        centres = z[torch.randperm(len(z), generator=g)[:2]].clone()
+        assign = torch.zeros(len(z), dtype=torch.long)
+        for _ in range(iters):
+            assign = torch.cdist(z, centres).argmin(1)
+            new = torch.stack([z[assign == j].mean(0) if bool((assign == j).any()) else centres[j] for j in (0, 1)])
+            if torch.allclose(new, centres):
+                break
+            centres = new
+        cost = float(torch.cdist(z, centres).min(1).values.pow(2).sum())
+        if cost < best_cost:
+            best, best_cost = assign, cost
+    return best
+
+
+@dataclass
+class Clusters:
+    """The outcome of :func:`activation_clusters`.
+
+    Attributes:
+        flags: (N,) True for the points in the smaller of their class's two clusters.
+        scores: (N,) suspicion in [0, 1]: flagged points score 1 − (their cluster's share of the
+            class), unflagged ones 0, so a small, tight cluster ranks first.
+        relative_size: for each class, the smaller cluster's share of it.
+        silhouette: for each class, the mean silhouette of the 2-clustering (high = well split).
+    """
+
+    flags: torch.Tensor
+    scores: torch.Tensor
+    relative_size: dict[int, float]
+    silhouette: dict[int, float]
+
+
+def _silhouette(z: torch.Tensor, assign: torch.Tensor) -> float:
+    d = torch.cdist(z, z)
+    out = []
+    for i in range(len(z)):
+        same = assign == assign[i]
+        n_same = int(same.sum())
+        if n_same <= 1 or n_same == len(z):
+            out.append(0.0)
+            continue
+        a = float(d[i, same].sum()) / (n_same - 1)
+        b = float(d[i, ~same].mean())
+        out.append((b - a) / max(a, b, 1e-12))
+    return sum(out) / len(out)
+
+
+def activation_clusters(reps: torch.Tensor, labels: torch.Tensor, *, dims: int = 10, seed: int = 0,
+                        silhouette_sample: int = 1000) -> Clusters:
+    """Activation clustering (Chen et al. 2018): per class, project the centred representations
+    on their top ``dims`` principal directions, split them into 2 clusters with k-means, and flag
+    the smaller cluster.
+
+    Args:
+        reps: representations (N, F), finite.
+        labels: given labels (N,), at least 2 samples per class.
+        dims: principal directions kept (Chen et al. use 10), at most F.
+        seed: seeds k-means (and the silhouette's subsample).
+        silhouette_sample: at most this many points per class enter the silhouette.
+    """
+    reps = _finite_matrix("reps", reps).double().cpu()
+    dims = _validate.positive_int("dims", dims)
+    if dims > reps.shape[1]:
+        raise ValueError(f"dims must be at most the representation width {reps.shape[1]}, got {dims}")
+    flags = torch.zeros(reps.shape[0], dtype=torch.bool)
+    scores = torch.zeros(reps.shape[0])
+    sizes, sil = {}, {}
+    labels = _validate.labels("labels", labels, n=reps.shape[0]).cpu()
+    g = torch.Generator().manual_seed(seed)
+    for idx in _classes(labels, reps.shape[0]):
+        c = int(labels[idx[0]])
+        centred = reps[idx] - reps[idx].mean(0)
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        z = centred @ vh[:dims].T
+        assign = _kmeans2(z, seed=seed)
+        small = int(assign.float().mean() < 0.5)  # the label of the smaller cluster
+        share = float((assign == small).float().mean())
+        flags[idx] = assign == small
+        scores[idx] = torch.where(assign == small, torch.tensor(1.0 - share), torch.tensor(0.0)).float()
+        sizes[c] = share
+        pick = torch.randperm(len(idx), generator=g)[:silhouette_sample]
+        sil[c] = _silhouette(z[pick], assign[pick])
+    return Clusters(flags, scores, sizes, sil)
+
+
+def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: float = 1.5) -> torch.Tensor:
+    """Keep-mask (N,) that drops, in every class, the ⌈factor · eps · n_c⌉ highest-scoring points
+    (Tran et al. 2018 remove 1.5 ε of each class, ε an upper bound on the poison fraction).
+
+    Args:
+        scores: suspicion scores (N,), finite.
+        labels: given labels (N,).
+        eps: the assumed poison fraction in [0, 1).
+        factor: how many times ε to remove, > 0.
+    """
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
+        raise ValueError("scores must be a 1-D tensor")
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("scores contain NaN or infinite values")
+    labels = _validate.labels("labels", labels, n=len(scores)).cpu()
+    eps = _validate.fraction("eps", eps)
+    factor = _validate.positive_float("factor", factor)
+    keep = torch.ones(len(scores), dtype=torch.bool)
+    scores = scores.detach().cpu()
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        drop = min(len(idx), math.ceil(factor * eps * len(idx) - 1e-9))
+        if drop:
+            keep[idx[scores[idx].topk(drop).indices]] = False
+    return keep
+
+
+@dataclass
+class DetectionReport:
+    """How well flags or scores find the poisons.
+
+    Attributes:
+        precision: poisons among the flagged points (``nan`` when nothing is flagged or for
+            scores, where no threshold is given).
+        recall: flagged poisons among all poisons (``nan`` for scores).
+        auc: ROC AUC of the scores (or flags) against ``is_poison``: the chance that a random
+            poison outranks a random clean point, ties counting half.
+        flagged: how many points were flagged (``nan`` for scores).
+    """
+
+    precision: float
+    recall: float
+    auc: float
+    flagged: float
+
+
+def roc_auc(scores: torch.Tensor, is_poison: torch.Tensor) -> float:
+    """ROC AUC by the Mann–Whitney statistic (average ranks for ties), in [0, 1]."""
+    s = scores.detach().double().cpu()
+    p = is_poison.bool().cpu()
+    n_pos, n_neg = int(p.sum()), int((~p).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("the AUC needs at least one poison and one clean point")
+    order = torch.argsort(s)
+    _, counts = torch.unique_consecutive(s[order], return_counts=True)
+    ends = torch.cumsum(counts, 0).double()  # 1-based rank of the last member of each tie group
+    average = ends - (counts.double() - 1) / 2  # the mean rank of each tie group
+    ranks = torch.empty_like(s)
+    ranks[order] = torch.repeat_interleave(average, counts)
+    return float((ranks[p].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def detection_report(flags_or_scores: torch.Tensor, is_poison: torch.Tensor) -> DetectionReport:
+    """Precision and recall of boolean flags, or the ROC AUC of real-valued scores (flags get an
+    AUC too, as 0/1 scores), against the ground truth ``is_poison`` (N,)."""
+    if not isinstance(flags_or_scores, torch.Tensor) or flags_or_scores.ndim != 1:
+        raise ValueError("flags_or_scores must be a 1-D tensor")
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != flags_or_scores.shape:
+        raise ValueError(f"is_poison must be shaped like the flags or scores {tuple(flags_or_scores.shape)}")
+    truth = is_poison.bool().cpu()
+    if flags_or_scores.dtype == torch.bool:
+        flags = flags_or_scores.cpu()
+        n_flag = int(flags.sum())
+        hits = int((flags & truth).sum())
+        precision = hits / n_flag if n_flag else float("nan")
+        recall = hits / int(truth.sum()) if int(truth.sum()) else float("nan")
+        return DetectionReport(precision, recall, roc_auc(flags.double(), truth), float(n_flag))
+    if not bool(torch.isfinite(flags_or_scores).all()):
+        raise ValueError("scores contain NaN or infinite values")
+    nan = float("nan")
+    return DetectionReport(nan, nan, roc_auc(flags_or_scores, truth), nan)

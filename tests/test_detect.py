@@ -1,0 +1,117 @@
+import pytest
+import torch
+from poisonlab import detect, models
+from sklearn.metrics import roc_auc_score
+
+
+def spiked(n=400, d=20, n_poison=40, shift=4.0, seed=0):
+    """Two classes of Gaussian representations; class 1 holds n_poison points shifted along one
+    direction (a planted spectral signature)."""
+    g = torch.Generator().manual_seed(seed)
+    reps = torch.randn(n, d, generator=g)
+    labels = torch.arange(n) % 2
+    is_poison = torch.zeros(n, dtype=torch.bool)
+    is_poison[torch.nonzero(labels == 1).flatten()[:n_poison]] = True
+    direction = torch.randn(d, generator=g)
+    reps[is_poison] += shift * direction / direction.norm()
+    return reps, labels, is_poison
+
+
+def test_spectral_scores_put_the_planted_poisons_on_top():
+    reps, labels, is_poison = spiked()
+    scores = detect.spectral_scores(reps, labels)
+    assert scores.shape == (400,) and bool((scores >= 0).all())
+    keep = detect.remove_top(scores, labels, eps=40 / 200)
+    assert int((~keep & is_poison).sum()) >= 36  # ≥ 90% of the poisons fall in the removed 1.5ε
+    assert detect.detection_report(scores, is_poison).auc > 0.95
+
+
+def test_spectral_scores_are_centred_per_class():
+    reps, labels, _ = spiked(shift=0.0)
+    moved = reps + 100.0  # a common offset must not change centred scores
+    assert torch.allclose(detect.spectral_scores(reps, labels), detect.spectral_scores(moved, labels),
+                          rtol=1e-3, atol=1e-3)
+
+
+def test_spectral_scores_handle_many_samples_without_outer_products():
+    g = torch.Generator().manual_seed(0)
+    reps, labels = torch.randn(20000, 256, generator=g), torch.randint(0, 10, (20000,), generator=g)
+    assert detect.spectral_scores(reps, labels).shape == (20000,)
+
+
+def test_spectral_scores_reject_bad_input():
+    reps, labels, _ = spiked()
+    with pytest.raises(ValueError, match="at least 2"):
+        detect.spectral_scores(reps[:3], torch.tensor([0, 0, 1]))
+    with pytest.raises(ValueError, match="constant"):
+        detect.spectral_scores(torch.ones(6, 3), torch.tensor([0, 0, 0, 1, 1, 1]))
+    bad = reps.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        detect.spectral_scores(bad, labels)
+    with pytest.raises(ValueError, match="2-D"):
+        detect.spectral_scores(reps[:, 0], labels)
+
+
+def test_gradient_scores_match_explicit_per_sample_gradients():
+    model = models.make("mlp", (1, 6, 6), 3, seed=0, hidden=(8,)).eval()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(60, 1, 6, 6, generator=g), torch.arange(60) % 3
+    scores = detect.gradient_scores(model, x, y)
+    expected = torch.zeros(60)
+    for c in range(3):
+        idx = torch.nonzero(y == c).flatten()
+        grads = []
+        for i in idx:
+            model.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1]).backward()
+            grads.append(model.head.weight.grad.flatten().clone())
+        gmat = torch.stack(grads).double()
+        centred = gmat - gmat.mean(0)
+        v = torch.linalg.svd(centred, full_matrices=False).Vh[0]
+        expected[idx] = (centred @ v).pow(2).float()
+    assert torch.allclose(scores, expected, rtol=1e-3, atol=1e-6)
+
+
+def test_gradient_scores_reject_models_without_a_head():
+    with pytest.raises(ValueError, match="head"):
+        detect.gradient_scores(torch.nn.Linear(4, 2), torch.rand(4, 4), torch.tensor([0, 1, 0, 1]))
+
+
+def test_activation_clusters_flag_a_separate_small_cluster():
+    reps, labels, is_poison = spiked(shift=12.0)
+    clusters = detect.activation_clusters(reps, labels, dims=5)
+    poisoned_class = labels == 1  # in a clean class the smaller cluster is an arbitrary split
+    report = detect.detection_report(clusters.flags[poisoned_class], is_poison[poisoned_class])
+    assert report.recall == 1.0 and report.precision > 0.9
+    assert clusters.relative_size[1] < 0.3 and clusters.silhouette[1] > clusters.silhouette[0]
+    with pytest.raises(ValueError, match="dims"):
+        detect.activation_clusters(reps, labels, dims=50)
+
+
+def test_remove_top_drops_one_and_a_half_eps_per_class():
+    scores = torch.arange(20.0)
+    labels = torch.tensor([0] * 10 + [1] * 10)
+    keep = detect.remove_top(scores, labels, eps=0.2)  # ⌈1.5 · 0.2 · 10⌉ = 3 per class
+    assert keep.tolist() == [True] * 7 + [False] * 3 + [True] * 7 + [False] * 3
+    assert bool(detect.remove_top(scores, labels, eps=0.0).all())
+    with pytest.raises(ValueError, match="eps"):
+        detect.remove_top(scores, labels, eps=1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        detect.remove_top(torch.tensor([float("nan")] * 20), labels, eps=0.1)
+
+
+def test_detection_report_agrees_with_scikit_learn():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.rand(300, generator=g) < 0.2
+    scores = truth.float() + torch.randn(300, generator=g)
+    scores[:50] = scores[0]  # ties
+    report = detect.detection_report(scores, truth)
+    assert abs(report.auc - roc_auc_score(truth.numpy(), scores.numpy())) < 1e-9
+    flags = scores > 1.0
+    r = detect.detection_report(flags, truth)
+    assert abs(r.precision - int((flags & truth).sum()) / int(flags.sum())) < 1e-12 and r.flagged == float(flags.sum())
+    with pytest.raises(ValueError, match="shaped"):
+        detect.detection_report(scores, truth[:5])
+    with pytest.raises(ValueError, match="at least one"):
+        detect.detection_report(scores, torch.zeros(300, dtype=torch.bool))
