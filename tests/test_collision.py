@@ -87,3 +87,51 @@ def test_fine_tuned_heads_fit_their_own_extra_points():
         collision.fine_tune_heads(x, y, extra, torch.tensor([1, 1]), 2)
     with pytest.raises(ValueError, match="one row per head"):
         collision.head_predict(w, b, x, paired=True)
+
+
+@pytest.fixture(scope="module")
+def transfer_setting(mnist5k):
+    from poisonlab.experiment import train_and_score
+
+    d = mnist5k
+    extractor = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256),
+                                epochs=4, lr=0.05).model.eval()
+    judge = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=4, lr=0.05, seed=7).model.eval()
+    pair = d.pair(3, 8)  # 3 → 0, 8 → 1
+    pick = torch.randperm(len(pair.y_train), generator=torch.Generator().manual_seed(1))[:40]
+    targets = pair.x_test[pair.y_test == 0][:12]
+    bases = pair.x_test[pair.y_test == 1][:12]
+    return extractor, judge, pair, pick, targets, bases
+
+
+def test_one_shot_transfer_flips_targets_when_the_poison_may_drift(transfer_setting):
+    extractor, judge, pair, pick, targets, bases = transfer_setting
+    loose = collision.one_shot_transfer(extractor, judge, pair.x_train[pick], pair.y_train[pick], pair.x_test,
+                                        pair.y_test, targets, bases, 1, judge_label=8, beta=0.3, steps=600)
+    tight = collision.one_shot_transfer(extractor, judge, pair.x_train[pick], pair.y_train[pick], pair.x_test,
+                                        pair.y_test, targets, bases, 1, judge_label=8, beta=1000.0, steps=600)
+    assert loose.rate("flipped")[0] >= 0.5 and tight.rate("flipped")[0] <= 0.2
+    assert float(tight.l2.max()) < float(loose.l2.min())  # β keeps poisons at their bases
+    assert tight.rate("judge_reads_base")[0] >= 0.9
+    assert torch.equal(loose.success, loose.flipped & loose.judge_reads_base)
+    rate, low, high = loose.rate()
+    assert low <= rate <= high and loose.poisons.shape == bases.shape and loose.seconds > 0
+
+
+def test_one_shot_transfer_rejects_models_in_training_mode(transfer_setting):
+    extractor, judge, pair, pick, targets, bases = transfer_setting
+    judge.train()
+    try:
+        with pytest.raises(ValueError, match="judge"):
+            collision.one_shot_transfer(extractor, judge, pair.x_train[pick], pair.y_train[pick], pair.x_test,
+                                        pair.y_test, targets, bases, 1, steps=1)
+    finally:
+        judge.eval()
+
+
+def test_wilson_interval():
+    low, high = collision.wilson_interval(45, 50)
+    assert 0.78 < low < 0.9 < high < 0.97
+    assert collision.wilson_interval(0, 10)[0] == 0.0 and collision.wilson_interval(10, 10)[1] == 1.0
+    with pytest.raises(ValueError):
+        collision.wilson_interval(3, 2)

@@ -16,7 +16,10 @@ poison, each trained on the same clean features plus its own poisons.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -186,3 +189,109 @@ def head_predict(weights: torch.Tensor, biases: torch.Tensor, features: torch.Te
                                  f"got {features.shape[0]}")
             return (torch.einsum("pf,pkf->pk", features, weights) + biases).argmax(1)
         return (torch.einsum("nf,pkf->pnk", features, weights) + biases.unsqueeze(1)).argmax(2)
+
+
+@dataclass
+class TransferResult:
+    """The outcome of :func:`one_shot_transfer`, one entry per (target, poison) pair.
+
+    A poison counts as a *clean-label success* only when the target flips to the base class
+    **and** an independently trained clean model (the ``judge``) still reads the poison as the
+    base class: a poison that has drifted to look like its target is no longer clean-label.
+
+    Attributes:
+        poisons: the crafted poisons (P, C, H, W).
+        flipped: (P,) the head retrained with this poison classifies its target as the base class.
+        judge_reads_base: (P,) the judge classifies the poison as the base class.
+        success: (P,) ``flipped & judge_reads_base``.
+        l2, linf: (P,) pixel distances ‖p − b‖₂ and ‖p − b‖∞ from each poison to its base.
+        feature_distance: (P,) ‖φ(p) − φ(t)‖ after crafting.
+        clean_head_accuracy: test accuracy of the head trained on the clean fine-tuning set.
+        poisoned_head_accuracy: (P,) test accuracy of each head retrained with its poison.
+        seconds: time spent crafting all P poisons (batched).
+    """
+
+    poisons: torch.Tensor
+    flipped: torch.Tensor
+    judge_reads_base: torch.Tensor
+    success: torch.Tensor
+    l2: torch.Tensor
+    linf: torch.Tensor
+    feature_distance: torch.Tensor
+    clean_head_accuracy: float
+    poisoned_head_accuracy: torch.Tensor
+    seconds: float
+
+    def rate(self, which: str = "success") -> tuple[float, float, float]:
+        """The fraction of pairs for which ``which`` ("success", "flipped" or
+        "judge_reads_base") holds, with its 95% Wilson interval: (rate, low, high)."""
+        _validate.choice("which", which, ("success", "flipped", "judge_reads_base"))
+        values = getattr(self, which)
+        return (float(values.float().mean()), *wilson_interval(int(values.sum()), len(values)))
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion (95% for z = 1.96), in [0, 1]."""
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes} of {trials}")
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.Tensor, y_finetune: torch.Tensor,
+                      x_test: torch.Tensor, y_test: torch.Tensor, targets: torch.Tensor, bases: torch.Tensor,
+                      base_label: int, *, judge_label: int | None = None, beta: float = 1.0, lr: float = 0.005,
+                      steps: int = 1000, opacity: float = 0.0, head_steps: int = 300, head_lr: float = 0.5,
+                      weight_decay: float = 0.0) -> TransferResult:
+    """The Poison Frogs transfer-learning experiment (Shafahi et al. 2018, sec. 4.1), one poison
+    per target, all targets at once: craft each poison against the frozen ``extractor``, retrain a
+    linear head on the clean fine-tuning features plus that one poison (labelled ``base_label``,
+    its true class), and ask whether the target flips, while an independent clean ``judge``
+    still reads the poison as its base class.
+
+    Args:
+        extractor: the frozen feature extractor (a Classifier in eval mode; ``.features`` is φ).
+        judge: an independently trained clean classifier, in eval mode.
+        x_finetune, y_finetune: the clean fine-tuning set, labels in [0, K).
+        x_test, y_test: a clean test set for the heads' accuracy.
+        targets: the target images (P, C, H, W), of a class other than ``base_label``.
+        bases: one base image per target (P, C, H, W), of class ``base_label``.
+        base_label: the base class in the fine-tuning task's labels.
+        judge_label: the base class in the judge's labels (default ``base_label``).
+        beta, lr, steps, opacity: as in :func:`feature_collision`.
+        head_steps, head_lr, weight_decay: as in :func:`fine_tune_heads`.
+    """
+    for name, model in (("extractor", extractor), ("judge", judge)):
+        if model.training:
+            raise ValueError(f"the {name} is in training mode; call .eval() first")
+    k = int(torch.cat([y_finetune, y_test]).max()) + 1
+    _validate.class_index("base_label", base_label, k)
+    bases, targets = _pairs(bases, targets)
+    start = time.perf_counter()
+    poisons = feature_collision(extractor.features, targets, bases, beta=beta, lr=lr, steps=steps,
+                                opacity=opacity)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        f_train = extractor.features(x_finetune)
+        f_test = extractor.features(x_test)
+        f_poison = extractor.features(poisons)
+        f_target = extractor.features(targets)
+        judged = judge(poisons).argmax(1)
+    p = len(poisons)
+    w0, b0 = fine_tune_heads(f_train, y_finetune, f_train.new_zeros(1, 0, f_train.shape[1]),
+                             y_finetune.new_zeros(1, 0), k, steps=head_steps, lr=head_lr, weight_decay=weight_decay)
+    w, b = fine_tune_heads(f_train, y_finetune, f_poison.unsqueeze(1),
+                           torch.full((p, 1), base_label, dtype=torch.long), k, steps=head_steps, lr=head_lr,
+                           weight_decay=weight_decay)
+    flipped = head_predict(w, b, f_target, paired=True) == base_label
+    judge_ok = judged.cpu() == (base_label if judge_label is None else judge_label)
+    diff = (poisons - bases).flatten(1)
+    return TransferResult(
+        poisons=poisons, flipped=flipped.cpu(), judge_reads_base=judge_ok, success=flipped.cpu() & judge_ok,
+        l2=diff.norm(dim=1).cpu(), linf=diff.abs().max(1).values.cpu(),
+        feature_distance=(f_poison - f_target).norm(dim=1).cpu(),
+        clean_head_accuracy=float((head_predict(w0, b0, f_test)[0] == y_test).float().mean()),
+        poisoned_head_accuracy=(head_predict(w, b, f_test) == y_test.unsqueeze(0)).float().mean(1).cpu(),
+        seconds=seconds)
