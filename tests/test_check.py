@@ -138,3 +138,20 @@ def test_backdoor_checkers_accept_references_and_reject_mistakes():
         return mask.view(x.shape[1:])
 
     assert not ex.check_salient_pixels(absolute).ok
+
+
+def test_collision_checkers_accept_references_and_reject_mistakes():
+    from poisonlab.check import collision as ex
+
+    assert ex.check_proximal_step(lambda p, b, lr, beta: (p + lr * beta * b) / (1 + lr * beta)).ok
+    assert not ex.check_proximal_step(lambda p, b, lr, beta: (p + 2 * lr * beta * b) / (1 + 2 * lr * beta)).ok
+
+    def watermark(b, t, gamma):
+        if not 0 <= gamma <= 1:
+            raise ValueError(f"opacity must lie in [0, 1], got {gamma}")
+        return gamma * t + (1 - gamma) * b
+
+    assert ex.check_watermark(watermark).ok
+    assert not ex.check_watermark(lambda b, t, g: g * b + (1 - g) * t).ok
+    assert ex.check_clean_label_success(lambda f, j, c: float((f & (j == c)).float().mean())).ok
+    assert not ex.check_clean_label_success(lambda f, j, c: float(f.float().mean())).ok

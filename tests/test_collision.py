@@ -135,3 +135,15 @@ def test_wilson_interval():
     assert collision.wilson_interval(0, 10)[0] == 0.0 and collision.wilson_interval(10, 10)[1] == 1.0
     with pytest.raises(ValueError):
         collision.wilson_interval(3, 2)
+
+
+def test_end_to_end_fine_tuning_reports_whether_the_target_flips(transfer_setting):
+    extractor, judge, pair, pick, targets, bases = transfer_setting
+    before = [p.detach().clone() for p in extractor.parameters()]
+    # copies of the target itself, labelled as the base class, flip it; no poisons do not
+    x_ft, y_ft = pair.x_train[pick], pair.y_train[pick]
+    assert collision.end_to_end_flips(extractor, x_ft, y_ft, targets[0], targets[:1].repeat(20, 1, 1, 1), 1)
+    assert not collision.end_to_end_flips(extractor, x_ft, y_ft, targets[0], targets[:0], 1)
+    assert all(torch.equal(a, b) for a, b in zip(before, extractor.parameters()))  # the extractor is untouched
+    with pytest.raises(ValueError, match="one image"):
+        collision.end_to_end_flips(extractor, x_ft, y_ft, targets[:2], targets[:0], 1)
