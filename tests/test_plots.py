@@ -151,3 +151,13 @@ def test_trigger_explorer_reports_the_asr_of_each_variation():
     assert "ASR 0.0%" in fig.get_suptitle()  # the model only looks at the bottom-right pixel
     with pytest.raises(ValueError, match="target"):
         trigger_explorer(CornerModel(), x, y, target=5)
+
+
+def test_collision_map_draws_one_arrow_per_pair():
+    clean, labels = torch.randn(30, 2), torch.arange(30) % 2
+    b, p, t = torch.randn(4, 2), torch.randn(4, 2), torch.randn(4, 2)
+    fig = plots.collision_map(clean, labels, ["3", "8"], b, p, t, title="t")
+    ax = fig.axes[0]
+    assert len([c for c in ax.get_children() if type(c).__name__ == "Annotation"]) == 4
+    with pytest.raises(ValueError, match="one row per pair"):
+        plots.collision_map(clean, labels, ["3", "8"], b, p[:3], t)

@@ -244,7 +244,7 @@ def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.
                       x_test: torch.Tensor, y_test: torch.Tensor, targets: torch.Tensor, bases: torch.Tensor,
                       base_label: int, *, judge_label: int | None = None, beta: float = 1.0, lr: float = 0.005,
                       steps: int = 1000, opacity: float = 0.0, head_steps: int = 300, head_lr: float = 0.5,
-                      weight_decay: float = 0.0) -> TransferResult:
+                      weight_decay: float = 0.0, history: dict[str, list[float]] | None = None) -> TransferResult:
     """The Poison Frogs transfer-learning experiment (Shafahi et al. 2018, sec. 4.1), one poison
     per target, all targets at once: craft each poison against the frozen ``extractor``, retrain a
     linear head on the clean fine-tuning features plus that one poison (labelled ``base_label``,
@@ -262,6 +262,7 @@ def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.
         judge_label: the base class in the judge's labels (default ``base_label``).
         beta, lr, steps, opacity: as in :func:`feature_collision`.
         head_steps, head_lr, weight_decay: as in :func:`fine_tune_heads`.
+        history: filled with the crafting curves, as in :func:`feature_collision`.
     """
     for name, model in (("extractor", extractor), ("judge", judge)):
         if model.training:
@@ -271,7 +272,7 @@ def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.
     bases, targets = _pairs(bases, targets)
     start = time.perf_counter()
     poisons = feature_collision(extractor.features, targets, bases, beta=beta, lr=lr, steps=steps,
-                                opacity=opacity)
+                                opacity=opacity, history=history)
     seconds = time.perf_counter() - start
     with torch.no_grad():
         f_train = extractor.features(x_finetune)

@@ -210,6 +210,43 @@ def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
     return fig
 
 
+def collision_map(clean: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], bases: torch.Tensor,
+                  poisons: torch.Tensor, targets: torch.Tensor, *, title: str | None = None,
+                  xlabel: str = "component 1", ylabel: str = "component 2") -> Figure:
+    """Where feature-collision poisons land: clean points (faint, by class), and for each pair an
+    arrow from its base to its poison, with the target it aims at as a star.
+
+    Args:
+        clean: 2-D coordinates of clean points (N, 2); labels (N,) in [0, K); classes: K names.
+        bases, poisons, targets: 2-D coordinates (P, 2) of each pair's base, poison and target.
+    """
+    for name, t in (("clean", clean), ("bases", bases), ("poisons", poisons), ("targets", targets)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 2 or t.shape[1] != 2:
+            raise ValueError(f"{name} must be 2-D coordinates shaped (n, 2)")
+    if not (len(bases) == len(poisons) == len(targets)):
+        raise ValueError("bases, poisons and targets must have one row per pair")
+    _validate.labels("labels", labels, n=clean.shape[0], num_classes=len(classes))
+    c, lab = clean.detach().cpu().numpy(), labels.cpu().numpy()
+    b, p, t = (v.detach().cpu().numpy() for v in (bases, poisons, targets))
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(6.4, 5.2))
+        ax = fig.subplots()
+        for j, name in enumerate(classes):
+            pts = c[lab == j]
+            ax.scatter(pts[:, 0], pts[:, 1], s=7, alpha=0.25, color=PALETTE[(5, 1, 3, 6, 7, 2)[j % 6]],
+                       label=f"clean {name}")
+        for i in range(len(b)):
+            ax.annotate("", xy=p[i], xytext=b[i], arrowprops=dict(arrowstyle="->", color="0.35", lw=0.7))
+        ax.scatter(b[:, 0], b[:, 1], s=22, marker="s", facecolors="none", edgecolors="black", label="base")
+        ax.scatter(p[:, 0], p[:, 1], s=26, marker="x", color=WRONG, label="poison")
+        ax.scatter(t[:, 0], t[:, 1], s=60, marker="*", color="black", label="target")
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.legend(fontsize=8, loc="best")
+        if title:
+            ax.set_title(title)
+    return fig
+
+
 def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
     """Draw w·x + b = 0 across the unit square."""
     w0, w1, b = (float(v) for v in theta[:3])
