@@ -371,7 +371,8 @@ def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None
             for i, (label, ys) in enumerate(panel["series"].items()):
                 if len(ys) != len(panel["x"]):
                     raise ValueError(f"series {label!r} has {len(ys)} values for {len(panel['x'])} x positions")
-                ax.plot(panel["x"], np.asarray(ys, dtype=float) * scale, marker=marks[i % len(marks)], label=label)
+                marker = marks[i % len(marks)] if len(ys) <= 40 else None  # long curves: a line only
+                ax.plot(panel["x"], np.asarray(ys, dtype=float) * scale, marker=marker, label=label)
             if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
                 ax.set_xscale("log")
                 ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
