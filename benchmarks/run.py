@@ -149,7 +149,8 @@ def main() -> None:
           f"{run['seconds']:.1f} s (ASR {run['asr']:.1%})")
     craft = time_collision()
     print(f"feature_collision: 50 poisons, 1000 steps: {craft['batched']:.2f} s as one batch "
-          f"({1000 * craft['batched'] / 50:.0f} ms per poison); one at a time {1000 * craft['single']:.0f} ms per poison")
+          f"({1000 * craft['batched'] / 50:.0f} ms per poison); "
+          f"one at a time {1000 * craft['single']:.0f} ms per poison")
     spectral = time_spectral_scores()
     print(f"spectral_scores: 50,000 × 512 representations, 10 classes: {spectral['seconds']:.2f} s")
     sys.exit(1 if failed else 0)
