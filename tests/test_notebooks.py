@@ -107,6 +107,16 @@ def test_every_glued_number_in_the_prose_is_computed(path):
     assert not missing, f"prose uses {sorted(missing)} that no code cell glues"
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_glue_role_is_closed(path):
+    """`{glue:text}`name:format`` must end with its own backtick; a brace typed instead of the
+    backtick swallows the following text into the key."""
+    for c in _read(path).cells:
+        if c.cell_type == "markdown":
+            bad = re.findall(r"\{glue:text\}`[^`]*[{}\n][^`]*`", c.source)
+            assert not bad, f"malformed glue roles: {bad}"
+
+
 def _exercises(path):
     cells = _read(path).cells
     pairs = []
