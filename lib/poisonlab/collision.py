@@ -4,8 +4,8 @@ A poison p starts as a correctly labelled *base* image b of the attacker's chose
 moved, in pixel space, until its representation φ(p) sits on top of the representation φ(t) of a
 *target* test image of another class, while p stays close to b:
 
-.. math:: p = \\arg\\min_x \\; \\lVert \\varphi(x) - \\varphi(t) \\rVert^2 + \\beta \\lVert x - b \\rVert^2
-   \\qquad \\text{(Shafahi et al. 2018, eq. 1).}
+.. math:: p = \\arg\\min_x \\; \\lVert \\varphi(x) - \\varphi(t) \\rVert^2 + \\frac{\\beta}{2} \\lVert x - b \\rVert^2
+   \\qquad \\text{(Shafahi et al. 2018, eq. 1, with the } \\beta/2 \\text{ that their Algorithm 1 solves).}
 
 A linear head retrained on frozen features then has to classify φ(p) = φ(t) with the base's
 label, and so misclassifies the target. :func:`feature_collision` solves the problem by
@@ -95,8 +95,9 @@ def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target
             the proximal step then pulls towards the watermarked base.
         seed: the algorithm is deterministic (it starts from the base); ``seed`` is accepted for a
             uniform interface and recorded nowhere.
-        history: if given, filled with ``"feature_distance"`` and ``"input_distance"`` (mean over
-            the batch of ‖φ(p) − φ(t)‖ and ‖p − b‖ after each step).
+        history: if given, filled with ``"feature_distance"`` and ``"input_distance"``: the mean
+            over the batch of ‖φ(p) − φ(t)‖ and ‖p − b‖ at the start and after each step
+            (``steps + 1`` values).
 
     Returns:
         Poisons shaped like ``base``, values in [0, 1], detached.
@@ -113,6 +114,10 @@ def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target
     with torch.no_grad():
         target_features = feature_fn(t)
     p = b.clone()
+    if history is not None:  # the starting point, step 0
+        with torch.no_grad():
+            history.setdefault("feature_distance", []).append(float((feature_fn(p) - target_features).norm(dim=1).mean()))
+            history.setdefault("input_distance", []).append(0.0)
     for _ in range(steps):
         p.requires_grad_(True)
         distance = (feature_fn(p) - target_features).pow(2).sum()
@@ -201,7 +206,8 @@ class TransferResult:
 
     Attributes:
         poisons: the crafted poisons (P, C, H, W).
-        flipped: (P,) the head retrained with this poison classifies its target as the base class.
+        flipped: (P,) the head retrained with this poison classifies its target as the base class,
+            and the clean head did not (a target the clean head already misreads is no flip).
         judge_reads_base: (P,) the judge classifies the poison as the base class.
         success: (P,) ``flipped & judge_reads_base``.
         l2, linf: (P,) pixel distances ‖p − b‖₂ and ‖p − b‖∞ from each poison to its base.
@@ -286,7 +292,8 @@ def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.
     w, b = fine_tune_heads(f_train, y_finetune, f_poison.unsqueeze(1),
                            torch.full((p, 1), base_label, dtype=torch.long), k, steps=head_steps, lr=head_lr,
                            weight_decay=weight_decay)
-    flipped = head_predict(w, b, f_target, paired=True) == base_label
+    already = head_predict(w0, b0, f_target)[0] == base_label  # the clean head's own mistakes
+    flipped = (head_predict(w, b, f_target, paired=True) == base_label) & ~already
     judge_ok = judged.cpu() == (base_label if judge_label is None else judge_label)
     diff = (poisons - bases).flatten(1)
     return TransferResult(

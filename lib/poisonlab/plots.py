@@ -214,7 +214,7 @@ def collision_map(clean: torch.Tensor, labels: torch.Tensor, classes: Sequence[s
                   poisons: torch.Tensor, targets: torch.Tensor, *, title: str | None = None,
                   xlabel: str = "component 1", ylabel: str = "component 2") -> Figure:
     """Where feature-collision poisons land: clean points (faint, by class), and for each pair an
-    arrow from its base to its poison, with the target it aims at as a star.
+    arrow from its base to its poison and a dotted line from the poison to its target (a star).
 
     Args:
         clean: 2-D coordinates of clean points (N, 2); labels (N,) in [0, K); classes: K names.
@@ -237,11 +237,12 @@ def collision_map(clean: torch.Tensor, labels: torch.Tensor, classes: Sequence[s
                        label=f"clean {name}")
         for i in range(len(b)):
             ax.annotate("", xy=p[i], xytext=b[i], arrowprops=dict(arrowstyle="->", color="0.35", lw=0.7))
+            ax.plot([p[i, 0], t[i, 0]], [p[i, 1], t[i, 1]], ls=":", lw=0.8, color=WRONG)  # poison ⋯ its target
         ax.scatter(b[:, 0], b[:, 1], s=22, marker="s", facecolors="none", edgecolors="black", label="base")
         ax.scatter(p[:, 0], p[:, 1], s=26, marker="x", color=WRONG, label="poison")
         ax.scatter(t[:, 0], t[:, 1], s=60, marker="*", color="black", label="target")
         ax.set(xlabel=xlabel, ylabel=ylabel)
-        ax.legend(fontsize=8, loc="best")
+        fig.legend(loc="outside lower center", ncols=5, fontsize=8)
         if title:
             ax.set_title(title)
     return fig
