@@ -116,7 +116,8 @@ def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target
     p = b.clone()
     if history is not None:  # the starting point, step 0
         with torch.no_grad():
-            history.setdefault("feature_distance", []).append(float((feature_fn(p) - target_features).norm(dim=1).mean()))
+            start = float((feature_fn(p) - target_features).norm(dim=1).mean())
+            history.setdefault("feature_distance", []).append(start)
             history.setdefault("input_distance", []).append(0.0)
     for _ in range(steps):
         p.requires_grad_(True)
