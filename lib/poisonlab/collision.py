@@ -76,8 +76,8 @@ def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target
     step of the distance term, which has a closed form:
 
     .. math::
-        \\hat p = p - \\lambda \\nabla_p \\lVert \\varphi(p) - \\varphi(t) \\rVert^2, \\qquad
-        p = \\frac{\\hat p + \\lambda \\beta b}{1 + \\lambda \\beta},
+        \\hat p = p - \\eta \\nabla_p \\lVert \\varphi(p) - \\varphi(t) \\rVert^2, \\qquad
+        p = \\frac{\\hat p + \\eta \\beta b}{1 + \\eta \\beta},
 
     followed by clipping to [0, 1]. All P (target, base) pairs move together as one batch, so
     crafting 50 poisons costs about as much as crafting one.
@@ -89,7 +89,7 @@ def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target
         base: base images (P, C, H, W) or one image (C, H, W), in [0, 1].
         beta: β ≥ 0, the weight of the pixel distance to the base; larger keeps the poison closer
             to its base (and collides less). Shafahi et al. scale it by (dim φ / dim x)².
-        lr: λ > 0, the step size of the forward step.
+        lr: η > 0, the step size of the forward step.
         steps: iterations, ≥ 1.
         opacity: watermark the base with the target at this opacity γ first (:func:`watermark`);
             the proximal step then pulls towards the watermarked base.

@@ -14,10 +14,10 @@ def _batch(seed: int, n: int = 4) -> torch.Tensor:
 
 
 def check_proximal_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> CheckResult:
-    """Check ``fn(p_hat, base, lr, beta) -> (p̂ + λβ b) / (1 + λβ)`` (Shafahi et al. 2018, Alg. 1)."""
+    """Check ``fn(x_hat, base, lr, beta) -> (x̂ + ηβ x_b) / (1 + ηβ)`` (Shafahi et al. 2018, Alg. 1)."""
     p_hat, base = _batch(0), _batch(1)
-    hint = "minimise (β/2)‖p − b‖² + ‖p − p̂‖² / (2λ): set the gradient to zero and solve for p."
-    cases = [Case(f"λ = {lr}, β = {beta}", (p_hat, base, lr, beta), (p_hat + lr * beta * base) / (1 + lr * beta),
+    hint = "minimise (β/2)‖x − x_b‖² + ‖x − x̂‖² / (2η): set the gradient to zero and solve for x."
+    cases = [Case(f"η = {lr}, β = {beta}", (p_hat, base, lr, beta), (p_hat + lr * beta * base) / (1 + lr * beta),
                   hint=hint) for lr, beta in ((0.01, 0.25), (0.1, 5.0), (1.0, 1.0))]
     cases.append(Case("β = 0 leaves the gradient step as it is", (p_hat, base, 0.1, 0.0), p_hat, hint=hint))
     return run("proximal step", fn, cases)
