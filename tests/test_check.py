@@ -107,7 +107,7 @@ def test_boundary_checkers_accept_references_and_reject_mistakes():
 
 def test_backdoor_checkers_accept_references_and_reject_mistakes():
     from poisonlab.check import backdoor as ex
-    from poisonlab.check.backdoor import _reference_salient
+    from poisonlab.triggers import salient_pixels
 
     def blend(x, key, alpha):
         if not 0 <= alpha <= 1:
@@ -127,7 +127,7 @@ def test_backdoor_checkers_accept_references_and_reject_mistakes():
     assert not ex.check_choose_poisons(
         lambda y, t, c, s: torch.randperm(len(y), generator=torch.Generator().manual_seed(s))[:c]).ok  # target too
 
-    assert ex.check_salient_pixels(_reference_salient).ok
+    assert ex.check_salient_pixels(salient_pixels).ok
 
     def absolute(model, x, target, k):  # |gradient| ranks pixels that push *away* from the target too
         x = x.clone().requires_grad_(True)

@@ -8,6 +8,7 @@ import torch
 
 from poisonlab import models
 from poisonlab.check.core import Case, CheckResult, run
+from poisonlab.triggers import salient_pixels
 
 
 def _images(seed: int, n: int = 5, shape: tuple[int, int, int] = (1, 6, 6)) -> torch.Tensor:
@@ -68,15 +69,6 @@ def check_choose_poisons(fn: Callable[[torch.Tensor, int, int, int], torch.Tenso
     return result
 
 
-def _reference_salient(model: torch.nn.Module, x: torch.Tensor, target: int, k: int) -> torch.Tensor:
-    x = x.clone().requires_grad_(True)
-    model(x)[:, target].sum().backward()
-    g = x.grad.mean(0).flatten()
-    mask = torch.zeros_like(g)
-    mask[g.topk(k).indices] = 1.0
-    return mask.view(x.shape[1:])
-
-
 def check_salient_pixels(fn: Callable[[torch.nn.Module, torch.Tensor, int, int], torch.Tensor]) -> CheckResult:
     """Check ``fn(model, x (N, C, H, W), target, k) -> mask (C, H, W)``: 1 on the k pixels where the
     mean input gradient of the target logit is largest, 0 elsewhere."""
@@ -85,7 +77,7 @@ def check_salient_pixels(fn: Callable[[torch.nn.Module, torch.Tensor, int, int],
         model = models.make(name, (1, 8, 8), 3, seed=seed).eval()
         x = _images(seed + 10, 16, (1, 8, 8))
         cases.append(Case(f"{name} on 16 random 8×8 images, target {target}, k = {k}", (model, x, target, k),
-                          _reference_salient(model, x, target, k),
+                          salient_pixels(model, x, target, k),
                           hint="make x require gradients, back-propagate the sum of the target logits, "
                                "average x.grad over the batch, and set the k largest entries to 1."))
     return run("salient pixels of the target class", fn, cases)
