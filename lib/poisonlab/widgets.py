@@ -10,7 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from poisonlab import plots
+from poisonlab import _validate, plots
+from poisonlab.metrics import attack_success_rate
+from poisonlab.train import predict
+from poisonlab.triggers import LOCATIONS, Patch
 
 
 def epsilon_explorer(x: torch.Tensor, y: torch.Tensor, thetas: Mapping[float, torch.Tensor],
@@ -77,9 +80,6 @@ def trigger_explorer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, t
     import ipywidgets as w
     from IPython.display import display
 
-    from poisonlab import _validate
-    from poisonlab.triggers import LOCATIONS, Patch
-
     x = _validate.images("x", x)
     y = _validate.labels("y", y, n=x.shape[0])
     k = len(classes) if classes is not None else int(y.max()) + 1
@@ -112,9 +112,6 @@ def trigger_figure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tar
     """One frame of :func:`trigger_explorer`: the images ``x[sample]`` with ``trigger`` stamped on,
     captioned with the model's prediction (vermilion where it is the target), titled with the
     trigger's ASR on all of ``x``."""
-    from poisonlab.metrics import attack_success_rate
-    from poisonlab.train import predict
-
     stamped = trigger(x[sample])
     pred = predict(model, stamped)
     asr = attack_success_rate(model, x, y, trigger, target)
