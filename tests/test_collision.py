@@ -1,6 +1,6 @@
 import pytest
 import torch
-from poisonlab import collision, models
+from poisonlab import collision, experiment, models
 from torch import nn
 
 
@@ -142,8 +142,8 @@ def test_end_to_end_fine_tuning_reports_whether_the_target_flips(transfer_settin
     before = [p.detach().clone() for p in extractor.parameters()]
     # copies of the target itself, labelled as the base class, flip it; no poisons do not
     x_ft, y_ft = pair.x_train[pick], pair.y_train[pick]
-    assert collision.end_to_end_flips(extractor, x_ft, y_ft, targets[0], targets[:1].repeat(20, 1, 1, 1), 1)
-    assert not collision.end_to_end_flips(extractor, x_ft, y_ft, targets[0], targets[:0], 1)
+    assert experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0], targets[:1].repeat(20, 1, 1, 1), 1)
+    assert not experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0], targets[:0], 1)
     assert all(torch.equal(a, b) for a, b in zip(before, extractor.parameters()))  # the extractor is untouched
     with pytest.raises(ValueError, match="one image"):
-        collision.end_to_end_flips(extractor, x_ft, y_ft, targets[:2], targets[:0], 1)
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[:2], targets[:0], 1)

@@ -8,16 +8,17 @@ and nothing else: same initialisation seed, same shuffling, same epochs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from poisonlab import models
+from poisonlab import _validate, models
 from poisonlab.metrics import accuracy, attack_success_rate
 from poisonlab.poison import PoisonedSet
-from poisonlab.train import History, fit
+from poisonlab.train import History, fit, predict
 
 
 @dataclass
@@ -76,3 +77,33 @@ def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_te
                   callback=(lambda _, m: score(m)) if per_epoch else None)
     final = score(net)
     return Score(net, final["clean_accuracy"], final.get("attack_success_rate", float("nan")), history)
+
+
+def end_to_end_flips(extractor: nn.Module, x_finetune: torch.Tensor, y_finetune: torch.Tensor,
+                     target: torch.Tensor, poisons: torch.Tensor, base_label: int, *, epochs: int = 10,
+                     lr: float = 0.01, batch_size: int = 32, seed: int = 0) -> bool:
+    """The victim of chapter 3's end-to-end attack (Shafahi et al. 2018, sec. 4.2): copy the
+    extractor, give it a fresh head for the fine-tuning task, train *all* layers on the clean
+    fine-tuning set plus ``poisons`` (labelled ``base_label``), and report whether the single
+    ``target`` (C, H, W) is then classified as ``base_label``.
+
+    Args:
+        extractor: a pretrained :class:`~poisonlab.models.Classifier` (left untouched).
+        x_finetune, y_finetune: the clean fine-tuning set, labels in [0, K).
+        target: one target image (C, H, W).
+        poisons: the poisons for this target (m, C, H, W), m ≥ 0.
+        base_label: their (true) class in the fine-tuning labels.
+        epochs, lr, batch_size, seed: SGD with momentum 0.9 over all parameters.
+    """
+    k = int(y_finetune.max()) + 1
+    _validate.class_index("base_label", base_label, k)
+    if target.ndim != 3:
+        raise ValueError(f"target must be one image (C, H, W), got shape {tuple(target.shape)}")
+    model = copy.deepcopy(extractor)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.head = nn.Linear(model.head.in_features, k)
+    x = torch.cat([x_finetune, poisons]) if len(poisons) else x_finetune
+    y = torch.cat([y_finetune, torch.full((len(poisons),), base_label, dtype=torch.long)])
+    fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False)
+    return bool(predict(model, target.unsqueeze(0))[0] == base_label)
