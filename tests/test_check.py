@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 from poisonlab.check import Case, prologue, run
 
@@ -155,3 +156,55 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
     assert not ex.check_watermark(lambda b, t, g: g * b + (1 - g) * t).ok
     assert ex.check_clean_label_success(lambda f, j, c: float((f & (j == c)).float().mean())).ok
     assert not ex.check_clean_label_success(lambda f, j, c: float(f.float().mean())).ok
+
+
+def test_spectral_checkers_accept_references_and_reject_mistakes():
+    from poisonlab import detect
+    from poisonlab.check import spectral as ex
+
+    def score(reps):
+        centred = reps - reps.mean(0)
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        return (centred @ vh[0]).pow(2)
+
+    def uncentred(reps):  # the toolkit default the chapter warns about
+        _, _, vh = torch.linalg.svd(reps, full_matrices=False)
+        return (reps @ vh[0]).pow(2)
+
+    assert ex.check_spectral_score(score).ok
+    assert not ex.check_spectral_score(uncentred).ok
+    assert not ex.check_spectral_score(lambda r: r.pow(2).sum(1)).ok
+
+    def mixture(eps, mu_d, mu_w, cov_d, cov_w):
+        delta = mu_d - mu_w
+        return (1 - eps) * cov_d + eps * cov_w + eps * (1 - eps) * torch.outer(delta, delta)
+
+    assert ex.check_mixture_covariance(mixture).ok
+    assert not ex.check_mixture_covariance(lambda e, a, b, c, d: (1 - e) * c + e * d).ok  # forgets the spike
+
+    assert ex.check_separation(detect.separation).ok
+
+    def unbalanced(reps, is_poison):  # ε‖Δ‖² without the (1 − ε) and over the clean spread only
+        eps = float(is_poison.double().mean())
+        delta = reps[~is_poison].mean(0) - reps[is_poison].mean(0)
+        c = reps[~is_poison] - reps[~is_poison].mean(0)
+        return float(eps * delta @ delta / torch.linalg.eigvalsh(c.T @ c / len(c))[-1])
+
+    assert not ex.check_separation(unbalanced).ok
+    stub = ex.check_separation(lambda r, p: (_ for _ in ()).throw(NotImplementedError))
+    assert stub.passed == 0
+
+
+def test_mixture_covariance_and_separation_reject_bad_input():
+    from poisonlab import detect
+
+    with pytest.raises(ValueError, match="mean_poison"):
+        detect.mixture_covariance(0.1, torch.zeros(3), torch.zeros(4), torch.eye(3), torch.eye(3))
+    with pytest.raises(ValueError, match="eps"):
+        detect.mixture_covariance(1.5, torch.zeros(3), torch.zeros(3), torch.eye(3), torch.eye(3))
+    reps = torch.randn(20, 3)
+    with pytest.raises(ValueError, match="at least 2 poisons"):
+        detect.separation(reps, torch.arange(20) < 1)
+    with pytest.raises(ValueError, match="shape"):
+        detect.separation(reps, torch.arange(10) < 3)
+    assert detect.separation(torch.cat([torch.zeros(10, 2), torch.ones(10, 2)]), torch.arange(20) < 10) == float("inf")

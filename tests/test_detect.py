@@ -115,3 +115,28 @@ def test_detection_report_agrees_with_scikit_learn():
         detect.detection_report(scores, truth[:5])
     with pytest.raises(ValueError, match="at least one"):
         detect.detection_report(scores, torch.zeros(300, dtype=torch.bool))
+
+
+def test_remove_top_can_be_limited_to_chosen_classes():
+    scores = torch.arange(20.0)
+    labels = torch.tensor([0] * 10 + [1] * 10)
+    keep = detect.remove_top(scores, labels, eps=0.2, classes=[1])
+    assert keep.tolist() == [True] * 17 + [False] * 3
+    with pytest.raises(ValueError, match=r"classes \[7\]"):
+        detect.remove_top(scores, labels, eps=0.2, classes=[7])
+
+
+def test_roc_curve_runs_from_origin_to_one_and_its_area_is_the_auc():
+    g = torch.Generator().manual_seed(1)
+    truth = torch.rand(200, generator=g) < 0.3
+    scores = truth.float() + torch.randn(200, generator=g)
+    scores[:40] = scores[0]  # ties enter the curve together
+    fpr, tpr = detect.roc_curve(scores, truth)
+    assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
+    assert bool((fpr.diff() >= 0).all()) and bool((tpr.diff() >= 0).all())
+    area = float(((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2).sum())  # trapezoids: ties count half
+    assert abs(area - detect.roc_auc(scores, truth)) < 1e-9
+    with pytest.raises(ValueError, match="at least one poison"):
+        detect.roc_curve(scores, torch.zeros(200, dtype=torch.bool))
+    with pytest.raises(ValueError, match="same length"):
+        detect.roc_curve(scores, truth[:10])

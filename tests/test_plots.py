@@ -161,3 +161,22 @@ def test_collision_map_draws_one_arrow_per_pair():
     assert len([c for c in ax.get_children() if type(c).__name__ == "Annotation"]) == 4
     with pytest.raises(ValueError, match="one row per pair"):
         plots.collision_map(clean, labels, ["3", "8"], b, p[:3], t)
+
+
+def test_score_histograms_and_roc_curves():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(100) < 10
+    scores = truth.float() * 3 + torch.rand(100, generator=g)
+    fig = plots.score_histograms([{"scores": scores, "is_poison": truth, "title": "a", "threshold": 2.0},
+                                  {"scores": scores.flip(0), "is_poison": truth}], title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["clean", "poison", "removal cut"]
+    with pytest.raises(ValueError, match="clean point"):
+        plots.score_histograms([{"scores": scores, "is_poison": torch.ones(100, dtype=torch.bool)}])
+    with pytest.raises(ValueError, match="NaN"):
+        plots.score_histograms([{"scores": torch.full((100,), float("nan")), "is_poison": truth}])
+    fig = plots.roc_curves({"good": (scores, truth), "random": (torch.rand(100, generator=g), truth)})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0].startswith("chance") and labels[1] == "good (AUC 1.00)"
+    with pytest.raises(ValueError, match="at least one detector"):
+        plots.roc_curves({})

@@ -17,6 +17,7 @@ first, as in the paper (some toolkits score uncentred features, which points v a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -77,6 +78,66 @@ def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         v = top_direction(centred)
         scores[idx.to(reps.device)] = (centred @ v).pow(2)
     return scores.cpu()
+
+
+def mixture_covariance(eps: float, mean_clean: torch.Tensor, mean_poison: torch.Tensor,
+                       cov_clean: torch.Tensor, cov_poison: torch.Tensor) -> torch.Tensor:
+    """Covariance (F, F) of the mixture (1 − ε) D + ε W of clean points D and poisons W:
+
+    .. math:: \\Sigma = (1-\\varepsilon)\\Sigma_D + \\varepsilon\\Sigma_W
+              + \\varepsilon(1-\\varepsilon)\\,\\Delta\\Delta^\\top,\\qquad \\Delta = \\mu_D - \\mu_W
+
+    (the decomposition behind Tran, Li & Madry 2018, Lemma 3.1). Means are (F,), covariances
+    (F, F); eps in [0, 1).
+    """
+    eps = _validate.fraction("eps", eps)
+    f = mean_clean.shape[-1]
+    for name, t, shape in (("mean_poison", mean_poison, (f,)), ("cov_clean", cov_clean, (f, f)),
+                           ("cov_poison", cov_poison, (f, f))):
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} to match mean_clean {tuple(mean_clean.shape)}, "
+                             f"got {tuple(t.shape)}")
+    delta = mean_clean - mean_poison
+    return (1 - eps) * cov_clean + eps * cov_poison + eps * (1 - eps) * torch.outer(delta, delta)
+
+
+def separation(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
+    """How loud the poisons' spectral signature is within one class: the spike's strength over
+    the largest spread of either group,
+
+    .. math:: s = \\frac{\\varepsilon(1-\\varepsilon)\\lVert\\Delta\\rVert^2}
+              {\\max(\\lVert\\Sigma_D\\rVert_2, \\lVert\\Sigma_W\\rVert_2)} ,
+
+    ε the poisons' share of the class, Δ the difference of the clean and poison means, Σ_D and
+    Σ_W their covariances (the quantities of Tran et al. 2018, Lemma 3.1, which guarantees
+    separation when s is large enough). It needs the ground truth, so it is an analysis tool,
+    not a detector.
+
+    Args:
+        reps: representations (n, F) of one class, finite.
+        is_poison: (n,) bool with at least 2 poisons and 2 clean points.
+
+    Returns:
+        s ≥ 0 (``inf`` when both groups are constant and distinct).
+    """
+    reps = _finite_matrix("reps", reps).double().cpu()
+    p = is_poison.bool().cpu()
+    if p.shape != (reps.shape[0],):
+        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {tuple(p.shape)}")
+    n_p, n_c = int(p.sum()), int((~p).sum())
+    if n_p < 2 or n_c < 2:
+        raise ValueError(f"separation needs at least 2 poisons and 2 clean points, got {n_p} and {n_c}")
+    eps = n_p / len(p)
+    clean, poison = reps[~p], reps[p]
+    delta = clean.mean(0) - poison.mean(0)
+
+    def spread(r: torch.Tensor) -> float:
+        c = r - r.mean(0)
+        return float(torch.linalg.eigvalsh(c.T @ c / len(r))[-1])
+
+    noise = max(spread(clean), spread(poison))
+    signal = eps * (1 - eps) * float(delta @ delta)
+    return signal / noise if noise > 0 else (math.inf if signal > 0 else 0.0)
 
 
 def head_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
@@ -259,7 +320,8 @@ def activation_clusters(reps: torch.Tensor, labels: torch.Tensor, *, dims: int =
     return Clusters(flags, scores, sizes, sil)
 
 
-def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: float = 1.5) -> torch.Tensor:
+def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: float = 1.5, *,
+               classes: Sequence[int] | None = None) -> torch.Tensor:
     """Keep-mask (N,) that drops, in every class, the ⌈factor · eps · n_c⌉ highest-scoring points
     (Tran et al. 2018 remove 1.5 ε of each class, ε an upper bound on the poison fraction).
 
@@ -268,6 +330,8 @@ def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: f
         labels: given labels (N,).
         eps: the assumed poison fraction in [0, 1).
         factor: how many times ε to remove, > 0.
+        classes: remove only from these classes (e.g. those :func:`spike_ratios` flags); all
+            classes when ``None``. A class not present in ``labels`` is an error.
     """
     if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
         raise ValueError("scores must be a 1-D tensor")
@@ -278,7 +342,13 @@ def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: f
     factor = _validate.positive_float("factor", factor)
     keep = torch.ones(len(scores), dtype=torch.bool)
     scores = scores.detach().cpu()
-    for c in torch.unique(labels).tolist():
+    present = torch.unique(labels).tolist()
+    if classes is not None:
+        missing = sorted(set(int(c) for c in classes) - set(present))
+        if missing:
+            raise ValueError(f"classes {missing} do not occur in labels (present: {present})")
+        present = sorted(set(int(c) for c in classes))
+    for c in present:
         idx = torch.nonzero(labels == c).flatten()
         drop = min(len(idx), math.ceil(factor * eps * len(idx) - 1e-9))
         if drop:
@@ -303,6 +373,28 @@ class DetectionReport:
     recall: float
     auc: float
     flagged: float
+
+
+def roc_curve(scores: torch.Tensor, is_poison: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ROC curve of ``scores`` (N,) against ``is_poison`` (N,): false- and true-positive rates
+    (each (T + 1,), from (0, 0) to (1, 1)) as the threshold falls through the T distinct scores;
+    tied scores enter together, so the curve's area is :func:`roc_auc`."""
+    s = scores.detach().double().cpu()
+    p = is_poison.bool().cpu()
+    if s.ndim != 1 or p.shape != s.shape:
+        raise ValueError("scores and is_poison must be 1-D tensors of the same length")
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError("scores contain NaN or infinite values")
+    n_pos, n_neg = int(p.sum()), int((~p).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("a ROC curve needs at least one poison and one clean point")
+    order = torch.argsort(s, descending=True)
+    _, counts = torch.unique_consecutive(s[order], return_counts=True)
+    ends = torch.cumsum(counts, 0) - 1  # last index of each tie group, highest scores first
+    tp = torch.cumsum(p[order].double(), 0)[ends]
+    fp = torch.cumsum((~p[order]).double(), 0)[ends]
+    zero = torch.zeros(1, dtype=torch.float64)
+    return torch.cat([zero, fp / n_neg]), torch.cat([zero, tp / n_pos])
 
 
 def roc_auc(scores: torch.Tensor, is_poison: torch.Tensor) -> float:

@@ -483,3 +483,66 @@ def boundary_animation(x: torch.Tensor, y: torch.Tensor, thetas: Sequence[torch.
         anim = animation.FuncAnimation(fig, draw, frames=len(thetas), interval=interval_ms, blit=False)
         html = anim.to_jshtml(default_mode="once")
     return HTML(html)
+
+
+def score_histograms(panels: Sequence[dict], *, xlabel: str = "spectral score τ (share of the class maximum)",
+                     title: str | None = None, bins: int = 30) -> Figure:
+    """Side-by-side histograms of suspicion scores, clean points against poisons, one panel each.
+
+    Each panel is a dict with ``scores`` (N,) finite, ``is_poison`` (N,) bool with at least one
+    clean point, optionally ``title`` and ``threshold`` (a score; a dashed line marks it, e.g. the
+    cut of :func:`poisonlab.detect.remove_top`). Scores are divided by their maximum so panels on
+    different scales compare; each group is normalised to unit area, so a handful of poisons is
+    as visible as thousands of clean points.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(3.6 * len(panels) + 0.4, 3.3))
+        axes = fig.subplots(1, len(panels), squeeze=False, sharey=False)[0]
+        for ax, panel in zip(axes, panels):
+            s = torch.as_tensor(panel["scores"], dtype=torch.float64).detach().cpu()
+            p = torch.as_tensor(panel["is_poison"]).bool().cpu()
+            if s.ndim != 1 or p.shape != s.shape:
+                raise ValueError("every panel needs 1-D scores and an is_poison mask of the same shape")
+            if not bool(torch.isfinite(s).all()):
+                raise ValueError("scores contain NaN or infinite values")
+            if not bool((~p).any()):
+                raise ValueError("every panel needs at least one clean point")
+            top = float(s.abs().max()) or 1.0
+            edges = np.linspace(0.0, 1.0, bins + 1) if float(s.min()) >= 0 else bins
+            ax.hist(np.asarray(s[~p] / top), bins=edges, density=True, alpha=0.6, color=PALETTE[5], label="clean")
+            if bool(p.any()):
+                ax.hist(np.asarray(s[p] / top), bins=edges, density=True, alpha=0.6, color=WRONG, label="poison")
+            if panel.get("threshold") is not None:
+                ax.axvline(float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1,
+                           label="removal cut")
+            ax.set(xlabel=xlabel, ylabel="density")
+            if panel.get("title"):
+                ax.set_title(panel["title"])
+            ax.legend(fontsize=8)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title: str | None = None) -> Figure:
+    """ROC curves of several detectors: ``{name: (scores (N,), is_poison (N,))}``, each with its
+    AUC in the legend and the chance diagonal for reference."""
+    from poisonlab.detect import roc_auc, roc_curve  # plots sit on top of the pipeline
+
+    if not curves:
+        raise ValueError("curves must hold at least one detector")
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(4.6, 4.2))
+        ax = fig.subplots()
+        ax.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1, label="chance (AUC 0.50)")
+        for name, (scores, is_poison) in curves.items():
+            fpr, tpr = roc_curve(scores, is_poison)
+            ax.plot(100 * fpr.numpy(), 100 * tpr.numpy(), label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})")
+        ax.set(xlabel="clean points flagged (%)", ylabel="poisons flagged (%)", xlim=(0, 100), ylim=(0, 101))
+        ax.set_aspect("equal")
+        ax.legend(fontsize=8, loc="lower right")
+        if title:
+            ax.set_title(title)
+    return fig
