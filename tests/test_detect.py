@@ -140,3 +140,16 @@ def test_roc_curve_runs_from_origin_to_one_and_its_area_is_the_auc():
         detect.roc_curve(scores, torch.zeros(200, dtype=torch.bool))
     with pytest.raises(ValueError, match="same length"):
         detect.roc_curve(scores, truth[:10])
+
+
+def test_alignment_is_one_for_a_loud_spike_and_small_for_none():
+    reps, labels, is_poison = spiked(shift=12.0)
+    one = labels == 1
+    assert detect.alignment(reps[one], is_poison[one]) > 0.95
+    quiet, _, _ = spiked(shift=0.0, d=50)
+    assert detect.alignment(quiet[one], is_poison[one]) < 0.5  # a random direction in 50-D
+    with pytest.raises(ValueError, match="at least one poison"):
+        detect.alignment(reps[one], torch.zeros(int(one.sum()), dtype=torch.bool))
+    with pytest.raises(ValueError, match="same mean"):
+        detect.alignment(torch.ones(6, 2).cumsum(0) * torch.tensor([1.0, 0.0]),
+                         torch.tensor([True, False, False, False, False, True]))

@@ -176,7 +176,7 @@ def test_score_histograms_and_roc_curves():
     with pytest.raises(ValueError, match="NaN"):
         plots.score_histograms([{"scores": torch.full((100,), float("nan")), "is_poison": truth}])
     fig = plots.roc_curves({"good": (scores, truth), "random": (torch.rand(100, generator=g), truth)})
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels[0].startswith("chance") and labels[1] == "good (AUC 1.00)"
     with pytest.raises(ValueError, match="at least one detector"):
         plots.roc_curves({})

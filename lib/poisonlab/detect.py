@@ -140,6 +140,30 @@ def separation(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
     return signal / noise if noise > 0 else (math.inf if signal > 0 else 0.0)
 
 
+def alignment(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
+    """|cos θ| between the top direction v of one class's centred representations and the
+    direction Δ = μ_D − μ_W from the poisons' mean to the clean mean, in [0, 1]: 1 when the
+    spectral score looks straight at the poisons, near 0 when it looks past them (the angle
+    that Davis–Kahan bounds by 2/s, see :func:`separation`; its square is the overlap that
+    chapter 5 plots against the spike's strength).
+
+    Args:
+        reps: representations (n, F) of one class, finite, not all equal.
+        is_poison: (n,) bool with at least 1 poison and 1 clean point.
+    """
+    reps = _finite_matrix("reps", reps).double().cpu()
+    p = is_poison.bool().cpu()
+    if p.shape != (reps.shape[0],):
+        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {tuple(p.shape)}")
+    if not bool(p.any()) or bool(p.all()):
+        raise ValueError("alignment needs at least one poison and one clean point")
+    delta = reps[~p].mean(0) - reps[p].mean(0)
+    if float(delta.norm()) == 0.0:
+        raise ValueError("the poisons and the clean points have the same mean; Δ has no direction")
+    v = top_direction(reps - reps.mean(0))
+    return float((v @ delta).abs() / delta.norm())
+
+
 def head_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                    batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """The two factors of the per-sample gradients of the cross-entropy w.r.t. the head's

@@ -534,7 +534,7 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
     if not curves:
         raise ValueError("curves must hold at least one detector")
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=(4.6, 4.2))
+        fig = _figure(figsize=(4.8, 4.6 + 0.2 * len(curves)))
         ax = fig.subplots()
         ax.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1, label="chance (AUC 0.50)")
         for name, (scores, is_poison) in curves.items():
@@ -542,7 +542,7 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
             ax.plot(100 * fpr.numpy(), 100 * tpr.numpy(), label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})")
         ax.set(xlabel="clean points flagged (%)", ylabel="poisons flagged (%)", xlim=(0, 100), ylim=(0, 101))
         ax.set_aspect("equal")
-        ax.legend(fontsize=8, loc="lower right")
+        fig.legend(fontsize=8, loc="outside lower center", ncols=1)  # below the axes, never over a curve
         if title:
             ax.set_title(title)
     return fig
