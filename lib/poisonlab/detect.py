@@ -141,8 +141,9 @@ def separation(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
 
 
 def alignment(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
-    """|cos θ| between the top direction v of one class's centred representations and the
-    direction Δ = μ_D − μ_W from the poisons' mean to the clean mean, in [0, 1]: 1 when the
+    """The absolute cosine of the angle θ between the top direction v of one class's centred
+    representations and the direction Δ = μ_D − μ_W from the poisons' mean to the clean mean, in
+    [0, 1]: 1 when the
     spectral score looks straight at the poisons, near 0 when it looks past them (the angle
     that Davis–Kahan bounds by 2/s, see :func:`separation`; its square is the overlap that
     chapter 5 plots against the spike's strength).
