@@ -355,8 +355,8 @@ def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: f
         labels: given labels (N,).
         eps: the assumed poison fraction in [0, 1).
         factor: how many times ε to remove, > 0.
-        classes: remove only from these classes (e.g. those :func:`spike_ratios` flags); all
-            classes when ``None``. A class not present in ``labels`` is an error.
+        classes: remove only from these classes (e.g. the one a defender suspects was
+            attacked); all classes when ``None``. A class not present in ``labels`` is an error.
     """
     if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
         raise ValueError("scores must be a 1-D tensor")

@@ -539,7 +539,9 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
         ax.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1, label="chance (AUC 0.50)")
         for name, (scores, is_poison) in curves.items():
             fpr, tpr = roc_curve(scores, is_poison)
-            ax.plot(100 * fpr.numpy(), 100 * tpr.numpy(), label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})")
+            flags = len(fpr) <= 3  # yes/no flags: one operating point, joined to the corners
+            ax.plot(100 * fpr.numpy(), 100 * tpr.numpy(), marker="o" if flags else None,
+                    markevery=[1] if flags else None, label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})")
         ax.set(xlabel="clean points flagged (%)", ylabel="poisons flagged (%)", xlim=(0, 100), ylim=(0, 101))
         ax.set_aspect("equal")
         fig.legend(fontsize=8, loc="outside lower center", ncols=1)  # below the axes, never over a curve

@@ -50,7 +50,8 @@ class Table:
 def table(header: list[str], rows: list[list[Any]], *, caption: str | None = None,
           formats: dict[int, str] | None = None) -> Table:
     """A :class:`Table` of ``rows`` (each as long as ``header``), every cell formatted with
-    ``formats[column]`` (a format spec such as ``".1%"``) when given, else with ``str``."""
+    ``formats[column]`` (a format spec such as ``".1%"``) when given, else with ``str``; strings
+    (e.g. ``"–"`` for a value that does not apply) are shown as they are."""
     formats = formats or {}
     if not header:
         raise ValueError("header must name at least one column")
@@ -58,5 +59,6 @@ def table(header: list[str], rows: list[list[Any]], *, caption: str | None = Non
     for i, row in enumerate(rows):
         if len(row) != len(header):
             raise ValueError(f"row {i} has {len(row)} cells for {len(header)} columns")
-        cells.append([format(v, formats[j]) if j in formats else str(v) for j, v in enumerate(row)])
+        cells.append([format(v, formats[j]) if j in formats and not isinstance(v, str) else str(v)
+                      for j, v in enumerate(row)])
     return Table([str(h) for h in header], cells, caption)
