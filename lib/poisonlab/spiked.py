@@ -1,0 +1,117 @@
+"""The spiked-covariance model of a poisoned class, and its high-dimensional asymptotics
+(groundwork for chapter 5, the limits of detection).
+
+A class of n representations in d dimensions: clean points x ~ N(0, σ² I), and a share ε of
+poisons x ~ N(Δ, σ² I). The population covariance is σ² I + ε(1 − ε) ΔΔᵀ (chapter 4, eq.
+ch4-mixture), a rank-one spike of strength
+
+.. math:: \\theta = \\frac{\\varepsilon(1-\\varepsilon)\\lVert\\Delta\\rVert^2}{\\sigma^2}
+
+in units of the noise. With γ = d / n fixed as n, d → ∞, the top eigenvector v̂ of the sample
+covariance carries information about Δ only above the Baik–Ben Arous–Péché threshold θ = √γ
+(Baik, Ben Arous & Péché 2005; Paul 2007):
+
+.. math:: \\langle \\hat v, \\Delta/\\lVert\\Delta\\rVert \\rangle^2 \\to
+          \\frac{1 - \\gamma/\\theta^2}{1 + \\gamma/\\theta} \\ \\text{for}\\ \\theta > \\sqrt\\gamma,
+          \\qquad 0 \\ \\text{otherwise.}
+
+Below the threshold a spectral detector is blind however many poisons share the spike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from poisonlab import _validate
+
+
+@dataclass
+class SpikedClass:
+    """One sample of the model: ``x`` (n, d) float64, ``is_poison`` (n,) bool, ``direction``
+    (d,) the unit vector Δ/‖Δ‖, and the parameters that produced it."""
+
+    x: torch.Tensor
+    is_poison: torch.Tensor
+    direction: torch.Tensor
+    eps: float
+    shift: float
+    sigma: float
+
+    @property
+    def theta(self) -> float:
+        """The spike's strength θ = ε(1 − ε)‖Δ‖²/σ²."""
+        return spike_strength(self.eps, self.shift, self.sigma)
+
+
+def spike_strength(eps: float, shift: float, sigma: float = 1.0) -> float:
+    """θ = ε(1 − ε)‖Δ‖²/σ² for a poison share ``eps`` in [0, 1), a shift ‖Δ‖ = ``shift`` ≥ 0 and a
+    noise level ``sigma`` > 0."""
+    eps = _validate.fraction("eps", eps)
+    if not shift >= 0:
+        raise ValueError(f"shift must be >= 0, got {shift!r}")
+    sigma = _validate.positive_float("sigma", sigma)
+    return eps * (1 - eps) * shift**2 / sigma**2
+
+
+def shift_for(theta: float, eps: float, sigma: float = 1.0) -> float:
+    """The shift ‖Δ‖ that gives spike strength ``theta`` ≥ 0 at poison share ``eps`` in (0, 1)."""
+    eps = _validate.fraction("eps", eps)
+    if eps == 0:
+        raise ValueError("eps must be > 0: without poisons there is no spike to tune")
+    if not theta >= 0:
+        raise ValueError(f"theta must be >= 0, got {theta!r}")
+    sigma = _validate.positive_float("sigma", sigma)
+    return sigma * math.sqrt(theta / (eps * (1 - eps)))
+
+
+def sample(n: int, d: int, eps: float, shift: float, *, sigma: float = 1.0, seed: int = 0) -> SpikedClass:
+    """Draw n points in d dimensions: ⌊ε n⌉ poisons from N(Δ, σ² I), the rest from N(0, σ² I),
+    with Δ = shift · u for a uniformly random unit vector u (seeded)."""
+    n = _validate.positive_int("n", n)
+    d = _validate.positive_int("d", d)
+    theta = spike_strength(eps, shift, sigma)  # validates eps, shift, sigma
+    del theta
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(d, generator=g, dtype=torch.float64)
+    u /= u.norm()
+    x = sigma * torch.randn(n, d, generator=g, dtype=torch.float64)
+    k = round(eps * n)
+    is_poison = torch.zeros(n, dtype=torch.bool)
+    is_poison[torch.randperm(n, generator=g)[:k]] = True
+    x[is_poison] += shift * u
+    return SpikedClass(x, is_poison, u, float(eps), float(shift), float(sigma))
+
+
+def bbp_threshold(gamma: float) -> float:
+    """The critical spike strength √γ for aspect ratio γ = d / n > 0."""
+    gamma = _validate.positive_float("gamma", gamma)
+    return math.sqrt(gamma)
+
+
+def bbp_overlap(theta: float, gamma: float) -> float:
+    """The limit of ⟨v̂, Δ/‖Δ‖⟩² (Paul 2007, Theorem 4): (1 − γ/θ²)/(1 + γ/θ) above the
+    threshold θ > √γ, and 0 at or below it. ``theta`` ≥ 0, ``gamma`` > 0."""
+    if not theta >= 0:
+        raise ValueError(f"theta must be >= 0, got {theta!r}")
+    if theta <= bbp_threshold(gamma):
+        return 0.0
+    return (1 - gamma / theta**2) / (1 + gamma / theta)
+
+
+def top_overlap(x: torch.Tensor, direction: torch.Tensor) -> float:
+    """⟨v̂, u⟩², v̂ the top eigenvector of the centred sample covariance of ``x`` (n, d) and u the
+    unit vector ``direction`` (d,); in [0, 1]."""
+    if x.ndim != 2 or direction.shape != (x.shape[1],):
+        raise ValueError(f"x must be (n, d) and direction (d,), got {tuple(x.shape)} and {tuple(direction.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values")
+    centred = (x - x.mean(0)).double()
+    small = centred.shape[0] < centred.shape[1]
+    gram = centred @ centred.T if small else centred.T @ centred  # the smaller of the two Gram matrices
+    _, vectors = torch.linalg.eigh(gram)
+    top = centred.T @ vectors[:, -1] if small else vectors[:, -1]
+    u = direction.double() / direction.double().norm()
+    return float((top @ u) ** 2 / (top @ top))

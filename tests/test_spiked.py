@@ -1,0 +1,56 @@
+import math
+
+import pytest
+import torch
+from poisonlab import spiked
+
+
+def test_the_theory_curve_is_zero_below_the_threshold_and_rises_to_one():
+    gamma = 0.5
+    assert spiked.bbp_threshold(gamma) == pytest.approx(math.sqrt(0.5))
+    assert spiked.bbp_overlap(0.5 * math.sqrt(gamma), gamma) == 0.0
+    assert spiked.bbp_overlap(math.sqrt(gamma), gamma) == 0.0
+    values = [spiked.bbp_overlap(t, gamma) for t in (1.0, 2.0, 10.0, 1000.0)]
+    assert values == sorted(values) and 0 < values[0] and values[-1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_shift_and_strength_are_inverse():
+    shift = spiked.shift_for(2.0, 0.1, sigma=0.5)
+    assert spiked.spike_strength(0.1, shift, 0.5) == pytest.approx(2.0)
+    s = spiked.sample(100, 5, 0.1, shift, sigma=0.5, seed=3)
+    assert s.x.shape == (100, 5) and int(s.is_poison.sum()) == 10 and s.theta == pytest.approx(2.0)
+    assert float(s.direction.norm()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("ratio", [0.6, 1.5, 2.0, 4.0])
+def test_measured_overlap_lands_on_the_theory_away_from_the_threshold(ratio):
+    # chapter 5's target: within ±0.05 of the curve at n ≥ 2,000 when |θ − √γ| > 0.2 √γ
+    n, d, eps = 2000, 1000, 0.1
+    theta = ratio * spiked.bbp_threshold(d / n)
+    shift = spiked.shift_for(theta, eps)
+    measured = [spiked.top_overlap(s.x, s.direction) for s in
+                (spiked.sample(n, d, eps, shift, seed=seed) for seed in range(3))]
+    assert abs(sum(measured) / 3 - spiked.bbp_overlap(theta, d / n)) < 0.05
+
+
+def test_top_overlap_uses_the_smaller_gram_matrix_consistently():
+    s = spiked.sample(50, 80, 0.2, 6.0, seed=1)  # n < d
+    wide = spiked.top_overlap(s.x, s.direction)
+    centred = s.x - s.x.mean(0)
+    v = torch.linalg.eigh(centred.T @ centred)[1][:, -1]
+    assert wide == pytest.approx(float((v @ s.direction) ** 2), rel=1e-6)
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="eps"):
+        spiked.spike_strength(1.5, 1.0)
+    with pytest.raises(ValueError, match="shift"):
+        spiked.spike_strength(0.1, -1.0)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        spiked.shift_for(1.0, 0.0)
+    with pytest.raises(ValueError, match="gamma"):
+        spiked.bbp_overlap(1.0, 0.0)
+    with pytest.raises(ValueError, match="direction"):
+        spiked.top_overlap(torch.randn(10, 3), torch.ones(4))
+    with pytest.raises(ValueError, match="NaN"):
+        spiked.top_overlap(torch.full((10, 3), float("nan")), torch.ones(3))
