@@ -355,6 +355,14 @@ def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: 
                        ylabel=ylabel, percent=percent, size=size)
 
 
+def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str, legend_size: int) -> None:
+    """Axis labels, the panel's optional ``title`` and a legend: the end of every panel."""
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if panel.get("title"):
+        ax.set_title(panel["title"])
+    ax.legend(fontsize=legend_size)
+
+
 def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None, percent: bool = True,
                 size: tuple[float, float] | None = None) -> Figure:
     """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
@@ -378,10 +386,7 @@ def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None
                 ax.set_xscale("log")
                 ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-            ax.set(xlabel=panel["xlabel"], ylabel=ylabel)
-            if panel.get("title"):
-                ax.set_title(panel["title"])
-            ax.legend(fontsize=9)
+            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=ylabel, legend_size=9)
         if title:
             fig.suptitle(title)
     return fig
@@ -517,10 +522,7 @@ def score_histograms(panels: Sequence[dict], *, xlabel: str = "spectral score τ
             if panel.get("threshold") is not None:
                 ax.axvline(float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1,
                            label="removal cut")
-            ax.set(xlabel=xlabel, ylabel="density")
-            if panel.get("title"):
-                ax.set_title(panel["title"])
-            ax.legend(fontsize=8)
+            _label_panel(ax, panel, xlabel=xlabel, ylabel="density", legend_size=8)
         if title:
             fig.suptitle(title)
     return fig
