@@ -17,7 +17,7 @@ def test_table_formats_cells_and_renders_html_and_text():
     t = table(["ε", "ASR"], [[0.05, 0.87], [0.1, 0.99], [0.2, "–"]], formats={0: ".0%", 1: ".1%"},
               caption="c <1>")
     html = t._repr_html_()
-    assert "<th>ε</th>" in html and "<td>87.0%</td>" in html and "c &lt;1&gt;" in html
+    assert ">ε</th>" in html and ">87.0%</td>" in html and "c &lt;1&gt;" in html and "padding" in html
     text = repr(t).splitlines()
     assert text[0] == "c <1>" and text[2].startswith("--") and text[3].split() == ["5%", "87.0%"]
     assert text[-1].split() == ["20%", "–"]
