@@ -153,3 +153,23 @@ def test_alignment_is_one_for_a_loud_spike_and_small_for_none():
     with pytest.raises(ValueError, match="same mean"):
         detect.alignment(torch.ones(6, 2).cumsum(0) * torch.tensor([1.0, 0.0]),
                          torch.tensor([True, False, False, False, False, True]))
+
+
+def test_top_direction_is_the_same_from_either_gram_matrix():
+    g = torch.Generator().manual_seed(2)
+    wide = torch.randn(30, 80, generator=g, dtype=torch.float64)
+    wide[:, 0] *= 6.0  # one loud direction
+    centred = wide - wide.mean(0)
+    v = detect.top_direction(centred)  # n < F: through the n × n Gram matrix
+    reference = torch.linalg.eigh(centred.T @ centred)[1][:, -1]
+    assert float(v.norm()) == pytest.approx(1.0) and float((v @ reference).abs()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="constant"):
+        detect.top_direction(torch.zeros(5, 9))
+
+
+def test_spike_components_give_the_separation():
+    reps, labels, is_poison = spiked(shift=6.0)
+    one = labels == 1
+    eps, delta_sq, sigma_sq = detect.spike_components(reps[one], is_poison[one])
+    assert eps == pytest.approx(40 / 200) and delta_sq > 25
+    assert detect.separation(reps[one], is_poison[one]) == pytest.approx(eps * (1 - eps) * delta_sq / sigma_sq)

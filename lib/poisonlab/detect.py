@@ -49,13 +49,20 @@ def _classes(labels: torch.Tensor, n: int) -> list[torch.Tensor]:
 
 
 def top_direction(centred: torch.Tensor) -> torch.Tensor:
-    """The top right singular vector (F,) of a centred matrix (n, F), from the F × F covariance
-    (no n × n or per-sample F × F matrices are formed); raises when the matrix is constant."""
-    cov = centred.T.double() @ centred.double()
-    eigenvalues, eigenvectors = torch.linalg.eigh(cov)
-    if float(eigenvalues[-1]) <= 1e-12 * max(1.0, float(cov.diagonal().abs().max())):
+    """The top right singular vector (F,) of a centred matrix (n, F), from the smaller of the two
+    Gram matrices (F × F, or n × n when n < F; no per-sample F × F matrices are formed); raises
+    when the matrix is constant."""
+    c = centred.double()
+    wide = c.shape[0] < c.shape[1]
+    gram = c @ c.T if wide else c.T @ c
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+    if float(eigenvalues[-1]) <= 1e-12 * max(1.0, float(gram.diagonal().abs().max())):
         raise ValueError("the representations of a class are constant; no direction to score along")
-    return eigenvectors[:, -1].to(centred.dtype)
+    top = eigenvectors[:, -1]
+    if wide:  # a left singular vector u gives the right one as Cᵀu / ‖Cᵀu‖
+        top = c.T @ top
+        top = top / top.norm()
+    return top.to(centred.dtype)
 
 
 def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -101,6 +108,35 @@ def mixture_covariance(eps: float, mean_clean: torch.Tensor, mean_poison: torch.
     return (1 - eps) * cov_clean + eps * cov_poison + eps * (1 - eps) * torch.outer(delta, delta)
 
 
+def spike_components(reps: torch.Tensor, is_poison: torch.Tensor) -> tuple[float, float, float]:
+    """The three quantities of one class's spike (Tran et al. 2018, Lemma 3.1): the poisons'
+    share ε, the squared distance ‖Δ‖² between the clean and poison means, and the largest spread
+    σ² = max(‖Σ_D‖₂, ‖Σ_W‖₂) of either group (covariances normalised by the group's size).
+
+    Args:
+        reps: representations (n, F) of one class, finite.
+        is_poison: (n,) bool with at least 2 poisons and 2 clean points.
+
+    Returns:
+        ``(eps, delta_sq, sigma_sq)``.
+    """
+    reps = _finite_matrix("reps", reps).double().cpu()
+    p = is_poison.bool().cpu()
+    if p.shape != (reps.shape[0],):
+        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {tuple(p.shape)}")
+    n_p, n_c = int(p.sum()), int((~p).sum())
+    if n_p < 2 or n_c < 2:
+        raise ValueError(f"the spike needs at least 2 poisons and 2 clean points, got {n_p} and {n_c}")
+    clean, poison = reps[~p], reps[p]
+    delta = clean.mean(0) - poison.mean(0)
+
+    def spread(r: torch.Tensor) -> float:
+        c = r - r.mean(0)
+        return float(torch.linalg.eigvalsh(c.T @ c / len(r))[-1])
+
+    return n_p / len(p), float(delta @ delta), max(spread(clean), spread(poison))
+
+
 def separation(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
     """How loud the poisons' spectral signature is within one class: the spike's strength over
     the largest spread of either group,
@@ -108,8 +144,7 @@ def separation(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
     .. math:: s = \\frac{\\varepsilon(1-\\varepsilon)\\lVert\\Delta\\rVert^2}
               {\\max(\\lVert\\Sigma_D\\rVert_2, \\lVert\\Sigma_W\\rVert_2)} ,
 
-    ε the poisons' share of the class, Δ the difference of the clean and poison means, Σ_D and
-    Σ_W their covariances (the quantities of Tran et al. 2018, Lemma 3.1, which guarantees
+    with the quantities of :func:`spike_components` (Tran et al. 2018, Lemma 3.1, guarantees
     separation when s is large enough). It needs the ground truth, so it is an analysis tool,
     not a detector.
 
@@ -120,24 +155,9 @@ def separation(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
     Returns:
         s ≥ 0 (``inf`` when both groups are constant and distinct).
     """
-    reps = _finite_matrix("reps", reps).double().cpu()
-    p = is_poison.bool().cpu()
-    if p.shape != (reps.shape[0],):
-        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {tuple(p.shape)}")
-    n_p, n_c = int(p.sum()), int((~p).sum())
-    if n_p < 2 or n_c < 2:
-        raise ValueError(f"separation needs at least 2 poisons and 2 clean points, got {n_p} and {n_c}")
-    eps = n_p / len(p)
-    clean, poison = reps[~p], reps[p]
-    delta = clean.mean(0) - poison.mean(0)
-
-    def spread(r: torch.Tensor) -> float:
-        c = r - r.mean(0)
-        return float(torch.linalg.eigvalsh(c.T @ c / len(r))[-1])
-
-    noise = max(spread(clean), spread(poison))
-    signal = eps * (1 - eps) * float(delta @ delta)
-    return signal / noise if noise > 0 else (math.inf if signal > 0 else 0.0)
+    eps, delta_sq, sigma_sq = spike_components(reps, is_poison)
+    signal = eps * (1 - eps) * delta_sq
+    return signal / sigma_sq if sigma_sq > 0 else (math.inf if signal > 0 else 0.0)
 
 
 def alignment(reps: torch.Tensor, is_poison: torch.Tensor) -> float:

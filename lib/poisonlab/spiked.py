@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from poisonlab import _validate
+from poisonlab.detect import top_direction
 
 
 @dataclass
@@ -108,10 +109,6 @@ def top_overlap(x: torch.Tensor, direction: torch.Tensor) -> float:
         raise ValueError(f"x must be (n, d) and direction (d,), got {tuple(x.shape)} and {tuple(direction.shape)}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError("x contains NaN or infinite values")
-    centred = (x - x.mean(0)).double()
-    small = centred.shape[0] < centred.shape[1]
-    gram = centred @ centred.T if small else centred.T @ centred  # the smaller of the two Gram matrices
-    _, vectors = torch.linalg.eigh(gram)
-    top = centred.T @ vectors[:, -1] if small else vectors[:, -1]
+    top = top_direction(x - x.mean(0))
     u = direction.double() / direction.double().norm()
-    return float((top @ u) ** 2 / (top @ top))
+    return float((top.double() @ u) ** 2)
