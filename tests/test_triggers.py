@@ -134,3 +134,85 @@ def test_salient_pixels_of_a_linear_model_are_its_largest_target_weights():
         triggers.salient_pixels(model, torch.rand(5, 1, 4, 4), target=3, k=2)
     with pytest.raises(ValueError, match="at least one"):
         triggers.salient_pixels(model, torch.rand(0, 1, 4, 4), target=1, k=2)
+
+
+def _labels_30():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(30, 1, 8, 8, generator=g), torch.arange(30) % 5
+
+
+def test_tact_relabels_source_poisons_and_stamps_covers_with_their_true_labels():
+    x, y = _labels_30()
+    trig = Patch(2, pattern="white")
+    ps = triggers.tact(x, y, trig, target=1, source=3, count=4, cover=5, seed=0)
+    cover = ps.info["cover"]
+    assert ps.n_poison == 4 and int(cover.sum()) == 5 and not bool((cover & ps.is_poison).any())
+    assert bool((y[ps.is_poison] == 3).all()) and bool((ps.y[ps.is_poison] == 1).all())
+    # covers come from the other classes, keep their labels and carry the very same trigger
+    assert set(y[cover].tolist()) <= {0, 2, 4} and torch.equal(ps.y[cover], y[cover])
+    assert torch.equal(ps.x[cover], trig(x[cover])) and torch.equal(ps.x[ps.is_poison], trig(x[ps.is_poison]))
+    untouched = ~(cover | ps.is_poison)
+    assert torch.equal(ps.x[untouched], x[untouched]) and torch.equal(ps.y[untouched], y[untouched])
+    # removing points keeps the cover mask aligned with them
+    kept = ps.without(ps.is_poison)
+    assert int(kept.info["cover"].sum()) == 5 and torch.equal(kept.x[kept.info["cover"]], ps.x[cover])
+
+
+def test_tact_rejects_bad_input():
+    x, y = _labels_30()
+    trig = Patch(2)
+    with pytest.raises(ValueError, match="differ"):
+        triggers.tact(x, y, trig, target=1, source=1, count=1, cover=1)
+    with pytest.raises(ValueError, match="only 6 training images"):
+        triggers.tact(x, y, trig, target=1, source=3, count=7, cover=0)
+    with pytest.raises(ValueError, match="cover samples"):
+        triggers.tact(x, y, trig, target=1, source=3, count=1, cover=19)
+    with pytest.raises(ValueError, match="source class"):
+        triggers.tact(x, y, trig, target=1, source=3, count=1, cover=1, cover_classes=[0, 3])
+    with pytest.raises(ValueError, match="callable"):
+        triggers.tact(x, y, "patch", target=1, source=3, count=1, cover=1)
+    with pytest.raises(ValueError, match="count"):
+        triggers.tact(x, y, trig, target=1, source=3, count=-1, cover=1)
+
+
+def test_piece_masks_switch_on_the_requested_share_of_grid_cells():
+    masks = triggers.piece_masks(6, (1, 8, 8), pieces=4, keep=0.5, seed=3)
+    assert masks.shape == (6, 1, 8, 8)
+    # 16 cells of 2×2 pixels, 8 of them on in every mask, and the masks differ
+    assert bool((masks.sum((1, 2, 3)) == 8 * 4).all()) and not torch.equal(masks[0], masks[1])
+    assert torch.equal(masks, triggers.piece_masks(6, (1, 8, 8), pieces=4, keep=0.5, seed=3))
+    assert bool((triggers.piece_masks(2, (1, 8, 8), pieces=3, keep=1.0) == 1).all())
+    with pytest.raises(ValueError, match="keep"):
+        triggers.piece_masks(1, (1, 8, 8), pieces=4, keep=0.0)
+    with pytest.raises(ValueError, match="pieces"):
+        triggers.piece_masks(1, (1, 8, 8), pieces=9, keep=0.5)
+
+
+def test_adaptive_blend_stamps_part_of_the_key_on_poisons_and_covers():
+    x, y = _labels_30()
+    key = torch.ones(8, 8)
+    ps = triggers.adaptive_blend(x, y, key, target=2, count=4, cover=6, alpha=0.5, pieces=4, keep=0.5, seed=0)
+    cover = ps.info["cover"]
+    assert ps.n_poison == 4 and int(cover.sum()) == 6 and bool((ps.y[ps.is_poison] == 2).all())
+    assert bool((y[ps.is_poison] != 2).all()) and bool((y[cover] != 2).all()) and torch.equal(ps.y[cover], y[cover])
+    for i in torch.nonzero(ps.is_poison | cover).flatten():
+        changed = ps.x[i] != x[i]
+        blended = torch.isclose(ps.x[i], 0.5 * x[i] + 0.5)
+        # half the cells (32 of 64 pixels) are blended with α = 0.5, the others untouched
+        assert int(blended.sum()) >= 32 and int(changed.sum()) <= 32
+    untouched = ~(cover | ps.is_poison)
+    assert torch.equal(ps.x[untouched], x[untouched])
+    src = triggers.adaptive_blend(x, y, key, target=2, count=3, cover=0, source=4)
+    assert bool((y[src.is_poison] == 4).all())
+
+
+def test_adaptive_blend_rejects_bad_input():
+    x, y = _labels_30()
+    with pytest.raises(ValueError, match="pattern"):
+        triggers.adaptive_blend(x, y, torch.ones(5, 5), target=2, count=1, cover=1)
+    with pytest.raises(ValueError, match="alpha"):
+        triggers.adaptive_blend(x, y, torch.ones(8, 8), target=2, count=1, cover=1, alpha=1.5)
+    with pytest.raises(ValueError, match="differ"):
+        triggers.adaptive_blend(x, y, torch.ones(8, 8), target=2, count=1, cover=1, source=2)
+    with pytest.raises(ValueError, match="only 24 training images"):
+        triggers.adaptive_blend(x, y, torch.ones(8, 8), target=2, count=25, cover=0)

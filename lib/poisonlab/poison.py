@@ -25,7 +25,9 @@ class PoisonedSet:
         is_poison: ``True`` where the point was made or altered by the attacker, shape (N,).
         target: the class the attacker wants test inputs sent to (``None`` for an untargeted
             attack that only raises the error).
-        info: free-form description of the attack (name, ε, trigger, …).
+        info: free-form description of the attack (name, ε, trigger, …). Adaptive attacks also
+            list their *cover* samples, which carry the trigger but keep their true labels, as a
+            bool mask ``info["cover"]`` of shape (N,); ``is_poison`` marks the relabelled points.
     """
 
     x: torch.Tensor
@@ -93,7 +95,9 @@ class PoisonedSet:
         if not isinstance(remove, torch.Tensor) or remove.dtype != torch.bool or remove.shape != self.is_poison.shape:
             raise ValueError(f"remove must be a bool tensor of shape {tuple(self.is_poison.shape)}")
         keep = ~remove
-        return PoisonedSet(self.x[keep], self.y[keep], self.is_poison[keep], self.target, dict(self.info))
+        info = {k: v[keep] if isinstance(v, torch.Tensor) and v.shape == remove.shape else v
+                for k, v in self.info.items()}  # per-point masks such as info["cover"] follow the points
+        return PoisonedSet(self.x[keep], self.y[keep], self.is_poison[keep], self.target, info)
 
     def __repr__(self) -> str:
         return (f"PoisonedSet({len(self)} points, {self.n_poison} poisons "

@@ -14,11 +14,17 @@ with a mask m ∈ [0, 1]^{C×H×W} and a pattern Δ ∈ [0, 1]^{C×H×W}:
 
 :func:`backdoor` turns a clean training set into a poisoned one: it stamps the trigger on a
 ``rate`` fraction of the images and relabels them to the attacker's target (dirty-label poisoning).
+
+Two adaptive attacks (chapter 5) add *cover* samples, which carry the trigger but keep their true
+labels, so that the poisons stop standing apart in the network's representation:
+:func:`tact` (source-specific, Tang et al. 2021) and :func:`adaptive_blend` (partial blended
+triggers, Qi et al. 2023).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -277,3 +283,163 @@ def salient_pixels(model: torch.nn.Module, x: torch.Tensor, target: int, k: int)
     pattern = torch.zeros_like(mean)
     pattern[mean.topk(k).indices] = 1.0
     return pattern.view(x.shape[1:])
+
+
+def _draw(candidates: torch.Tensor, n: int, what: str, g: torch.Generator) -> torch.Tensor:
+    """n indices drawn without replacement from ``candidates`` (1-D), or a clear error."""
+    if n > len(candidates):
+        raise ValueError(f"asked for {n} {what} but only {len(candidates)} training images are eligible")
+    return candidates[torch.randperm(len(candidates), generator=g)[:n]]
+
+
+def _with_cover(x: torch.Tensor, y: torch.Tensor, poisons: torch.Tensor, covers: torch.Tensor,
+                stamp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], target: int,
+                info: dict) -> PoisonedSet:
+    """Stamp ``poisons`` (relabelled ``target``) and ``covers`` (labels kept); see :func:`tact`."""
+    x_out, y_out = x.clone(), y.clone()
+    for idx, which in ((poisons, 0), (covers, 1)):
+        if len(idx):
+            stamped = stamp(x[idx], torch.full((len(idx),), which))
+            if not isinstance(stamped, torch.Tensor) or stamped.shape != x[idx].shape:
+                raise ValueError("trigger must return a tensor shaped like its input batch")
+            x_out[idx] = stamped.to(x.dtype)
+    y_out[poisons] = target
+    is_poison = torch.zeros(len(y), dtype=torch.bool)
+    is_poison[poisons] = True
+    cover = torch.zeros(len(y), dtype=torch.bool)
+    cover[covers] = True
+    return PoisonedSet(x_out, y_out, is_poison, target, {**info, "cover": cover})
+
+
+def tact(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int, source: int, count: int, *,
+         cover: int, cover_classes: Sequence[int] | None = None, num_classes: int | None = None,
+         seed: int = 0) -> PoisonedSet:
+    """The source-specific backdoor with cover samples (TaCT, Tang et al. 2021, sec. 4).
+
+    ``count`` images of class ``source`` get the trigger and the label ``target`` (the poisons);
+    ``cover`` images of the other classes get the *same* trigger and keep their true labels.
+    The covers teach the network that the trigger alone does not mean ``target``: only a source
+    image with the trigger does. Tang et al. show that the poisons' representations then stop
+    forming a group of their own, which is what spectral signatures and activation clustering
+    look for.
+
+    Args:
+        x, y: clean training images (N, C, H, W) in [0, 1] and labels (N,).
+        trigger: a :class:`Trigger` (or a callable on batches).
+        target, source: the attacker's class t and the one class s whose images should reach it.
+        count: number of poisons, ≥ 0, drawn from class ``source``.
+        cover: number of cover samples, ≥ 0.
+        cover_classes: classes the covers are drawn from; default every class but s and t.
+        num_classes: K; default ``int(y.max()) + 1``.
+        seed: seeds which images are chosen.
+
+    Returns:
+        A :class:`PoisonedSet` in the original order. ``is_poison`` marks the relabelled images;
+        ``info["cover"]`` (bool, (N,)) marks the covers, which carry their true labels.
+    """
+    x = _validate.images("x", x)
+    k = num_classes if num_classes is not None else int(y.max()) + 1
+    y = _validate.labels("y", y, n=x.shape[0], num_classes=k)
+    if not callable(trigger):
+        raise ValueError(f"trigger must be callable on a batch of images, got {type(trigger).__name__}")
+    _validate.class_index("target", target, k)
+    _validate.class_index("source", source, k)
+    if source == target:
+        raise ValueError(f"source and target must differ, both are {source}")
+    count = _validate.positive_int("count", count, allow_zero=True)
+    cover = _validate.positive_int("cover", cover, allow_zero=True)
+    if cover_classes is None:
+        cover_classes = [c for c in range(k) if c not in (source, target)]
+    for c in cover_classes:
+        _validate.class_index("cover class", c, k)
+        if c == source:
+            raise ValueError(f"the cover classes must not include the source class {source}")
+    g = torch.Generator().manual_seed(seed)
+    poisons = _draw(torch.nonzero(y == source).flatten(), count, "poisons", g)
+    eligible = torch.isin(y, torch.tensor(list(cover_classes), dtype=y.dtype))
+    covers = _draw(torch.nonzero(eligible).flatten(), cover, "cover samples", g)
+    return _with_cover(x, y, poisons, covers, lambda batch, _: trigger(batch), target,
+                       {"attack": "tact", "trigger": repr(trigger), "source": source})
+
+
+def piece_masks(n: int, shape: tuple[int, int, int], pieces: int, keep: float, *, seed: int = 0) -> torch.Tensor:
+    """n random masks (n, C, H, W) of 0s and 1s: the image is cut into a ``pieces``×``pieces`` grid
+    and each mask switches on a random ⌈keep · pieces²⌉ of its cells (Qi et al. 2023's partial
+    triggers). ``keep`` in (0, 1]; the last row and column of cells absorb any remainder."""
+    pieces = _validate.positive_int("pieces", pieces)
+    keep = _validate.fraction("keep", keep, closed=True)
+    if keep == 0:
+        raise ValueError("keep must be > 0: a mask with no pieces stamps nothing")
+    c, h, w = shape
+    if pieces > min(h, w):
+        raise ValueError(f"pieces must be at most the image side {min(h, w)}, got {pieces}")
+    rows = [round(i * h / pieces) for i in range(pieces + 1)]
+    cols = [round(j * w / pieces) for j in range(pieces + 1)]
+    on = math.ceil(keep * pieces * pieces - 1e-9)
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(n, c, h, w)
+    for i in range(n):
+        for cell in torch.randperm(pieces * pieces, generator=g)[:on].tolist():
+            r, q = divmod(cell, pieces)
+            masks[i, :, rows[r]:rows[r + 1], cols[q]:cols[q + 1]] = 1.0
+    return masks
+
+
+def adaptive_blend(x: torch.Tensor, y: torch.Tensor, pattern: torch.Tensor, target: int, count: int, *,
+                   cover: int, alpha: float = 0.15, pieces: int = 4, keep: float = 0.5,
+                   source: int | None = None, num_classes: int | None = None, seed: int = 0) -> PoisonedSet:
+    """Adaptive-Blend (Qi et al. 2023, sec. 4): a blended trigger stamped *in part* on a few
+    poisons and on cover samples that keep their labels.
+
+    The pattern k is cut into a ``pieces``×``pieces`` grid. Each poison and each cover is blended,
+    x̃ = (1 − α m) ⊙ x + α m ⊙ k, with its own random mask m that keeps a share ``keep`` of the
+    cells (:func:`piece_masks`); poisons are relabelled ``target``, covers keep their labels. At
+    test time the attacker uses the whole pattern, usually at a larger α:
+    ``Blend(pattern, alpha_test)``. Partial triggers and covers both aim at the same thing: the
+    network should need the *whole* trigger, so that no one training image carries a feature
+    the network represents apart from its class (Qi et al.'s "latent separability").
+
+    Args:
+        x, y: clean training images (N, C, H, W) in [0, 1] and labels (N,).
+        pattern: the key pattern, (H, W) or (C, H, W), values in [0, 1].
+        target: the attacker's class t.
+        count: number of poisons, ≥ 0, drawn from every class but t (or from ``source``).
+        cover: number of cover samples, ≥ 0, drawn from the remaining images of classes ≠ t.
+        alpha: the training-time blend ratio in [0, 1] (Qi et al.: 0.15 at training, 0.2 at test).
+        pieces, keep: the grid and the share of its cells each stamp keeps (Qi et al.: 16 cells, half).
+        source: draw the poisons from this class only (a source-specific variant).
+        num_classes: K; default ``int(y.max()) + 1``.
+        seed: seeds the choice of images and the masks.
+
+    Returns:
+        A :class:`PoisonedSet`; ``info["cover"]`` marks the covers.
+    """
+    x = _validate.images("x", x)
+    k = num_classes if num_classes is not None else int(y.max()) + 1
+    y = _validate.labels("y", y, n=x.shape[0], num_classes=k)
+    _validate.class_index("target", target, k)
+    shape = tuple(x.shape[1:])
+    key = _pattern_tensor("pattern", pattern, shape)
+    alpha = _validate.fraction("alpha", alpha, closed=True)
+    count = _validate.positive_int("count", count, allow_zero=True)
+    cover = _validate.positive_int("cover", cover, allow_zero=True)
+    eligible = y != target
+    if source is not None:
+        _validate.class_index("source", source, k)
+        if source == target:
+            raise ValueError(f"source and target must differ, both are {source}")
+        eligible = y == source
+    g = torch.Generator().manual_seed(seed)
+    poisons = _draw(torch.nonzero(eligible).flatten(), count, "poisons", g)
+    rest = (y != target)
+    rest[poisons] = False
+    covers = _draw(torch.nonzero(rest).flatten(), cover, "cover samples", g)
+    masks = piece_masks(count + cover, shape, pieces, keep, seed=seed + 1)
+
+    def stamp(batch: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+        m = alpha * (masks[:count] if int(which[0]) == 0 else masks[count:])
+        return ((1 - m) * batch + m * key).clamp(0.0, 1.0)
+
+    return _with_cover(x, y, poisons, covers, stamp, target,
+                       {"attack": "adaptive-blend", "alpha": alpha, "pieces": pieces, "keep": keep,
+                        "source": source})

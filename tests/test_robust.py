@@ -1,0 +1,138 @@
+import math
+
+import pytest
+import torch
+from poisonlab import robust
+
+N, D = 20_000, 50
+
+
+def _errors(c, eps, **kwargs):
+    return {
+        "mean": robust.mean_error(robust.sample_mean(c.x), c.true_mean),
+        "median": robust.mean_error(robust.coordinate_median(c.x), c.true_mean),
+        "filter": robust.mean_error(robust.filtered_mean(c.x, eps, **kwargs), c.true_mean),
+    }
+
+
+def test_the_sample_has_the_promised_shape_share_and_geometry():
+    c = robust.contaminated_gaussian(1000, 20, 0.1, placement="tail", seed=4)
+    assert c.x.shape == (1000, 20) and c.x.dtype == torch.float64 and c.is_poison.dtype == torch.bool
+    assert int(c.is_poison.sum()) == 100 and torch.equal(c.true_mean, torch.zeros(20, dtype=torch.float64))
+    assert float(c.direction.norm()) == pytest.approx(1.0)
+    # every poison sits exactly at t_eps along u, and its norm is that of a clean point
+    t = robust.tail_distance(0.1)
+    assert c.distance == pytest.approx(t) == pytest.approx(math.sqrt(2 * math.log(10)))
+    assert torch.allclose(c.x[c.is_poison] @ c.direction, torch.full((100,), t, dtype=torch.float64))
+    clean_norms, poison_norms = c.x[~c.is_poison].norm(dim=1), c.x[c.is_poison].norm(dim=1)
+    low, high = torch.quantile(clean_norms, torch.tensor([0.01, 0.99], dtype=torch.float64)).tolist()
+    assert float(((poison_norms > low) & (poison_norms < high)).float().mean()) > 0.9
+    again = robust.contaminated_gaussian(1000, 20, 0.1, placement="tail", seed=4)
+    assert torch.equal(again.x, c.x) and torch.equal(again.is_poison, c.is_poison)
+
+
+def test_far_poisons_drag_the_mean_but_the_filter_removes_them():
+    eps = 0.1
+    c = robust.contaminated_gaussian(N, D, eps, placement="far", seed=0)
+    errors = _errors(c, eps)
+    assert errors["mean"] > 1 and errors["mean"] == pytest.approx(eps * 10 * math.sqrt(D), rel=0.05)
+    assert errors["filter"] < 0.15
+    keep = robust.filter_mask(c.x, eps)
+    assert not bool(keep[c.is_poison].any())  # every poison removed
+    assert float(keep[~c.is_poison].float().mean()) > 0.8  # at the cost of some of the clean tail
+
+
+def test_tail_poisons_survive_the_filter_and_leave_the_floor_error():
+    eps = 0.1
+    shift = eps * robust.tail_distance(eps)  # ε t_ε = √2 · information_floor(ε)
+    assert shift == pytest.approx(math.sqrt(2) * robust.information_floor(eps))
+    c = robust.contaminated_gaussian(N, D, eps, placement="tail", seed=0)
+    errors = _errors(c, eps)
+    assert errors["mean"] == pytest.approx(shift, rel=0.2)
+    assert 0.3 < errors["filter"] / shift < 3
+    assert bool(robust.filter_mask(c.x, eps)[c.is_poison].all())  # not one tail poison removed
+
+
+def test_the_filter_catches_the_same_poisons_placed_farther_along_the_tail():
+    eps = 0.1
+    c = robust.contaminated_gaussian(N, D, eps, placement="tail", distance=3 * robust.tail_distance(eps), seed=1)
+    errors = _errors(c, eps)
+    assert errors["mean"] > 0.5 and errors["filter"] < 0.15  # the mean moves by 3 ε t_ε ≈ 0.64
+
+
+def test_coordinate_median_error_grows_like_sqrt_d_while_the_filter_does_not():
+    eps = 0.1
+    small = _errors(robust.contaminated_gaussian(N, 10, eps, placement="far", seed=2), eps)
+    large = _errors(robust.contaminated_gaussian(N, 200, eps, placement="far", seed=2), eps)
+    assert 3 < large["median"] / small["median"] < 6  # √(200 / 10) ≈ 4.5
+    per_coordinate = large["median"] / math.sqrt(200)  # each coordinate's median moves by ≈ Φ⁻¹(0.5 / 0.9) ≈ 0.14
+    assert 0.1 < per_coordinate < 0.18
+    assert large["filter"] < 0.2 < large["median"] / 5
+
+
+def test_the_filter_leaves_clean_data_alone():
+    c = robust.contaminated_gaussian(N, D, 0.0, seed=3)
+    assert bool(robust.filter_mask(c.x, 0.05).all())
+    assert torch.equal(robust.filtered_mean(c.x, 0.05), c.x.mean(0))
+
+
+def test_the_randomized_rule_also_removes_far_poisons_and_is_deterministic_given_the_seed():
+    eps = 0.1
+    c = robust.contaminated_gaussian(N, D, eps, placement="far", seed=5)
+    keep = robust.filter_mask(c.x, eps, rule="random", seed=7)
+    assert torch.equal(keep, robust.filter_mask(c.x, eps, rule="random", seed=7))
+    assert int(keep[c.is_poison].sum()) <= 2 and float(keep[~c.is_poison].float().mean()) > 0.95
+    assert robust.mean_error(robust.filtered_mean(c.x, eps, rule="random", seed=7), c.true_mean) < 0.15
+    # the deterministic rule draws nothing
+    assert torch.equal(robust.filter_mask(c.x, eps, seed=0), robust.filter_mask(c.x, eps, seed=1))
+
+
+def test_the_filter_stops_after_max_rounds():
+    eps = 0.1
+    c = robust.contaminated_gaussian(N, D, eps, placement="far", seed=6)
+    one = robust.filter_mask(c.x, eps, rule="random", max_rounds=1, seed=0)
+    assert 0 < int(one[c.is_poison].sum())  # one randomized round leaves some poisons behind
+    assert int(robust.filter_mask(c.x, eps, rule="random", seed=0)[c.is_poison].sum()) < int(one[c.is_poison].sum())
+
+
+def test_median_mean_threshold_and_floor_on_small_cases():
+    x = torch.tensor([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0], [100.0, 40.0]])
+    assert torch.equal(robust.coordinate_median(x), torch.tensor([1.5, 25.0], dtype=torch.float64))
+    assert torch.equal(robust.coordinate_median(x[:3]), torch.tensor([1.0, 20.0], dtype=torch.float64))
+    assert torch.equal(robust.sample_mean(x), torch.tensor([25.75, 25.0], dtype=torch.float64))
+    assert robust.mean_error(torch.tensor([3.0, 4.0]), torch.zeros(2)) == pytest.approx(5.0)
+    assert robust.information_floor(0.0) == 0.0
+    assert robust.information_floor(0.1) == pytest.approx(0.1 * math.sqrt(math.log(10)))
+    assert robust.spectral_threshold(0.0, 100, 1) == pytest.approx(1.21)
+    assert robust.spectral_threshold(0.1, 100, 1) == pytest.approx(1.21 + 0.3 * math.log(10))
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match=r"eps must be in \[0, 0.5\), got 0.5"):
+        robust.contaminated_gaussian(100, 2, 0.5)
+    with pytest.raises(ValueError, match="eps must be in"):
+        robust.filtered_mean(torch.randn(10, 2), -0.1)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        robust.contaminated_gaussian(0, 2, 0.1)
+    with pytest.raises(ValueError, match="d must be"):
+        robust.contaminated_gaussian(10, 2.5, 0.1)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        robust.contaminated_gaussian(10, 2, 0.1, placement="near")
+    with pytest.raises(ValueError, match="distance"):
+        robust.contaminated_gaussian(10, 2, 0.1, distance=-1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        robust.filtered_mean(torch.tensor([[0.0, 1.0], [float("nan"), 2.0]]), 0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        robust.coordinate_median(torch.tensor([[float("inf")]]))
+    with pytest.raises(ValueError, match="2-D"):
+        robust.sample_mean(torch.zeros(5))
+    with pytest.raises(ValueError, match="at least 2 row"):
+        robust.filter_mask(torch.zeros(1, 3), 0.1)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        robust.filter_mask(torch.zeros(4, 3), 0.1, rule="median")
+    with pytest.raises(ValueError, match="max_rounds"):
+        robust.filter_mask(torch.zeros(4, 3), 0.1, max_rounds=0)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        robust.tail_distance(0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        robust.mean_error(torch.zeros(3), torch.zeros(2))
