@@ -208,3 +208,29 @@ def test_mixture_covariance_and_separation_reject_bad_input():
     with pytest.raises(ValueError, match="shape"):
         detect.separation(reps, torch.arange(10) < 3)
     assert detect.separation(torch.cat([torch.zeros(10, 2), torch.ones(10, 2)]), torch.arange(20) < 10) == float("inf")
+
+
+def test_limits_checkers_accept_references_and_reject_mistakes():
+    from poisonlab import spiked
+    from poisonlab.check import limits
+
+    assert limits.check_best_detector(lambda p, q: (q > p).double()).ok
+    # flagging where the poisons are *less* likely, or flagging everything, is not the best detector
+    assert not limits.check_best_detector(lambda p, q: (q < p).double()).ok
+    assert not limits.check_best_detector(lambda p, q: torch.ones_like(p)).ok
+    assert "[0, 1]" in repr(limits.check_best_detector(lambda p, q: 2 * (q > p).double()))
+
+    assert limits.check_threshold_shift(
+        lambda n, d, eps, sigma: spiked.shift_for(math.sqrt(d / n), eps, sigma)).ok
+    assert not limits.check_threshold_shift(  # θ set to γ instead of √γ
+        lambda n, d, eps, sigma: spiked.shift_for(d / n, eps, sigma)).ok
+
+    def at(distance):
+        def place(n, d, u, eps, seed):
+            x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+            return x - (x @ u)[:, None] * u + distance(eps) * u
+        return place
+
+    assert limits.check_place_poisons(at(lambda eps: math.sqrt(2 * math.log(1 / eps)))).ok
+    assert not limits.check_place_poisons(at(lambda eps: 0.5)).ok  # too timid: the mean hardly moves
+    assert not limits.check_place_poisons(at(lambda eps: 8.0)).ok  # too far: the filter removes them

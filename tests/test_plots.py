@@ -180,3 +180,47 @@ def test_score_histograms_and_roc_curves():
     assert labels[0].startswith("chance") and labels[1] == "good (AUC 1.00)"
     with pytest.raises(ValueError, match="at least one detector"):
         plots.roc_curves({})
+
+
+def test_measured_and_theory_draws_points_curves_and_thresholds():
+    fig = plots.measured_and_theory(
+        [{"xlabel": "θ", "logx": True, "points": {"measured": ([0.5, 1, 2], [0.0, 0.1, 0.5])},
+          "curves": {"theory": ([0.5, 1, 2], [0.0, 0.0, 0.5])}, "vlines": {"threshold": 1.0},
+          "errors": {"measured": [0.01, 0.02, 0.03]}},
+         {"xlabel": "θ", "ylabel": "recall", "points": {"r": ([1, 2], [0.2, 0.9])}}],
+        ylabel="overlap", title="t")
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and [t.get_text() for t in left.get_xticklabels()] == ["0.5", "1", "2"]
+    assert right.get_ylabel() == "recall" and left.get_ylabel() == "overlap"
+    assert {t.get_text() for t in left.get_legend().get_texts()} == {"measured", "theory", "threshold"}
+    with pytest.raises(ValueError, match="points or curves"):
+        plots.measured_and_theory([{"xlabel": "x"}], ylabel="y")
+    with pytest.raises(ValueError, match="x and"):
+        plots.measured_and_theory([{"xlabel": "x", "points": {"a": ([1, 2], [1])}}], ylabel="y")
+
+
+def test_phase_diagram_annotates_cells_and_draws_the_curve():
+    values = torch.tensor([[0.5, 0.9, 1.0], [0.5, 0.6, 0.95]])
+    fig = plots.phase_diagram(values, [1, 2, 3], [0.01, 0.1], xlabel="shift", ylabel="ε",
+                              curve=([1.5, 2.5], [0.1, 0.01]), title="AUC")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and len(ax.texts) == 6 and ax.get_legend() is not None
+    with pytest.raises(ValueError, match="shape"):
+        plots.phase_diagram(values.T, [1, 2, 3], [0.01, 0.1], xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="increasing"):
+        plots.phase_diagram(values, [3, 2, 1], [0.01, 0.1], xlabel="x", ylabel="y")
+
+
+def test_projections_draw_clean_cover_and_poison_groups():
+    g = torch.Generator().manual_seed(0)
+    coords = torch.randn(20, 2, generator=g)
+    poison = torch.arange(20) < 4
+    cover = (torch.arange(20) >= 4) & (torch.arange(20) < 7)
+    fig = plots.projections([{"coords": coords, "is_poison": poison, "cover": cover, "title": "a"},
+                             {"coords": coords, "is_poison": poison}])
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["clean", "cover", "poison"]
+    with pytest.raises(ValueError, match="coords"):
+        plots.projections([{"coords": coords[:, :1], "is_poison": poison}])
+    with pytest.raises(ValueError, match="at least one"):
+        plots.projections([])

@@ -550,3 +550,130 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
         if title:
             ax.set_title(title)
     return fig
+
+
+def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | None = None) -> Figure:
+    """Measurements as markers over theory curves, one panel each (e.g. the top eigenvector's overlap
+    with the spike against its strength, with the BBP curve).
+
+    Each panel is a dict with ``xlabel``, optionally ``title``, ``logx`` (ticks at the measured x
+    values), ``ylabel`` (overrides the shared one), and:
+
+    - ``points``: {label: (x, y)} measured values, drawn as markers (optionally ``errors``:
+      {label: half-widths}, drawn as error bars);
+    - ``curves``: {label: (x, y)} theory, drawn as lines in the same colour order;
+    - ``vlines``: {label: x} vertical dashed lines (e.g. a threshold).
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    marks = "osD^v<>p"
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(4.8 * len(panels), 3.9))
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, panel in zip(axes, panels):
+            points, curves = panel.get("points", {}), panel.get("curves", {})
+            if not points and not curves:
+                raise ValueError("every panel needs points or curves")
+            colours = [PALETTE[i] for i in (5, 1, 3, 6, 7, 2)]
+            for i, (label, (xs, ys)) in enumerate(curves.items()):
+                if len(xs) != len(ys):
+                    raise ValueError(f"curve {label!r} has {len(xs)} x and {len(ys)} y values")
+                ax.plot(xs, ys, color=colours[i % len(colours)], linewidth=1.6, label=label)
+            for i, (label, (xs, ys)) in enumerate(points.items()):
+                if len(xs) != len(ys):
+                    raise ValueError(f"points {label!r} have {len(xs)} x and {len(ys)} y values")
+                err = panel.get("errors", {}).get(label)
+                ax.errorbar(xs, ys, yerr=err, fmt=marks[i % len(marks)], color=colours[i % len(colours)],
+                            markersize=5, markerfacecolor="white", capsize=2, linewidth=1, label=label)
+            for label, x in panel.get("vlines", {}).items():
+                ax.axvline(float(x), color="grey", linestyle="--", linewidth=1, label=label)
+            if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
+                ax.set_xscale("log")
+                ticks = sorted({float(v) for xs, _ in points.values() for v in xs}) or None
+                if ticks:
+                    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+                ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=panel.get("ylabel", ylabel), legend_size=8)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def phase_diagram(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]], x: Sequence[float],
+                  y: Sequence[float], *, xlabel: str, ylabel: str, curve: tuple[Sequence[float], Sequence[float]]
+                  | None = None, curve_label: str = "threshold", title: str | None = None,
+                  colorbar_label: str = "AUC", vmin: float = 0.5, vmax: float = 1.0) -> Figure:
+    """A measured quantity over a grid of two parameters, with a theory curve on top (e.g. the
+    detector's AUC over poison share × shift, and the BBP threshold).
+
+    Args:
+        values: shape (len(y), len(x)); row i is measured at y[i], column j at x[j].
+        x, y: the grid's values, increasing; cells are drawn centred on them (y on a log axis).
+        curve: optional (xs, ys) in the same units, drawn as a white line.
+        vmin, vmax: the colour scale's range.
+    """
+    v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if v.shape != (len(ys), len(xs)) or len(xs) < 2 or len(ys) < 2:
+        raise ValueError(f"values must have shape (len(y), len(x)) with at least 2 of each, got {v.shape} "
+                         f"for {len(ys)} y and {len(xs)} x values")
+    if not (np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0) and ys[0] > 0):
+        raise ValueError("x and y must be increasing, and y positive (it is drawn on a log axis)")
+
+    def edges(c: np.ndarray, log: bool) -> np.ndarray:
+        c = np.log(c) if log else c
+        mid = (c[1:] + c[:-1]) / 2
+        e = np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+        return np.exp(e) if log else e
+
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(6.0, 4.2))
+        ax = fig.subplots()
+        mesh = ax.pcolormesh(edges(xs, False), edges(ys, True), v, cmap="viridis", vmin=vmin, vmax=vmax)
+        for (i, j), value in np.ndenumerate(v):
+            ax.text(xs[j], ys[i], f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > vmin + 0.6 * (vmax - vmin) else "white")
+        ax.set_yscale("log")
+        ax.set_yticks(list(ys), [f"{t:g}" for t in ys])
+        ax.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+        ax.grid(False)
+        if curve is not None:
+            ax.plot(curve[0], curve[1], color="white", linewidth=2, linestyle="--", label=curve_label)
+            ax.set_xlim(edges(xs, False)[0], edges(xs, False)[-1])
+            ax.set_ylim(edges(ys, True)[0], edges(ys, True)[-1])
+            ax.legend(loc="upper right", fontsize=8, frameon=True, facecolor="0.3", labelcolor="white")
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        fig.colorbar(mesh, ax=ax, label=colorbar_label)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def projections(panels: Sequence[dict], *, xlabel: str = "principal component 1",
+                ylabel: str = "principal component 2", title: str | None = None) -> Figure:
+    """Side-by-side 2-D projections of one class's representations, clean points against poisons.
+
+    Each panel is a dict with ``coords`` (N, 2), ``is_poison`` (N,) bool and optionally ``title``
+    and ``cover`` (N,) bool (points to draw as a third group, e.g. cover samples).
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    with mpl.rc_context(STYLE):
+        fig = _figure(figsize=(4.2 * len(panels), 4.0))
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, panel in zip(axes, panels):
+            c = torch.as_tensor(panel["coords"]).detach().cpu().double()
+            p = torch.as_tensor(panel["is_poison"]).bool().cpu()
+            if c.ndim != 2 or c.shape[1] != 2 or p.shape != (c.shape[0],):
+                raise ValueError("every panel needs coords (N, 2) and an is_poison mask (N,)")
+            cover = panel.get("cover")
+            cover = torch.zeros_like(p) if cover is None else torch.as_tensor(cover).bool().cpu()
+            clean = ~p & ~cover
+            ax.scatter(c[clean, 0], c[clean, 1], s=9, alpha=0.45, color=PALETTE[5], label="clean")
+            if bool(cover.any()):
+                ax.scatter(c[cover, 0], c[cover, 1], s=14, marker="^", alpha=0.8, color=PALETTE[3], label="cover")
+            ax.scatter(c[p, 0], c[p, 1], s=22, marker="x", color=WRONG, label="poison")
+            _label_panel(ax, panel, xlabel=xlabel, ylabel=ylabel, legend_size=8)
+        if title:
+            fig.suptitle(title)
+    return fig

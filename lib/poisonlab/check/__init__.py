@@ -9,7 +9,7 @@ not, with a hint — never the reference answer. Each chapter has a module of ch
     exercises.check_attack_success_rate(my_attack_success_rate)
 """
 
-from poisonlab.check import backdoor, boundary, collision, prologue, spectral
+from poisonlab.check import backdoor, boundary, collision, limits, prologue, spectral
 from poisonlab.check.core import Case, CheckResult, run
 
-__all__ = ["Case", "CheckResult", "backdoor", "boundary", "collision", "prologue", "run", "spectral"]
+__all__ = ["Case", "CheckResult", "backdoor", "boundary", "collision", "limits", "prologue", "run", "spectral"]
