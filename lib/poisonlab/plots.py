@@ -557,7 +557,7 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
     with the spike against its strength, with the BBP curve).
 
     Each panel is a dict with ``xlabel``, optionally ``title``, ``logx`` (ticks at the measured x
-    values), ``ylabel`` (overrides the shared one), and:
+    values, or at ``xticks``), ``logy``, ``ylabel`` (overrides the shared one), and:
 
     - ``points``: {label: (x, y)} measured values, drawn as markers (optionally ``errors``:
       {label: half-widths}, drawn as error bars);
@@ -587,12 +587,15 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
                             markersize=5, markerfacecolor="white", capsize=2, linewidth=1, label=label)
             for label, x in panel.get("vlines", {}).items():
                 ax.axvline(float(x), color="grey", linestyle="--", linewidth=1, label=label)
-            if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
+            if panel.get("logx"):  # ticks at the measured positions (or ``xticks``), as plain numbers
                 ax.set_xscale("log")
-                ticks = sorted({float(v) for xs, _ in points.values() for v in xs}) or None
+                ticks = panel.get("xticks") or sorted({float(v) for xs, _ in points.values() for v in xs})
                 if ticks:
-                    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+                    ax.set_xticks(list(ticks), [f"{v:g}" for v in ticks])
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+            if panel.get("logy"):
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=panel.get("ylabel", ylabel), legend_size=8)
         if title:
             fig.suptitle(title)
@@ -641,7 +644,8 @@ def phase_diagram(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
             ax.plot(curve[0], curve[1], color="white", linewidth=2, linestyle="--", label=curve_label)
             ax.set_xlim(edges(xs, False)[0], edges(xs, False)[-1])
             ax.set_ylim(edges(ys, True)[0], edges(ys, True)[-1])
-            ax.legend(loc="upper right", fontsize=8, frameon=True, facecolor="0.3", labelcolor="white")
+            fig.legend(loc="outside lower center", fontsize=8, frameon=True, facecolor="0.35",
+                       labelcolor="white")  # below the axes, never over a cell; grey so the white line shows
         ax.set(xlabel=xlabel, ylabel=ylabel)
         fig.colorbar(mesh, ax=ax, label=colorbar_label)
         if title:

@@ -185,7 +185,7 @@ def spectral_threshold(eps: float, n: int, d: int) -> float:
 
 
 def _tail_cut(dev: torch.Tensor, eps: float, d: int) -> torch.Tensor:
-    """Which points to remove, given their deviations |⟨x − m, v⟩| (m,) along the top direction: the tail
+    """Which points to remove, given their deviations abs(⟨x − m, v⟩), shape (m,), along the top direction: the tail
     test of DKK+17, with the constants of their reference code."""
     m = dev.numel()
     order = dev.argsort()
@@ -211,10 +211,10 @@ def filter_mask(
     Each round, on the kept points: compute their mean and covariance Σ, and the top eigenpair (λ, v) of Σ.
     If λ ≤ :func:`spectral_threshold` (ε, n_kept, d), stop: no direction has more variance than clean
     data plus an ε-share of edited tail would give. Otherwise project on v, measure each point's deviation
-    |⟨x, v⟩ − median| from the median projection, and remove points by ``rule``:
+    abs(⟨x, v⟩ − median) from the median projection, and remove points by ``rule``:
 
     - ``"tail"`` (deterministic, DKK+17): sort the deviations and cut above the first T whose empirical
-      tail P̂(|dev| > T + δ) exceeds 2.5 (P(Z > T) + ε / (d log(dε/τ))), with δ = 2ε and τ = 0.1 as in the
+      tail P̂(abs(dev) > T + δ) exceeds 2.5 (P(Z > T) + ε / (d log(dε/τ))), with δ = 2ε and τ = 0.1 as in the
       paper's reference code (log(dε/τ) is floored at 1 so that small d·ε stays meaningful);
     - ``"random"`` (randomized filtering, Diakonikolas & Kane 2019, "Recent advances in algorithmic
       high-dimensional robust statistics"): remove each point independently with probability
