@@ -11,19 +11,20 @@ PYTEST_WORKERS ?= 2
 CORES := $(shell nproc 2>/dev/null || echo 2)
 WORKER_THREADS ?= $(shell echo $$(( $(CORES) / $(PYTEST_WORKERS) > 0 ? $(CORES) / $(PYTEST_WORKERS) : 1 )))
 
-.PHONY: help setup book lab test unit nbval lint bench clean distclean
+.PHONY: help setup book lab test unit nbval lint bench assignments clean distclean
 
 help:
 	@echo "make book    execute the chapters and build the site into _build/html"
 	@echo "make test    unit tests and every chapter executed as a test"
 	@echo "make lab     open JupyterLab on the chapters"
 	@echo "make bench   time every chapter (wall time, peak memory) and one training epoch"
+	@echo "make assignments  student notebooks and instructor material (nbgrader) in _build/course"
 	@echo "make lint    static checks of the package and tests"
 	@echo "make clean   remove build output (make distclean also removes .venv)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[book,test,lab]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[book,test,lab,course]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -50,9 +51,13 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# nbgrader calls its own helpers (alembic) by name: they must be on the PATH.
+assignments: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python course/assignments.py --out _build/course
+
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check ruff
-	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/ruff check lib tests benchmarks course
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,0 +1,177 @@
+"""Turn the chapters into nbgrader assignments: ``make assignments``.
+
+The chapters are the single source. Each exercise is a code cell whose solution sits between
+``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's own markers), followed by a cell that
+runs a ``poisonlab.check`` checker on the learner's function. This script writes, for every chapter,
+an nbgrader *source* notebook in which
+
+- the solution cell is an nbgrader solution cell (``raise NotImplementedError()`` in the release),
+- the self-check cell is kept and locked,
+- a locked, graded cell is added after it whose body sits between ``### BEGIN HIDDEN TESTS`` and
+  ``### END HIDDEN TESTS``: it reloads the checker module (so that a learner's monkey-patching of
+  it in an earlier cell is undone) and asserts that every case passes,
+- the worked answers of the exercises' written parts (``{solution}`` blocks of sphinx-exercise) leave
+  the notebook for the instructor's ``answers/`` folder;
+
+then runs ``nbgrader generate_assignment`` on it. The result, under ``<out>/``:
+
+- ``source/<chapter>/<chapter>.ipynb``: the instructor's notebook (solutions, hidden tests, points);
+- ``release/<chapter>/<chapter>.ipynb``: the student's notebook (no solutions, no hidden tests);
+- ``answers/<chapter>.md``: the worked answers of the written parts;
+- ``gradebook.db``: nbgrader's record of the assignments and their point values.
+
+Usage: ``python course/assignments.py [--out DIR] [--points N] [chapters ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+SOLUTION_BLOCK = re.compile(r"```\{solution\}.*?\n```", re.DOTALL)
+CHECK_CALL = re.compile(r"^(\w+)\.(check_\w+)\((\w+)\)\s*$")
+CHECK_IMPORT = re.compile(r"^from poisonlab\.check import (\w+) as (\w+)\s*$", re.MULTILINE)
+
+
+def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
+          points: float | None = None) -> dict:
+    meta = {"schema_version": 3, "grade_id": grade_id, "solution": solution, "grade": grade, "locked": locked}
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def exercises(nb: nbformat.NotebookNode) -> list[tuple[int, int, str, str, str]]:
+    """(solution cell index, check cell index, checker module, checker name, function name) for every
+    exercise of a chapter, in order."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or BEGIN not in cell.source:
+            continue
+        if END not in cell.source:
+            raise ValueError(f"cell {i} opens {BEGIN!r} without closing it")
+        j = next((k for k in range(i + 1, len(nb.cells)) if nb.cells[k].cell_type == "code"
+                  and ".check_" in nb.cells[k].source), None)
+        if j is None:
+            raise ValueError(f"the exercise in cell {i} has no poisonlab.check cell after it")
+        check = nb.cells[j].source
+        imported = CHECK_IMPORT.search(check)
+        call = CHECK_CALL.match(check.strip().splitlines()[-1])
+        if not imported or not call or call.group(1) != imported.group(2):
+            raise ValueError(f"cell {j} must import a poisonlab.check module and end with one checker call")
+        found.append((i, j, imported.group(1), call.group(2), call.group(3)))
+    return found
+
+
+def hidden_test(module: str, checker: str, function: str) -> str:
+    """The body of an exercise's graded cell: a fresh copy of the checker, every case must pass."""
+    return "\n".join([
+        "### BEGIN HIDDEN TESTS",
+        "import importlib as _importlib",
+        "",
+        "for _name in ('poisonlab.check.core', f'poisonlab.check.{_module}'):".replace("{_module}", module),
+        "    _importlib.reload(_importlib.import_module(_name))  # undo any patching",
+        f"_result = _importlib.import_module('poisonlab.check.{module}').{checker}({function})",
+        "assert _result.ok, repr(_result)",
+        "### END HIDDEN TESTS",
+    ])
+
+
+def source_notebook(path: Path, *, points: float = 2.0) -> nbformat.NotebookNode:
+    """The nbgrader source version of one chapter (see the module's docstring). The worked answers
+    of the exercises' written parts are in ``nb.metadata["written_answers"]``, not in any cell."""
+    nb = nbformat.read(path, as_version=4)
+    stem = path.stem
+    found = exercises(nb)
+    if not found:
+        raise ValueError(f"{path.name} has no exercises")
+    cells, answers = [], []
+    by_solution = {i: (n, j, module, checker, function) for n, (i, j, module, checker, function) in enumerate(found, 1)}
+    checks = {j: (n, module, checker, function) for n, (i, j, module, checker, function) in enumerate(found, 1)}
+    for k, cell in enumerate(nb.cells):
+        cell = nbformat.from_dict(dict(cell))
+        cell.metadata = dict(cell.metadata)
+        if cell.cell_type == "markdown" and SOLUTION_BLOCK.search(cell.source):
+            answers += SOLUTION_BLOCK.findall(cell.source)
+            cell.source = SOLUTION_BLOCK.sub("", cell.source).rstrip() + "\n"
+        if cell.cell_type == "markdown" and (BEGIN in cell.source or END in cell.source):
+            # prose that *names* the markers (the prologue explains them) must not look like a region
+            cell.source = cell.source.replace(BEGIN, BEGIN.replace(" SOLUTION", "\u00a0SOLUTION")).replace(
+                END, END.replace(" SOLUTION", "\u00a0SOLUTION"))
+        if k in by_solution:
+            n = by_solution[k][0]
+            cell.metadata.update(_meta(f"{stem}-exercise-{n}", solution=True))
+            cell.metadata["tags"] = [t for t in cell.metadata.get("tags", []) if t != "hide-input"]
+        elif k in checks:
+            n, module, checker, function = checks[k]
+            cell.metadata.update(_meta(f"{stem}-exercise-{n}-self-check", locked=True))
+            cells.append(cell)
+            test = nbformat.v4.new_code_cell(hidden_test(module, checker, function))
+            test.metadata.update(_meta(f"{stem}-exercise-{n}-tests", grade=True, locked=True, points=points))
+            test.metadata["tags"] = ["remove-cell"]
+            cells.append(test)
+            continue
+        cells.append(cell)
+    nb.cells = cells
+    nb.metadata["written_answers"] = answers  # moved to the instructor's folder by generate()
+    return nb
+
+
+def generate(chapters: list[Path], out: Path, *, points: float = 2.0) -> list[Path]:
+    """Write the source notebooks under ``out/source`` and run ``nbgrader generate_assignment`` for
+    each; returns the student notebooks under ``out/release``."""
+    out = out.resolve()
+    for folder in ("source", "release", "answers"):
+        shutil.rmtree(out / folder, ignore_errors=True)
+    (out / "gradebook.db").unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "nbgrader_config.py").write_text(
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.root = {str(out)!r}\n"
+        "c.CourseDirectory.course_id = 'poisoned-data'\n"
+        "c.ClearSolutions.code_stub = {'python': '# YOUR CODE HERE\\nraise NotImplementedError()'}\n"
+    )
+    released = []
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for path in chapters:
+        stem = path.stem
+        (out / "source" / stem).mkdir(parents=True)
+        nb = source_notebook(path, points=points)
+        answers = nb.metadata.pop("written_answers")
+        nbformat.write(nb, out / "source" / stem / f"{stem}.ipynb")
+        run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", stem, "--force",
+                              "--log-level=WARN"], cwd=out, env=env, capture_output=True, text=True)
+        student = out / "release" / stem / f"{stem}.ipynb"
+        if run.returncode != 0 or not student.exists():
+            raise RuntimeError(f"nbgrader could not generate {stem}:\n{run.stdout}\n{run.stderr}")
+        # the written answers stay with the instructor: outside source/, which nbgrader copies from
+        (out / "answers").mkdir(exist_ok=True)
+        (out / "answers" / f"{stem}.md").write_text(f"# Written answers: {stem}\n\n" + "\n\n".join(answers) + "\n")
+        released.append(student)
+    return released
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("chapters", nargs="*", type=Path, help="chapter notebooks (default: all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "course", help="course folder")
+    parser.add_argument("--points", type=float, default=2.0, help="points per exercise")
+    args = parser.parse_args(argv)
+    chapters = args.chapters or sorted((ROOT / "chapters").glob("*.ipynb"))
+    for student in generate(chapters, args.out, points=args.points):
+        print(f"student notebook: {student.relative_to(args.out.resolve())}")
+    print(f"instructor's notebooks (solutions, hidden tests, points): {args.out / 'source'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""`make assignments`: the chapters become nbgrader assignments with no solution left in them."""
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import poisonlab
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "course"))
+import assignments  # noqa: E402
+
+pytest.importorskip("nbgrader")
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    out = tmp_path_factory.mktemp("course")
+    assignments.generate(CHAPTERS, out, points=2.0)
+    return out
+
+
+def _solution_lines(nb) -> set[str]:
+    """Every line written between the markers, and every line of a {solution} block, that occurs
+    nowhere else in the chapter (a line such as `import math` may legitimately appear elsewhere)."""
+    inside, outside = set(), set()
+    for cell in nb.cells:
+        text = cell.source
+        blocks = assignments.SOLUTION_BLOCK.findall(text) if cell.cell_type == "markdown" else []
+        for block in blocks:
+            inside |= {line.strip() for line in block.splitlines()[2:-1]}
+            text = text.replace(block, "")
+        lines, on = [], False
+        for line in text.splitlines():
+            if assignments.BEGIN in line:
+                on = True
+            elif assignments.END in line:
+                on = False
+            elif on:
+                inside.add(line.strip())
+            else:
+                lines.append(line.strip())
+        outside |= set(lines)
+    return {line for line in inside - outside if len(line) > 3 and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_solution_text_survives_into_the_student_notebook(course, path):
+    secret = _solution_lines(nbformat.read(path, as_version=4))
+    assert secret, "every chapter has exercises with solutions"
+    student = course / "release" / path.stem / f"{path.stem}.ipynb"
+    text = "\n".join(c.source for c in nbformat.read(student, as_version=4).cells)
+    leaked = sorted(line for line in secret if line in text)
+    assert not leaked, f"solution lines in the student notebook: {leaked[:5]}"
+    assert "BEGIN HIDDEN TESTS" not in text and "_importlib.reload" not in text
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_student_notebook_keeps_stubs_and_self_checks(course, path):
+    chapter = nbformat.read(path, as_version=4)
+    student = nbformat.read(course / "release" / path.stem / f"{path.stem}.ipynb", as_version=4)
+    n = len(assignments.exercises(chapter))
+    stubs = [c for c in student.cells if c.cell_type == "code" and "raise NotImplementedError()" in c.source]
+    checks = [c for c in student.cells if c.cell_type == "code" and re.search(r"exercises\.check_\w+\(", c.source)]
+    assert len(stubs) == n and len(checks) == n
+    # everything that is not an exercise is the chapter, unchanged
+    def markdown(nb):
+        return sum(c.cell_type == "markdown" for c in nb.cells)
+
+    assert markdown(student) == markdown(chapter)
+
+
+def _graded(source_nb):
+    cells = source_nb.cells
+    out = []
+    for i, c in enumerate(cells):
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("solution") and c.cell_type == "code":
+            test = next(t for t in cells[i + 1:] if t.metadata.get("nbgrader", {}).get("grade"))
+            out.append((c.source, test))
+    return out
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_hidden_tests_carry_points_and_grade_the_reference_and_the_stub(course, path):
+    source = nbformat.read(course / "source" / path.stem / f"{path.stem}.ipynb", as_version=4)
+    graded = _graded(source)
+    assert len(graded) == len(assignments.exercises(nbformat.read(path, as_version=4)))
+    for solution, test in graded:
+        assert test.metadata["nbgrader"]["points"] == 2.0 and test.metadata["nbgrader"]["locked"]
+        body = test.source
+        reference = {"torch": torch, "pl": poisonlab}
+        exec(compile(solution, "<solution>", "exec"), reference)
+        exec(compile(body, "<hidden tests>", "exec"), reference)  # full marks: no AssertionError
+        student = {"torch": torch, "pl": poisonlab}
+        exec(compile(_stub(solution), "<stub>", "exec"), student)
+        with pytest.raises(AssertionError, match="not written yet"):
+            exec(compile(body, "<hidden tests>", "exec"), student)
+
+
+def _stub(solution: str) -> str:
+    out, on = [], False
+    for line in solution.splitlines():
+        if assignments.BEGIN in line:
+            on = True
+            out.append(line[: len(line) - len(line.lstrip())] + "raise NotImplementedError()")
+        elif assignments.END in line:
+            on = False
+        elif not on:
+            out.append(line)
+    return "\n".join(out)
+
+
+def test_a_patched_checker_is_restored_before_the_hidden_tests(course):
+    path = ROOT / "chapters" / "05-limits-of-detection.ipynb"
+    source = nbformat.read(course / "source" / path.stem / f"{path.stem}.ipynb", as_version=4)
+    solution, test = _graded(source)[0]
+    import poisonlab.check.core as core
+    import poisonlab.check.limits as limits
+
+    namespace = {"torch": torch, "pl": poisonlab}
+    exec(compile(_stub(solution), "<stub>", "exec"), namespace)
+    # a submission that rewrites the checker and the harness so that everything passes
+    limits.check_best_detector = lambda fn: type("R", (), {"ok": True})()
+    core.run = lambda *a, **k: type("R", (), {"ok": True})()
+    try:
+        with pytest.raises(AssertionError):
+            exec(compile(test.source, "<hidden tests>", "exec"), namespace)
+    finally:
+        import importlib
+
+        importlib.reload(core)
+        importlib.reload(limits)
+
+
+def test_exercises_rejects_an_exercise_without_a_checker(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"def f():\n    {assignments.BEGIN}\n    return 1\n    {assignments.END}")])
+    with pytest.raises(ValueError, match="no poisonlab.check cell"):
+        assignments.exercises(nb)
+    nb.cells[0].source = f"def f():\n    {assignments.BEGIN}\n    return 1"
+    with pytest.raises(ValueError, match="without closing"):
+        assignments.exercises(nb)
