@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 2
 CORES := $(shell nproc 2>/dev/null || echo 2)
 WORKER_THREADS ?= $(shell echo $$(( $(CORES) / $(PYTEST_WORKERS) > 0 ? $(CORES) / $(PYTEST_WORKERS) : 1 )))
 
-.PHONY: help setup book lab test unit nbval lint bench assignments clean distclean
+.PHONY: help setup book lab test unit nbval lint bench assignments grade clean distclean
 
 help:
 	@echo "make book    execute the chapters and build the site into _build/html"
@@ -19,6 +19,7 @@ help:
 	@echo "make lab     open JupyterLab on the chapters"
 	@echo "make bench   time every chapter (wall time, peak memory) and one training epoch"
 	@echo "make assignments  student notebooks and instructor material (nbgrader) in _build/course"
+	@echo "make grade SUBMISSIONS=<folder>  grade <folder>/<student>/<chapter>.ipynb into _build/grades"
 	@echo "make lint    static checks of the package and tests"
 	@echo "make clean   remove build output (make distclean also removes .venv)"
 
@@ -54,6 +55,15 @@ bench: $(STAMP)
 # nbgrader calls its own helpers (alembic) by name: they must be on the PATH.
 assignments: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python course/assignments.py --out _build/course
+
+# Each submission runs in its own process, GRADE_TIMEOUT seconds and GRADE_MEMORY MiB at most.
+GRADE_TIMEOUT ?= 120
+GRADE_MEMORY ?= 2048
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<chapter>.ipynb>"; exit 2; }
+	@test -d _build/course/source || $(MAKE) assignments
+	$(BIN)/python course/grade.py "$(SUBMISSIONS)" --course _build/course --out _build/grades \
+		--timeout $(GRADE_TIMEOUT) --memory $(GRADE_MEMORY)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check ruff

@@ -17,13 +17,6 @@ pytest.importorskip("nbgrader")
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    out = tmp_path_factory.mktemp("course")
-    assignments.generate(CHAPTERS, out, points=2.0)
-    return out
-
-
 def _solution_lines(nb) -> set[str]:
     """Every line written between the markers, and every line of a {solution} block, that occurs
     nowhere else in the chapter (a line such as `import math` may legitimately appear elsewhere)."""
@@ -49,10 +42,10 @@ def _solution_lines(nb) -> set[str]:
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_no_solution_text_survives_into_the_student_notebook(course, path):
+def test_no_solution_text_survives_into_the_student_notebook(nbgrader_course, path):
     secret = _solution_lines(nbformat.read(path, as_version=4))
     assert secret, "every chapter has exercises with solutions"
-    student = course / "release" / path.stem / f"{path.stem}.ipynb"
+    student = nbgrader_course / "release" / path.stem / f"{path.stem}.ipynb"
     text = "\n".join(c.source for c in nbformat.read(student, as_version=4).cells)
     leaked = sorted(line for line in secret if line in text)
     assert not leaked, f"solution lines in the student notebook: {leaked[:5]}"
@@ -60,9 +53,9 @@ def test_no_solution_text_survives_into_the_student_notebook(course, path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_student_notebook_keeps_stubs_and_self_checks(course, path):
+def test_student_notebook_keeps_stubs_and_self_checks(nbgrader_course, path):
     chapter = nbformat.read(path, as_version=4)
-    student = nbformat.read(course / "release" / path.stem / f"{path.stem}.ipynb", as_version=4)
+    student = nbformat.read(nbgrader_course / "release" / path.stem / f"{path.stem}.ipynb", as_version=4)
     n = len(assignments.exercises(chapter))
     stubs = [c for c in student.cells if c.cell_type == "code" and "raise NotImplementedError()" in c.source]
     checks = [c for c in student.cells if c.cell_type == "code" and re.search(r"exercises\.check_\w+\(", c.source)]
@@ -86,8 +79,8 @@ def _graded(source_nb):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_hidden_tests_carry_points_and_grade_the_reference_and_the_stub(course, path):
-    source = nbformat.read(course / "source" / path.stem / f"{path.stem}.ipynb", as_version=4)
+def test_hidden_tests_carry_points_and_grade_the_reference_and_the_stub(nbgrader_course, path):
+    source = nbformat.read(nbgrader_course / "source" / path.stem / f"{path.stem}.ipynb", as_version=4)
     graded = _graded(source)
     assert len(graded) == len(assignments.exercises(nbformat.read(path, as_version=4)))
     for solution, test in graded:
@@ -115,9 +108,9 @@ def _stub(solution: str) -> str:
     return "\n".join(out)
 
 
-def test_a_patched_checker_is_restored_before_the_hidden_tests(course):
+def test_a_patched_checker_is_restored_before_the_hidden_tests(nbgrader_course):
     path = ROOT / "chapters" / "05-limits-of-detection.ipynb"
-    source = nbformat.read(course / "source" / path.stem / f"{path.stem}.ipynb", as_version=4)
+    source = nbformat.read(nbgrader_course / "source" / path.stem / f"{path.stem}.ipynb", as_version=4)
     solution, test = _graded(source)[0]
     import poisonlab.check.core as core
     import poisonlab.check.limits as limits

@@ -1,0 +1,287 @@
+"""Grade submitted notebooks: ``make grade SUBMISSIONS=<folder>``.
+
+Layout: ``<folder>/<student>/<chapter>.ipynb`` (or nbgrader's ``<folder>/<student>/<chapter>/<chapter>.ipynb``),
+where ``<chapter>`` names an assignment made by ``make assignments`` (``_build/course/source/<chapter>``).
+
+How a submission is graded, and why:
+
+1. **Only the answers are taken from the submission.** The grader builds a fresh notebook from the
+   instructor's copy: the chapter's setup and parameters cells, then, for each exercise, the code of the
+   submission's solution cell (found by nbgrader's ``grade_id``), then a *recording* cell written by the
+   grader. Anything else a student added or changed, a cell that patches the checker for instance,
+   is not run at all.
+2. **It runs in a separate process, with limits.** A worker process executes that notebook in an empty
+   temporary folder, under a wall-clock limit (the whole process group is killed when it runs out) and a
+   memory cap (``RLIMIT_DATA``, inherited by the kernel). A notebook that is not valid JSON, raises, or hangs
+   gets zero for what did not run, with a message, and grading goes on with the next one.
+3. **Scores are computed in the grader's process.** The recording cell only calls the exercise's checker
+   on the student's function and saves what the function *returned* on each case (with ``torch.save``). The
+   grader loads those answers with ``torch.load(weights_only=True)`` (which cannot run code), replays them
+   into the same checker in its own process, and compares them there with answers it computes itself. A
+   submission can make its kernel say anything; it cannot change what the grader computes.
+
+Outputs, under ``--out``: ``grades.csv`` (student, chapter, exercise, points, max, message) and
+``feedback/<student>/<chapter>.md``. Partial credit: an exercise's points are its maximum times the share
+of its checker's cases that passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import assignments  # noqa: E402
+
+#: Errors a student's function may raise on purpose, replayed as themselves; any other becomes RuntimeError.
+RAISABLE = {e.__name__: e for e in (ValueError, TypeError, IndexError, KeyError, LookupError, ZeroDivisionError,
+                                    ArithmeticError, AssertionError, NotImplementedError, RuntimeError)}
+
+
+@dataclass
+class Exercise:
+    number: int
+    grade_id: str
+    points: float
+    module: str
+    checker: str
+    function: str
+
+
+@dataclass
+class Grade:
+    student: str
+    chapter: str
+    exercise: int
+    points: float
+    max_points: float
+    message: str
+
+
+def exercises_of(source: nbformat.NotebookNode, chapter: str) -> list[Exercise]:
+    """The graded exercises of an instructor's notebook, with their points."""
+    found, n = [], 0
+    for i, cell in enumerate(source.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution"):
+            n += 1
+            test = next(c for c in source.cells[i + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
+            check = next(c for c in source.cells[i + 1:] if ".check_" in c.source and c.cell_type == "code")
+            imported = assignments.CHECK_IMPORT.search(check.source)
+            call = assignments.CHECK_CALL.match(check.source.strip().splitlines()[-1])
+            found.append(Exercise(n, meta["grade_id"], float(test.metadata["nbgrader"]["points"]),
+                                  imported.group(1), call.group(2), call.group(3)))
+    if not found:
+        raise ValueError(f"{chapter}: the instructor's notebook has no graded exercises")
+    return found
+
+
+def _recording_cell(ex: Exercise, path: str) -> str:
+    return f"""
+import torch as _torch
+import importlib as _importlib
+
+_calls = []
+
+
+def _recording(fn):
+    def wrapped(*args, **kwargs):
+        try:
+            out = fn(*args, **kwargs)
+        except Exception as error:
+            _calls.append({{"raised": type(error).__name__, "message": str(error)[:300]}})
+            raise
+        _calls.append({{"value": out}})
+        return out
+
+    return wrapped
+
+
+try:
+    _importlib.import_module("poisonlab.check.{ex.module}").{ex.checker}(_recording({ex.function}))
+finally:
+    _torch.save(_calls, {path!r})
+""".strip()
+
+
+def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.NotebookNode,
+                    exercises: list[Exercise], answers_dir: Path) -> nbformat.NotebookNode:
+    """The notebook the worker runs: setup and parameters from the instructor's copy, the submission's
+    solution cells, and a recording cell per exercise."""
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in submission.cells
+             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    cells = [nbformat.v4.new_code_cell(c.source) for c in source.cells if c.cell_type == "code"
+             and ({"remove-cell", "parameters"} & set(c.metadata.get("tags", [])))]
+    cells[0].source = cells[0].source.replace("%matplotlib inline", "")
+    for ex in exercises:
+        answer = by_id.get(ex.grade_id)
+        cells.append(nbformat.v4.new_code_cell(answer.source if answer is not None else
+                                               f"raise LookupError('the cell of exercise {ex.number} is missing')"))
+        cells.append(nbformat.v4.new_code_cell(_recording_cell(ex, str(answers_dir / f"exercise-{ex.number}.pt"))))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def _limits(memory_mb: int):
+    def apply() -> None:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    return apply
+
+
+def run_isolated(nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, memory_mb: int) -> str | None:
+    """Execute ``nb`` in a worker process inside ``workdir``; None if it finished, else why not."""
+    path = workdir / "graded.ipynb"
+    nbformat.write(nb, path)
+    proc = subprocess.Popen([sys.executable, __file__, "--worker", str(path)], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_limits(memory_mb))
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its kernel
+        proc.communicate()
+        return f"stopped after the time limit of {timeout:g} s"
+    if proc.returncode != 0:
+        return f"the notebook could not be run: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}"
+    return None
+
+
+def _worker(path: str) -> int:
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=None, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    return 0
+
+
+def replay(ex: Exercise, recorded: Path) -> tuple[float, str]:
+    """Replay a student's recorded answers into the checker, in this process: (share passed, report)."""
+    import importlib
+
+    import torch
+
+    try:
+        calls = torch.load(recorded, weights_only=True)
+        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+            raise TypeError("not a list of answers")
+    except FileNotFoundError:
+        return 0.0, "no answers were recorded (the exercise's cell raised, or the run stopped before it)"
+    except Exception as error:  # a file the recording cell did not write, or answers of unknown types
+        return 0.0, f"the recorded answers could not be read ({type(error).__name__})"
+    queue = list(calls)
+
+    def replayed(*args, **kwargs):
+        if not queue:
+            raise RuntimeError("the submission gave no answer for this case")
+        call = queue.pop(0)
+        if "raised" in call:  # the same built-in error again (checkers test that bad input raises)
+            kind = RAISABLE.get(str(call["raised"]))
+            message = str(call.get("message", ""))
+            raise kind(message) if kind else RuntimeError(f"{call['raised']}: {message}")
+        return call.get("value")
+
+    checker = getattr(importlib.import_module(f"poisonlab.check.{ex.module}"), ex.checker)
+    result = checker(replayed)
+    return result.passed / result.total if result.total else 0.0, repr(result)
+
+
+def _submissions(folder: Path) -> list[tuple[str, str, Path]]:
+    found = []
+    for student in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for nb in sorted(student.rglob("*.ipynb")):
+            if ".ipynb_checkpoints" not in nb.parts:
+                found.append((student.name, nb.stem, nb))
+    return found
+
+
+def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: float,
+              memory_mb: int) -> list[Grade]:
+    source_path = course / "source" / chapter / f"{chapter}.ipynb"
+    if not source_path.exists():
+        return [Grade(student, chapter, 0, 0.0, 0.0, f"no assignment called {chapter!r} in {course}")]
+    source = nbformat.read(source_path, as_version=4)
+    exercises = exercises_of(source, chapter)
+
+    def zero(message: str) -> list[Grade]:
+        return [Grade(student, chapter, ex.number, 0.0, ex.points, message) for ex in exercises]
+
+    try:
+        submission = nbformat.read(path, as_version=4)
+    except Exception as error:
+        return zero(f"not a valid notebook: {type(error).__name__}: {str(error)[:200]}")
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        work = Path(tmp)
+        answers = work / "answers"
+        answers.mkdir()
+        stopped = run_isolated(graded_notebook(source, submission, exercises, answers), work,
+                               timeout=timeout, memory_mb=memory_mb)
+        grades = []
+        for ex in exercises:
+            share, report = replay(ex, answers / f"exercise-{ex.number}.pt")
+            if stopped and share == 0:
+                report = f"{stopped}; {report}"
+            grades.append(Grade(student, chapter, ex.number, round(share * ex.points, 2), ex.points, report))
+    return grades
+
+
+def grade(folder: Path, course: Path, out: Path, *, timeout: float = 120, memory_mb: int = 2048) -> list[Grade]:
+    """Grade every submission under ``folder``; writes ``out/grades.csv`` and ``out/feedback``."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "feedback", ignore_errors=True)
+    rows = []
+    for student, chapter, path in _submissions(folder):
+        start = time.perf_counter()
+        grades = grade_one(student, chapter, path, course, timeout=timeout, memory_mb=memory_mb)
+        rows += grades
+        feedback = out / "feedback" / student / f"{chapter}.md"
+        feedback.parent.mkdir(parents=True, exist_ok=True)
+        total, most = sum(g.points for g in grades), sum(g.max_points for g in grades)
+        sections = [f"## Exercise {g.exercise}: {g.points:g} of {g.max_points:g}\n\n```\n{g.message}\n```"
+                    for g in grades]
+        feedback.write_text(f"# {chapter}: {total:g} of {most:g} points\n\n" + "\n\n".join(sections) + "\n")
+        print(f"{student:>20} {chapter}: {total:g}/{most:g} ({time.perf_counter() - start:.1f} s)", flush=True)
+    with open(out / "grades.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "chapter", "exercise", "points", "max", "message"])
+        for g in rows:
+            writer.writerow([g.student, g.chapter, g.exercise, g.points, g.max_points,
+                             g.message.splitlines()[0] if g.message else ""])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("submissions", type=Path, nargs="?", help="folder of <student>/<chapter>.ipynb")
+    parser.add_argument("--course", type=Path, default=ROOT / "_build" / "course", help="made by make assignments")
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "grades")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds per submission")
+    parser.add_argument("--memory", type=int, default=2048, help="MiB per submission")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args.worker)
+    if args.submissions is None or not args.submissions.is_dir():
+        parser.error("give the folder of submissions, e.g. make grade SUBMISSIONS=path/to/folder")
+    grade(args.submissions, args.course, args.out, timeout=args.timeout, memory_mb=args.memory)
+    print(f"grades: {args.out / 'grades.csv'}; feedback: {args.out / 'feedback'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
