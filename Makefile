@@ -53,8 +53,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 # nbgrader calls its own helpers (alembic) by name: they must be on the PATH.
+# VARIANT=<n> gives everyone variant n of the exercises' cases; ROSTER=<csv> one variant per student.
+VARIANT ?= 0
 assignments: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python course/assignments.py --out _build/course
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python course/assignments.py --out _build/course --variant $(VARIANT) \
+		$(if $(ROSTER),--roster "$(ROSTER)")
 
 # Each submission runs in its own process, GRADE_TIMEOUT seconds and GRADE_MEMORY MiB at most.
 GRADE_TIMEOUT ?= 120

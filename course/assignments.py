@@ -20,7 +20,12 @@ then runs ``nbgrader generate_assignment`` on it. The result, under ``<out>/``:
 - ``answers/<chapter>.md``: the worked answers of the written parts;
 - ``gradebook.db``: nbgrader's record of the assignments and their point values.
 
-Usage: ``python course/assignments.py [--out DIR] [--points N] [chapters ...]``.
+**Variants.** ``--variant n`` makes every self-check and hidden test draw the cases of variant ``n``
+(:func:`poisonlab.check.use_variant`: other random data, other target classes), so that answers fitted to
+the published cases, or to another student's, fail. ``--roster students.csv`` gives each student a
+variant of their own and one notebook each, ``release/<chapter>/<student>/<chapter>.ipynb``.
+
+Usage: ``python course/assignments.py [--out DIR] [--points N] [--variant N | --roster CSV] [chapters ...]``.
 """
 
 from __future__ import annotations
@@ -72,21 +77,53 @@ def exercises(nb: nbformat.NotebookNode) -> list[tuple[int, int, str, str, str]]
     return found
 
 
-def hidden_test(module: str, checker: str, function: str) -> str:
-    """The body of an exercise's graded cell: a fresh copy of the checker, every case must pass."""
+def hidden_test(module: str, checker: str, function: str, variant: int = 0) -> str:
+    """The body of an exercise's graded cell: a fresh copy of the checker, the cases of ``variant``,
+    every case must pass."""
     return "\n".join([
         "### BEGIN HIDDEN TESTS",
         "import importlib as _importlib",
         "",
         "for _name in ('poisonlab.check.core', f'poisonlab.check.{_module}'):".replace("{_module}", module),
         "    _importlib.reload(_importlib.import_module(_name))  # undo any patching",
+        f"_importlib.import_module('poisonlab.check.core').use_variant({variant})",
         f"_result = _importlib.import_module('poisonlab.check.{module}').{checker}({function})",
         "assert _result.ok, repr(_result)",
         "### END HIDDEN TESTS",
     ])
 
 
-def source_notebook(path: Path, *, points: float = 2.0) -> nbformat.NotebookNode:
+def with_variant(check: str, variant: int) -> str:
+    """A self-check cell that draws the cases of ``variant`` (unchanged for variant 0)."""
+    if variant == 0:
+        return check
+    *body, last = check.rstrip().splitlines()
+    return "\n".join([*body, "from poisonlab.check import use_variant", "",
+                      f"use_variant({variant})  # your own variant of the exercises' cases", last])
+
+
+def roster_variants(path: Path) -> dict[str, int]:
+    """{student: variant} from a CSV with a ``student`` column and, optionally, a ``variant`` column;
+    without one, each student's variant is derived from their id (stable, never 0)."""
+    import csv
+    import hashlib
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "student" not in rows[0]:
+        raise ValueError(f"{path} must be a CSV with a 'student' column")
+    out = {}
+    for row in rows:
+        student = row["student"].strip()
+        if not student or not re.fullmatch(r"[\w.@-]+", student):
+            raise ValueError(f"student ids may use letters, digits, '.', '@', '_' and '-', got {student!r}")
+        given = (row.get("variant") or "").strip()
+        digest = int(hashlib.sha256(student.encode()).hexdigest()[:8], 16)
+        out[student] = int(given) if given else 1 + digest % 999_983
+    return out
+
+
+def source_notebook(path: Path, *, points: float = 2.0, variant: int = 0) -> nbformat.NotebookNode:
     """The nbgrader source version of one chapter (see the module's docstring). The worked answers
     of the exercises' written parts are in ``nb.metadata["written_answers"]``, not in any cell."""
     nb = nbformat.read(path, as_version=4)
@@ -114,8 +151,9 @@ def source_notebook(path: Path, *, points: float = 2.0) -> nbformat.NotebookNode
         elif k in checks:
             n, module, checker, function = checks[k]
             cell.metadata.update(_meta(f"{stem}-exercise-{n}-self-check", locked=True))
+            cell.source = with_variant(cell.source, variant)
             cells.append(cell)
-            test = nbformat.v4.new_code_cell(hidden_test(module, checker, function))
+            test = nbformat.v4.new_code_cell(hidden_test(module, checker, function, variant))
             test.metadata.update(_meta(f"{stem}-exercise-{n}-tests", grade=True, locked=True, points=points))
             test.metadata["tags"] = ["remove-cell"]
             cells.append(test)
@@ -123,12 +161,22 @@ def source_notebook(path: Path, *, points: float = 2.0) -> nbformat.NotebookNode
         cells.append(cell)
     nb.cells = cells
     nb.metadata["written_answers"] = answers  # moved to the instructor's folder by generate()
+    nb.metadata["poisonlab"] = {"variant": variant}
     return nb
 
 
-def generate(chapters: list[Path], out: Path, *, points: float = 2.0) -> list[Path]:
+def generate(chapters: list[Path], out: Path, *, points: float = 2.0, variant: int = 0,
+             roster: Path | None = None) -> list[Path]:
     """Write the source notebooks under ``out/source`` and run ``nbgrader generate_assignment`` for
-    each; returns the student notebooks under ``out/release``."""
+    each; returns the student notebooks under ``out/release``.
+
+    ``variant`` (≥ 0) makes every self-check and hidden test draw that variant's cases. With a
+    ``roster`` (see :func:`roster_variants`) each student gets a variant of their own instead: the
+    student notebooks are ``release/<chapter>/<student>/<chapter>.ipynb`` and ``variants.csv`` records
+    who has which, for ``grade.py``."""
+    if isinstance(variant, bool) or not isinstance(variant, int) or variant < 0:
+        raise ValueError(f"variant must be a non-negative integer, got {variant!r}")
+    students = roster_variants(roster) if roster is not None else {}
     out = out.resolve()
     for folder in ("source", "release", "answers"):
         shutil.rmtree(out / folder, ignore_errors=True)
@@ -145,7 +193,7 @@ def generate(chapters: list[Path], out: Path, *, points: float = 2.0) -> list[Pa
     for path in chapters:
         stem = path.stem
         (out / "source" / stem).mkdir(parents=True)
-        nb = source_notebook(path, points=points)
+        nb = source_notebook(path, points=points, variant=variant)
         answers = nb.metadata.pop("written_answers")
         nbformat.write(nb, out / "source" / stem / f"{stem}.ipynb")
         run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", stem, "--force",
@@ -156,8 +204,30 @@ def generate(chapters: list[Path], out: Path, *, points: float = 2.0) -> list[Pa
         # the written answers stay with the instructor: outside source/, which nbgrader copies from
         (out / "answers").mkdir(exist_ok=True)
         (out / "answers" / f"{stem}.md").write_text(f"# Written answers: {stem}\n\n" + "\n\n".join(answers) + "\n")
-        released.append(student)
+        if students:  # one copy per student, each drawing the cases of the student's variant
+            base = nbformat.read(student, as_version=4)
+            for name, v in students.items():
+                copy = nbformat.from_dict(base)
+                for cell in copy.cells:
+                    if cell.cell_type == "code" and assignments_self_check(cell):
+                        cell.source = with_variant(cell.source, v)
+                target = out / "release" / stem / name / f"{stem}.ipynb"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(copy, target)
+                released.append(target)
+            student.unlink()
+        else:
+            released.append(student)
+    (out / "variants.csv").unlink(missing_ok=True)
+    if students:
+        (out / "variants.csv").write_text("student,variant\n" + "".join(f"{k},{v}\n" for k, v in students.items()))
     return released
+
+
+def assignments_self_check(cell: nbformat.NotebookNode) -> bool:
+    """Whether a code cell is an exercise's self-check (an import of a checker module, then one call)."""
+    lines = cell.source.strip().splitlines()
+    return bool(lines) and bool(CHECK_IMPORT.search(cell.source)) and bool(CHECK_CALL.match(lines[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", type=Path, help="chapter notebooks (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "course", help="course folder")
     parser.add_argument("--points", type=float, default=2.0, help="points per exercise")
+    parser.add_argument("--variant", type=int, default=0, help="the variant of the exercises' cases (0: published)")
+    parser.add_argument("--roster", type=Path, help="CSV with a 'student' column: one variant per student")
     args = parser.parse_args(argv)
     chapters = args.chapters or sorted((ROOT / "chapters").glob("*.ipynb"))
-    for student in generate(chapters, args.out, points=args.points):
+    for student in generate(chapters, args.out, points=args.points, variant=args.variant, roster=args.roster):
         print(f"student notebook: {student.relative_to(args.out.resolve())}")
     print(f"instructor's notebooks (solutions, hidden tests, points): {args.out / 'source'}")
     return 0

@@ -20,6 +20,9 @@ How a submission is graded, and why:
    into the same checker in its own process, and compares them there with answers it computes itself. A
    submission can make its kernel say anything; it cannot change what the grader computes.
 
+Variants: the cases are those of the variant the assignment was made with (``make assignments
+VARIANT=n``), or of each student's own variant when it was made from a roster (``variants.csv``).
+
 Outputs, under ``--out``: ``grades.csv`` (student, chapter, exercise, points, max, message) and
 ``feedback/<student>/<chapter>.md``. Partial credit: an exercise's points are its maximum times the share
 of its checker's cases that passed.
@@ -89,7 +92,7 @@ def exercises_of(source: nbformat.NotebookNode, chapter: str) -> list[Exercise]:
     return found
 
 
-def _recording_cell(ex: Exercise, path: str) -> str:
+def _recording_cell(ex: Exercise, path: str, variant: int) -> str:
     return f"""
 import torch as _torch
 import importlib as _importlib
@@ -111,6 +114,7 @@ def _recording(fn):
 
 
 try:
+    _importlib.import_module("poisonlab.check.core").use_variant({variant})
     _importlib.import_module("poisonlab.check.{ex.module}").{ex.checker}(_recording({ex.function}))
 finally:
     _torch.save(_calls, {path!r})
@@ -118,7 +122,7 @@ finally:
 
 
 def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.NotebookNode,
-                    exercises: list[Exercise], answers_dir: Path) -> nbformat.NotebookNode:
+                    exercises: list[Exercise], answers_dir: Path, variant: int = 0) -> nbformat.NotebookNode:
     """The notebook the worker runs: setup and parameters from the instructor's copy, the submission's
     solution cells, and a recording cell per exercise."""
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in submission.cells
@@ -130,7 +134,8 @@ def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.Notebook
         answer = by_id.get(ex.grade_id)
         cells.append(nbformat.v4.new_code_cell(answer.source if answer is not None else
                                                f"raise LookupError('the cell of exercise {ex.number} is missing')"))
-        cells.append(nbformat.v4.new_code_cell(_recording_cell(ex, str(answers_dir / f"exercise-{ex.number}.pt"))))
+        recording = _recording_cell(ex, str(answers_dir / f"exercise-{ex.number}.pt"), variant)
+        cells.append(nbformat.v4.new_code_cell(recording))
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
@@ -170,7 +175,7 @@ def _worker(path: str) -> int:
     return 0
 
 
-def replay(ex: Exercise, recorded: Path) -> tuple[float, str]:
+def replay(ex: Exercise, recorded: Path, variant: int = 0) -> tuple[float, str]:
     """Replay a student's recorded answers into the checker, in this process: (share passed, report)."""
     import importlib
 
@@ -196,8 +201,11 @@ def replay(ex: Exercise, recorded: Path) -> tuple[float, str]:
             raise kind(message) if kind else RuntimeError(f"{call['raised']}: {message}")
         return call.get("value")
 
+    from poisonlab.check import core
+
     checker = getattr(importlib.import_module(f"poisonlab.check.{ex.module}"), ex.checker)
-    result = checker(replayed)
+    with core.variant(variant):  # the same cases, in the same order, as the worker drew
+        result = checker(replayed)
     return result.passed / result.total if result.total else 0.0, repr(result)
 
 
@@ -208,6 +216,15 @@ def _submissions(folder: Path) -> list[tuple[str, str, Path]]:
             if ".ipynb_checkpoints" not in nb.parts:
                 found.append((student.name, nb.stem, nb))
     return found
+
+
+def variants(course: Path) -> dict[str, int] | None:
+    """{student: variant} when the assignments were made from a roster, else None."""
+    path = course / "variants.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        return {row["student"]: int(row["variant"]) for row in csv.DictReader(f)}
 
 
 def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: float,
@@ -221,6 +238,11 @@ def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: 
     def zero(message: str) -> list[Grade]:
         return [Grade(student, chapter, ex.number, 0.0, ex.points, message) for ex in exercises]
 
+    roster = variants(course)
+    if roster is not None and student not in roster:
+        return zero(f"{student!r} is not on the roster the assignments were made from")
+    variant = roster[student] if roster is not None else int(source.metadata.get("poisonlab", {}).get("variant", 0))
+
     try:
         submission = nbformat.read(path, as_version=4)
     except Exception as error:
@@ -229,11 +251,11 @@ def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: 
         work = Path(tmp)
         answers = work / "answers"
         answers.mkdir()
-        stopped = run_isolated(graded_notebook(source, submission, exercises, answers), work,
+        stopped = run_isolated(graded_notebook(source, submission, exercises, answers, variant), work,
                                timeout=timeout, memory_mb=memory_mb)
         grades = []
         for ex in exercises:
-            share, report = replay(ex, answers / f"exercise-{ex.number}.pt")
+            share, report = replay(ex, answers / f"exercise-{ex.number}.pt", variant)
             if stopped and share == 0:
                 report = f"{stopped}; {report}"
             grades.append(Grade(student, chapter, ex.number, round(share * ex.points, 2), ex.points, report))

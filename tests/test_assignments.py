@@ -138,3 +138,63 @@ def test_exercises_rejects_an_exercise_without_a_checker(tmp_path):
     nb.cells[0].source = f"def f():\n    {assignments.BEGIN}\n    return 1"
     with pytest.raises(ValueError, match="without closing"):
         assignments.exercises(nb)
+
+
+VARIANTS = [1, 3, 590297]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_reference_solutions_pass_every_variant_and_stubs_fail_it(path):
+    from poisonlab.check import variant
+
+    chapter = nbformat.read(path, as_version=4)
+    for i, _, module, checker, function in assignments.exercises(chapter):
+        solution = chapter.cells[i].source
+        for v in VARIANTS:
+            with variant(v):
+                for source, ok in ((solution, True), (_stub(solution), False)):
+                    namespace = {"torch": torch, "pl": poisonlab}
+                    exec(compile(source, "<cell>", "exec"), namespace)
+                    check = getattr(__import__(f"poisonlab.check.{module}", fromlist=[checker]), checker)
+                    assert check(namespace[function]).ok is ok, (path.stem, function, v, ok)
+
+
+def test_answers_fitted_to_the_published_cases_fail_another_variant():
+    from poisonlab.check import limits, variant
+
+    remembered = {}
+
+    def honest(p, q):
+        return (q > p).double()
+
+    def recording(p, q):
+        remembered[(tuple(p.tolist()), tuple(q.tolist()))] = honest(p, q)
+        return remembered[(tuple(p.tolist()), tuple(q.tolist()))]
+
+    assert limits.check_best_detector(recording).ok  # variant 0, the published cases
+
+    def copied(p, q):  # answers looked up, not computed
+        return remembered.get((tuple(p.tolist()), tuple(q.tolist())), torch.zeros_like(p))
+
+    assert limits.check_best_detector(copied).ok
+    with variant(7):
+        assert not limits.check_best_detector(copied).ok
+        assert limits.check_best_detector(honest).ok
+
+
+def test_a_variant_release_draws_its_own_cases(tmp_path):
+    path = ROOT / "chapters" / "05-limits-of-detection.ipynb"
+    assignments.generate([path], tmp_path / "v", variant=4)
+    student = nbformat.read(tmp_path / "v" / "release" / path.stem / f"{path.stem}.ipynb", as_version=4)
+    checks = [c.source for c in student.cells if assignments.assignments_self_check(c)]
+    assert len(checks) == 3 and all("use_variant(4)" in c for c in checks)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,variant\nada,\nbo,9\n")
+    released = assignments.generate([path], tmp_path / "r", roster=roster)
+    assert sorted(p.parent.name for p in released) == ["ada", "bo"]
+    assert "use_variant(9)" in released[1].read_text() and (tmp_path / "r" / "variants.csv").exists()
+    with pytest.raises(ValueError, match="student"):
+        roster.write_text("name\nada\n")
+        assignments.generate([path], tmp_path / "x", roster=roster)
+    with pytest.raises(ValueError, match="variant"):
+        assignments.generate([path], tmp_path / "y", variant=-1)

@@ -122,3 +122,29 @@ def test_grade_reports_an_unknown_assignment(nbgrader_course, tmp_path):
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "subs" / "someone" / "homework.ipynb")
     rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out")
     assert len(rows) == 1 and "no assignment called 'homework'" in rows[0].message
+
+
+def test_each_student_is_graded_on_their_own_variant(tmp_path):
+    import assignments
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,variant\nada,3\nbo,8\n")
+    course = tmp_path / "course"
+    released = {p.parent.name: p for p in assignments.generate([LIMITS], course, roster=roster)}
+    right = "def best_detector(p, q):\n    return (q > p).double()"
+    for name in ("ada", "bo"):
+        nb = _answer(nbformat.read(released[name], as_version=4), 1, right)
+        _submit(tmp_path / "subs", name, nb)
+    _submit(tmp_path / "subs", "eve", _answer(_student(nbgrader_course_for(course, released)), 1, right))
+    rows = grade.grade(tmp_path / "subs", course, tmp_path / "out", timeout=60)
+    assert _points(rows, "ada") == [2.0, 0, 0] and _points(rows, "bo") == [2.0, 0, 0]
+    assert _points(rows, "eve") == [0, 0, 0] and "not on the roster" in rows[-1].message
+
+
+def nbgrader_course_for(course: Path, released: dict) -> Path:
+    """A folder whose release/ holds one student's notebook, for _student()."""
+    target = course / "eve-view"
+    (target / "release" / LIMITS.stem).mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.read(released["ada"], as_version=4),
+                   target / "release" / LIMITS.stem / f"{LIMITS.stem}.ipynb")
+    return target

@@ -7,12 +7,12 @@ from collections.abc import Callable
 import torch
 
 from poisonlab import models
-from poisonlab.check.core import Case, CheckResult, run
+from poisonlab.check.core import Case, CheckResult, current_variant, generator, run, varied
 from poisonlab.triggers import salient_pixels
 
 
 def _images(seed: int, n: int = 5, shape: tuple[int, int, int] = (1, 6, 6)) -> torch.Tensor:
-    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))
+    return torch.rand(n, *shape, generator=generator(seed))
 
 
 def check_blend(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> CheckResult:
@@ -56,12 +56,13 @@ def check_choose_poisons(fn: Callable[[torch.Tensor, int, int, int], torch.Tenso
         return {"how many": count, "all different": True, "valid indices": True, "none of the target class": True,
                 "same seed, same choice": True}
 
-    cases = [Case("40 labels, 4 classes, 5 poisons for target 0", (y, 0, 5, 0), expected(5), hint=hint),
-             Case("every eligible image poisoned", (y, 3, 30, 1), expected(30), hint=hint),
-             Case("no poisons at all", (y, 1, 0, 2), expected(0), hint=hint)]
+    t = current_variant() % 4  # the target class of the first case
+    cases = [Case(f"40 labels, 4 classes, 5 poisons for target {t}", (y, t, 5, 0), expected(5), hint=hint),
+             Case("every eligible image poisoned", (y, (t + 3) % 4, 30, 1), expected(30), hint=hint),
+             Case("no poisons at all", (y, (t + 1) % 4, 0, 2), expected(0), hint=hint)]
     result = run("choosing the images to poison", summary, cases)
     if result.ok:  # a fixed choice that ignores the seed is not random
-        different = not torch.equal(fn(y, 0, 5, 0).flatten(), fn(y, 0, 5, 1).flatten())
+        different = not torch.equal(fn(y, t, 5, 0).flatten(), fn(y, t, 5, 1).flatten())
         result.lines.append(("✓" if different else "✗") + " a different seed picks different images"
                             + ("" if different else f"\n   hint: {hint}"))
         result.passed += different
@@ -74,7 +75,7 @@ def check_salient_pixels(fn: Callable[[torch.nn.Module, torch.Tensor, int, int],
     mean input gradient of the target logit is largest, 0 elsewhere."""
     cases = []
     for seed, name, target, k in ((0, "logreg", 2, 5), (1, "cnn", 0, 10), (2, "mlp", 1, 1)):
-        model = models.make(name, (1, 8, 8), 3, seed=seed).eval()
+        model = models.make(name, (1, 8, 8), 3, seed=varied(seed)).eval()
         x = _images(seed + 10, 16, (1, 8, 8))
         cases.append(Case(f"{name} on 16 random 8×8 images, target {target}, k = {k}", (model, x, target, k),
                           salient_pixels(model, x, target, k),

@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import torch
 
-from poisonlab.check.core import Case, CheckResult, run
+from poisonlab.check.core import Case, CheckResult, generator, run
 from poisonlab.linear import LinearLearner
 
 
 def _data(seed: int, n: int = 30, d: int = 4):
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     x = torch.rand(n, d, generator=g, dtype=torch.float64)
     y = (torch.rand(n, generator=g) > 0.5).long()
     theta = torch.randn(d + 1, generator=g, dtype=torch.float64)
@@ -37,7 +37,7 @@ def check_implicit_step(fn: Callable[..., torch.Tensor]) -> CheckResult:
     −mixedᵀ H⁻¹ grad_val (the implicit-function step)."""
     cases = []
     for seed, p, k in ((0, 3, 2), (1, 6, 4), (2, 10, 10)):
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed)
         a = torch.randn(p, p, generator=g, dtype=torch.float64)
         h = a @ a.T + p * torch.eye(p, dtype=torch.float64)
         gv = torch.randn(p, generator=g, dtype=torch.float64)
@@ -51,7 +51,7 @@ def check_implicit_step(fn: Callable[..., torch.Tensor]) -> CheckResult:
 
 def check_project_sphere(fn: Callable[..., torch.Tensor]) -> CheckResult:
     """Check ``fn(x (k, d), centre (d,), radius) -> x`` projected onto the ball ||x − c|| ≤ r."""
-    g = torch.Generator().manual_seed(3)
+    g = generator(3)
     x = torch.rand(8, 5, generator=g, dtype=torch.float64) * 3
     c = torch.rand(5, generator=g, dtype=torch.float64)
     r = 1.5

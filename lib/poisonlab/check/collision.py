@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import torch
 
-from poisonlab.check.core import Case, CheckResult, run
+from poisonlab.check.core import Case, CheckResult, generator, run
 
 
 def _batch(seed: int, n: int = 4) -> torch.Tensor:
-    return torch.rand(n, 1, 5, 5, generator=torch.Generator().manual_seed(seed))
+    return torch.rand(n, 1, 5, 5, generator=generator(seed))
 
 
 def check_proximal_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> CheckResult:

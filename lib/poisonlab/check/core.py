@@ -4,13 +4,55 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 PASS, FAIL = "✓", "✗"
+
+#: Seeds of variant v are the published seeds plus v times this prime.
+VARIANT_STRIDE = 7919
+_variant = 0  # the harness's one setting: which variant of the exercises' cases the checkers draw
+
+
+def use_variant(n: int) -> int:
+    """Make every checker draw the cases of variant ``n`` from now on (0, the default, is the one
+    the chapters publish); ``make assignments VARIANT=n`` puts this call in the student's notebook.
+    Returns ``n``."""
+    global _variant
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"variant must be a non-negative integer, got {n!r}")
+    _variant = n
+    return n
+
+
+def current_variant() -> int:
+    """The variant the checkers draw their cases from (see :func:`use_variant`)."""
+    return _variant
+
+
+@contextmanager
+def variant(n: int) -> Iterator[int]:
+    """Draw the cases of variant ``n`` inside a ``with`` block, then go back to the previous one."""
+    previous = _variant
+    use_variant(n)
+    try:
+        yield n
+    finally:
+        use_variant(previous)
+
+
+def varied(seed: int) -> int:
+    """The seed a checker uses for its published ``seed`` in the current variant."""
+    return seed + VARIANT_STRIDE * _variant
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded by :func:`varied` (``seed``): the same cases for the same variant."""
+    return torch.Generator().manual_seed(varied(seed))
 
 
 @dataclass(frozen=True)

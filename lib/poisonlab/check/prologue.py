@@ -6,14 +6,15 @@ from collections.abc import Callable
 
 import torch
 
-from poisonlab.check.core import Case, CheckResult, run
+from poisonlab.check.core import Case, CheckResult, current_variant, generator, run
 
 
 def _asr_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(7)
+    g = generator(7)
+    t = (4 + current_variant()) % 10  # the target class of the random case
     y = torch.randint(0, 10, (500,), generator=g)
-    pred = torch.where(torch.rand(500, generator=g) < 0.7, torch.tensor(4), y)
-    keep = y != 4
+    pred = torch.where(torch.rand(500, generator=g) < 0.7, torch.tensor(t), y)
+    keep = y != t
     return [
         Case("four test inputs, one already of the target class",
              (torch.tensor([3, 3, 1, 3]), torch.tensor([0, 1, 2, 3]), 3), 2 / 3,
@@ -22,7 +23,7 @@ def _asr_cases() -> list[Case]:
         Case("no input of the target class", (torch.tensor([5, 5, 5]), torch.tensor([0, 1, 2]), 5), 1.0),
         Case("the trigger never works", (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), 9), 0.0,
              hint="count the inputs *predicted* as the target."),
-        Case("500 random inputs, target 4", (pred, y, 4), float((pred[keep] == 4).float().mean()),
+        Case(f"500 random inputs, target {t}", (pred, y, t), float((pred[keep] == t).float().mean()),
              hint="return a fraction in [0, 1], not a count, and leave out the inputs whose true "
                   "class is already the target."),
     ]

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import torch
 
 from poisonlab import detect
-from poisonlab.check.core import Case, CheckResult, run
+from poisonlab.check.core import Case, CheckResult, generator, run
 
 
 def _class(seed: int, n: int = 60, f: int = 6, offset: float = 0.0, spike: float = 0.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     reps = torch.randn(n, f, generator=g, dtype=torch.float64) + offset
     reps[: n // 10, 0] += spike  # a tenth of the class shifted along one axis
     return reps
@@ -37,7 +37,7 @@ def check_spectral_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckRes
 def check_mixture_covariance(fn: Callable[..., torch.Tensor]) -> CheckResult:
     """Check ``fn(eps, mean_clean, mean_poison, cov_clean, cov_poison) -> (F, F)``:
     (1 − ε)Σ_D + εΣ_W + ε(1 − ε)ΔΔᵀ with Δ = μ_D − μ_W."""
-    g = torch.Generator().manual_seed(3)
+    g = generator(3)
     f = 4
     a, b = torch.randn(f, f, generator=g, dtype=torch.float64), torch.randn(f, f, generator=g, dtype=torch.float64)
     cov_d, cov_w = a @ a.T, 0.1 * b @ b.T
