@@ -37,9 +37,12 @@ def check_attack_success_rate(fn: Callable[[torch.Tensor, torch.Tensor, int], fl
 
 def _budget_cases() -> list[Case]:
     hint_range = "a budget ε is a fraction in [0, 1): raise ValueError for anything else."
+    v = current_variant()
+    n1, pct1 = 4000 + 100 * (v % 7), (3, 2, 4, 5, 1, 6, 8)[v % 7]  # n and ε (in %) of the first case
+    n2 = 1000 * (1 + v % 5)
     return [
-        Case("n = 4000, ε = 3%", (4000, 0.03), 120),
-        Case("n = 1000, ε = 0.5%", (1000, 0.005), 5),
+        Case(f"n = {n1}, ε = {pct1}%", (n1, pct1 / 100), n1 * pct1 // 100),
+        Case(f"n = {n2}, ε = 0.5%", (n2, 0.005), n2 * 5 // 1000),
         Case("a fraction that does not divide evenly: n = 999, ε = 1%", (999, 0.01), 9,
              hint="the attacker can only afford whole points: round down."),
         Case("ε = 0", (500, 0.0), 0),
