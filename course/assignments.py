@@ -47,6 +47,16 @@ CHECK_CALL = re.compile(r"^(\w+)\.(check_\w+)\((\w+)\)\s*$")
 CHECK_IMPORT = re.compile(r"^from poisonlab\.check import (\w+) as (\w+)\s*$", re.MULTILINE)
 
 
+GRADING_NOTE = """\
+```{{admonition}} How this assignment is graded
+This notebook has {n} exercises worth {points} points each. Write your code where it says
+`# YOUR CODE HERE`, and run the self-check cell below it as often as you like. For grading, only
+those cells are run, after the chapter's setup and parameters cells, and each function is
+checked case by case: a share of the cases earns that share of the points. Define any helper your
+answer needs *inside* its cell.
+```"""
+
+
 def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
           points: float | None = None) -> dict:
     meta = {"schema_version": 3, "grade_id": grade_id, "solution": solution, "grade": grade, "locked": locked}
@@ -159,7 +169,8 @@ def source_notebook(path: Path, *, points: float = 2.0, variant: int = 0) -> nbf
             cells.append(test)
             continue
         cells.append(cell)
-    nb.cells = cells
+    note = nbformat.v4.new_markdown_cell(GRADING_NOTE.format(n=len(found), points=f"{points:g}"))
+    nb.cells = cells[:1] + [note] + cells[1:]
     nb.metadata["written_answers"] = answers  # moved to the instructor's folder by generate()
     nb.metadata["poisonlab"] = {"variant": variant}
     return nb

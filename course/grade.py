@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
+import re
 import resource
 import shutil
-import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -100,6 +102,17 @@ import importlib as _importlib
 _calls = []
 
 
+def _storable(value):
+    # numpy numbers and arrays become what torch.load(weights_only=True) reads back
+    if type(value).__module__ == "numpy":
+        value = value.item() if getattr(value, "ndim", 1) == 0 else _torch.as_tensor(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_storable(v) for v in value)
+    if isinstance(value, dict):
+        return {{k: _storable(v) for k, v in value.items()}}
+    return value
+
+
 def _recording(fn):
     def wrapped(*args, **kwargs):
         try:
@@ -107,7 +120,7 @@ def _recording(fn):
         except Exception as error:
             _calls.append({{"raised": type(error).__name__, "message": str(error)[:300]}})
             raise
-        _calls.append({{"value": out}})
+        _calls.append({{"value": _storable(out)}})
         return out
 
     return wrapped
@@ -128,7 +141,8 @@ def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.Notebook
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in submission.cells
              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
     cells = [nbformat.v4.new_code_cell(c.source) for c in source.cells if c.cell_type == "code"
-             and ({"remove-cell", "parameters"} & set(c.metadata.get("tags", [])))]
+             and ({"remove-cell", "parameters"} & set(c.metadata.get("tags", [])))
+             and not c.metadata.get("nbgrader", {}).get("grade")]  # the hidden tests stay here
     cells[0].source = cells[0].source.replace("%matplotlib inline", "")
     for ex in exercises:
         answer = by_id.get(ex.grade_id)
@@ -150,19 +164,41 @@ def _limits(memory_mb: int):
 
 def run_isolated(nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, memory_mb: int) -> str | None:
     """Execute ``nb`` in a worker process inside ``workdir``; None if it finished, else why not."""
+    import psutil
+
     path = workdir / "graded.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.Popen([sys.executable, __file__, "--worker", str(path)], cwd=workdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=_limits(memory_mb))
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its kernel
-        proc.communicate()
-        return f"stopped after the time limit of {timeout:g} s"
+    log = workdir / "worker.log"  # a file, not a pipe: a process the submission leaves behind cannot block us
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, __file__, "--worker", str(path)], cwd=workdir,
+                                stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_limits(memory_mb))
+    worker = psutil.Process(proc.pid)
+    seen: set[psutil.Process] = set()
+    deadline = time.monotonic() + timeout
+    stopped = None
+    while proc.poll() is None:
+        try:
+            seen.update(worker.children(recursive=True))  # the kernel and whatever it starts
+        except psutil.Error:
+            pass
+        if time.monotonic() > deadline:
+            stopped = f"stopped after the time limit of {timeout:g} s"
+            break
+        time.sleep(0.2)
+    for p in [worker, *seen]:  # the worker, its kernel and their children, finished or not
+        try:
+            for child in p.children(recursive=True):
+                child.kill()
+            p.kill()
+        except psutil.Error:
+            pass
+    proc.wait()
+    if stopped:
+        return stopped
     if proc.returncode != 0:
-        return f"the notebook could not be run: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}"
+        tail = log.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
+        return f"the notebook could not be run: {tail[-1] if tail else proc.returncode}"
     return None
 
 
@@ -175,6 +211,36 @@ def _worker(path: str) -> int:
     return 0
 
 
+#: The largest answers file the grader reads (the checkers' answers are small).
+MAX_ANSWERS_BYTES = 64 * 1024 * 1024
+
+
+def _read_answers(path: Path) -> bytes:
+    """The bytes of a regular answers file, never following a link and never blocking on a pipe."""
+    info = os.lstat(path)  # FileNotFoundError when the recording cell never ran
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ANSWERS_BYTES:
+        raise ValueError("the answers file is not a regular file of reasonable size")
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(MAX_ANSWERS_BYTES + 1)
+
+
+def _plain(value) -> bool:
+    """Answers the checkers compare: dense CPU tensors, numbers, strings, None and lists, tuples and
+    dicts of them (no sparse or other exotic tensors, which could break the comparison)."""
+    import torch
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, torch.Tensor):
+        return type(value) is torch.Tensor and value.layout == torch.strided and value.device.type == "cpu"
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int)) and _plain(v) for k, v in value.items())
+    return False
+
+
 def replay(ex: Exercise, recorded: Path, variant: int = 0) -> tuple[float, str]:
     """Replay a student's recorded answers into the checker, in this process: (share passed, report)."""
     import importlib
@@ -182,9 +248,11 @@ def replay(ex: Exercise, recorded: Path, variant: int = 0) -> tuple[float, str]:
     import torch
 
     try:
-        calls = torch.load(recorded, weights_only=True)
+        calls = torch.load(io.BytesIO(_read_answers(recorded)), weights_only=True)
         if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
             raise TypeError("not a list of answers")
+        if not all(_plain(c.get("value")) for c in calls):
+            raise TypeError("answers of a type the checkers do not take")
     except FileNotFoundError:
         return 0.0, "no answers were recorded (the exercise's cell raised, or the run stopped before it)"
     except Exception as error:  # a file the recording cell did not write, or answers of unknown types
@@ -205,17 +273,29 @@ def replay(ex: Exercise, recorded: Path, variant: int = 0) -> tuple[float, str]:
 
     checker = getattr(importlib.import_module(f"poisonlab.check.{ex.module}"), ex.checker)
     with core.variant(variant):  # the same cases, in the same order, as the worker drew
-        result = checker(replayed)
+        try:
+            result = checker(replayed)
+        except Exception as error:  # an answer the comparison itself cannot handle
+            return 0.0, f"the recorded answers could not be checked ({type(error).__name__}: {str(error)[:200]})"
     return result.passed / result.total if result.total else 0.0, repr(result)
 
 
 def _submissions(folder: Path) -> list[tuple[str, str, Path]]:
-    found = []
+    """(student, chapter, path), one per student and chapter: a second copy of a chapter is ignored."""
+    found, seen = [], set()
     for student in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for nb in sorted(student.rglob("*.ipynb")):
-            if ".ipynb_checkpoints" not in nb.parts:
+        for nb in sorted(student.rglob("*.ipynb"), key=lambda p: (len(p.parts), str(p))):
+            if ".ipynb_checkpoints" not in nb.parts and (student.name, nb.stem) not in seen:
+                seen.add((student.name, nb.stem))
                 found.append((student.name, nb.stem, nb))
     return found
+
+
+#: Solution code that reads the checker's own frames (where the expected answers live) is not graded.
+INTROSPECTION = re.compile(r"_getframe|f_locals|f_back|f_globals|\binspect\b|\bgc\b|currentframe|tb_frame")
+
+
+_SOURCES: dict[str, nbformat.NotebookNode] = {}  # the instructor's notebooks, read once by grade()
 
 
 def variants(course: Path) -> dict[str, int] | None:
@@ -229,10 +309,9 @@ def variants(course: Path) -> dict[str, int] | None:
 
 def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: float,
               memory_mb: int) -> list[Grade]:
-    source_path = course / "source" / chapter / f"{chapter}.ipynb"
-    if not source_path.exists():
+    source = _SOURCES.get(chapter)
+    if source is None:
         return [Grade(student, chapter, 0, 0.0, 0.0, f"no assignment called {chapter!r} in {course}")]
-    source = nbformat.read(source_path, as_version=4)
     exercises = exercises_of(source, chapter)
 
     def zero(message: str) -> list[Grade]:
@@ -247,6 +326,11 @@ def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: 
         submission = nbformat.read(path, as_version=4)
     except Exception as error:
         return zero(f"not a valid notebook: {type(error).__name__}: {str(error)[:200]}")
+    answers_code = "\n".join(c.source for c in submission.cells if c.cell_type == "code"
+                              and c.metadata.get("nbgrader", {}).get("solution"))
+    if INTROSPECTION.search(answers_code):
+        return zero("the answers inspect the interpreter's frames or objects (inspect, gc, sys._getframe): "
+                    "not graded automatically; ask the instructor")
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         work = Path(tmp)
         answers = work / "answers"
@@ -264,6 +348,18 @@ def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: 
 
 def grade(folder: Path, course: Path, out: Path, *, timeout: float = 120, memory_mb: int = 2048) -> list[Grade]:
     """Grade every submission under ``folder``; writes ``out/grades.csv`` and ``out/feedback``."""
+    import importlib
+    import pkgutil
+
+    import poisonlab.check
+
+    # Everything the scores depend on is loaded before the first submission runs, so that a submission
+    # that rewrites files on disk cannot change how the next ones are scored.
+    for module in pkgutil.iter_modules(poisonlab.check.__path__):
+        importlib.import_module(f"poisonlab.check.{module.name}")
+    _SOURCES.clear()
+    for path in (course / "source").glob("*/*.ipynb"):
+        _SOURCES[path.stem] = nbformat.read(path, as_version=4)
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "feedback", ignore_errors=True)
     rows = []

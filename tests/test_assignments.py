@@ -64,7 +64,8 @@ def test_student_notebook_keeps_stubs_and_self_checks(nbgrader_course, path):
     def markdown(nb):
         return sum(c.cell_type == "markdown" for c in nb.cells)
 
-    assert markdown(student) == markdown(chapter)
+    assert markdown(student) == markdown(chapter) + 1  # the note on how the assignment is graded
+    assert "How this assignment is graded" in student.cells[1].source
 
 
 def _graded(source_nb):

@@ -148,3 +148,33 @@ def nbgrader_course_for(course: Path, released: dict) -> Path:
     nbformat.write(nbformat.read(released["ada"], as_version=4),
                    target / "release" / LIMITS.stem / f"{LIMITS.stem}.ipynb")
     return target
+
+
+def test_answers_that_break_the_comparison_or_read_the_checker_score_zero(nbgrader_course, tmp_path):
+    subs = tmp_path / "subs"
+    sparse = "import torch\n\n\ndef best_detector(p, q):\n    return (q > p).double().to_sparse()"
+    numpy_answer = "def best_detector(p, q):\n    return (q > p).double().numpy()"
+    peek = ("import sys\n\n\ndef best_detector(p, q):\n    f = sys._getframe(1)\n"
+            "    while 'case' not in f.f_locals:\n        f = f.f_back\n    return f.f_locals['case'].expected")
+    _submit(subs, "a-sparse", _answer(_student(nbgrader_course), 1, sparse))
+    _submit(subs, "b-numpy", _answer(_student(nbgrader_course), 1, numpy_answer))
+    _submit(subs, "c-peek", _answer(_student(nbgrader_course), 1, peek))
+    rows = grade.grade(subs, nbgrader_course, tmp_path / "out", timeout=60)
+    assert _points(rows, "a-sparse") == [0, 0, 0] and "could not be read" in rows[0].message
+    assert _points(rows, "b-numpy") == [2.0, 0, 0]  # an honest numpy answer is read back as a tensor
+    assert _points(rows, "c-peek") == [0, 0, 0] and "inspect" in rows[6].message
+
+
+def test_a_process_left_behind_does_not_hold_up_the_batch(nbgrader_course, tmp_path):
+    leave = ("import subprocess\nsubprocess.Popen(['sleep', '600'], start_new_session=True)\n\n\n"
+             "def best_detector(p, q):\n    return (q > p).double()")
+    _submit(tmp_path / "subs", "a-leaves", _answer(_student(nbgrader_course), 1, leave))
+    # a second copy of the same chapter is ignored, not graded twice
+    (tmp_path / "subs" / "a-leaves" / LIMITS.stem).mkdir()
+    nbformat.write(_student(nbgrader_course), tmp_path / "subs" / "a-leaves" / LIMITS.stem / f"{LIMITS.stem}.ipynb")
+    import time
+
+    start = time.perf_counter()
+    rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
+    assert time.perf_counter() - start < 50
+    assert _points(rows, "a-leaves") == [2.0, 0, 0]
