@@ -11,14 +11,16 @@ How a submission is graded, and why:
    grader. Anything else a student added or changed, a cell that patches the checker for instance,
    is not run at all.
 2. **It runs in a separate process, with limits.** A worker process executes that notebook in an empty
-   temporary folder, under a wall-clock limit (the whole process group is killed when it runs out) and a
-   memory cap (``RLIMIT_DATA``, inherited by the kernel). A notebook that is not valid JSON, raises, or hangs
-   gets zero for what did not run, with a message, and grading goes on with the next one.
-3. **Scores are computed in the grader's process.** The recording cell only calls the exercise's checker
-   on the student's function and saves what the function *returned* on each case (with ``torch.save``). The
-   grader loads those answers with ``torch.load(weights_only=True)`` (which cannot run code), replays them
-   into the same checker in its own process, and compares them there with answers it computes itself. A
-   submission can make its kernel say anything; it cannot change what the grader computes.
+   temporary folder, under a wall-clock limit and a memory cap (``RLIMIT_DATA``, inherited by the kernel);
+   the worker, its kernel and every process seen under them are killed when it ends. A notebook that is not
+   valid JSON, raises, or hangs gets zero for what did not run, with a message, and grading goes on.
+3. **Scores are computed in the grader's process.** The grader first runs each checker on the instructor's
+   reference solution, in its own process, to learn the inputs of every call it makes. The worker only
+   calls the student's function on those inputs and saves what it *returned* (with ``torch.save``); no
+   checker and no expected answer is ever in the worker's memory. The grader loads the answers with
+   ``torch.load(weights_only=True)`` (which cannot run code), replays them into the same checker in its
+   own process, and compares them with answers it computes itself. A submission can make its kernel say
+   anything; it cannot change what the grader computes.
 
 Variants: the cases are those of the variant the assignment was made with (``make assignments
 VARIANT=n``), or of each student's own variant when it was made from a roster (``variants.csv``).
@@ -94,10 +96,12 @@ def exercises_of(source: nbformat.NotebookNode, chapter: str) -> list[Exercise]:
     return found
 
 
-def _recording_cell(ex: Exercise, path: str, variant: int) -> str:
+def _recording_cell(ex: Exercise, inputs: str, answers: str) -> str:
+    """The worker's cell for one exercise: call the student's function on the inputs the grader wrote,
+    one call at a time, and save what it returned. No checker runs in the worker, so no expected answer
+    is anywhere in its memory."""
     return f"""
 import torch as _torch
-import importlib as _importlib
 
 _calls = []
 
@@ -113,25 +117,57 @@ def _storable(value):
     return value
 
 
-def _recording(fn):
-    def wrapped(*args, **kwargs):
-        try:
-            out = fn(*args, **kwargs)
-        except Exception as error:
-            _calls.append({{"raised": type(error).__name__, "message": str(error)[:300]}})
-            raise
-        _calls.append({{"value": _storable(out)}})
-        return out
-
-    return wrapped
-
-
 try:
-    _importlib.import_module("poisonlab.check.core").use_variant({variant})
-    _importlib.import_module("poisonlab.check.{ex.module}").{ex.checker}(_recording({ex.function}))
+    for _args, _kwargs in _torch.load({inputs!r}, weights_only=False):
+        try:
+            _calls.append({{"value": _storable({ex.function}(*_args, **_kwargs))}})
+        except Exception as _error:
+            _calls.append({{"raised": type(_error).__name__, "message": str(_error)[:300]}})
 finally:
-    _torch.save(_calls, {path!r})
+    _torch.save(_calls, {answers!r})
 """.strip()
+
+
+class _NoIPython:
+    """Stands in for IPython when the grader runs a chapter's setup cell: magics do nothing."""
+
+    def run_line_magic(self, *args, **kwargs) -> None:
+        return None
+
+    def system(self, *args, **kwargs) -> None:
+        return None
+
+
+def case_inputs(source: nbformat.NotebookNode, ex: Exercise, variant: int) -> list[tuple[tuple, dict]]:
+    """The arguments of every call the checker makes, in order, found by running the checker in this
+    process on the *reference* solution of the instructor's notebook (trusted code). The worker calls
+    the student's function on exactly these."""
+    import copy
+    import importlib
+
+    from IPython.core.inputtransformer2 import TransformerManager
+    from poisonlab.check import core
+
+    namespace: dict = {"get_ipython": _NoIPython}
+    transform = TransformerManager().transform_cell
+    for cell in source.cells:
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type == "code" and {"remove-cell", "parameters"} & tags \
+                and not cell.metadata.get("nbgrader", {}).get("grade"):
+            exec(compile(transform(cell.source), "<setup>", "exec"), namespace)
+    solution = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ex.grade_id)
+    exec(compile(solution.source, "<reference>", "exec"), namespace)
+    reference = namespace[ex.function]
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append((copy.deepcopy(args), copy.deepcopy(kwargs)))
+        return reference(*args, **kwargs)
+
+    checker = getattr(importlib.import_module(f"poisonlab.check.{ex.module}"), ex.checker)
+    with core.variant(variant):
+        checker(recording)
+    return calls
 
 
 def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.NotebookNode,
@@ -144,11 +180,18 @@ def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.Notebook
              and ({"remove-cell", "parameters"} & set(c.metadata.get("tags", [])))
              and not c.metadata.get("nbgrader", {}).get("grade")]  # the hidden tests stay here
     cells[0].source = cells[0].source.replace("%matplotlib inline", "")
+    import torch
+
     for ex in exercises:
         answer = by_id.get(ex.grade_id)
         cells.append(nbformat.v4.new_code_cell(answer.source if answer is not None else
                                                f"raise LookupError('the cell of exercise {ex.number} is missing')"))
-        recording = _recording_cell(ex, str(answers_dir / f"exercise-{ex.number}.pt"), variant)
+        inputs = answers_dir.parent / f"inputs-{ex.number}.pt"
+        key = (id(source), ex.number, variant)
+        if key not in _INPUTS:
+            _INPUTS[key] = case_inputs(source, ex, variant)
+        torch.save(_INPUTS[key], inputs)
+        recording = _recording_cell(ex, str(inputs), str(answers_dir / f"exercise-{ex.number}.pt"))
         cells.append(nbformat.v4.new_code_cell(recording))
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -296,6 +339,7 @@ INTROSPECTION = re.compile(r"_getframe|f_locals|f_back|f_globals|\binspect\b|\bg
 
 
 _SOURCES: dict[str, nbformat.NotebookNode] = {}  # the instructor's notebooks, read once by grade()
+_INPUTS: dict[tuple, list] = {}  # (notebook, exercise, variant) -> the checker's calls, computed once
 
 
 def variants(course: Path) -> dict[str, int] | None:
@@ -358,6 +402,7 @@ def grade(folder: Path, course: Path, out: Path, *, timeout: float = 120, memory
     for module in pkgutil.iter_modules(poisonlab.check.__path__):
         importlib.import_module(f"poisonlab.check.{module.name}")
     _SOURCES.clear()
+    _INPUTS.clear()
     for path in (course / "source").glob("*/*.ipynb"):
         _SOURCES[path.stem] = nbformat.read(path, as_version=4)
     out.mkdir(parents=True, exist_ok=True)

@@ -178,3 +178,15 @@ def test_a_process_left_behind_does_not_hold_up_the_batch(nbgrader_course, tmp_p
     rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
     assert time.perf_counter() - start < 50
     assert _points(rows, "a-leaves") == [2.0, 0, 0]
+
+
+def test_no_expected_answer_is_within_reach_of_the_student_function(nbgrader_course, tmp_path):
+    # walks every frame above it looking for the checker's cases, with the names disguised so that the
+    # textual check does not catch it: the worker holds only inputs, so it finds nothing
+    disguised = ("import sys\n\n\ndef best_detector(p, q):\n    frame = getattr(sys, '_get' + 'frame')(1)\n"
+                 "    while frame is not None:\n        found = getattr(frame, 'f_' + 'locals').get('case')\n"
+                 "        if found is not None:\n            return found.expected\n"
+                 "        frame = getattr(frame, 'f_' + 'back')\n    return torch.zeros_like(p)")
+    _submit(tmp_path / "subs", "snoop", _answer(_student(nbgrader_course), 1, disguised))
+    rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
+    assert _points(rows, "snoop")[0] < 1.0  # at most the P = Q case, where zeros are right
