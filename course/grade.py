@@ -38,6 +38,7 @@ import io
 import os
 import re
 import resource
+import shlex
 import shutil
 import stat
 import subprocess
@@ -205,15 +206,40 @@ def _limits(memory_mb: int):
     return apply
 
 
-def run_isolated(nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, memory_mb: int) -> str | None:
-    """Execute ``nb`` in a worker process inside ``workdir``; None if it finished, else why not."""
+_SANDBOX: list[bool] = []  # whether unshare can give the worker a private view of the file system
+
+
+def sandbox_prefix(hidden: list[Path]) -> list[str]:
+    """A command prefix that runs the worker in its own user and mount namespaces (Linux ``unshare``),
+    where each folder in ``hidden`` is an empty, private tmpfs: the submission can neither read the
+    instructor's notebooks nor write the grades. Empty when ``unshare`` is missing or not allowed."""
+    if not _SANDBOX:
+        tool = shutil.which("unshare")
+        ok = tool is not None and subprocess.run([tool, "--user", "--map-root-user", "--mount", "true"],
+                                                 capture_output=True).returncode == 0
+        _SANDBOX.append(ok)
+        if not ok:
+            print("note: unshare is not available, so submissions run without a private view of the file "
+                  "system (see the instructors' guide)", flush=True)
+    if not _SANDBOX[0]:
+        return []
+    mounts = " && ".join(f"mount -t tmpfs -o size=1m none {shlex.quote(str(p))}" for p in hidden if p.is_dir())
+    return [shutil.which("unshare"), "--user", "--map-root-user", "--mount", "sh", "-c",
+            f"{mounts or 'true'} && exec \"$0\" \"$@\""]
+
+
+def run_isolated(nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, memory_mb: int,
+                 hidden: list[Path] | None = None) -> str | None:
+    """Execute ``nb`` in a worker process inside ``workdir``, with the folders in ``hidden`` out of its
+    sight (see :func:`sandbox_prefix`); None if it finished, else why not."""
     import psutil
 
     path = workdir / "graded.ipynb"
     nbformat.write(nb, path)
     log = workdir / "worker.log"  # a file, not a pipe: a process the submission leaves behind cannot block us
+    command = [*sandbox_prefix(hidden or []), sys.executable, __file__, "--worker", str(path)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, __file__, "--worker", str(path)], cwd=workdir,
+        proc = subprocess.Popen(command, cwd=workdir,
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL,
                                 start_new_session=True, preexec_fn=_limits(memory_mb))
     worker = psutil.Process(proc.pid)
@@ -340,6 +366,7 @@ INTROSPECTION = re.compile(r"_getframe|f_locals|f_back|f_globals|\binspect\b|\bg
 
 _SOURCES: dict[str, nbformat.NotebookNode] = {}  # the instructor's notebooks, read once by grade()
 _INPUTS: dict[tuple, list] = {}  # (notebook, exercise, variant) -> the checker's calls, computed once
+_HIDDEN: list[Path] = []  # other folders the workers must not see: the grades, the submissions
 
 
 def variants(course: Path) -> dict[str, int] | None:
@@ -380,7 +407,7 @@ def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: 
         answers = work / "answers"
         answers.mkdir()
         stopped = run_isolated(graded_notebook(source, submission, exercises, answers, variant), work,
-                               timeout=timeout, memory_mb=memory_mb)
+                               timeout=timeout, memory_mb=memory_mb, hidden=[course.resolve(), *_HIDDEN])
         grades = []
         for ex in exercises:
             share, report = replay(ex, answers / f"exercise-{ex.number}.pt", variant)
@@ -407,6 +434,7 @@ def grade(folder: Path, course: Path, out: Path, *, timeout: float = 120, memory
         _SOURCES[path.stem] = nbformat.read(path, as_version=4)
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "feedback", ignore_errors=True)
+    _HIDDEN[:] = [out.resolve(), folder.resolve()]
     rows = []
     for student, chapter, path in _submissions(folder):
         start = time.perf_counter()

@@ -190,3 +190,16 @@ def test_no_expected_answer_is_within_reach_of_the_student_function(nbgrader_cou
     _submit(tmp_path / "subs", "snoop", _answer(_student(nbgrader_course), 1, disguised))
     rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
     assert _points(rows, "snoop")[0] < 1.0  # at most the P = Q case, where zeros are right
+
+
+def test_a_submission_cannot_read_the_instructors_notebooks(nbgrader_course, tmp_path):
+    if not grade.sandbox_prefix([]):
+        pytest.skip("unshare cannot make a private mount namespace on this machine")
+    source = nbgrader_course / "source" / LIMITS.stem / f"{LIMITS.stem}.ipynb"
+    # copy the reference solution out of the instructor's notebook, then run it
+    steal = (f"import json\ncells = json.load(open({str(source)!r}))['cells']\n"
+             "exec(next(''.join(c['source']) for c in cells if 'def best_detector' in ''.join(c['source'])))")
+    _submit(tmp_path / "subs", "thief", _answer(_student(nbgrader_course), 1, steal))
+    assert source.exists()  # readable here, in the grader's process
+    rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
+    assert _points(rows, "thief") == [0, 0, 0]
