@@ -81,17 +81,11 @@ class Grade:
 
 def exercises_of(source: nbformat.NotebookNode, chapter: str) -> list[Exercise]:
     """The graded exercises of an instructor's notebook, with their points."""
-    found, n = [], 0
-    for i, cell in enumerate(source.cells):
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution"):
-            n += 1
-            test = next(c for c in source.cells[i + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
-            check = next(c for c in source.cells[i + 1:] if ".check_" in c.source and c.cell_type == "code")
-            imported = assignments.CHECK_IMPORT.search(check.source)
-            call = assignments.CHECK_CALL.match(check.source.strip().splitlines()[-1])
-            found.append(Exercise(n, meta["grade_id"], float(test.metadata["nbgrader"]["points"]),
-                                  imported.group(1), call.group(2), call.group(3)))
+    found = []
+    for n, (i, j, module, checker, function) in enumerate(assignments.exercises(source), 1):
+        test = next(c for c in source.cells[j + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
+        found.append(Exercise(n, source.cells[i].metadata["nbgrader"]["grade_id"],
+                              float(test.metadata["nbgrader"]["points"]), module, checker, function))
     if not found:
         raise ValueError(f"{chapter}: the instructor's notebook has no graded exercises")
     return found
