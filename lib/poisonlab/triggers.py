@@ -293,13 +293,14 @@ def _draw(candidates: torch.Tensor, n: int, what: str, g: torch.Generator) -> to
 
 
 def _with_cover(x: torch.Tensor, y: torch.Tensor, poisons: torch.Tensor, covers: torch.Tensor,
-                stamp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], target: int,
+                stamp: Callable[[torch.Tensor, bool], torch.Tensor], target: int,
                 info: dict) -> PoisonedSet:
-    """Stamp ``poisons`` (relabelled ``target``) and ``covers`` (labels kept); see :func:`tact`."""
+    """Stamp ``poisons`` (relabelled ``target``) and ``covers`` (labels kept) with ``stamp(batch, is_cover)``;
+    see :func:`tact`."""
     x_out, y_out = x.clone(), y.clone()
-    for idx, which in ((poisons, 0), (covers, 1)):
+    for idx, is_cover in ((poisons, False), (covers, True)):
         if len(idx):
-            stamped = stamp(x[idx], torch.full((len(idx),), which))
+            stamped = stamp(x[idx], is_cover)
             if not isinstance(stamped, torch.Tensor) or stamped.shape != x[idx].shape:
                 raise ValueError("trigger must return a tensor shaped like its input batch")
             x_out[idx] = stamped.to(x.dtype)
@@ -436,8 +437,8 @@ def adaptive_blend(x: torch.Tensor, y: torch.Tensor, pattern: torch.Tensor, targ
     covers = _draw(torch.nonzero(rest).flatten(), cover, "cover samples", g)
     masks = piece_masks(count + cover, shape, pieces, keep, seed=seed + 1)
 
-    def stamp(batch: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
-        m = alpha * (masks[:count] if int(which[0]) == 0 else masks[count:])
+    def stamp(batch: torch.Tensor, is_cover: bool) -> torch.Tensor:
+        m = alpha * (masks[count:] if is_cover else masks[:count])
         return ((1 - m) * batch + m * key).clamp(0.0, 1.0)
 
     return _with_cover(x, y, poisons, covers, stamp, target,
