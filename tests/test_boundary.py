@@ -109,3 +109,42 @@ def test_gradient_poison_respects_an_extra_projection(blobs):
     with pytest.raises(ValueError, match="project must return"):
         boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
                                  steps=1, project=lambda xp, yp: xp[:1])
+
+
+def test_concentrated_poisons_sit_at_few_points_and_split_the_labels(blobs):
+    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.07,
+                                  lam=1e-3, steps=20, lr=0.05, distinct=1, record=True, seed=3)
+    xp, yp = ps.poisons()
+    assert ps.n_poison == 7 and ps.info["distinct"] == 1
+    assert yp.tolist() == [0, 0, 0, 0, 1, 1, 1, 1][:7] and int((yp == 0).sum()) == 4
+    for label in (0, 1):  # every copy of a group is the same point, at every step
+        group = ps.info["trajectory"][:, yp == label]
+        assert torch.equal(group, group[:, :1].expand_as(group))
+    assert not torch.equal(xp[yp == 0][0], xp[yp == 1][0])
+    assert ps.info["val_loss"][-1] > ps.info["val_loss"][0]
+    # each group starts at a training point of the other class, its label flipped
+    start = ps.info["trajectory"][0]
+    for j in range(7):
+        hits = (blobs.x_train - start[j]).abs().sum(1) < 1e-6
+        assert hits.any() and bool((blobs.y_train[hits] == 1 - yp[j]).all())
+
+
+def test_concentrated_groups_share_the_copies_round_robin(blobs):
+    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
+                                  lam=1e-3, steps=3, distinct=2, seed=0)
+    xp, yp = ps.poisons()
+    assert yp.tolist() == [0, 0, 0, 1, 1]
+    assert len(torch.unique(xp[yp == 0], dim=0)) == 2 and len(torch.unique(xp[yp == 1], dim=0)) == 2
+    one = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.01,
+                                   lam=1e-3, steps=3, distinct=4)
+    assert one.poisons()[1].tolist() == [0]  # a single poison takes the first label
+
+
+def test_concentrated_poisons_reject_bad_input(blobs):
+    x, y, xv, yv = blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test
+    for bad in (0, -1, 1.5):
+        with pytest.raises((ValueError, TypeError), match="distinct"):
+            boundary.gradient_poison(x, y, xv, yv, 0.05, steps=1, distinct=bad)
+    only_ones = torch.ones_like(y)
+    with pytest.raises(ValueError, match="there are none"):
+        boundary.gradient_poison(x, only_ones, xv, yv, 0.05, steps=1, distinct=1)

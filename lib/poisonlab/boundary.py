@@ -116,7 +116,8 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
                     lr: float = 0.05, box: tuple[float, float] = (0.0, 1.0), lam: float = 1e-2,
                     train_steps: int = 100, train_lr: float = 0.5, seed: int = 0,
                     project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                    record: bool = False, progress: bool = False) -> PoisonedSet:
+                    distinct: int | None = None, record: bool = False,
+                    progress: bool = False) -> PoisonedSet:
     """Gradient-based poisoning: add ⌊ε n⌋ points that maximise the attacker's validation loss.
 
     Solves the bilevel problem
@@ -127,6 +128,12 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     by projected gradient ascent (Adam steps on X_p, then clipping to the box). The poisons start
     as copies of random training points with flipped labels (Biggio et al. 2012); their labels
     stay fixed while their features move.
+
+    With ``distinct = m`` the poisons are *concentrated*, as in Koh, Steinhardt & Liang (2022,
+    "Stronger data poisoning attacks break data sanitization defenses"): half of them carry each
+    label, and those of one label sit at m distinct points, each a group of copies that moves as
+    one (its gradient is the sum of its copies'). The search is then over m · d numbers per label
+    instead of n_p · d.
 
     Args:
         x_train, y_train: the clean training set D_c, inputs (n, ...) in the box, labels in {0, 1}.
@@ -143,6 +150,8 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         project: an extra constraint, applied after the box after every step:
             ``project(X_p, y_p) -> X_p`` with X_p flattened to (n_p, d) float64, e.g. a
             projection onto the sphere a defence allows (Steinhardt et al. 2017).
+        distinct: concentrate the poisons at this many distinct points per label (>= 1); None
+            (the default) lets every poison move on its own.
         record: keep the poisons after every step in ``info["trajectory"]`` (steps + 1, n_p, d).
         progress: show a progress bar.
 
@@ -165,6 +174,8 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
     if float(x_train.min()) < lo - 1e-9 or float(x_train.max()) > hi + 1e-9:
         raise ValueError(f"x_train must lie inside the box [{lo}, {hi}]")
+    if distinct is not None:
+        distinct = _validate.positive_int("distinct", distinct)
     k = n_poisons(len(y_train), eps)
     shape = x_train.shape[1:]
     xc, yc = as_design(x_train, y_train)
@@ -173,38 +184,69 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         return PoisonedSet.append(x_train, y_train, x_train[:0], y_train[:0], attack="gradient",
                                   model=model, eps=eps, val_loss=[])
     g = torch.Generator().manual_seed(seed)
-    start = torch.randperm(len(yc), generator=g)[:k]
-    xp = xc[start].clone()
-    yp = 1 - yc[start]
+    if distinct is None:
+        start = torch.randperm(len(yc), generator=g)[:k]
+        group = torch.arange(k)
+    else:
+        start, group = _concentrated_starts(yc, k, distinct, g)
+    xp = xc[start].clone()  # one row per distinct point
+    yp = (1 - yc[start])[group]
     y_all = torch.cat([yc, yp])
 
     step_fn = _linear_step(model, lam, xc, y_all, xv, yv) if model != "mlp" else \
         _mlp_step(lam, xc, y_all, xv, yv, train_steps, train_lr, seed)
     ascent = _Adam(xp.shape, lr)
-    val_losses, trajectory = [], [xp.detach().clone()] if record else []
+    val_losses, trajectory = [], [xp[group].detach().clone()] if record else []
     bar = progress_bar(steps, desc="poisoning", unit="step") if progress else None
+    labels = 1 - yc[start]  # the label of each distinct point
     for _ in range(steps):
-        value, grad = step_fn(xp)
+        value, grad = step_fn(xp[group])
         val_losses.append(value)
+        grad = torch.zeros_like(xp).index_add_(0, group, grad)  # a group moves with its copies' sum
         xp = (xp + ascent.step(grad)).clamp(lo, hi)  # ascent, then projection onto the box
         if project is not None:
-            xp = project(xp, yp).to(torch.float64)
-            if xp.shape != (k, xc.shape[1]):
-                raise ValueError(f"project must return poisons shaped ({k}, {xc.shape[1]}), "
+            xp = project(xp, labels).to(torch.float64)
+            if xp.shape != (len(start), xc.shape[1]):
+                raise ValueError(f"project must return poisons shaped ({len(start)}, {xc.shape[1]}), "
                                  f"got {tuple(xp.shape)}")
         if record:
-            trajectory.append(xp.clone())
+            trajectory.append(xp[group].clone())
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    xp = xp[group]
     value, _ = step_fn(xp)
     val_losses.append(value)
-    info = {"attack": "gradient", "model": model, "eps": eps, "lam": lam, "val_loss": val_losses}
+    info = {"attack": "gradient", "model": model, "eps": eps, "lam": lam, "val_loss": val_losses,
+            "distinct": distinct}
     if record:
         info["trajectory"] = torch.stack(trajectory).reshape(len(trajectory), k, *shape).float()
     x_poison = xp.reshape(k, *shape).to(x_train.dtype)
     return PoisonedSet.append(x_train, y_train, x_poison, yp, **info)
+
+
+def _concentrated_starts(yc: torch.Tensor, k: int, distinct: int,
+                         g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting points for ``k`` concentrated poisons: ⌈k/2⌉ labelled 0 and ⌊k/2⌋ labelled 1,
+    each label's poisons spread over at most ``distinct`` groups of copies, every group starting
+    at a random training point of the other class. Returns (start indices (G,), group of each
+    poison (k,))."""
+    starts, groups, offset = [], [], 0
+    for label, count in ((0, (k + 1) // 2), (1, k // 2)):
+        m = min(distinct, count)
+        if m == 0:
+            continue
+        pool = torch.nonzero(yc != label).flatten()
+        if len(pool) == 0:
+            raise ValueError(f"concentrated poisons labelled {label} start at training points of "
+                             f"class {1 - label}, and there are none")
+        chosen = pool[torch.randperm(len(pool), generator=g)[:m]]
+        # a pool smaller than m gives fewer groups; copies are dealt out round-robin
+        groups.append(offset + torch.arange(count) % len(chosen))
+        starts.append(chosen)
+        offset += len(chosen)
+    return torch.cat(starts), torch.cat(groups)
 
 
 class _Adam:
