@@ -148,7 +148,8 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         box: feasible range (lo, hi) of every feature.
         seed: seeds the choice of starting points (and the MLP's initialisation).
         project: an extra constraint, applied after the box after every step:
-            ``project(X_p, y_p) -> X_p`` with X_p flattened to (n_p, d) float64, e.g. a
+            ``project(X_p, y_p) -> X_p`` with X_p flattened to (G, d) float64 and y_p (G,) its
+            labels, one row per distinct point (G = n_p unless ``distinct`` is set), e.g. a
             projection onto the sphere a defence allows (Steinhardt et al. 2017).
         distinct: concentrate the poisons at this many distinct points per label (>= 1); None
             (the default) lets every poison move on its own.
@@ -182,7 +183,7 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     xv, yv = as_design(x_val, y_val)
     if k == 0:
         return PoisonedSet.append(x_train, y_train, x_train[:0], y_train[:0], attack="gradient",
-                                  model=model, eps=eps, val_loss=[])
+                                  model=model, eps=eps, val_loss=[], distinct=distinct)
     g = torch.Generator().manual_seed(seed)
     if distinct is None:
         start = torch.randperm(len(yc), generator=g)[:k]
@@ -190,7 +191,8 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     else:
         start, group = _concentrated_starts(yc, k, distinct, g)
     xp = xc[start].clone()  # one row per distinct point
-    yp = (1 - yc[start])[group]
+    labels = 1 - yc[start]  # and its label
+    yp = labels[group]
     y_all = torch.cat([yc, yp])
 
     step_fn = _linear_step(model, lam, xc, y_all, xv, yv) if model != "mlp" else \
@@ -198,7 +200,6 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     ascent = _Adam(xp.shape, lr)
     val_losses, trajectory = [], [xp[group].detach().clone()] if record else []
     bar = progress_bar(steps, desc="poisoning", unit="step") if progress else None
-    labels = 1 - yc[start]  # the label of each distinct point
     for _ in range(steps):
         value, grad = step_fn(xp[group])
         val_losses.append(value)
