@@ -117,6 +117,21 @@ def test_every_glue_role_is_closed(path):
             assert not bad, f"malformed glue roles: {bad}"
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_exercises_are_referred_to_by_label_not_by_a_typed_number(path):
+    """The site numbers exercises per chapter (Exercise 2.3, book/_ext/chapter_numbers.py); a number
+    typed into the prose would go stale when an exercise is added or moved."""
+    nb = _read(path)
+    typed = [m.group(0) for c in nb.cells if c.cell_type == "markdown"
+             for m in re.finditer(r"\b[Ee]xercises? \d+(\.\d+)?", c.source)]
+    assert not typed, f"refer to exercises with {{ref}}`label`, not by number: {typed}"
+    labels = {m for other in CHAPTERS for c in _read(other).cells if c.cell_type == "markdown"
+              for m in re.findall(r"^:label: (\S+)", c.source, re.M)}
+    refs = {m for c in nb.cells if c.cell_type == "markdown"
+            for m in re.findall(r"\{(?:ref|numref)\}`(?:[^`<]*<)?([\w-]+-ex-[\w-]+)>?`", c.source)}
+    assert refs <= labels, f"references to exercises that do not exist: {sorted(refs - labels)}"
+
+
 def _exercises(path):
     cells = _read(path).cells
     pairs = []
