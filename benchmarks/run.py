@@ -1,6 +1,8 @@
 """Benchmark: wall time and peak memory of every chapter, and the cost of one training epoch.
 
-Run it with ``make bench`` or ``.venv/bin/python benchmarks/run.py [notebook ...]``.
+Run it with ``make bench`` or ``.venv/bin/python benchmarks/run.py [notebook ...]``; with
+``--markdown book/timings.md`` it also writes the measured table as the site's timings page, which
+is where every run-time figure the course quotes comes from.
 Each notebook executes from a fresh kernel in its own process; the peak memory reported is the
 kernel's maximum resident set size. Budgets (shared/DESIGN.md): ≤ 90 s and ≤ 2 GB per chapter
 on 2 CPU cores (the prologue: ≤ 60 s).
@@ -18,6 +20,41 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BUDGET_SECONDS, BUDGET_MIB = 90, 2048
+
+
+def chapter_title(path: Path) -> str:
+    """The first heading of a notebook (its title), without the leading '#'."""
+    import nbformat
+
+    first = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0]
+    return first.lstrip("#").strip()
+
+
+def timings_page(results: list[dict], machine: str, epoch_seconds: float, train_size: int) -> str:
+    """The timings page: one row per chapter (wall time and peak memory of a fresh-kernel run)."""
+    rows = "\n".join(
+        f"| {{doc}}`{r['title']} <../chapters/{Path(r['notebook']).stem}>` | {r['seconds']:.0f} "
+        f"| {r['peak_mib']:,.0f} |" for r in results)
+    total = sum(r["seconds"] for r in results)
+    return f"""# How long each chapter takes
+
+<!-- Written by `benchmarks/run.py --markdown book/timings.md`; do not edit by hand. -->
+
+Every chapter is budgeted to run top to bottom in at most {BUDGET_SECONDS} s and
+{BUDGET_MIB // 1024} GB of memory on two CPU cores, the size of a free Colab or Binder machine. The
+table below is the output of `make bench` on the machine that last measured them ({machine}): each
+chapter executed from a fresh kernel, in its own process.
+
+| Chapter | Wall time (s) | Peak memory (MiB) |
+|---|---:|---:|
+{rows}
+
+All chapters together: {total:.0f} s. One training epoch of the course's small CNN on the {train_size:,}
+`mnist5k` training images took {epoch_seconds:.2f} s there. The first training run in a process is
+about twice as slow as the later ones, and a machine that runs other work at the same time is
+slower still; run `make bench` to measure your own.
+"""
 
 
 def execute_one(path: Path) -> dict:
@@ -116,6 +153,7 @@ def time_collision() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapters/*.ipynb")
+    parser.add_argument("--markdown", type=Path, help="also write the timings page to this file")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -128,6 +166,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     print(f"{'notebook':<32} {'wall (s)':>9} {'peak (MiB)':>11}")
     failed = False
+    results = []
     for nb in notebooks:
         proc = subprocess.run([sys.executable, __file__, "--child", str(Path(nb).resolve())],
                               capture_output=True, text=True)
@@ -136,6 +175,7 @@ def main() -> None:
             print(f"{Path(nb).name:<32} FAILED\n{proc.stderr[-2000:]}")
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append({**r, "title": chapter_title(Path(nb))})
         print(f"{r['notebook']:<32} {r['seconds']:>9.1f} {r['peak_mib']:>11.0f}")
     fit = time_fit()
     print(f"fit: one epoch of the small CNN on mnist5k ({fit['train_size']} images): "
@@ -154,6 +194,14 @@ def main() -> None:
           f"one at a time {1000 * craft['single']:.0f} ms per poison")
     spectral = time_spectral_scores()
     print(f"spectral_scores: 50,000 × 512 representations, 10 classes: {spectral['seconds']:.2f} s")
+    if args.markdown:
+        if failed or len(results) < len(notebooks):
+            print(f"not writing {args.markdown}: a notebook failed")
+        else:
+            machine = f"{os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}"
+            args.markdown.write_text(timings_page(results, machine, fit["fit_epoch_seconds_median"],
+                                                  fit["train_size"]))
+            print(f"wrote {args.markdown}")
     sys.exit(1 if failed else 0)
 
 
