@@ -173,3 +173,46 @@ def test_spike_components_give_the_separation():
     eps, delta_sq, sigma_sq = detect.spike_components(reps[one], is_poison[one])
     assert eps == pytest.approx(40 / 200) and delta_sq > 25
     assert detect.separation(reps[one], is_poison[one]) == pytest.approx(eps * (1 - eps) * delta_sq / sigma_sq)
+
+
+def test_activation_clusters_with_ica_find_a_separate_small_cluster():
+    reps, labels, is_poison = spiked(shift=12.0)
+    clusters = detect.activation_clusters(reps, labels, dims=5, reduce="ica")
+    poisoned_class = labels == 1
+    report = detect.detection_report(clusters.flags[poisoned_class], is_poison[poisoned_class])
+    assert report.recall == 1.0 and report.precision > 0.9
+    pca = detect.activation_clusters(reps, labels, dims=5)  # the default reduction is unchanged
+    assert torch.equal(pca.flags[poisoned_class], clusters.flags[poisoned_class])
+    with pytest.raises(ValueError, match="reduce"):
+        detect.activation_clusters(reps, labels, reduce="umap")
+    with pytest.raises(ValueError, match="more than 10 points"):
+        detect.activation_clusters(reps[:16], labels[:16], reduce="ica")
+
+
+def test_activation_verdicts_flag_a_small_cluster_and_pass_an_even_split():
+    reps, labels, _ = spiked(shift=12.0)
+    verdicts = detect.activation_verdicts(detect.activation_clusters(reps, labels, dims=5))
+    assert verdicts[1].by_size and verdicts[1].by_silhouette and verdicts[1].relative_size <= 0.35
+    assert not verdicts[0].by_size and not verdicts[0].by_silhouette  # a clean Gaussian splits in halves
+    # the rules are thresholds on the two numbers, so they can be moved
+    strict = detect.activation_verdicts(detect.activation_clusters(reps, labels, dims=5), size=0.05)
+    assert not strict[1].by_size and not strict[1].by_silhouette
+    for bad in ({"size": 0.0}, {"size": 0.6}, {"silhouette": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            detect.activation_verdicts(detect.activation_clusters(reps, labels, dims=5), **bad)
+    with pytest.raises(ValueError, match="Clusters"):
+        detect.activation_verdicts({1: 0.2})
+
+
+def test_reclassification_ratio_tells_genuine_from_relabelled_clusters():
+    genuine = torch.tensor([1] * 18 + [7, 4])  # read as its label: l / p = 18 / 1
+    poisons = torch.tensor([7] * 15 + [1] * 3 + [2, 2])  # read as the source class: 3 / 15
+    assert detect.reclassification_ratio(genuine, 1) == 18.0
+    assert detect.reclassification_ratio(poisons, 1) == pytest.approx(0.2)
+    assert detect.reclassification_ratio(torch.tensor([1, 1]), 1) == float("inf")
+    with pytest.raises(ValueError, match="non-empty"):
+        detect.reclassification_ratio(torch.tensor([], dtype=torch.long), 1)
+    with pytest.raises(ValueError, match="integer"):
+        detect.reclassification_ratio(torch.tensor([1.0, 7.0]), 1)
+    with pytest.raises(ValueError, match="label"):
+        detect.reclassification_ratio(torch.tensor([1, 7]), "1")

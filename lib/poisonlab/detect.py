@@ -327,23 +327,52 @@ def _silhouette(z: torch.Tensor, assign: torch.Tensor) -> float:
     return sum(out) / len(out)
 
 
+REDUCTIONS = ("pca", "ica")
+
+
+def _reduce(centred: torch.Tensor, dims: int, how: str, seed: int) -> torch.Tensor:
+    """Project one class's centred representations (n, F) to (n, dims): on the top principal
+    directions (``"pca"``), or on ``dims`` independent components found by FastICA (``"ica"``,
+    scikit-learn, unit-variance whitening, as Chen et al. 2018 reduce before clustering)."""
+    if how == "pca":
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        return centred @ vh[:dims].T
+    import warnings
+
+    from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():  # a class of a few hundred points may stop at max_iter
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        z = FastICA(n_components=dims, whiten="unit-variance", random_state=seed,
+                    max_iter=400).fit_transform(centred.numpy())
+    return torch.from_numpy(z).double()
+
+
 def activation_clusters(reps: torch.Tensor, labels: torch.Tensor, *, dims: int = 10, seed: int = 0,
-                        silhouette_sample: int = 1000) -> Clusters:
-    """Activation clustering (Chen et al. 2018): per class, project the centred representations
-    on their top ``dims`` principal directions, split them into 2 clusters with k-means, and flag
-    the smaller cluster.
+                        silhouette_sample: int = 1000, reduce: str = "pca") -> Clusters:
+    """Activation clustering (Chen et al. 2018): per class, reduce the centred representations
+    to ``dims`` dimensions, split them into 2 clusters with k-means, and flag the smaller cluster.
+
+    Chen et al. reduce with ICA to 10 dimensions (``reduce="ica"``); PCA (the default here, and
+    ART's) projects on the top ``dims`` principal directions. Whether a class is poisoned at all
+    is a separate decision, made from the outcome by :func:`activation_verdicts` (relative size,
+    silhouette) or :func:`reclassification_ratio` (exclusionary reclassification).
 
     Args:
         reps: representations (N, F), finite.
-        labels: given labels (N,), at least 2 samples per class.
-        dims: principal directions kept (Chen et al. use 10), at most F.
-        seed: seeds k-means (and the silhouette's subsample).
+        labels: given labels (N,), at least 2 samples per class (more than ``dims`` for ICA).
+        dims: dimensions kept (Chen et al. use 10), at most F.
+        seed: seeds k-means, ICA and the silhouette's subsample.
         silhouette_sample: at most this many points per class enter the silhouette.
+        reduce: ``"pca"`` or ``"ica"``.
     """
     reps = _finite_matrix("reps", reps).double().cpu()
     dims = _validate.positive_int("dims", dims)
     if dims > reps.shape[1]:
         raise ValueError(f"dims must be at most the representation width {reps.shape[1]}, got {dims}")
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     flags = torch.zeros(reps.shape[0], dtype=torch.bool)
     scores = torch.zeros(reps.shape[0])
     sizes, sil = {}, {}
@@ -352,8 +381,10 @@ def activation_clusters(reps: torch.Tensor, labels: torch.Tensor, *, dims: int =
     for idx in _classes(labels, reps.shape[0]):
         c = int(labels[idx[0]])
         centred = reps[idx] - reps[idx].mean(0)
-        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-        z = centred @ vh[:dims].T
+        if reduce == "ica" and len(idx) <= dims:
+            raise ValueError(f"ICA to {dims} dimensions needs more than {dims} points per class; "
+                             f"class {c} has {len(idx)}")
+        z = _reduce(centred, dims, reduce, seed)
         assign = _kmeans2(z, seed=seed)
         small = int(assign.float().mean() < 0.5)  # the label of the smaller cluster
         share = float((assign == small).float().mean())
@@ -363,6 +394,86 @@ def activation_clusters(reps: torch.Tensor, labels: torch.Tensor, *, dims: int =
         pick = torch.randperm(len(idx), generator=g)[:silhouette_sample]
         sil[c] = _silhouette(z[pick], assign[pick])
     return Clusters(flags, scores, sizes, sil)
+
+
+@dataclass
+class Verdict:
+    """Activation clustering's decision for one class (Chen et al. 2018, Section 4.2).
+
+    Attributes:
+        relative_size: the smaller cluster's share of the class, in (0, 0.5].
+        silhouette: the mean silhouette of the 2-clustering, in [−1, 1].
+        by_size: the relative-size rule calls the class poisoned (smaller cluster ≤ ``size``).
+        by_silhouette: the silhouette rule calls it poisoned (silhouette ≥ ``silhouette`` *and*
+            the smaller cluster ≤ ``size``, as ART's ``analyze_by_silhouette_score`` decides).
+    """
+
+    relative_size: float
+    silhouette: float
+    by_size: bool
+    by_silhouette: bool
+
+
+def activation_verdicts(clusters: Clusters, *, size: float = 0.35,
+                        silhouette: float = 0.10) -> dict[int, Verdict]:
+    """Decide, class by class, whether activation clustering found poisons.
+
+    Chen et al. 2018 expect the poisons to be the smaller cluster and to be at most a share p of
+    their class: the *relative-size* rule flags a class whose smaller cluster holds ≤ ``size`` of it
+    (0.35 is the Adversarial Robustness Toolbox's default). The *silhouette* rule also asks that the
+    two clusters be well separated (mean silhouette ≥ ``silhouette``, ART's default 0.10); a clean
+    class splits into two large, overlapping halves and fails both.
+
+    Args:
+        clusters: the outcome of :func:`activation_clusters`.
+        size: the largest share of its class a poison cluster may hold, in (0, 0.5].
+        silhouette: the smallest mean silhouette of a real split, in [−1, 1].
+
+    Returns:
+        ``{class: Verdict}``.
+    """
+    if not isinstance(clusters, Clusters):
+        raise ValueError(f"clusters must be a Clusters (from activation_clusters), got {type(clusters).__name__}")
+    size = float(size)
+    if not 0.0 < size <= 0.5:
+        raise ValueError(f"size must be in (0, 0.5] (the smaller of two clusters), got {size}")
+    silhouette = float(silhouette)
+    if not -1.0 <= silhouette <= 1.0:
+        raise ValueError(f"silhouette must be in [-1, 1], got {silhouette}")
+    out = {}
+    for c, share in clusters.relative_size.items():
+        small = share <= size
+        sil = clusters.silhouette[c]
+        out[c] = Verdict(share, sil, small, small and sil >= silhouette)
+    return out
+
+
+def reclassification_ratio(predictions: torch.Tensor, label: int) -> float:
+    """Exclusionary reclassification (Chen et al. 2018, Section 4.2): train a model *without* a
+    suspect cluster, classify the cluster with it, and compare l, the points read as their given
+    ``label``, with p, the points read as the most frequent other class. A cluster of genuine
+    images is read as its label (l / p large); poisons are read as their source class (l / p
+    small). Chen et al. call the cluster poisoned when l / p falls below a threshold T.
+
+    Args:
+        predictions: (n,) integer labels the retrained model gives the cluster's points, n ≥ 1.
+        label: the cluster's given label.
+
+    Returns:
+        l / p ≥ 0 (``inf`` when every point is read as ``label``).
+    """
+    if not isinstance(predictions, torch.Tensor) or predictions.ndim != 1 or predictions.numel() == 0:
+        raise ValueError("predictions must be a non-empty 1-D tensor of class labels")
+    if predictions.is_floating_point() or predictions.dtype == torch.bool:
+        raise ValueError(f"predictions must be integer class labels, got dtype {predictions.dtype}")
+    if isinstance(label, bool) or not isinstance(label, int):
+        raise ValueError(f"label must be an int, got {label!r}")
+    pred = predictions.cpu()
+    same = int((pred == label).sum())
+    others = pred[pred != label]
+    if len(others) == 0:
+        return math.inf
+    return same / int(torch.bincount(others).max())
 
 
 def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: float = 1.5, *,
