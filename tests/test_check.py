@@ -59,26 +59,40 @@ def test_prologue_checkers_accept_the_reference_and_reject_common_mistakes():
     count = lambda pred, y, t: int((pred[y != t] == t).sum())  # noqa: E731
     assert not prologue.check_attack_success_rate(count).ok
 
-    def budget(n, eps):
+    def additive(n, eps):
         if not 0 <= eps < 1:
             raise ValueError(f"eps must be in [0, 1), got {eps}")
-        return math.floor(round(eps * n, 9))
+        return math.floor(round(eps * n / (1 - eps), 9))
 
-    def truncating(n, eps):
+    def unrounded(n, eps):
         if not 0 <= eps < 1:
             raise ValueError(f"eps must be in [0, 1), got {eps}")
-        return int(eps * n)  # 0.29 * 100 -> 28
+        return math.floor(eps * n / (1 - eps))  # 0.2 * 172 / 0.8 -> 42.99…
 
     def silent(n, eps):
         if not 0 <= eps < 1:
             raise ValueError("bad budget")  # does not say what was given
-        return math.floor(round(eps * n, 9))
+        return additive(n, eps)
 
-    assert prologue.check_poison_budget(budget).ok
-    assert not prologue.check_poison_budget(lambda n, eps: round(eps * n)).ok
-    assert not prologue.check_poison_budget(lambda n, eps: math.floor(round(eps * n, 9))).ok
-    assert "28.99" in repr(prologue.check_poison_budget(truncating))
-    assert "does not say what was given" in repr(prologue.check_poison_budget(silent))
+    assert prologue.check_additive_poisons(additive).ok
+    assert not prologue.check_additive_poisons(lambda n, eps: additive(n, eps) if eps else 1).ok
+    replacement = lambda n, eps: math.floor(round(eps * n, 9)) if 0 <= eps < 1 else additive(n, eps)  # noqa: E731
+    assert not prologue.check_additive_poisons(replacement).ok  # ⌊εn⌋ bounds the share of the clean set
+    def rounded_up(n, eps):
+        return math.ceil(round(eps * n / (1 - eps), 9)) if 0 <= eps < 1 else additive(n, eps)
+
+    assert not prologue.check_additive_poisons(rounded_up).ok
+    assert "42" in repr(prologue.check_additive_poisons(unrounded))
+    assert "does not say what was given" in repr(prologue.check_additive_poisons(silent))
+
+    measured = prologue.pixel_centroid_accuracy(0)
+    assert 0.0 < measured < 1.0
+    assert prologue.check_predict_pixel_centroid(lambda: measured).ok
+    assert prologue.check_predict_pixel_centroid(lambda: measured + 0.09).ok
+    assert not prologue.check_predict_pixel_centroid(lambda: measured + 0.11).ok
+    assert not prologue.check_predict_pixel_centroid(lambda: measured - 0.11).ok
+    assert "fraction in [0, 1]" in repr(prologue.check_predict_pixel_centroid(lambda: 80))
+    assert not prologue.check_predict_pixel_centroid(lambda: True).ok
 
 
 def test_boundary_checkers_accept_references_and_reject_mistakes():
@@ -144,16 +158,43 @@ def test_backdoor_checkers_accept_references_and_reject_mistakes():
 def test_collision_checkers_accept_references_and_reject_mistakes():
     from poisonlab.check import collision as ex
 
-    assert ex.check_proximal_step(lambda p, b, lr, beta: (p + lr * beta * b) / (1 + lr * beta)).ok
-    assert not ex.check_proximal_step(lambda p, b, lr, beta: (p + 2 * lr * beta * b) / (1 + 2 * lr * beta)).ok
+    def prox_l1(x_hat, base, lr, beta):
+        if lr <= 0 or beta < 0:
+            raise ValueError(f"need lr > 0 and beta >= 0, got lr={lr}, beta={beta}")
+        d = x_hat - base
+        return base + d.sign() * (d.abs() - lr * beta).clamp(min=0)
 
-    def watermark(b, t, gamma):
-        if not 0 <= gamma <= 1:
-            raise ValueError(f"opacity must lie in [0, 1], got {gamma}")
-        return gamma * t + (1 - gamma) * b
+    def guarded(step):
+        def fn(x_hat, base, lr, beta):
+            if lr <= 0 or beta < 0:
+                raise ValueError(f"need lr > 0 and beta >= 0, got lr={lr}, beta={beta}")
+            return step(x_hat, base, lr, beta)
+        return fn
 
-    assert ex.check_watermark(watermark).ok
-    assert not ex.check_watermark(lambda b, t, g: g * b + (1 - g) * t).ok
+    assert ex.check_proximal_l1(prox_l1).ok
+    quadratic = guarded(lambda p, b, lr, beta: (p + lr * beta * b) / (1 + lr * beta))  # the ℓ2 step of eq. ch3-prox
+    assert not ex.check_proximal_l1(quadratic).ok
+    unscaled = guarded(lambda p, b, lr, beta: b + (p - b).sign() * ((p - b).abs() - beta).clamp(min=0))
+    assert not ex.check_proximal_l1(unscaled).ok
+    no_clamp = guarded(lambda p, b, lr, beta: b + (p - b).sign() * ((p - b).abs() - lr * beta))
+    assert not ex.check_proximal_l1(no_clamp).ok
+    halved = guarded(lambda p, b, lr, beta: b + (p - b).sign() * ((p - b).abs() - lr * beta / 2).clamp(min=0))
+    assert not ex.check_proximal_l1(halved).ok
+    assert "does not say" in repr(ex.check_proximal_l1(lambda p, b, lr, beta: prox_l1(p, b, lr, beta) if lr > 0 and
+                                                       beta >= 0 else (_ for _ in ()).throw(ValueError("bad"))))
+
+    distances = ex.class_mean_distances(0)
+    assert distances.shape == (10, 10) and torch.allclose(distances, distances.T)
+    assert torch.all(distances.diagonal() < 1e-3)
+    with pytest.raises(ValueError, match="epochs"):
+        ex.class_mean_distances(0, epochs=0)
+    nearest = lambda t: ex.nearest_classes(distances, t)[0]  # noqa: E731
+    farthest = lambda t: ex.nearest_classes(distances, t, k=9)[-1]  # noqa: E731
+    assert ex.check_predict_base_class(nearest).ok
+    assert not ex.check_predict_base_class(farthest).ok
+    assert "another class" in repr(ex.check_predict_base_class(lambda t: t))
+    assert "digit from 0 to 9" in repr(ex.check_predict_base_class(lambda t: 10))
+
     assert ex.check_clean_label_success(lambda f, j, c: float((f & (j == c)).float().mean())).ok
     assert not ex.check_clean_label_success(lambda f, j, c: float(f.float().mean())).ok
 
@@ -211,8 +252,9 @@ def test_mixture_covariance_and_separation_reject_bad_input():
 
 
 def test_limits_checkers_accept_references_and_reject_mistakes():
-    from poisonlab import spiked
+    from poisonlab import robust, spiked
     from poisonlab.check import limits
+    from poisonlab.check.core import variant
 
     assert limits.check_best_detector(lambda p, q: (q > p).double()).ok
     # flagging where the poisons are *less* likely, or flagging everything, is not the best detector
@@ -220,17 +262,39 @@ def test_limits_checkers_accept_references_and_reject_mistakes():
     assert not limits.check_best_detector(lambda p, q: torch.ones_like(p)).ok
     assert "[0, 1]" in repr(limits.check_best_detector(lambda p, q: 2 * (q > p).double()))
 
-    assert limits.check_threshold_shift(
-        lambda n, d, eps, sigma: spiked.shift_for(math.sqrt(d / n), eps, sigma)).ok
-    assert not limits.check_threshold_shift(  # θ set to γ instead of √γ
-        lambda n, d, eps, sigma: spiked.shift_for(d / n, eps, sigma)).ok
+    def predict(square=True):
+        def overlaps(n, d, eps):
+            gamma = d / n
+            out = []
+            for factor in limits.PREDICTION_FACTORS:
+                theta = (factor**2 if square else factor) * math.sqrt(gamma)
+                out.append(spiked.bbp_overlap(theta, gamma))
+            return tuple(out)
+        return overlaps
+
+    for v in range(4):
+        with variant(v):
+            assert limits.check_predict_overlaps(predict()).ok, v
+            # θ taken as proportional to the shift rather than to its square
+            assert not limits.check_predict_overlaps(predict(square=False)).ok, v
+            assert not limits.check_predict_overlaps(lambda n, d, eps: (0.0, 1.0)).ok, v  # "seen = perfect"
+    assert "[0, 1]" in repr(limits.check_predict_overlaps(lambda n, d, eps: (0.0, 2.0)))
+    assert "two numbers" in repr(limits.check_predict_overlaps(lambda n, d, eps: 0.5))
 
     def at(distance):
         def place(n, d, u, eps, seed):
             x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-            return x - (x @ u)[:, None] * u + distance(eps) * u
+            return x - (x @ u)[:, None] * u + distance(n, d, eps) * u
         return place
 
-    assert limits.check_place_poisons(at(lambda eps: math.sqrt(2 * math.log(1 / eps)))).ok
-    assert not limits.check_place_poisons(at(lambda eps: 0.5)).ok  # too timid: the mean hardly moves
-    assert not limits.check_place_poisons(at(lambda eps: 8.0)).ok  # too far: the filter removes them
+    def under_the_level(n_poison, d, eps):  # the reference: 10% under the filter's stopping level
+        level = robust.spectral_threshold(eps, round(n_poison / eps), d)
+        return math.sqrt((0.9 * level - (1 - eps)) / (eps * (1 - eps)))
+
+    for v in range(4):
+        with variant(v):
+            assert limits.check_place_poisons(at(under_the_level)).ok, v
+            # the section's own construction, at the tail quantile, moves the mean by only ε t_ε
+            assert not limits.check_place_poisons(at(lambda n, d, eps: robust.tail_distance(eps))).ok, v
+            assert not limits.check_place_poisons(at(lambda n, d, eps: 8.0)).ok, v  # too far: removed
+    assert "shape" in repr(limits.check_place_poisons(lambda n, d, u, eps, seed: torch.zeros(n)))

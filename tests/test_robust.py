@@ -44,8 +44,8 @@ def test_far_poisons_drag_the_mean_but_the_filter_removes_them():
 
 def test_tail_poisons_survive_the_filter_and_leave_the_floor_error():
     eps = 0.1
-    shift = eps * robust.tail_distance(eps)  # ε t_ε = √2 · information_floor(ε)
-    assert shift == pytest.approx(math.sqrt(2) * robust.information_floor(eps))
+    shift = eps * robust.tail_distance(eps)  # ε t_ε = √2 · strong_contamination_floor(ε)
+    assert shift == pytest.approx(math.sqrt(2) * robust.strong_contamination_floor(eps))
     c = robust.contaminated_gaussian(N, D, eps, placement="tail", seed=0)
     errors = _errors(c, eps)
     assert errors["mean"] == pytest.approx(shift, rel=0.2)
@@ -101,13 +101,30 @@ def test_median_mean_threshold_and_floor_on_small_cases():
     assert torch.equal(robust.coordinate_median(x[:3]), torch.tensor([1.0, 20.0], dtype=torch.float64))
     assert torch.equal(robust.sample_mean(x), torch.tensor([25.75, 25.0], dtype=torch.float64))
     assert robust.mean_error(torch.tensor([3.0, 4.0]), torch.zeros(2)) == pytest.approx(5.0)
-    assert robust.information_floor(0.0) == 0.0
-    assert robust.information_floor(0.1) == pytest.approx(0.1 * math.sqrt(math.log(10)))
+    assert robust.strong_contamination_floor(0.0) == 0.0
+    assert robust.strong_contamination_floor(0.1) == pytest.approx(0.1 * math.sqrt(math.log(10)))
+    assert robust.information_floor(0.1) == robust.strong_contamination_floor(0.1)  # the former name
     assert robust.spectral_threshold(0.0, 100, 1) == pytest.approx(1.21)
     assert robust.spectral_threshold(0.1, 100, 1) == pytest.approx(1.21 + 0.3 * math.log(10))
 
 
+def test_the_median_moves_as_predicted_in_one_coordinate():
+    g = torch.Generator().manual_seed(0)
+    for eps in (0.05, 0.2):
+        n = 200_000
+        clean = torch.randn(round(n * (1 - eps)), 1, generator=g, dtype=torch.float64)
+        x = torch.cat([clean, torch.full((n - len(clean), 1), 50.0, dtype=torch.float64)])
+        assert float(robust.coordinate_median(x)) == pytest.approx(robust.median_shift(eps), abs=0.01)
+    assert robust.median_shift(0.0) == 0.0
+    assert robust.median_shift(0.01) == pytest.approx(math.sqrt(math.pi / 2) * 0.01, rel=0.02)  # ≈ 1.25 ε
+    assert robust.median_shift(0.2) > 1.25 * 0.2  # it grows faster than linearly
+
+
 def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="eps must be in"):
+        robust.median_shift(0.5)
+    with pytest.raises(ValueError, match="eps must be in"):
+        robust.strong_contamination_floor(-0.1)
     with pytest.raises(ValueError, match=r"eps must be in \[0, 0.5\), got 0.5"):
         robust.contaminated_gaussian(100, 2, 0.5)
     with pytest.raises(ValueError, match="eps must be in"):
