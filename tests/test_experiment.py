@@ -39,3 +39,41 @@ def test_train_and_score_rejects_bad_input(mnist5k):
         train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, model="resnet50")
     with pytest.raises(ValueError):
         train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=0)
+
+
+def test_watch_records_the_loss_of_each_group_after_every_epoch(mnist5k):
+    d = mnist5k
+    ps = backdoor(d.x_train, d.y_train, Patch(3), 0, 0.05)
+    xp, yp = ps.poisons()
+    s = train_and_score(ps, d.x_test, d.y_test, Patch(3), 0, model="logreg", epochs=2, lr=0.1, per_epoch=True,
+                        watch={"poisons": (xp, yp), "clean": (ps.x[~ps.is_poison], ps.y[~ps.is_poison])})
+    assert len(s.history.metrics["loss poisons"]) == 2 and len(s.history.metrics["loss clean"]) == 2
+    assert all(v >= 0 for v in s.history.metrics["loss poisons"])
+    with pytest.raises(ValueError, match="per_epoch"):
+        train_and_score(ps, d.x_test, d.y_test, Patch(3), 0, model="logreg", epochs=1, watch={"p": (xp, yp)})
+
+
+def test_mean_losses_matches_cross_entropy_and_rejects_empty_groups():
+    from poisonlab.experiment import mean_losses
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    want = float(torch.nn.functional.cross_entropy(model(x), y))
+    assert math.isclose(mean_losses(model, {"a": (x, y)})["a"], want, rel_tol=1e-5)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_losses(model, {"empty": (x[:0], y[:0])})
+    with pytest.raises(ValueError, match="as many labels"):
+        mean_losses(model, {"bad": (x, y[:2])})
+
+
+def test_spread_summarises_runs_and_rejects_nothing_or_nan():
+    from poisonlab.experiment import spread
+
+    s = spread([0.9, 1.0, 0.8])
+    assert math.isclose(s.mean, 0.9) and math.isclose(s.sd, 0.1) and (s.lo, s.hi, s.n) == (0.8, 1.0, 3)
+    assert spread([0.5]).sd == 0.0
+    assert f"{s:.0%}" == "90% (range 80%–100%, 3 runs)"
+    with pytest.raises(ValueError, match="at least one"):
+        spread([])
+    with pytest.raises(ValueError, match="NaN"):
+        spread([0.1, float("nan")])

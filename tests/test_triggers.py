@@ -216,3 +216,29 @@ def test_adaptive_blend_rejects_bad_input():
         triggers.adaptive_blend(x, y, torch.ones(8, 8), target=2, count=1, cover=1, source=2)
     with pytest.raises(ValueError, match="only 24 training images"):
         triggers.adaptive_blend(x, y, torch.ones(8, 8), target=2, count=25, cover=0)
+
+
+def test_pixels_sets_only_the_keyed_pixels_and_counts_its_budget():
+    key = torch.zeros(1, 5, 5)
+    key[0, 0, 0], key[0, 4, 4] = 1.0, 0.5
+    t = triggers.Pixels(key)
+    x = torch.full((3, 1, 5, 5), 0.2)
+    out = t(x)
+    assert t.budget == 2 and out[:, 0, 0, 0].eq(1.0).all() and out[:, 0, 4, 4].eq(0.5).all()
+    keep = torch.ones(5, 5, dtype=torch.bool)
+    keep[0, 0] = keep[4, 4] = False
+    assert torch.equal(out[:, 0][:, keep], x[:, 0][:, keep])
+    assert triggers.Pixels(key[0])(torch.zeros(2, 3, 5, 5))[:, :, 0, 0].eq(1.0).all()  # (H, W) key, colour image
+
+
+def test_pixels_rejects_bad_keys():
+    with pytest.raises(ValueError, match="at least one"):
+        triggers.Pixels(torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="lie in"):
+        triggers.Pixels(torch.full((1, 4, 4), 2.0))
+    with pytest.raises(ValueError, match="floating"):
+        triggers.Pixels(torch.ones(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="shaped"):
+        triggers.Pixels(torch.ones(4))
+    with pytest.raises(ValueError, match="shaped"):
+        triggers.Pixels(torch.ones(1, 4, 4))(torch.zeros(2, 1, 5, 5))  # a key for another image size

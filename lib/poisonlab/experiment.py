@@ -9,7 +9,8 @@ and nothing else: same initialisation seed, same shuffling, same epochs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 from poisonlab import _validate, models
 from poisonlab.metrics import accuracy, attack_success_rate
 from poisonlab.poison import PoisonedSet
-from poisonlab.train import History, fit, predict
+from poisonlab.train import History, fit, logits, predict
 
 
 @dataclass
@@ -43,7 +44,8 @@ def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_te
                     y_test: torch.Tensor, trigger: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     target: int | None = 0, *, model: str = "cnn", epochs: int = 4, lr: float = 0.05,
                     batch_size: int = 128, schedule: str = "cosine", seed: int = 0, per_epoch: bool = False,
-                    progress: bool = False, **model_kwargs) -> Score:
+                    progress: bool = False, watch: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                    **model_kwargs) -> Score:
     """Train a fresh ``model`` on ``train`` and score it on clean and triggered test images.
 
     Args:
@@ -57,12 +59,17 @@ def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_te
         seed: seeds both the initial weights and the shuffling.
         per_epoch: also record CA and ASR after every epoch (costs one test pass per epoch).
         progress: show a progress bar over epochs.
+        watch: with ``per_epoch``, named training subsets ``{name: (x, y)}`` whose mean
+            cross-entropy loss is recorded after every epoch as ``history.metrics["loss " + name]``
+            (e.g. the poisons and the clean images, to see which are fitted first).
         **model_kwargs: passed to the model (e.g. ``channels`` for the CNN).
 
     Returns:
         A :class:`Score`.
     """
     x, y = (train.x, train.y) if isinstance(train, PoisonedSet) else train
+    if watch and not per_epoch:
+        raise ValueError("watch records losses after every epoch; pass per_epoch=True with it")
     k = int(torch.cat([y, y_test]).max()) + 1
     net = models.make(model, tuple(x.shape[1:]), k, seed=seed, **model_kwargs)
 
@@ -72,9 +79,15 @@ def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_te
             out["attack_success_rate"] = attack_success_rate(net, x_test, y_test, trigger, target)
         return out
 
+    def score_and_watch(net: nn.Module) -> dict[str, float]:
+        out = score(net)
+        for name, loss in mean_losses(net, watch or {}).items():
+            out[f"loss {name}"] = loss
+        return out
+
     history = fit(net, x, y, epochs=epochs, lr=lr, batch_size=batch_size, schedule=schedule, seed=seed,
                   progress=progress,
-                  callback=(lambda _, m: score(m)) if per_epoch else None)
+                  callback=(lambda _, m: score_and_watch(m)) if per_epoch else None)
     final = score(net)
     return Score(net, final["clean_accuracy"], final.get("attack_success_rate", float("nan")), history)
 
@@ -107,3 +120,68 @@ def end_to_end_flips(extractor: nn.Module, x_finetune: torch.Tensor, y_finetune:
     y = torch.cat([y_finetune, torch.full((len(poisons),), base_label, dtype=torch.long)])
     fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False)
     return bool(predict(model, target.unsqueeze(0))[0] == base_label)
+
+
+def mean_losses(model: nn.Module, groups: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *,
+                batch_size: int = 1024) -> dict[str, float]:
+    """The mean cross-entropy loss of ``model`` on each named group of examples.
+
+    Args:
+        model: a classifier returning (N, K) logits.
+        groups: ``{name: (x, y)}`` with inputs (N, C, H, W) and integer labels (N,) in [0, K),
+            N ≥ 1 for every group.
+
+    Returns:
+        ``{name: mean loss}``, each a float ≥ 0. Used to compare how fast poisons and clean images
+        are fitted (the per-sample-loss view of Li et al. 2021, "Anti-backdoor learning").
+    """
+    out = {}
+    for name, (x, y) in groups.items():
+        if len(x) == 0 or len(x) != len(y):
+            raise ValueError(f"group {name!r} needs as many labels as inputs and at least one of each, "
+                             f"got {len(x)} inputs and {len(y)} labels")
+        z = logits(model, x, batch_size=batch_size)
+        out[name] = float(torch.nn.functional.cross_entropy(z, y.to(z.device)))
+    return out
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean and spread of one quantity measured over several runs (e.g. seeds).
+
+    Attributes:
+        mean: the mean.
+        sd: the sample standard deviation (n − 1 in the denominator; 0 for a single run).
+        lo, hi: the smallest and largest value.
+        n: the number of runs.
+    """
+
+    mean: float
+    sd: float
+    lo: float
+    hi: float
+    n: int
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3g"
+        return f"{self.mean:{spec}} (range {self.lo:{spec}}–{self.hi:{spec}}, {self.n} runs)"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Summarise repeated measurements: mean, sample sd, min and max.
+
+    Args:
+        values: one number per run, at least one; NaN is not allowed (an undefined run should be
+            left out by the caller, who then knows it happened).
+
+    Returns:
+        A :class:`Spread`.
+    """
+    v = [float(a) for a in values]
+    if not v:
+        raise ValueError("spread needs at least one value, got none")
+    if any(math.isnan(a) for a in v):
+        raise ValueError(f"spread got NaN among {v}; leave undefined runs out explicitly")
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((a - m) ** 2 for a in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return Spread(m, sd, min(v), max(v), len(v))

@@ -175,6 +175,38 @@ class Blend(Trigger):
         return _pattern_tensor("pattern", self._pattern, shape)
 
 
+class Pixels(Trigger):
+    """A sparse trigger: the pixels where ``key`` is positive are set to the key's value, every
+    other pixel is left alone. Eq. (1) of Gu et al. 2017's patch with the mask M = 1[key > 0]
+    and the pattern Δ = key, so its *pixel budget* is the number of positive entries of ``key``.
+
+    Args:
+        key: a floating-point tensor in [0, 1], shaped (H, W) or (C, H, W), with at least one
+            positive entry.
+    """
+
+    def __init__(self, key: torch.Tensor) -> None:
+        if not isinstance(key, torch.Tensor) or not key.is_floating_point():
+            raise ValueError(f"key must be a floating-point tensor, got {type(key).__name__}")
+        if key.ndim not in (2, 3):
+            raise ValueError(f"key must be shaped (H, W) or (C, H, W), got {tuple(key.shape)}")
+        if float(key.min()) < 0 or float(key.max()) > 1:
+            raise ValueError(f"key values must lie in [0, 1], got [{float(key.min()):.3g}, {float(key.max()):.3g}]")
+        if not bool((key > 0).any()):
+            raise ValueError("key must switch on at least one pixel (a positive entry), got none")
+        self.key = key.detach().cpu().clone()
+        self.budget = int((self.key > 0).sum())
+
+    def __repr__(self) -> str:
+        return f"Pixels(budget={self.budget})"
+
+    def mask(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        return (_pattern_tensor("key", self.key, shape) > 0).float()
+
+    def pattern(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        return _pattern_tensor("key", self.key, shape)
+
+
 def relabel(y: torch.Tensor, target: int | None, num_classes: int) -> torch.Tensor:
     """The labels the attacker wants: ``target`` for every input (all-to-one), or
     (y + 1) mod K when ``target`` is ``None`` (all-to-all, Gu et al. 2017 sec. 4.3)."""
