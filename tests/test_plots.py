@@ -224,3 +224,11 @@ def test_projections_draw_clean_cover_and_poison_groups():
         plots.projections([{"coords": coords[:, :1], "is_poison": poison}])
     with pytest.raises(ValueError, match="at least one"):
         plots.projections([])
+
+
+def test_lines_draw_a_band_of_spread_and_reject_a_band_of_the_wrong_length():
+    fig = plots.lines([1, 2, 3], {"a": [0.5, 0.6, 0.7]}, xlabel="x", ylabel="%",
+                      bands={"a": ([0.4, 0.5, 0.6], [0.6, 0.7, float("nan")])})
+    assert len(fig.axes[0].collections) == 1  # the shaded band
+    with pytest.raises(ValueError, match="band"):
+        plots.lines([1, 2, 3], {"a": [0.5, 0.6, 0.7]}, xlabel="x", ylabel="%", bands={"a": ([0.4], [0.6])})

@@ -346,12 +346,15 @@ def attack_landscape(grid: torch.Tensor, values: torch.Tensor, x: torch.Tensor, 
 
 def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str,
           title: str | None = None, percent: bool = True, logx: bool = False,
-          size: tuple[float, float] = (6.0, 3.8)) -> Figure:
+          size: tuple[float, float] = (6.0, 3.8),
+          bands: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> Figure:
     """Several curves over one x-axis (e.g. test error against the budget ε for each attack).
 
-    Values in [0, 1] are drawn as percentages when ``percent`` is set.
+    Values in [0, 1] are drawn as percentages when ``percent`` is set. ``bands`` optionally maps a
+    series' label to (low, high) values per x, drawn as a shaded band (e.g. min–max over seeds).
     """
-    return line_panels([{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx}],
+    return line_panels([{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx,
+                         "bands": bands or {}}],
                        ylabel=ylabel, percent=percent, size=size)
 
 
@@ -366,7 +369,8 @@ def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str, legend_size: int)
 def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None, percent: bool = True,
                 size: tuple[float, float] | None = None) -> Figure:
     """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
-    ({label: values}), ``xlabel`` and optionally ``title`` and ``logx``."""
+    ({label: values}), ``xlabel`` and optionally ``title``, ``logx`` and ``bands`` ({label:
+    (low values, high values)}, a shaded spread around that series; NaN values leave gaps)."""
     if not panels:
         raise ValueError("panels must hold at least one panel")
     scale = 100.0 if percent else 1.0
@@ -382,6 +386,12 @@ def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None
                     raise ValueError(f"series {label!r} has {len(ys)} values for {len(panel['x'])} x positions")
                 marker = marks[i % len(marks)] if len(ys) <= 40 else None  # long curves: a line only
                 ax.plot(panel["x"], np.asarray(ys, dtype=float) * scale, marker=marker, label=label)
+                band = panel.get("bands", {}).get(label)  # optional (low, high) per x: the spread over runs
+                if band is not None:
+                    lo, hi = (np.asarray(v, dtype=float) * scale for v in band)
+                    if lo.shape != (len(ys),) or hi.shape != (len(ys),):
+                        raise ValueError(f"the band of {label!r} needs a low and a high value per x position")
+                    ax.fill_between(panel["x"], lo, hi, alpha=0.2, color=ax.lines[-1].get_color(), linewidth=0)
             if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
                 ax.set_xscale("log")
                 ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
