@@ -77,3 +77,26 @@ def test_spread_summarises_runs_and_rejects_nothing_or_nan():
         spread([])
     with pytest.raises(ValueError, match="NaN"):
         spread([0.1, float("nan")])
+
+
+def test_epoch_spread_averages_runs_and_leaves_out_masked_epochs():
+    from poisonlab.experiment import epoch_spread
+    from poisonlab.train import History
+
+    a, b = History(), History()
+    a.metrics = {"asr": [1.0, 0.2, 0.9], "ca": [0.1, 0.8, 0.9]}
+    b.metrics = {"asr": [1.0, 0.4, 1.0], "ca": [0.1, 0.3, 0.9]}
+    mean, lo, hi = epoch_spread([a, b], "asr", mask_key="ca", mask_below=0.5)
+    assert math.isnan(mean[0]) and math.isnan(lo[0])  # every run masked: a model answering one class
+    assert mean[1] == 0.2 and (lo[1], hi[1]) == (0.2, 0.2)  # only the run with CA ≥ 50% counts
+    assert math.isclose(mean[2], 0.95) and (lo[2], hi[2]) == (0.9, 1.0)
+    assert epoch_spread([a, b], "asr")[0][0] == 1.0
+    with pytest.raises(ValueError, match="together"):
+        epoch_spread([a], "asr", mask_key="ca")
+    with pytest.raises(ValueError, match="no per-epoch"):
+        epoch_spread([a], "loss")
+    with pytest.raises(ValueError, match="at least one"):
+        epoch_spread([], "asr")
+    b.metrics = {"asr": [1.0], "ca": [0.1]}
+    with pytest.raises(ValueError, match="different numbers"):
+        epoch_spread([a, b], "asr")

@@ -232,3 +232,17 @@ def test_lines_draw_a_band_of_spread_and_reject_a_band_of_the_wrong_length():
     assert len(fig.axes[0].collections) == 1  # the shaded band
     with pytest.raises(ValueError, match="band"):
         plots.lines([1, 2, 3], {"a": [0.5, 0.6, 0.7]}, xlabel="x", ylabel="%", bands={"a": ([0.4], [0.6])})
+
+
+def test_paired_bars_draw_ranges_and_reject_ranges_of_the_wrong_length():
+    fig = plots.paired_bars(["a", "b"], [0.5, 0.6], [0.7, 0.8], ranges=([(0.4, 0.6), (0.5, 0.7)],
+                                                                         [(0.6, 0.9), (0.8, 0.8)]))
+    assert isinstance(fig, Figure)
+    with pytest.raises(ValueError, match="ranges"):
+        plots.paired_bars(["a", "b"], [0.5, 0.6], [0.7, 0.8], ranges=([(0.4, 0.6)], [(0.6, 0.9)]))
+
+
+def test_line_panels_can_use_a_log_y_axis():
+    fig = plots.line_panels([{"x": [1, 2], "series": {"loss": [1.0, 0.01]}, "xlabel": "epoch", "logy": True}],
+                            ylabel="loss", percent=False)
+    assert fig.axes[0].get_yscale() == "log"

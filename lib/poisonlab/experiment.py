@@ -185,3 +185,41 @@ def spread(values: Sequence[float]) -> Spread:
     m = sum(v) / len(v)
     sd = math.sqrt(sum((a - m) ** 2 for a in v) / (len(v) - 1)) if len(v) > 1 else 0.0
     return Spread(m, sd, min(v), max(v), len(v))
+
+
+def epoch_spread(histories: Sequence[History], key: str, *, mask_key: str | None = None,
+                 mask_below: float | None = None) -> tuple[list[float], list[float], list[float]]:
+    """Mean, min and max over runs of one per-epoch metric, epoch by epoch.
+
+    With ``mask_key`` and ``mask_below``, a run's value at an epoch where its ``mask_key`` metric is
+    below ``mask_below`` is left out (e.g. the ASR while the CA is under 50%, when a model that
+    answers the target class to everything would score an ASR of 100%); an epoch left out by
+    every run is NaN.
+
+    Args:
+        histories: the runs' :class:`~poisonlab.train.History` objects, recorded with the same
+            number of epochs (``train_and_score(..., per_epoch=True)``).
+        key: the metric, e.g. ``"attack_success_rate"``.
+
+    Returns:
+        Three lists (mean, min, max), one value per epoch.
+    """
+    if not histories:
+        raise ValueError("epoch_spread needs at least one run, got none")
+    if (mask_key is None) != (mask_below is None):
+        raise ValueError("pass mask_key and mask_below together, or neither")
+    for h in histories:
+        for k in (key, mask_key):
+            if k is not None and k not in h.metrics:
+                raise ValueError(f"a run has no per-epoch {k!r}; it has {sorted(h.metrics)}")
+    lengths = {len(h.metrics[key]) for h in histories}
+    if len(lengths) != 1:
+        raise ValueError(f"the runs have different numbers of epochs: {sorted(lengths)}")
+    mean, lo, hi = [], [], []
+    for e in range(lengths.pop()):
+        values = [h.metrics[key][e] for h in histories
+                  if mask_key is None or h.metrics[mask_key][e] >= mask_below]
+        mean.append(sum(values) / len(values) if values else math.nan)
+        lo.append(min(values) if values else math.nan)
+        hi.append(max(values) if values else math.nan)
+    return mean, lo, hi

@@ -369,7 +369,7 @@ def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str, legend_size: int)
 def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None, percent: bool = True,
                 size: tuple[float, float] | None = None) -> Figure:
     """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
-    ({label: values}), ``xlabel`` and optionally ``title``, ``logx`` and ``bands`` ({label:
+    ({label: values}), ``xlabel`` and optionally ``title``, ``logx``, ``logy`` and ``bands`` ({label:
     (low values, high values)}, a shaded spread around that series; NaN values leave gaps)."""
     if not panels:
         raise ValueError("panels must hold at least one panel")
@@ -392,6 +392,8 @@ def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None
                     if lo.shape != (len(ys),) or hi.shape != (len(ys),):
                         raise ValueError(f"the band of {label!r} needs a low and a high value per x position")
                     ax.fill_between(panel["x"], lo, hi, alpha=0.2, color=ax.lines[-1].get_color(), linewidth=0)
+            if panel.get("logy"):
+                ax.set_yscale("log")
             if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
                 ax.set_xscale("log")
                 ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
@@ -446,17 +448,29 @@ def heatmap(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]], *, ro
 
 def paired_bars(labels: Sequence[str], before: Sequence[float], after: Sequence[float], *,
                 names: tuple[str, str] = ("clean", "poisoned"), ylabel: str = "test error (%)",
-                title: str | None = None, percent: bool = True) -> Figure:
-    """Two bars per group (e.g. a model's test error before and after an attack)."""
+                title: str | None = None, percent: bool = True,
+                ranges: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]]] | None = None) -> Figure:
+    """Two bars per group (e.g. a model's test error before and after an attack).
+
+    ``ranges`` optionally gives, for the ``before`` and the ``after`` bars, one (low, high) pair per
+    group (e.g. min–max over seeds when the bars are means), drawn as error bars."""
     if not (len(labels) == len(before) == len(after)) or not labels:
         raise ValueError("labels, before and after must have the same, non-zero length")
+    if ranges is not None and (len(ranges) != 2 or any(len(r) != len(labels) for r in ranges)):
+        raise ValueError("ranges must hold one (low, high) pair per group for the before and the after bars")
     scale = 100.0 if percent else 1.0
     pos = np.arange(len(labels))
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(max(4.0, 1.3 * len(labels) + 2), 3.6))
         ax = fig.subplots()
-        for offset, values, name, color in ((-0.2, before, names[0], PALETTE[5]), (0.2, after, names[1], WRONG)):
-            bars = ax.bar(pos + offset, np.asarray(values, dtype=float) * scale, width=0.38, label=name, color=color)
+        for k, (offset, values, name, color) in enumerate(((-0.2, before, names[0], PALETTE[5]),
+                                                           (0.2, after, names[1], WRONG))):
+            heights = np.asarray(values, dtype=float) * scale
+            yerr = None
+            if ranges is not None:
+                lo, hi = (np.asarray([r[i] for r in ranges[k]], dtype=float) * scale for i in (0, 1))
+                yerr = np.vstack([np.clip(heights - lo, 0, None), np.clip(hi - heights, 0, None)])
+            bars = ax.bar(pos + offset, heights, width=0.38, label=name, color=color, yerr=yerr, capsize=3)
             ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
         ax.set_xticks(pos, labels)
         ax.set(ylabel=ylabel)
