@@ -148,3 +148,177 @@ def test_concentrated_poisons_reject_bad_input(blobs):
     only_ones = torch.ones_like(y)
     with pytest.raises(ValueError, match="there are none"):
         boundary.gradient_poison(x, only_ones, xv, yv, 0.05, steps=1, distinct=1)
+
+
+def test_confident_flips_pick_the_points_the_clean_model_is_surest_of(blobs):
+    ps = boundary.label_flip(blobs.x_train, blobs.y_train, 0.05, strategy="confident", lam=1e-2)
+    learner = LinearLearner("logistic", 1e-2)
+    s = 2.0 * blobs.y_train.double() - 1.0
+    margin = s * learner.decision(learner.fit(blobs.x_train, blobs.y_train), blobs.x_train)
+    assert ps.n_poison == 5 and torch.equal(ps.y != blobs.y_train, ps.is_poison)
+    assert float(margin[ps.is_poison].min()) >= float(margin[~ps.is_poison].max())
+
+
+def test_influence_flips_raise_the_validation_loss_more_than_random_flips(blobs):
+    learner = LinearLearner("logistic", 1e-3)
+    xv, yv = blobs.x_test[:300], blobs.y_test[:300]
+
+    def val_loss(ps):
+        return float(learner.mean_loss(learner.fit(ps.x, ps.y), xv.double(), yv))
+
+    chosen = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-3,
+                                 x_val=xv, y_val=yv)
+    assert chosen.n_poison == 10 and torch.equal(chosen.y != blobs.y_train, chosen.is_poison)
+    random = [val_loss(boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, seed=s)) for s in range(5)]
+    assert val_loss(chosen) > max(random), (val_loss(chosen), random)
+    one_round = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-3,
+                                    x_val=xv, y_val=yv, rounds=1)
+    assert one_round.n_poison == 10
+
+
+def test_influence_flips_match_retraining_to_first_order(blobs):
+    """The first flip chosen is the one whose retrained validation loss rises most, among the
+    points the first-order score ranks highest and lowest."""
+    learner = LinearLearner("logistic", 1e-2)
+    xv, yv = blobs.x_test[:300], blobs.y_test[:300]
+    first = boundary.label_flip(blobs.x_train, blobs.y_train, 0.01, strategy="influence", lam=1e-2,
+                                x_val=xv, y_val=yv, rounds=1)
+    i = int(torch.nonzero(first.is_poison)[0])
+
+    def flipped_loss(j):
+        y = blobs.y_train.clone()
+        y[j] = 1 - y[j]
+        return float(learner.mean_loss(learner.fit(blobs.x_train, y), xv.double(), yv))
+
+    others = [flipped_loss(j) for j in range(0, 100, 7) if j != i]
+    assert flipped_loss(i) >= max(others)
+
+
+def test_label_flip_rejects_bad_input(blobs):
+    x, y = blobs.x_train, blobs.y_train
+    with pytest.raises(ValueError, match="x_val, y_val"):
+        boundary.label_flip(x, y, 0.1, strategy="influence")
+    with pytest.raises(ValueError, match="rounds"):
+        boundary.label_flip(x, y, 0.1, strategy="influence", x_val=x, y_val=y, rounds=0)
+    with pytest.raises(ValueError, match="features"):
+        boundary.label_flip(x, y, 0.1, strategy="influence", x_val=torch.rand(5, 3), y_val=y[:5])
+
+
+@pytest.mark.parametrize("kind", ["sphere", "slab"])
+def test_a_defence_fitted_at_a_quantile_keeps_that_share_of_clean_points(blobs, kind):
+    cls = boundary.SphereDefence if kind == "sphere" else boundary.SlabDefence
+    d = cls.fit(blobs.x_train, blobs.y_train, quantile=0.8)
+    keep = d.keep(blobs.x_train, blobs.y_train)
+    for k in (0, 1):
+        share = float(keep[blobs.y_train == k].double().mean())
+        assert 0.78 <= share <= 0.84, share
+    assert bool(cls.fit(blobs.x_train, blobs.y_train, quantile=1.0).keep(blobs.x_train, blobs.y_train).all())
+
+
+@pytest.mark.parametrize("kind", ["sphere", "slab"])
+def test_projected_points_survive_their_defence_and_inside_points_stay(blobs, kind):
+    cls = boundary.SphereDefence if kind == "sphere" else boundary.SlabDefence
+    d = cls.fit(blobs.x_train, blobs.y_train, quantile=0.7)
+    x = torch.rand(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.arange(50) % 2
+    z = d.project(x, y)
+    assert bool(d.keep(z, y).all())
+    inside = d.keep(x, y)
+    assert inside.any() and (~inside).any()
+    assert torch.allclose(z[inside], x[inside])
+    assert torch.allclose(d.project(z, y), z)  # a projection is idempotent
+
+
+def test_sphere_projection_moves_towards_the_labelled_centroid(blobs):
+    d = boundary.SphereDefence.fit(blobs.x_train, blobs.y_train, quantile=0.5)
+    x = torch.tensor([[1.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0])
+    z = d.project(x, y)
+    dist = (z - d.centres[0]).norm(dim=1)
+    assert torch.allclose(dist, d.radii[0].expand(2), rtol=1e-5)
+    # the projection lies on the segment from the point to the centre
+    for i in range(2):
+        a, b = x[i] - d.centres[0], z[i] - d.centres[0]
+        assert abs(float(a[0] * b[1] - a[1] * b[0])) < 1e-9 and float(a @ b) > 0
+
+
+def test_sanitise_and_feasible_projection_against_both_defences(blobs):
+    x, y = blobs.x_train, blobs.y_train
+    sphere = boundary.SphereDefence.fit(x, y, quantile=0.9)
+    slab = boundary.SlabDefence.fit(x, y, quantile=0.9)
+    xk, yk, keep = boundary.sanitise(x, y, sphere, slab)
+    assert torch.equal(keep, sphere.keep(x, y) & slab.keep(x, y)) and len(yk) == int(keep.sum())
+    project = boundary.feasible_projection(sphere, slab)
+    far = torch.rand(40, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    yp = torch.arange(40) % 2
+    z = project(far, yp)
+    assert bool(sphere.keep(z, yp).all() and slab.keep(z, yp).all())
+    assert float(z.min()) >= -1e-6 and float(z.max()) <= 1 + 1e-6
+    ps = boundary.gradient_poison(x, y, blobs.x_test, blobs.y_test, 0.1, lam=1e-3, steps=15, lr=0.05,
+                                  distinct=1, project=project)
+    _, _, keep = boundary.sanitise(ps.x, ps.y, sphere, slab)
+    assert bool(keep[ps.is_poison].all()), "poisons projected onto the defences survive them"
+
+
+def test_defences_reject_bad_input(blobs):
+    x, y = blobs.x_train, blobs.y_train
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="quantile"):
+            boundary.SphereDefence.fit(x, y, quantile=bad)
+    with pytest.raises(ValueError, match="class 1 has none"):
+        boundary.SlabDefence.fit(x, torch.zeros_like(y))
+    with pytest.raises(ValueError, match="radii must be > 0"):
+        boundary.SphereDefence(torch.zeros(2, 2, dtype=torch.float64), torch.tensor([1.0, 0.0]))
+    with pytest.raises(ValueError, match="centres"):
+        boundary.SphereDefence(torch.zeros(3, 2), torch.ones(2))
+    with pytest.raises(ValueError, match="distinct centroids"):
+        boundary.SlabDefence(torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, dtype=torch.float64))
+    d = boundary.SphereDefence.fit(x, y)
+    with pytest.raises(ValueError, match="3 features"):
+        d.keep(torch.rand(4, 3), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="at least one defence"):
+        boundary.sanitise(x, y)
+    with pytest.raises(ValueError, match="at least one defence"):
+        boundary.feasible_projection()
+    with pytest.raises(ValueError, match="box"):
+        boundary.feasible_projection(d, box=(1.0, 0.0))
+
+
+def _ridge_solution(x, y, lam, x_val, y_val, j):
+    n, d = x.shape
+    h = x.T @ x / n + lam * torch.eye(d, dtype=x.dtype)
+    theta = torch.linalg.solve(h, x.T @ y / n)
+    dtheta = -torch.linalg.solve(h, x[j] * (x[j] @ theta - y[j]))
+    return float((x_val.T @ (x_val @ theta - y_val) / len(y_val)) @ dtheta)
+
+
+def test_ridge_influence_checker_matches_retraining_and_rejects_a_sign_slip():
+    from poisonlab.check import boundary as ex
+    from poisonlab.check.boundary import _ridge_influence
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(30, 3, generator=g, dtype=torch.float64), torch.randn(30, generator=g, dtype=torch.float64)
+    xv, yv = torch.randn(10, 3, generator=g, dtype=torch.float64), torch.randn(10, generator=g, dtype=torch.float64)
+
+    def val_loss(delta, j=4, lam=0.1):  # retrain with point j weighted 1/n + δ
+        w = torch.full((30,), 1 / 30, dtype=torch.float64)
+        w[j] += delta
+        theta = torch.linalg.solve((x * w[:, None]).T @ x + lam * torch.eye(3, dtype=torch.float64),
+                                   (x * w[:, None]).T @ y)
+        return float(0.5 * ((xv @ theta - yv) ** 2).mean())
+
+    fd = (val_loss(1e-6) - val_loss(-1e-6)) / 2e-6
+    assert abs(fd - _ridge_influence(x, y, 0.1, xv, yv, 4)) < 1e-7
+    assert ex.check_ridge_influence(_ridge_solution).ok
+    assert not ex.check_ridge_influence(lambda *a: -_ridge_solution(*a)).ok
+
+
+def test_sphere_design_checker_fails_poisons_the_defence_removes():
+    from poisonlab.check import boundary as ex
+
+    def flipped_far(x, y, xv, yv, defence, k):  # strong without the defence, removed by it
+        far = defence.centres[1].clamp(0, 1).repeat(k, 1).float()
+        return far, torch.zeros(k, dtype=torch.long)
+
+    result = ex.check_sphere_poisons(flipped_far)
+    assert not result.ok and "survives" in repr(result)

@@ -2,13 +2,18 @@
 
 Two attacks on binary classifiers, both returning a :class:`~poisonlab.poison.PoisonedSet`:
 
-* :func:`label_flip` — the naive baseline: flip the labels of ⌊ε n⌋ training points, chosen at
-  random or nearest the clean decision boundary (replacement threat model).
+* :func:`label_flip` — the label-flip baselines: flip the labels of ⌊ε n⌋ training points, chosen
+  at random, nearest the clean decision boundary, or where the clean model is most confident
+  (replacement threat model).
 * :func:`gradient_poison` — add ⌊ε n⌋ crafted points and move them by projected gradient ascent
   on the attacker's validation loss, differentiating through training (Biggio et al. 2012;
   Mei & Zhu 2015; Muñoz-González et al. 2017). The gradient comes from
   :func:`poisonlab.bilevel.implicit_gradient` for the convex learners (``"logreg"``, ``"svm"``)
   and from :func:`poisonlab.bilevel.unrolled_gradient` for a small MLP (``"mlp"``).
+
+And the data-sanitisation defences of Steinhardt, Koh & Liang (2017, "Certified defenses for data
+poisoning attacks", sec. 3), which an attacker can respect by projecting its poisons
+(Koh, Steinhardt & Liang 2022): :class:`SphereDefence` and :class:`SlabDefence`.
 
 Labels are binary, y ∈ {0, 1} (use :meth:`poisonlab.data.Dataset.pair`).
 """
@@ -29,7 +34,7 @@ from poisonlab.poison import PoisonedSet
 from poisonlab.progress import progress_bar
 
 MODELS = ("logreg", "svm", "mlp")
-STRATEGIES = ("random", "nearest")
+STRATEGIES = ("random", "nearest", "confident", "influence")
 
 
 def n_poisons(n: int, eps: float) -> int:
@@ -40,7 +45,8 @@ def n_poisons(n: int, eps: float) -> int:
 
 
 def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = "random",
-               seed: int = 0, lam: float = 1e-2) -> PoisonedSet:
+               seed: int = 0, lam: float = 1e-2, x_val: torch.Tensor | None = None,
+               y_val: torch.Tensor | None = None, rounds: int = 4) -> PoisonedSet:
     """Flip the labels of ⌊ε n⌋ training points (replacement model).
 
     Args:
@@ -49,8 +55,21 @@ def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = 
         eps: budget in [0, 1).
         strategy: ``"random"`` flips a uniformly random subset; ``"nearest"`` flips the points
             closest to the decision boundary of a clean logistic regression (regularisation
-            ``lam``), the points a learner is least sure of.
+            ``lam``), the points a learner is least sure of; ``"confident"`` flips the points that
+            model classifies correctly with the largest margins s·(w·x + b), whose flipped labels
+            cost the most loss and so pull hardest on the boundary (a greedy stand-in for the
+            optimised flips of Xiao, Xiao & Eckert 2012, "Adversarial label flips attack on
+            support vector machines"; if fewer than ⌊ε n⌋ points are classified correctly, the
+            rest are the least wrong ones); ``"influence"`` flips the points whose flip raises the
+            attacker's validation loss (on ``x_val``, ``y_val``) most to first order, by the
+            influence function of Koh & Liang (2017, eq. 2): flipping point i changes ∇J by
+            δ_i = (ℓ'(−m_i) + ℓ'(m_i))·(−s_i x̃_i)/n, hence L_val by −∇L_valᵀ H⁻¹ δ_i; the flips
+            are chosen greedily in ``rounds`` batches, retraining in between (a first-order
+            relative of Xiao et al.'s ALFA).
         seed: seeds the random choice.
+        lam: L2 strength λ > 0 of the logistic regression that the other strategies rank by.
+        x_val, y_val: the attacker's validation set, needed by ``"influence"`` only.
+        rounds: greedy batches for ``"influence"``, >= 1.
 
     Returns:
         A :class:`PoisonedSet` with the same inputs, the flipped labels, and ``is_poison``
@@ -62,16 +81,58 @@ def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = 
     k = n_poisons(len(y), eps)
     if strategy == "random":
         idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:k]
+    elif strategy == "influence":
+        if x_val is None or y_val is None:
+            raise ValueError("strategy 'influence' needs the attacker's validation set x_val, y_val")
+        idx = _influence_flips(x, y, x_val, y_val, k, lam, _validate.positive_int("rounds", rounds))
     else:
         learner = LinearLearner("logistic", lam)
         theta = learner.fit(x, y)
-        idx = learner.decision(theta, x).abs().argsort()[:k]
+        score = learner.decision(theta, x)
+        if strategy == "nearest":
+            idx = score.abs().argsort()[:k]
+        else:  # the signed margin s·(w·x + b), largest first
+            idx = ((2.0 * y.double() - 1.0) * score).argsort(descending=True)[:k]
     y_new = y.clone()
     y_new[idx] = 1 - y_new[idx]
     is_poison = torch.zeros(len(y), dtype=torch.bool)
     is_poison[idx] = True
     return PoisonedSet(x.clone(), y_new, is_poison, None,
                        {"attack": "label_flip", "strategy": strategy, "eps": eps})
+
+
+def _influence_flips(x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, k: int,
+                     lam: float, rounds: int) -> torch.Tensor:
+    """Indices of k label flips chosen greedily by their first-order effect on the validation loss."""
+    xd, yd = as_design(x, y)
+    xv, yv = as_design(x_val, y_val)
+    if xv.shape[1] != xd.shape[1]:
+        raise ValueError(f"x_val must have x's {xd.shape[1]} features, got {xv.shape[1]}")
+    learner = LinearLearner("logistic", lam)
+    y_now, chosen, theta = yd.clone(), torch.zeros(len(yd), dtype=torch.bool), None
+    ones = torch.ones(len(yd), 1, dtype=torch.float64)
+    for r in range(rounds):
+        take = k * (r + 1) // rounds - int(chosen.sum())
+        if take <= 0:
+            continue
+        theta = learner.fit(xd, y_now, theta0=theta)
+        th = theta.clone().requires_grad_(True)
+        g_val = torch.autograd.grad(learner.mean_loss(th, xv, yv), th)[0]
+        v = learner.solver(theta, xd, y_now)(g_val)
+        s, m = _signs_margins(theta, xd, y_now)
+        # δ_i: the change in n·∇J when point i's label flips (its margin changes sign)
+        coef = -(learner._d1(-m) + learner._d1(m)) * s
+        gain = -(torch.cat([xd, ones], 1) @ v) * coef  # n · first-order rise of L_val
+        gain[chosen] = -float("inf")
+        pick = gain.argsort(descending=True)[:take]
+        chosen[pick] = True
+        y_now[pick] = 1 - y_now[pick]
+    return torch.nonzero(chosen).flatten()
+
+
+def _signs_margins(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    s = 2.0 * y.double() - 1.0
+    return s, s * (x @ theta[:-1] + theta[-1])
 
 
 @dataclass(frozen=True)
@@ -117,7 +178,7 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
                     train_steps: int = 100, train_lr: float = 0.5, seed: int = 0,
                     project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                     distinct: int | None = None, record: bool = False,
-                    progress: bool = False) -> PoisonedSet:
+                    progress: bool = False, init_seed: int | None = None) -> PoisonedSet:
     """Gradient-based poisoning: add ⌊ε n⌋ points that maximise the attacker's validation loss.
 
     Solves the bilevel problem
@@ -146,7 +207,8 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         steps: ascent steps, >= 1.
         lr: Adam step size on the poison features, > 0.
         box: feasible range (lo, hi) of every feature.
-        seed: seeds the choice of starting points (and the MLP's initialisation).
+        seed: seeds the choice of starting points (and the MLP's initialisation, unless
+            ``init_seed`` is given).
         project: an extra constraint, applied after the box after every step:
             ``project(X_p, y_p) -> X_p`` with X_p flattened to (G, d) float64 and y_p (G,) its
             labels, one row per distinct point (G = n_p unless ``distinct`` is set), e.g. a
@@ -155,6 +217,9 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
             (the default) lets every poison move on its own.
         record: keep the poisons after every step in ``info["trajectory"]`` (steps + 1, n_p, d).
         progress: show a progress bar.
+        init_seed: the seed of the MLP's initialisation θ_0, which the white-box attacker knows
+            (``train_mlp(..., seed=init_seed)`` trains the victim); None uses ``seed``. Setting it
+            lets restarts vary the starting points (``seed``) against one fixed victim.
 
     Returns:
         ``PoisonedSet.append(x_train, y_train, X_p, y_p)``; ``info`` holds ``"val_loss"``, the
@@ -196,7 +261,7 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     y_all = torch.cat([yc, yp])
 
     step_fn = _linear_step(model, lam, xc, y_all, xv, yv) if model != "mlp" else \
-        _mlp_step(lam, xc, y_all, xv, yv, train_steps, train_lr, seed)
+        _mlp_step(lam, xc, y_all, xv, yv, train_steps, train_lr, seed if init_seed is None else init_seed)
     ascent = _Adam(xp.shape, lr)
     val_losses, trajectory = [], [xp[group].detach().clone()] if record else []
     bar = progress_bar(steps, desc="poisoning", unit="step") if progress else None
@@ -353,3 +418,187 @@ def attack_surface(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Te
             loss[i, j] = learner.mean_loss(theta, xv, yv)
             error[i, j] = learner.error(theta, xv, yv)
     return grid.float(), loss.float(), error.float()
+
+
+# -- data sanitisation: the sphere and slab defences -----------------------------------------------
+
+def _centroids(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Class centroids (2, d) of flattened inputs; both classes must be present."""
+    xd, yd = as_design(x, y)
+    for k in (0, 1):
+        if not bool((yd == k).any()):
+            raise ValueError(f"a centroid defence needs points of both classes; class {k} has none")
+    return torch.stack([xd[yd == k].mean(0) for k in (0, 1)])
+
+
+def _quantile(name: str, q: float) -> float:
+    q = _validate.fraction(name, q, closed=True)
+    if q == 0.0:
+        raise ValueError(f"{name} must be in (0, 1], got {q}")
+    return q
+
+
+@dataclass(frozen=True)
+class SphereDefence:
+    """The sphere defence of Steinhardt, Koh & Liang (2017, sec. 3): remove every training point
+    (x, y) farther than r_y from the centroid c_y of its *labelled* class,
+    ``keep ⇔ ||x − c_y|| ≤ r_y``.
+
+    Threat model: the *oracle* defender of that paper, whose centroids and radii come from clean
+    data (:meth:`fit` on the clean training set), facing an attacker who adds points and knows
+    the defence. An attacker who respects it keeps each poison in the ball of its label
+    (:meth:`project`, usable as ``gradient_poison(..., project=defence.project)``).
+
+    Attributes:
+        centres: class centroids (2, d), float64, row k for label k.
+        radii: radii (2,) > 0, float64.
+    """
+
+    centres: torch.Tensor
+    radii: torch.Tensor
+
+    def __post_init__(self) -> None:
+        _check_centres(self.centres, self.radii, "radii")
+
+    @classmethod
+    def fit(cls, x: torch.Tensor, y: torch.Tensor, *, quantile: float = 0.95) -> SphereDefence:
+        """Centroids of (x, y) and, per class, the radius within which a fraction ``quantile`` in
+        (0, 1] of that class's points lie (so ``fit`` on clean data removes about 1 − quantile of
+        them)."""
+        quantile = _quantile("quantile", quantile)
+        xd, yd = as_design(x, y)
+        c = _centroids(xd, yd)
+        r = torch.stack([(xd[yd == k] - c[k]).norm(dim=1).quantile(quantile) for k in (0, 1)])
+        return cls(c, r)
+
+    def distances(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """||x_i − c_{y_i}||, shape (n,)."""
+        xd, yd = as_design(x, y)
+        _check_dim(xd, self.centres)
+        return (xd - self.centres[yd]).norm(dim=1)
+
+    def keep(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Which points survive, a bool mask (n,)."""
+        _, yd = as_design(x, y)
+        return self.distances(x, y) <= self.radii[yd] * (1 + 1e-9)
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each row of x (G, d) moved along the ray to c_y onto the ball of its label, a hair
+        inside (radius · (1 − 10⁻⁶)); rows inside stay. Returns float64 (G, d). The projection of
+        a point in a box [lo, hi]^d stays in the box, since c_y lies in it."""
+        xd, yd = as_design(x, y)
+        _check_dim(xd, self.centres)
+        offset = xd - self.centres[yd]
+        norm = offset.norm(dim=1, keepdim=True)
+        r = self.radii[yd].unsqueeze(1) * (1 - 1e-6)
+        return torch.where(norm > r, self.centres[yd] + offset * (r / norm.clamp_min(1e-300)), xd)
+
+
+@dataclass(frozen=True)
+class SlabDefence:
+    """The slab defence of Steinhardt, Koh & Liang (2017, sec. 3): remove every point whose
+    projection on the line between the class centroids lies far from its labelled class's,
+    ``keep ⇔ |(x − c_y)·u| ≤ s_y`` with u = (c_1 − c_0)/||c_1 − c_0||.
+
+    Same threat model as :class:`SphereDefence` (an oracle defender with clean centroids).
+
+    Attributes:
+        centres: class centroids (2, d), float64.
+        widths: half-widths s (2,) > 0, float64.
+    """
+
+    centres: torch.Tensor
+    widths: torch.Tensor
+
+    def __post_init__(self) -> None:
+        _check_centres(self.centres, self.widths, "widths")
+        if float((self.centres[1] - self.centres[0]).norm()) == 0.0:
+            raise ValueError("the slab defence needs two distinct centroids")
+
+    @property
+    def direction(self) -> torch.Tensor:
+        """u, the unit vector from c_0 to c_1, shape (d,)."""
+        u = self.centres[1] - self.centres[0]
+        return u / u.norm()
+
+    @classmethod
+    def fit(cls, x: torch.Tensor, y: torch.Tensor, *, quantile: float = 0.95) -> SlabDefence:
+        """Centroids of (x, y) and, per class, the half-width that holds a fraction ``quantile``
+        in (0, 1] of that class's points."""
+        quantile = _quantile("quantile", quantile)
+        xd, yd = as_design(x, y)
+        c = _centroids(xd, yd)
+        u = (c[1] - c[0]) / (c[1] - c[0]).norm()
+        s = torch.stack([((xd[yd == k] - c[k]) @ u).abs().quantile(quantile) for k in (0, 1)])
+        return cls(c, s)
+
+    def distances(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """|(x_i − c_{y_i})·u|, shape (n,)."""
+        xd, yd = as_design(x, y)
+        _check_dim(xd, self.centres)
+        return ((xd - self.centres[yd]) @ self.direction).abs()
+
+    def keep(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Which points survive, a bool mask (n,)."""
+        _, yd = as_design(x, y)
+        return self.distances(x, y) <= self.widths[yd] * (1 + 1e-9)
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each row of x (G, d) moved along u into the slab of its label (a hair inside).
+        Returns float64 (G, d)."""
+        xd, yd = as_design(x, y)
+        _check_dim(xd, self.centres)
+        u = self.direction
+        t = (xd - self.centres[yd]) @ u
+        s = self.widths[yd] * (1 - 1e-6)
+        return xd + (t.clamp(-s, s) - t).unsqueeze(1) * u
+
+
+def sanitise(x: torch.Tensor, y: torch.Tensor, *defences: SphereDefence | SlabDefence
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Apply data-sanitisation defences: returns ``(x_kept, y_kept, keep)`` with ``keep`` the
+    bool mask (n,) of points that every defence keeps."""
+    if not defences:
+        raise ValueError("sanitise needs at least one defence")
+    keep = torch.ones(len(y), dtype=torch.bool)
+    for d in defences:
+        keep &= d.keep(x, y)
+    return x[keep], y[keep], keep
+
+
+def feasible_projection(*defences: SphereDefence | SlabDefence, box: tuple[float, float] = (0.0, 1.0),
+                        iterations: int = 50) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A ``project`` for :func:`gradient_poison` that keeps poisons inside the box and every
+    defence, by alternating projections onto these convex sets (von Neumann; a point of the
+    intersection, not necessarily the nearest). The last projection is onto the defences, so the
+    result survives them; with several defences, check it with :func:`sanitise`."""
+    if not defences:
+        raise ValueError("feasible_projection needs at least one defence")
+    iterations = _validate.positive_int("iterations", iterations)
+    lo, hi = (float(b) for b in box)
+    if not lo < hi:
+        raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
+
+    def project(xp: torch.Tensor, yp: torch.Tensor) -> torch.Tensor:
+        z = xp.double()
+        for _ in range(iterations if len(defences) > 1 else 1):
+            z = z.clamp(lo, hi)
+            for d in defences:
+                z = d.project(z, yp)
+        return z
+
+    return project
+
+
+def _check_centres(centres: torch.Tensor, sizes: torch.Tensor, name: str) -> None:
+    if not isinstance(centres, torch.Tensor) or centres.ndim != 2 or centres.shape[0] != 2:
+        raise ValueError(f"centres must be a tensor (2, d), got {getattr(centres, 'shape', type(centres))}")
+    if not isinstance(sizes, torch.Tensor) or tuple(sizes.shape) != (2,):
+        raise ValueError(f"{name} must be a tensor (2,), got {getattr(sizes, 'shape', type(sizes))}")
+    if not bool((sizes > 0).all()):
+        raise ValueError(f"{name} must be > 0, got {sizes.tolist()}")
+
+
+def _check_dim(x: torch.Tensor, centres: torch.Tensor) -> None:
+    if x.shape[1] != centres.shape[1]:
+        raise ValueError(f"inputs have {x.shape[1]} features but the defence's centroids {centres.shape[1]}")
