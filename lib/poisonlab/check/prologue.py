@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from fractions import Fraction
 
 import torch
 
-from poisonlab.check.core import Case, CheckResult, current_variant, generator, run
+from poisonlab.check.core import Case, CheckResult, current_variant, generator, run, varied
 
 
 def _asr_cases() -> list[Case]:
@@ -35,26 +37,78 @@ def check_attack_success_rate(fn: Callable[[torch.Tensor, torch.Tensor, int], fl
     return run("attack success rate", fn, _asr_cases())
 
 
-def _budget_cases() -> list[Case]:
-    hint_range = "a budget ε is a fraction in [0, 1): raise ValueError for anything else."
+def _additive_count(n: int, eps: float) -> int:
+    """The largest whole n_p with n_p ≤ ε (n + n_p), in exact arithmetic on the decimal ε was typed as."""
+    e = Fraction(repr(eps))
+    return math.floor(e * n / (1 - e))
+
+
+def _additive_cases() -> list[Case]:
+    hint = ("write the share of poisons in the set the learner trains on, which counts the poisons too, "
+            "and look for the largest whole number that keeps it at or below ε.")
+    hint_range = "a budget ε is a fraction in [0, 1): raise ValueError, naming the value, for anything else."
     v = current_variant()
     n1, pct1 = 4000 + 100 * (v % 7), (3, 2, 4, 5, 1, 6, 8)[v % 7]  # n and ε (in %) of the first case
-    n2 = 1000 * (1 + v % 5)
-    return [
-        Case(f"n = {n1}, ε = {pct1}%", (n1, pct1 / 100), n1 * pct1 // 100),
-        Case(f"n = {n2}, ε = 0.5%", (n2, 0.005), n2 * 5 // 1000),
-        Case("a fraction that does not divide evenly: n = 999, ε = 1%", (999, 0.01), 9,
-             hint="the attacker can only afford whole points: round down."),
-        Case("ε = 0", (500, 0.0), 0),
-        Case("floating point: n = 100, ε = 0.29", (100, 0.29), 29,
-             hint="in floating point 0.29 * 100 is 28.999999999999996; round before you floor."),
+    n2, pct2 = 1000 * (1 + v % 5), (10, 20, 25, 40, 50)[v % 5]
+    cases = [
+        Case(f"n = {n1}, ε = {pct1}%", (n1, pct1 / 100), _additive_count(n1, pct1 / 100), hint=hint),
+        Case(f"n = {n2}, ε = {pct2}%", (n2, pct2 / 100), _additive_count(n2, pct2 / 100), hint=hint),
+        Case("n = 999, ε = 1%: the attacker can only add whole points", (999, 0.01), _additive_count(999, 0.01),
+             hint=hint),
+        Case("n = 172, ε = 20%: the share can be met exactly", (172, 0.2), _additive_count(172, 0.2),
+             hint="the count is exact here, but floating point may land a hair below it: round before you "
+                  "take the whole part."),
+        Case("ε = 0", (500, 0.0), 0, hint=hint),
         Case("ε = 1.3 is not a fraction", (500, 1.3), raises=ValueError, hint=hint_range, match=r"1\.3"),
-        Case("ε = -0.1 is not a fraction", (500, -0.1), raises=ValueError, hint=hint_range, match=r"-0\.1"),
+        Case("ε = 1 would allow any number of poisons", (500, 1.0), raises=ValueError, hint=hint_range,
+             match=r"1"),
     ]
+    return cases
 
 
-def check_poison_budget(fn: Callable[[int, float], int]) -> CheckResult:
-    """Check ``fn(n, eps) -> int``: the number of points an attacker with budget ε controls in
-    a training set of n clean points, ⌊ε n⌋, with a ``ValueError`` that names the value for ε
-    outside [0, 1)."""
-    return run("poison budget", fn, _budget_cases())
+def check_additive_poisons(fn: Callable[[int, float], int]) -> CheckResult:
+    """Check ``fn(n, eps) -> int``: the largest number n_p of poisons an attacker may add to n clean
+    points when the budget ε bounds the poisons' share n_p / (n + n_p) of the training set the learner
+    ends up with (the convention of the notation page's additive model bounds n_p by ε n instead), with a
+    ``ValueError`` that names ε outside [0, 1)."""
+    return run("poisons added under a share of the final set", fn, _additive_cases())
+
+
+def pixel_centroid_accuracy(seed: int = 0) -> float:
+    """Accuracy in [0, 1] of the nearest-class-mean classifier on raw pixels: each test image of
+    ``mnist5k`` (split with ``seed``) goes to the class whose mean training image is nearest in
+    Euclidean distance (784 dimensions). The prologue measures the same classifier in the CNN's
+    representation."""
+    from poisonlab import data
+
+    ds = data.load("mnist5k", seed=seed)
+    x, x_test = ds.x_train.flatten(1), ds.x_test.flatten(1)
+    means = torch.stack([x[ds.y_train == k].mean(0) for k in range(ds.num_classes)])
+    return float((torch.cdist(x_test, means).argmin(1) == ds.y_test).float().mean())
+
+
+#: How far (in accuracy, absolute) a prediction may be from the measured value and still pass.
+PREDICTION_TOLERANCE = 0.10
+
+
+def check_predict_pixel_centroid(fn: Callable[[], float]) -> CheckResult:
+    """Check ``fn() -> float``: a prediction, in [0, 1], of the nearest-class-mean accuracy on raw
+    pixels (:func:`pixel_centroid_accuracy`), measured on this variant's split of ``mnist5k``; it passes
+    within ``PREDICTION_TOLERANCE``."""
+    measured = pixel_centroid_accuracy(varied(0))
+
+    def prediction() -> float:
+        value = fn()
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"return an accuracy as a fraction in [0, 1], got {value!r}")
+        return float(value)
+
+    return run("predicted pixel-space accuracy", prediction, [
+        Case(f"your prediction, within {100 * PREDICTION_TOLERANCE:.0f} percentage points of the measured accuracy",
+             (), measured,
+             hint="how far apart are two handwritten images of the same digit, pixel by pixel, compared with "
+                  "two images of different digits? Think of a 7 and a 1, or a 4 and a 9, written by different "
+                  "hands."),
+    ], rtol=0.0, atol=PREDICTION_TOLERANCE)
