@@ -71,3 +71,102 @@ def check_separation(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> Check
         is_poison = torch.arange(len(reps)) < len(reps) // 10
         cases.append(Case(name, (reps, is_poison), detect.separation(reps, is_poison), hint=hint))
     return run("separation", fn, cases, rtol=1e-4)
+
+
+def _mixture(seed: int, n: int, f: int, eps: float, shift: float, hidden: float
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A class of n Gaussian representations (F dims) with a share ε of poisons shifted by
+    ``shift`` along a random direction, and a genuine direction of spread ``hidden`` (std) at a
+    random angle to it. Returns (reps (n, F), is_poison (n,), mean shift Δ = μ_D − μ_W (F,),
+    genuine covariance (F, F))."""
+    g = generator(seed)
+    q, _ = torch.linalg.qr(torch.randn(f, f, generator=g, dtype=torch.float64))
+    spread = torch.ones(f, dtype=torch.float64)
+    spread[0] = hidden
+    cov = q @ torch.diag(spread**2) @ q.T
+    u = torch.randn(f, generator=g, dtype=torch.float64)
+    u = 0.6 * q[:, 0] + 0.8 * u / u.norm()  # neither along the genuine spread nor across it
+    u = u / u.norm()
+    n_p = max(2, round(eps * n))
+    x = torch.randn(n, f, generator=g, dtype=torch.float64) @ (q @ torch.diag(spread)).T
+    is_poison = torch.arange(n) < n_p
+    x[is_poison] -= shift * u
+    return x, is_poison, shift * u, cov
+
+
+def check_mean_scores(fn: Callable[[float, float, float], tuple[float, float]]) -> CheckResult:
+    """Check ``fn(eps, delta_norm, cos_theta) -> (poison, clean)``: the score τ of eq.
+    (ch4-score) of the poisons' mean and of the genuine images' mean, ((μ_W − μ)·v)² and
+    ((μ_D − μ)·v)², for a class whose poisons make up ε, with ‖Δ‖ = ‖μ_D − μ_W‖ and cos θ the
+    cosine between v and Δ. The answer is exact: μ = (1 − ε)μ_D + εμ_W."""
+    hint = ("write the class mean as the weighted mean of the two group means, then ask how far each "
+            "group's mean lies from it, first as a vector and then along v.")
+    g = generator(21)
+    cases = []
+    for what in ("a few poisons", "a quarter of the class", "half the class"):
+        eps = {"a few poisons": 0.02 + 0.08 * float(torch.rand(1, generator=g)),
+               "a quarter of the class": 0.25,
+               "half the class": 0.5}[what]
+        norm = 1.0 + 9.0 * float(torch.rand(1, generator=g))
+        cos = 0.2 + 0.8 * float(torch.rand(1, generator=g))
+        expected = torch.tensor([((1 - eps) * norm * cos) ** 2, (eps * norm * cos) ** 2], dtype=torch.float64)
+        cases.append(Case(f"{what}: ε = {eps:.3f}, ‖Δ‖ = {norm:.2f}, cos θ = {cos:.2f}",
+                          (eps, norm, cos), expected, hint=hint))
+    # the same numbers measured on a sample, along the sample's own top direction
+    x, is_poison, _, _ = _mixture(22, 400, 6, 0.1, 5.0, 2.0)
+    eps = float(is_poison.double().mean())
+    delta = x[~is_poison].mean(0) - x[is_poison].mean(0)
+    v = detect.top_direction(x - x.mean(0))
+    cos = float((v @ delta).abs() / delta.norm())
+    measured = torch.stack([((x[is_poison].mean(0) - x.mean(0)) @ v) ** 2,
+                            ((x[~is_poison].mean(0) - x.mean(0)) @ v) ** 2])
+    cases.append(Case(f"a sample of 400 points (ε = {eps:.2f}, ‖Δ‖ = {float(delta.norm()):.2f}, "
+                      f"cos θ = {cos:.2f}): the scores of its two group means",
+                      (eps, float(delta.norm()), cos), measured, hint=hint))
+
+    def pair(eps: float, norm: float, cos: float) -> torch.Tensor:
+        got = fn(eps, norm, cos)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise TypeError("return a pair (score of the poisons' mean, score of the genuine images' mean)")
+        return torch.tensor([float(v) for v in got], dtype=torch.float64)
+
+    return run("the scores of the two group means", pair, cases, rtol=1e-6, atol=1e-9)
+
+
+def check_predicted_alignment(fn: Callable[..., float]) -> CheckResult:
+    """Check ``fn(eps, delta (F,), cov_clean (F, F), cov_poison (F, F)) -> float``: a prediction,
+    made from the populations alone, of the |cos θ| between the top direction of a class's
+    centred representations and Δ = μ_D − μ_W. The checker then draws 20,000 points from the
+    populations and measures |cos θ| with :func:`poisonlab.detect.alignment`; the prediction must
+    come within 0.05 of what the sample shows."""
+    hint = ("you know the covariance of the whole class exactly, without drawing a single point; "
+            "the detector looks along that covariance's top direction.")
+
+    def measured_after(eps: float, delta: torch.Tensor, cov_clean: torch.Tensor, cov_poison: torch.Tensor,
+                       seed: int) -> float:
+        guess = fn(eps, delta.clone(), cov_clean.clone(), cov_poison.clone())
+        if isinstance(guess, torch.Tensor):
+            guess = guess.item()
+        if not isinstance(guess, (int, float)) or isinstance(guess, bool) or not 0.0 <= float(guess) <= 1.0:
+            raise ValueError(f"return |cos θ| as a number in [0, 1], got {guess!r}")
+        g = generator(seed)
+        n = 20000
+        n_p = round(eps * n)
+        f = len(delta)
+        clean = torch.randn(n - n_p, f, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov_clean).T
+        poison = (torch.randn(n_p, f, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov_poison).T
+                  - delta)
+        x = torch.cat([clean, poison])
+        is_poison = torch.arange(n) >= n - n_p
+        return abs(float(guess) - detect.alignment(x, is_poison))
+
+    cases = []
+    for what, seed, eps, shift, hidden in (
+            ("a loud spike", 31, 0.10, 8.0, 2.0),
+            ("a spike next to a wider genuine direction", 32, 0.05, 4.0, 3.0),
+            ("a spike that only partly wins", 33, 0.10, 4.3, 1.8)):
+        _, _, delta, cov = _mixture(seed, 50, 6, eps, shift, hidden)
+        cov_poison = 0.25 * torch.eye(6, dtype=torch.float64)
+        cases.append(Case(f"{what}: ε = {eps}, ‖Δ‖ = {shift}", (eps, delta, cov, cov_poison, seed + 100), 0.0,
+                          hint=hint))
+    return run("predicted alignment", measured_after, cases, atol=0.05)
