@@ -216,3 +216,31 @@ def test_reclassification_ratio_tells_genuine_from_relabelled_clusters():
         detect.reclassification_ratio(torch.tensor([1.0, 7.0]), 1)
     with pytest.raises(ValueError, match="label"):
         detect.reclassification_ratio(torch.tensor([1, 7]), "1")
+
+
+def test_chapter_4_checkers_pass_right_answers_and_reject_wrong_ones():
+    """The derive and predict exercises of chapter 4 (their checkers live in check.spectral)."""
+    from poisonlab.check import spectral as ex
+    from poisonlab.check import variant
+
+    def mean_scores(eps, norm, cos):
+        return ((1 - eps) * norm * cos) ** 2, (eps * norm * cos) ** 2
+
+    def predicted(eps, delta, cov_clean, cov_poison):
+        whole = (1 - eps) * cov_clean + eps * cov_poison + eps * (1 - eps) * torch.outer(delta, delta)
+        v = torch.linalg.eigh(whole).eigenvectors[:, -1]
+        return float((v @ delta).abs() / delta.norm())
+
+    def clean_only(eps, delta, cov_clean, cov_poison):  # forgets the spike
+        v = torch.linalg.eigh(cov_clean).eigenvectors[:, -1]
+        return float((v @ delta).abs() / delta.norm())
+
+    for v in (0, 5):
+        with variant(v):
+            assert ex.check_mean_scores(mean_scores).ok
+            assert not ex.check_mean_scores(lambda e, n, c: ((n * c) ** 2, 0.0)).ok  # distances from the other mean
+            assert not ex.check_mean_scores(lambda e, n, c: ((e * n * c) ** 2, ((1 - e) * n * c) ** 2)).ok
+            assert ex.check_predicted_alignment(predicted).ok
+            assert not ex.check_predicted_alignment(lambda *a: 1.0).ok  # "the spike always wins"
+            assert not ex.check_predicted_alignment(clean_only).ok
+            assert "number in [0, 1]" in repr(ex.check_predicted_alignment(lambda *a: 2.0))

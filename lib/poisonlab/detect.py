@@ -5,6 +5,10 @@ Every detector here returns one *suspicion score* per training point (higher = m
 :func:`remove_top` turns scores into a keep-mask, and :func:`detection_report` compares scores or
 flags with the ground truth ``PoisonedSet.is_poison``.
 
+Activation clustering (Chen et al. 2018) is :func:`activation_clusters` (2-means after PCA or, as
+in the paper, ICA) and its decisions, :func:`activation_verdicts` (relative size, silhouette) and
+:func:`reclassification_ratio` (exclusionary reclassification).
+
 The spectral signature (Tran, Li & Madry 2018): within one class, let R be the representations
 (n, F), R̄ their mean and v the top right singular vector of R − R̄. Then
 
