@@ -66,7 +66,7 @@ def main() -> None:
             print(f"ε = {eps:.0%}, seed {seed}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
             for k, v in row.items():
                 rows.setdefault(k, []).append(v)
-        print(f"ε = {eps:.0%} of class {target} ({count} poisons, {count / (len(d.y_train) + 0):.1%} of the data), "
+        print(f"ε = {eps:.0%} of class {target} ({count} poisons, {count / len(d.y_train):.1%} of the data), "
               f"{args.seeds} seeds:")
         for k, v in rows.items():
             print(f"   {k:24s} {spread(v, '.3f')}")
