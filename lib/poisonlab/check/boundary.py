@@ -27,8 +27,9 @@ def check_smooth_hinge_gradient(fn: Callable[..., torch.Tensor]) -> CheckResult:
         learner = LinearLearner("hinge", max(lam, 1e-12), beta)
         expected = learner.gradient(theta, x, y) - (max(lam, 1e-12) - lam) * theta
         cases.append(Case(f"30 points in 4-D, λ = {lam}, β = {beta}", (theta, x, y, lam, beta), expected,
-                          hint="d/dm softplus(β(1 − m))/β = −σ(β(1 − m)); chain rule through m = s(w·x + b), "
-                               "and the last entry of θ is the bias b (its feature is 1)."))
+                          hint="differentiate the loss as a function of the margin first, then the margin as a "
+                               "function of θ (chain rule); the last entry of θ is the bias, whose feature is 1, "
+                               "and the regulariser contributes too."))
     return run("smoothed hinge gradient", fn, cases, rtol=1e-6, atol=1e-9)
 
 
@@ -44,8 +45,8 @@ def check_implicit_step(fn: Callable[..., torch.Tensor]) -> CheckResult:
         mixed = torch.randn(p, k, generator=g, dtype=torch.float64)
         cases.append(Case(f"{p} parameters, {k} poison features", (h, gv, mixed),
                           -mixed.T @ torch.linalg.solve(h, gv),
-                          hint="solve H v = ∇L_val (torch.linalg.solve), then return −mixedᵀ v; "
-                               "mind the sign."))
+                          hint="never form the inverse: one linear solve gives what the inverse would be "
+                               "multiplied with; check the shapes and mind the sign."))
     return run("implicit gradient step", fn, cases, rtol=1e-6, atol=1e-9)
 
 
@@ -113,9 +114,9 @@ def check_sphere_poisons(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
     from poisonlab.data import toy2d
 
     learner = LinearLearner("logistic", 1e-3)
-    hint = ("a poison must stay inside the ball of its own label, so it can only pull from the edge of that "
-            "ball; try the edge points on your validation set and pick the most harmful one, and spend the "
-            "whole budget there with one label, so the copies' pulls add up instead of cancelling.")
+    hint = ("a poison can only pull from inside the ball of its own label: which place in a ball pulls the "
+            "boundary hardest, and what happens when many poisons pull from the same place? Your validation "
+            "set can tell candidates apart.")
     goal = "test error ≥ sanitised clean error + 2 points"
 
     def outcome(seed: int, k: int) -> dict:
