@@ -307,7 +307,9 @@ def filtered_mean(
     x: torch.Tensor, eps: float, *, rule: str = "tail", max_rounds: int = 50, seed: int = 0
 ) -> torch.Tensor:
     """The mean (d,) of the points :func:`filter_mask` keeps: the spectral filter's estimate of μ, with
-    error O(ε√log(1/ε)) for N(μ, I_d) data (DKK+16; DKK+17). Arguments as for
+    error O(ε√log(1/ε)) for N(μ, I_d) data under strong contamination, and so under additive
+    contamination too, where efficient estimators can reach O(ε) (see the module's docstring)
+    (DKK+16; DKK+17). Arguments as for
     :func:`filter_mask`; deterministic given ``seed``."""
     x = _points("x", x, min_rows=2)
     return x[filter_mask(x, eps, rule=rule, max_rounds=max_rounds, seed=seed)].mean(0)
