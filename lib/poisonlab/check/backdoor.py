@@ -111,7 +111,7 @@ def check_min_alpha(fn: Callable[..., float | None]) -> CheckResult:
     g = generator(21)
     wanted = {"needs a blend": lambda a: a is not None and 0.0 < a < 1.0,
               "already the target (α = 0)": lambda a: a == 0.0,
-              "the key itself is not read as the target": lambda a: a is None}
+              "no α in [0, 1] works": lambda a: a is None}
     found: dict[str, tuple] = {}
     k, dim = 4 + current_variant() % 3, 12
     for _ in range(2000):  # draw random linear models until every kind of case has turned up
