@@ -2,11 +2,13 @@ import math
 
 import pytest
 import torch
-from poisonlab.check import Case, prologue, run
+from poisonlab.check import Case, prologue, run, variant
 
 
 def reference_asr(pred, y, target):
     keep = y != target
+    if not keep.any():
+        raise ValueError(f"every input is of the target class {target}")
     return float((pred[keep] == target).float().mean())
 
 
@@ -84,6 +86,21 @@ def test_prologue_checkers_accept_the_reference_and_reject_common_mistakes():
     assert not prologue.check_additive_poisons(rounded_up).ok
     assert "42" in repr(prologue.check_additive_poisons(unrounded))
     assert "does not say what was given" in repr(prologue.check_additive_poisons(silent))
+
+    def generic(n, eps):
+        if not 0 <= eps < 1:
+            raise ValueError("eps must be in [0, 1)")  # the "1" of "[0, 1)" is not the value given
+        return additive(n, eps)
+
+    assert not prologue.check_additive_poisons(generic).ok
+    assert not prologue.check_additive_poisons(lambda n, eps: additive(n, abs(eps))).ok  # accepts ε < 0
+    with variant(1):  # n = 2000, ε = 20%: exactly 500, which floating point puts a hair below
+        report = repr(prologue.check_additive_poisons(lambda n, eps: int(eps * n // (1 - eps)) if 0 <= eps < 1
+                                                      else additive(n, eps)))
+    assert "499" in report and "floating point" in report
+    undefined = prologue.check_attack_success_rate(lambda pred, y, t: reference_asr(pred, y, t) if (y != t).any()
+                                                   else float("nan"))
+    assert not undefined.ok and "ValueError" in repr(undefined)
 
     measured = prologue.pixel_centroid_accuracy(0)
     assert 0.0 < measured < 1.0
@@ -182,6 +199,16 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
     assert not ex.check_proximal_l1(halved).ok
     assert "does not say" in repr(ex.check_proximal_l1(lambda p, b, lr, beta: prox_l1(p, b, lr, beta) if lr > 0 and
                                                        beta >= 0 else (_ for _ in ()).throw(ValueError("bad"))))
+    generic = guarded(lambda p, b, lr, beta: prox_l1(p, b, lr, beta))
+    assert ex.check_proximal_l1(generic).ok
+
+    def generic_message(x_hat, base, lr, beta):  # names the rule, not the value: "0" of "lr > 0" is no value
+        if lr <= 0 or beta < 0:
+            raise ValueError("need lr > 0 and beta >= 0")
+        return prox_l1(x_hat, base, lr, beta)
+
+    assert not ex.check_proximal_l1(generic_message).ok
+    assert not ex.check_proximal_l1(lambda p, b, lr, beta: prox_l1(p, b, abs(lr) or 1e-9, beta)).ok
 
     distances = ex.class_mean_distances(0)
     assert distances.shape == (10, 10) and torch.allclose(distances, distances.T)
@@ -191,12 +218,24 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
     nearest = lambda t: ex.nearest_classes(distances, t)[0]  # noqa: E731
     farthest = lambda t: ex.nearest_classes(distances, t, k=9)[-1]  # noqa: E731
     assert ex.check_predict_base_class(nearest).ok
+    assert set(ex.nearest_classes(distances, 0)) <= set(ex.accepted_classes(distances, 0))
+    with pytest.raises(ValueError, match="slack"):
+        ex.accepted_classes(distances, 0, slack=-0.1)
     assert not ex.check_predict_base_class(farthest).ok
     assert "another class" in repr(ex.check_predict_base_class(lambda t: t))
     assert "digit from 0 to 9" in repr(ex.check_predict_base_class(lambda t: 10))
 
-    assert ex.check_clean_label_success(lambda f, j, c: float((f & (j == c)).float().mean())).ok
-    assert not ex.check_clean_label_success(lambda f, j, c: float(f.float().mean())).ok
+    def success(flipped, judged, l2, base, tau, strict=False):
+        won = flipped & (judged == base) & ((l2 < tau) if strict else (l2 <= tau))
+        return float(won.float().mean()), (float(l2[won].mean()) if won.any() else math.nan)
+
+    assert ex.check_clean_label_success(success).ok
+    assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: success(f, j, l2, c, math.inf)).ok
+    assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: success(f, j.fill_(c), l2, c, tau)).ok
+    assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: success(f, j, l2, c, tau, strict=True)).ok
+    assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: (success(f, j, l2, c, tau)[0],
+                                                                       float(l2.mean()))).ok
+    assert "a pair" in repr(ex.check_clean_label_success(lambda f, j, l2, c, tau: 0.5))
 
 
 def test_spectral_checkers_accept_references_and_reject_mistakes():

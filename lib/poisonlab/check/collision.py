@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -35,13 +36,20 @@ def check_proximal_l1(fn: Callable[[torch.Tensor, torch.Tensor, float, float], t
         Case("ηβ larger than every pixel's move: the poison is its base", (x_hat, base, 2.0, 1.0), base.clone(),
              hint=hint),
         Case("β = −1 is not a penalty", (x_hat, base, 0.1, -1.0), raises=ValueError, match="-1", hint=bad),
-        Case("η = 0 is not a step", (x_hat, base, 0.0, 1.0), raises=ValueError, match="0", hint=bad),
+        # the value itself, not the "0" of a message's "lr > 0" or "beta >= 0"
+        Case("η = 0 is not a step", (x_hat, base, 0.0, 1.0), raises=ValueError,
+             match=r"0\.0|(?:(?<![<>≤≥])=|got|:|is)\s*0\b", hint=bad),
+        Case("η = −0.1 is not a step", (x_hat, base, -0.1, 1.0), raises=ValueError, match=r"[-−]0?\.1", hint=bad),
     ]
     return run("ℓ1 proximal step", fn, cases)
 
 
-#: Each predicted base class must be among this many classes nearest to the target, out of nine.
-NEAREST = 3
+#: A predicted base class passes when its distance to the target is at most (1 + ``SLACK``) times
+#: that of the ``NEAREST``-th nearest class, out of nine: ranks 2 to 5 are often near-ties.
+NEAREST, SLACK = 3, 0.10
+
+#: The extractor seeds (before :func:`~poisonlab.check.core.varied`) the check averages over.
+DISTANCE_SEEDS = (0, 1)
 
 
 @lru_cache(maxsize=4)
@@ -49,7 +57,9 @@ def class_mean_distances(seed: int = 0, epochs: int = 4) -> torch.Tensor:
     """(10, 10) Euclidean distances between the class means of ``mnist5k``'s training images in the
     256-dimensional representation of the chapter's feature extractor (a two-layer MLP, 256 units per
     layer, trained on all ten digits with ``seed`` for ``epochs`` epochs; the chapter trains 12).
-    Entry (a, b) is how far, on average, the representation of a b must travel to reach that of an a."""
+    Entry (a, b) is ‖μ_a − μ_b‖, the distance between the mean representations of the a's and the b's:
+    how far a typical b must travel to reach a typical a (not the mean distance between the points of
+    the two classes, which also counts each class's spread)."""
     from poisonlab import data
     from poisonlab.experiment import train_and_score
     from poisonlab.train import embed
@@ -70,15 +80,27 @@ def nearest_classes(distances: torch.Tensor, target: int, k: int = NEAREST) -> l
     return [c for c in order if c != target][:k]
 
 
+def accepted_classes(distances: torch.Tensor, target: int, k: int = NEAREST, slack: float = SLACK) -> list[int]:
+    """The classes other than ``target`` whose distance to it is at most (1 + ``slack``) times that of
+    the ``k``-th nearest, nearest first: the ``k`` nearest and any near-tie with them."""
+    if not 1 <= k <= distances.shape[0] - 1 or slack < 0:
+        raise ValueError(f"need 1 <= k <= {distances.shape[0] - 1} and slack >= 0, got k={k}, slack={slack}")
+    order = [c for c in distances[target].argsort().tolist() if c != target]
+    limit = (1 + slack) * float(distances[target, order[k - 1]])
+    return [c for c in order if float(distances[target, c]) <= limit]
+
+
 def check_predict_base_class(fn: Callable[[int], int]) -> CheckResult:
     """Check ``fn(target_digit) -> base_digit``: a prediction of the digit whose images are nearest, in the
     feature extractor's representation, to those of ``target_digit`` (the base class from which feature
-    collision has the shortest way to go). A prediction passes when it is among the ``NEAREST`` classes
-    nearest to the target, measured by :func:`class_mean_distances` on this variant's split and seed."""
+    collision has the shortest way to go). A prediction passes when it is among the
+    :func:`accepted_classes` (the ``NEAREST`` nearest and their near-ties) of the class-mean distances of
+    :func:`class_mean_distances`, averaged over two extractors (seeds ``DISTANCE_SEEDS`` of this variant)."""
     targets = torch.randperm(10, generator=generator(11))[:3].tolist()
     hint = ("a base must travel, in features, from where its class lies to where the target's class lies: "
             "which digits does a network trained on strokes confuse with this one? (Not always the pairs a "
             "person would name.)")
+    label = f"among the {NEAREST} nearest classes or within {SLACK:.0%} of the {NEAREST}rd"
 
     def prediction(target: int) -> dict:
         base = fn(target)
@@ -88,29 +110,56 @@ def check_predict_base_class(fn: Callable[[int], int]) -> CheckResult:
             raise ValueError(f"return a digit from 0 to 9, got {base!r}")
         if base == target:
             raise ValueError(f"the base must be of another class than the target {target}, got {base}")
-        near = nearest_classes(class_mean_distances(varied(0)), target)
-        return {f"among the {NEAREST} nearest classes": base in near}
+        distances = torch.stack([class_mean_distances(varied(s)) for s in DISTANCE_SEEDS]).mean(0)
+        return {label: base in accepted_classes(distances, target)}
 
     return run("predicted base class", prediction, [
-        Case(f"target digit {t}", (t,), {f"among the {NEAREST} nearest classes": True}, hint=hint) for t in targets
+        Case(f"target digit {t}", (t,), {label: True}, hint=hint) for t in targets
     ])
 
 
-def check_clean_label_success(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> CheckResult:
-    """Check ``fn(flipped (P,) bool, judge_pred (P,) int, base_label) -> float``: the share of
-    pairs whose target flipped *and* whose poison the judge still reads as the base class."""
-    flipped = torch.tensor([True, True, False, True, False, True])
-    judged = torch.tensor([8, 3, 8, 8, 3, 8])
-    hint = "a pair counts only when both hold: flipped[i] and judge_pred[i] == base_label; divide by P."
-    g, base = generator(5), (8 + current_variant()) % 10
+def _success_under_budget(flipped: torch.Tensor, judged: torch.Tensor, l2: torch.Tensor, base: int,
+                          tau: float) -> torch.Tensor:
+    won = flipped & (judged == base) & (l2 <= tau)
+    mean_l2 = float(l2[won].mean()) if bool(won.any()) else -1.0  # -1 stands for "no win to measure"
+    return torch.tensor([float(won.float().mean()), mean_l2], dtype=torch.float64)
+
+
+def check_clean_label_success(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float],
+                                           tuple[float, float]]) -> CheckResult:
+    """Check ``fn(flipped (P,) bool, judge_pred (P,) int, l2 (P,) float, base_label, tau) ->
+    (rate, mean_l2)``: the share of the P pairs that an inspector would accept and the attack won (the
+    target flipped, the judge reads the poison as ``base_label`` and its L2 distance to its base is at
+    most the pixel budget τ), and the mean L2 of those successful poisons (``nan`` when there is none)."""
+    idea = ("which pairs would an inspector who looks at the poison accept, and how many of those did the "
+            "attack win? Average the distance over the wins only.")
+    g, v = generator(5), current_variant()
+    base, tau = (8 + v) % 10, 2.0 + 0.25 * (v % 5)
     many_flipped = torch.rand(40, generator=g) < 0.6
     many_judged = torch.where(torch.rand(40, generator=g) < 0.7, torch.tensor(base),
                               torch.randint(0, 10, (40,), generator=g))
-    return run("clean-label success rate", fn, [
-        Case(f"40 random pairs, base class {base}", (many_flipped, many_judged, base),
-             float((many_flipped & (many_judged == base)).float().mean()), hint=hint),
-        Case("6 pairs, base class 8", (flipped, judged, 8), 0.5, hint=hint),
-        Case("every target flipped, but every poison looks like a 3", (torch.ones(4, dtype=torch.bool),
-             torch.full((4,), 3), 8), 0.0, hint=hint),
-        Case("nothing flipped", (torch.zeros(3, dtype=torch.bool), torch.full((3,), 8), 8), 0.0, hint=hint),
-    ])
+    many_l2 = 0.5 + 4.0 * torch.rand(40, generator=g)
+    few = (torch.tensor([True, True, False, True, True, True]), torch.tensor([8, 3, 8, 8, 8, 8]),
+           torch.tensor([1.0, 1.0, 1.0, 3.0, 2.0, 0.5]))
+
+    def measured(*args) -> torch.Tensor:
+        out = fn(*args)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise ValueError(f"return a pair (success rate, mean L2 of the successful poisons), got {out!r}")
+        rate, mean_l2 = (float(value) for value in out)
+        return torch.tensor([rate, -1.0 if math.isnan(mean_l2) else mean_l2], dtype=torch.float64)
+
+    cases = [
+        Case(f"40 random pairs, base class {base}, τ = {tau:g}", (many_flipped, many_judged, many_l2, base, tau),
+             _success_under_budget(many_flipped, many_judged, many_l2, base, tau), hint=idea),
+        Case("6 pairs, base class 8, τ = 2 (one poison exactly at τ)", (*few, 8, 2.0),
+             _success_under_budget(*few, 8, 2.0), hint=idea),
+        Case("no pixel budget (τ = ∞)", (many_flipped, many_judged, many_l2, base, math.inf),
+             _success_under_budget(many_flipped, many_judged, many_l2, base, math.inf), hint=idea),
+        Case("every target flipped, but every poison is too far from its base",
+             (torch.ones(4, dtype=torch.bool), torch.full((4,), 8), torch.full((4,), 5.0), 8, 2.0),
+             _success_under_budget(torch.ones(4, dtype=torch.bool), torch.full((4,), 8), torch.full((4,), 5.0),
+                                   8, 2.0),
+             hint="with no win there is no successful poison to measure: its mean distance is nan."),
+    ]
+    return run("clean-label success under a pixel budget", measured, cases)

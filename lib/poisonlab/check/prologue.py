@@ -17,23 +17,25 @@ def _asr_cases() -> list[Case]:
     y = torch.randint(0, 10, (500,), generator=g)
     pred = torch.where(torch.rand(500, generator=g) < 0.7, torch.tensor(t), y)
     keep = y != t
+    idea = "what does the trigger have to do with an input that is already of the target class?"
     return [
         Case("four test inputs, one already of the target class",
-             (torch.tensor([3, 3, 1, 3]), torch.tensor([0, 1, 2, 3]), 3), 2 / 3,
-             hint="an input whose true class is already the target says nothing about the trigger: "
-                  "leave it out of both the count and the total."),
+             (torch.tensor([3, 3, 1, 3]), torch.tensor([0, 1, 2, 3]), 3), 2 / 3, hint=idea),
         Case("no input of the target class", (torch.tensor([5, 5, 5]), torch.tensor([0, 1, 2]), 5), 1.0),
         Case("the trigger never works", (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), 9), 0.0,
              hint="count the inputs *predicted* as the target."),
         Case(f"500 random inputs, target {t}", (pred, y, t), float((pred[keep] == t).float().mean()),
-             hint="return a fraction in [0, 1], not a count, and leave out the inputs whose true "
-                  "class is already the target."),
+             hint="return a fraction in [0, 1], not a count; " + idea),
+        Case("every input is already of the target class: the ASR is undefined",
+             (torch.tensor([t, t]), torch.tensor([t, t]), t), raises=ValueError,
+             hint="with no input left to trigger there is no rate to report: raise ValueError."),
     ]
 
 
 def check_attack_success_rate(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> CheckResult:
     """Check ``fn(predictions, true_labels, target) -> float``: the attack success rate (the
-    ASR equation of the notation page) from predicted labels on triggered inputs."""
+    ASR equation of the notation page) from predicted labels on triggered inputs, with a
+    ``ValueError`` when every input is already of the target class (the rate is undefined)."""
     return run("attack success rate", fn, _asr_cases())
 
 
@@ -43,27 +45,39 @@ def _additive_count(n: int, eps: float) -> int:
     return math.floor(e * n / (1 - e))
 
 
+def _exact_is_whole(n: int, eps: float) -> bool:
+    """Whether ε n / (1 − ε) is a whole number in exact arithmetic (floating point may miss it)."""
+    e = Fraction(repr(eps))
+    return (e * n / (1 - e)).denominator == 1
+
+
 def _additive_cases() -> list[Case]:
     hint = ("write the share of poisons in the set the learner trains on, which counts the poisons too, "
             "and look for the largest whole number that keeps it at or below ε.")
+    exact = (" If your reasoning gives exactly this bound: the share can be met exactly here, but floating "
+             "point may land a hair below the whole number, so round before you take the whole part.")
     hint_range = "a budget ε is a fraction in [0, 1): raise ValueError, naming the value, for anything else."
     v = current_variant()
     n1, pct1 = 4000 + 100 * (v % 7), (3, 2, 4, 5, 1, 6, 8)[v % 7]  # n and ε (in %) of the first case
     n2, pct2 = 1000 * (1 + v % 5), (10, 20, 25, 40, 50)[v % 5]
-    cases = [
-        Case(f"n = {n1}, ε = {pct1}%", (n1, pct1 / 100), _additive_count(n1, pct1 / 100), hint=hint),
-        Case(f"n = {n2}, ε = {pct2}%", (n2, pct2 / 100), _additive_count(n2, pct2 / 100), hint=hint),
-        Case("n = 999, ε = 1%: the attacker can only add whole points", (999, 0.01), _additive_count(999, 0.01),
-             hint=hint),
-        Case("n = 172, ε = 20%: the share can be met exactly", (172, 0.2), _additive_count(172, 0.2),
-             hint="the count is exact here, but floating point may land a hair below it: round before you "
-                  "take the whole part."),
-        Case("ε = 0", (500, 0.0), 0, hint=hint),
+
+    def count(description: str, n: int, eps: float) -> Case:
+        return Case(description, (n, eps), _additive_count(n, eps),
+                    hint=hint + (exact if eps > 0 and _exact_is_whole(n, eps) else ""))
+
+    return [
+        count(f"n = {n1}, ε = {pct1}%", n1, pct1 / 100),
+        count(f"n = {n2}, ε = {pct2}%", n2, pct2 / 100),
+        count("n = 999, ε = 1%: the attacker can only add whole points", 999, 0.01),
+        count("n = 172, ε = 20%: the share can be met exactly", 172, 0.2),
+        count("ε = 0", 500, 0.0),
         Case("ε = 1.3 is not a fraction", (500, 1.3), raises=ValueError, hint=hint_range, match=r"1\.3"),
+        Case("ε = −0.1 is not a fraction", (500, -0.1), raises=ValueError, hint=hint_range,
+             match=r"[-−]0?\.1"),
+        # the value 1 itself, not the "1" of a message's "[0, 1)" or "below 1"
         Case("ε = 1 would allow any number of poisons", (500, 1.0), raises=ValueError, hint=hint_range,
-             match=r"1"),
+             match=r"1\.0|100 ?%|(?:(?<![<>≤≥])=|got|:|is)\s*1\b"),
     ]
-    return cases
 
 
 def check_additive_poisons(fn: Callable[[int, float], int]) -> CheckResult:
