@@ -247,7 +247,7 @@ def test_spectral_checkers_accept_references_and_reject_mistakes():
         _, _, vh = torch.linalg.svd(centred, full_matrices=False)
         return (centred @ vh[0]).pow(2)
 
-    def uncentred(reps):  # the toolkit default the chapter warns about
+    def uncentred(reps):  # the score without centring, which the chapter warns about
         _, _, vh = torch.linalg.svd(reps, full_matrices=False)
         return (reps @ vh[0]).pow(2)
 
@@ -326,9 +326,13 @@ def test_limits_checkers_accept_references_and_reject_mistakes():
             return x - (x @ u)[:, None] * u + distance(n, d, eps) * u
         return place
 
-    def under_the_level(n_poison, d, eps):  # the reference: 10% under the filter's stopping level
+    def under_the_level(n_poison, d, eps):  # the reference: 10% under the stopping level's excess over 1
         level = robust.spectral_threshold(eps, round(n_poison / eps), d)
-        return math.sqrt((0.9 * level - (1 - eps)) / (eps * (1 - eps)))
+        return math.sqrt((0.9 * (level - 1) + eps) / (eps * (1 - eps)))
+
+    # the margin on the excess stays real where a margin on the whole level would go negative
+    assert 0.9 * robust.spectral_threshold(0.005, 200_000, 10) - (1 - 0.005) < 0
+    assert under_the_level(1000, 10, 0.005) > robust.tail_distance(0.005)
 
     for v in range(4):
         with variant(v):

@@ -153,3 +153,14 @@ def test_bad_inputs_are_rejected():
         robust.tail_distance(0.0)
     with pytest.raises(ValueError, match="same shape"):
         robust.mean_error(torch.zeros(3), torch.zeros(2))
+
+
+def test_tail_distance_is_where_the_chernoff_bound_equals_eps_not_the_quantile():
+    # exp(−t²/2) = ε exactly; the true tail mass P(Z > t_ε) is smaller (0.036 at ε = 0.2, 0.0026 at 0.02)
+    import statistics
+
+    for eps, mass in ((0.02, 0.0026), (0.05, 0.0072), (0.1, 0.016), (0.2, 0.036)):
+        t = robust.tail_distance(eps)
+        assert math.exp(-t * t / 2) == pytest.approx(eps)
+        tail = 1 - statistics.NormalDist().cdf(t)
+        assert tail == pytest.approx(mass, abs=6e-4) and tail < eps

@@ -19,8 +19,8 @@ def _distribution(seed: int, k: int) -> torch.Tensor:
 def check_best_detector(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """Check ``fn(p (k,), q (k,)) -> f (k,)``: the flag probabilities in [0, 1] of a detector on a
     finite space that maximises Pr_Q[flag] − Pr_P[flag] = Σᵢ fᵢ (qᵢ − pᵢ); the maximum is TV(P, Q)."""
-    hint = ("the gap Σᵢ fᵢ (qᵢ − pᵢ) is linear in f: each fᵢ in [0, 1] should be as large as possible "
-            "where qᵢ > pᵢ and as small as possible where qᵢ < pᵢ.")
+    hint = ("the gap is linear in each fᵢ separately, and each fᵢ may be chosen on its own within [0, 1]: "
+            "what does that say about where the best value of each lies?")
 
     def gap(p: torch.Tensor, q: torch.Tensor) -> float:
         f = fn(p, q)
@@ -100,7 +100,9 @@ def check_place_poisons(fn: Callable[..., torch.Tensor]) -> CheckResult:
     to clean N(0, I_d) data as a share ``eps``, move the mean that the spectral filter
     (:func:`poisonlab.robust.filter_mask`) returns by at least ``PLACEMENT_GOAL`` · ε t_ε along
     ``direction`` (t_ε = √(2 log 1/ε), :func:`poisonlab.robust.tail_distance`), with at least 90% of
-    them kept. Poisons at t_ε itself move it by about ε t_ε, not enough. The cases (d, ε, the clean
+    them kept. Poisons at t_ε itself move it by about ε t_ε, not enough. A solution that stays a
+    fixed share under the filter's whole stopping level (rather than under its excess over 1) goes
+    negative, hence NaN, once n ≫ d and ε is small; the reference keeps its margin on the excess. The cases (d, ε, the clean
     points) differ between variants."""
     hint = ("the filter keeps everything as long as the top eigenvalue of the covariance stays under "
             "its stopping level (robust.spectral_threshold). How much variance along `direction` "
