@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from poisonlab import detect, models
@@ -142,6 +144,18 @@ def test_roc_curve_runs_from_origin_to_one_and_its_area_is_the_auc():
         detect.roc_curve(scores, truth[:10])
 
 
+def test_tpr_at_fpr_reads_the_roc_curve():
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    truth = torch.tensor([True, False, True, False, False, True])
+    assert detect.tpr_at_fpr(scores, truth, 0.0) == pytest.approx(1 / 3)
+    assert detect.tpr_at_fpr(scores, truth, 1 / 3) == pytest.approx(2 / 3)
+    assert detect.tpr_at_fpr(scores, truth, 1.0) == 1.0
+    with pytest.raises(ValueError, match="fpr"):
+        detect.tpr_at_fpr(scores, truth, 1.5)
+    with pytest.raises(ValueError, match="one poison"):
+        detect.tpr_at_fpr(scores, torch.zeros(6, dtype=torch.bool), 0.1)
+
+
 def test_alignment_is_one_for_a_loud_spike_and_small_for_none():
     reps, labels, is_poison = spiked(shift=12.0)
     one = labels == 1
@@ -219,28 +233,27 @@ def test_reclassification_ratio_tells_genuine_from_relabelled_clusters():
 
 
 def test_chapter_4_checkers_pass_right_answers_and_reject_wrong_ones():
-    """The derive and predict exercises of chapter 4 (their checkers live in check.spectral)."""
+    """The two derive exercises of chapter 4 (their checkers live in check.spectral)."""
     from poisonlab.check import spectral as ex
     from poisonlab.check import variant
 
     def mean_scores(eps, norm, cos):
         return ((1 - eps) * norm * cos) ** 2, (eps * norm * cos) ** 2
 
-    def predicted(eps, delta, cov_clean, cov_poison):
-        whole = (1 - eps) * cov_clean + eps * cov_poison + eps * (1 - eps) * torch.outer(delta, delta)
-        v = torch.linalg.eigh(whole).eigenvectors[:, -1]
-        return float((v @ delta).abs() / delta.norm())
+    def switch(sigma1_sq, delta_norm):
+        return sigma1_sq / delta_norm**2 if sigma1_sq < delta_norm**2 else math.inf
 
-    def clean_only(eps, delta, cov_clean, cov_poison):  # forgets the spike
-        v = torch.linalg.eigh(cov_clean).eigenvectors[:, -1]
-        return float((v @ delta).abs() / delta.norm())
+    def forgets_dilution(sigma1_sq, delta_norm):  # solves ε(1 − ε)‖Δ‖² = σ₁², as if the genuine spread stayed whole
+        disc = 1 - 4 * sigma1_sq / delta_norm**2
+        return (1 - math.sqrt(disc)) / 2 if disc >= 0 else math.inf
 
     for v in (0, 5):
         with variant(v):
             assert ex.check_mean_scores(mean_scores).ok
             assert not ex.check_mean_scores(lambda e, n, c: ((n * c) ** 2, 0.0)).ok  # distances from the other mean
             assert not ex.check_mean_scores(lambda e, n, c: ((e * n * c) ** 2, ((1 - e) * n * c) ** 2)).ok
-            assert ex.check_predicted_alignment(predicted).ok
-            assert not ex.check_predicted_alignment(lambda *a: 1.0).ok  # "the spike always wins"
-            assert not ex.check_predicted_alignment(clean_only).ok
-            assert "number in [0, 1]" in repr(ex.check_predicted_alignment(lambda *a: 2.0))
+            assert ex.check_switch_share(switch).ok
+            assert not ex.check_switch_share(forgets_dilution).ok
+            assert not ex.check_switch_share(lambda s1, d: s1 / d**2).ok  # never says "no switch"
+            assert not ex.check_switch_share(lambda s1, d: min(1.0, 2 * s1 / d**2)).ok  # s = 2 of the bound
+            assert ex.check_switch_share(lambda s1, d: (_ for _ in ()).throw(NotImplementedError)).passed == 0

@@ -15,7 +15,7 @@ The spectral signature (Tran, Li & Madry 2018): within one class, let R be the r
 .. math:: \\tau_i = \\big((R_i - \\bar R) \\cdot v\\big)^2 ,
 
 and poisons that share a trigger concentrate on the top of τ. The representations are *centred*
-first, as in the paper (some toolkits score uncentred features, which points v at the mean).
+first, as in the paper (without centring, v points at the class mean instead).
 """
 
 from __future__ import annotations
@@ -555,6 +555,27 @@ def roc_curve(scores: torch.Tensor, is_poison: torch.Tensor) -> tuple[torch.Tens
     fp = torch.cumsum((~p[order]).double(), 0)[ends]
     zero = torch.zeros(1, dtype=torch.float64)
     return torch.cat([zero, fp / n_neg]), torch.cat([zero, tp / n_pos])
+
+
+def tpr_at_fpr(scores: torch.Tensor, is_poison: torch.Tensor, fpr: float) -> float:
+    """The share of poisons a threshold on ``scores`` (N,) catches while flagging at most a share
+    ``fpr`` of the clean points: the highest true-positive rate of :func:`roc_curve` at a
+    false-positive rate ≤ ``fpr``. Reads one point of the ROC curve, e.g. to say where a curve
+    rises above the diagonal before it falls below it.
+
+    Args:
+        scores: suspicion scores (N,), higher = more suspicious, finite.
+        is_poison: ground truth (N,), at least one poison and one clean point.
+        fpr: the largest false-positive rate allowed, in [0, 1].
+
+    Returns:
+        the true-positive rate, in [0, 1].
+    """
+    fpr = float(fpr)
+    if not 0.0 <= fpr <= 1.0:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    false_pos, true_pos = roc_curve(scores, is_poison)
+    return float(true_pos[false_pos <= fpr + 1e-12].max())
 
 
 def roc_auc(scores: torch.Tensor, is_poison: torch.Tensor) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -20,8 +21,8 @@ def _class(seed: int, n: int = 60, f: int = 6, offset: float = 0.0, spike: float
 def check_spectral_score(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
     """Check ``fn(reps (n, F)) -> (n,)``: τᵢ = ((Rᵢ − R̄)·v)² for one class, v the top right
     singular vector of the centred matrix (Tran, Li & Madry 2018, Algorithm 1)."""
-    hint = ("centre the rows first (subtract the mean of the class), take the SVD, project on the first "
-            "right singular vector, square.")
+    hint = ("the score measures how far each point deviates from the rest of its class along the "
+            "direction in which the class deviates most; which reference point makes 'deviates' true?")
 
     def reference(reps: torch.Tensor) -> torch.Tensor:
         return detect.spectral_scores(reps, torch.zeros(len(reps), dtype=torch.long))
@@ -133,40 +134,57 @@ def check_mean_scores(fn: Callable[[float, float, float], tuple[float, float]]) 
     return run("the scores of the two group means", pair, cases, rtol=1e-6, atol=1e-9)
 
 
-def check_predicted_alignment(fn: Callable[..., float]) -> CheckResult:
-    """Check ``fn(eps, delta (F,), cov_clean (F, F), cov_poison (F, F)) -> float``: a prediction,
-    made from the populations alone, of the |cos θ| between the top direction of a class's
-    centred representations and Δ = μ_D − μ_W. The checker then draws 20,000 points from the
-    populations and measures |cos θ| with :func:`poisonlab.detect.alignment`; the prediction must
-    come within 0.05 of what the sample shows."""
-    hint = ("you know the covariance of the whole class exactly, without drawing a single point; "
-            "the detector looks along that covariance's top direction.")
+def _switch_population(eps: float, sigma1_sq: float, delta_norm: float, f: int = 4
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The class covariance of eq. (ch4-mixture) for Σ_D = I + σ₁² q qᵀ, Σ_W = I and a shift Δ of
+    norm ``delta_norm`` orthogonal to q (q = e₀, Δ along e₁). Returns (Σ (F, F), q, u)."""
+    q = torch.zeros(f, dtype=torch.float64)
+    q[0] = 1.0
+    u = torch.zeros(f, dtype=torch.float64)
+    u[1] = 1.0
+    cov_d = torch.eye(f, dtype=torch.float64) + sigma1_sq * torch.outer(q, q)
+    cov = (1 - eps) * cov_d + eps * torch.eye(f, dtype=torch.float64) + eps * (1 - eps) * delta_norm**2 * torch.outer(u, u)
+    return cov, q, u
 
-    def measured_after(eps: float, delta: torch.Tensor, cov_clean: torch.Tensor, cov_poison: torch.Tensor,
-                       seed: int) -> float:
-        guess = fn(eps, delta.clone(), cov_clean.clone(), cov_poison.clone())
-        if isinstance(guess, torch.Tensor):
-            guess = guess.item()
-        if not isinstance(guess, (int, float)) or isinstance(guess, bool) or not 0.0 <= float(guess) <= 1.0:
-            raise ValueError(f"return |cos θ| as a number in [0, 1], got {guess!r}")
-        g = generator(seed)
-        n = 20000
-        n_p = round(eps * n)
-        f = len(delta)
-        clean = torch.randn(n - n_p, f, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov_clean).T
-        poison = (torch.randn(n_p, f, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov_poison).T
-                  - delta)
-        x = torch.cat([clean, poison])
-        is_poison = torch.arange(n) >= n - n_p
-        return abs(float(guess) - detect.alignment(x, is_poison))
 
+def check_switch_share(fn: Callable[[float, float], float]) -> CheckResult:
+    """Check ``fn(sigma1_sq, delta_norm) -> float``: the smallest poison share ε* at which the top
+    eigenvector of the class covariance (eq. ch4-mixture) switches from the genuine images' extra
+    direction q to the poisons' shift Δ, for genuine covariance Σ_D = I + σ₁² q qᵀ, poison
+    covariance Σ_W = I and Δ orthogonal to q; ``math.inf`` when no share below 1 makes the switch.
+    Beyond the value, one case asks the population itself: just below the returned share the top
+    eigenvector must be q, just above it Δ."""
+    hint = ("q and Δ are both eigenvectors of the class covariance here; write the variance of the whole "
+            "class along each of them and ask when one overtakes the other.")
+    g = generator(41)
     cases = []
-    for what, seed, eps, shift, hidden in (
-            ("a loud spike", 31, 0.10, 8.0, 2.0),
-            ("a spike next to a wider genuine direction", 32, 0.05, 4.0, 3.0),
-            ("a spike that only partly wins", 33, 0.10, 4.3, 1.8)):
-        _, _, delta, cov = _mixture(seed, 50, 6, eps, shift, hidden)
-        cov_poison = 0.25 * torch.eye(6, dtype=torch.float64)
-        cases.append(Case(f"{what}: ε = {eps}, ‖Δ‖ = {shift}", (eps, delta, cov, cov_poison, seed + 100), 0.0,
-                          hint=hint))
-    return run("predicted alignment", measured_after, cases, atol=0.05)
+    for what in ("a narrow genuine spread", "a wide genuine spread", "a small shift"):
+        sigma1_sq = {"a narrow genuine spread": 0.5, "a wide genuine spread": 3.0,
+                     "a small shift": 1.0}[what] * (1.0 + 0.5 * float(torch.rand(1, generator=g)))
+        target = {"a narrow genuine spread": 0.05, "a wide genuine spread": 0.12,
+                  "a small shift": 0.35}[what] * (1.0 + 0.4 * float(torch.rand(1, generator=g)))
+        delta_norm = math.sqrt(sigma1_sq / target)
+        cases.append(Case(f"{what}: σ₁² = {sigma1_sq:.3f}, ‖Δ‖ = {delta_norm:.3f}", (sigma1_sq, delta_norm),
+                          sigma1_sq / delta_norm**2, hint=hint))
+    sigma1_sq = 2.0 + float(torch.rand(1, generator=g))
+    cases.append(Case(f"a shift smaller than the genuine spread: σ₁² = {sigma1_sq:.3f}, ‖Δ‖ = 1.2",
+                      (sigma1_sq, 1.2), math.inf, hint=hint + " What if the shift never wins?"))
+    ok = run("the share at which the spike wins", fn, cases, rtol=1e-4)
+
+    def flips(sigma1_sq: float, delta_norm: float) -> bool:
+        share = float(fn(sigma1_sq, delta_norm))
+        if not 0.0 < share < 1.0:
+            return False
+        below, q, _ = _switch_population(share * 0.98, sigma1_sq, delta_norm)
+        above, _, u = _switch_population(min(share * 1.02, 0.999), sigma1_sq, delta_norm)
+        v_below = torch.linalg.eigh(below).eigenvectors[:, -1]
+        v_above = torch.linalg.eigh(above).eigenvectors[:, -1]
+        return bool(abs(float(v_below @ q)) > 0.99 and abs(float(v_above @ u)) > 0.99)
+
+    sigma1_sq = 1.0 + float(torch.rand(1, generator=g))
+    delta_norm = 3.0 + 2.0 * float(torch.rand(1, generator=g))
+    measured = run("the population's top direction", flips, [
+        Case(f"σ₁² = {sigma1_sq:.3f}, ‖Δ‖ = {delta_norm:.3f}: the top eigenvector is q just below your ε* "
+             f"and Δ just above it", (sigma1_sq, delta_norm), True, hint=hint)])
+    return CheckResult(ok.exercise, ok.lines + measured.lines, ok.passed + measured.passed,
+                       ok.total + measured.total)
