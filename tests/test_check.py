@@ -124,40 +124,11 @@ def test_boundary_checkers_accept_references_and_reject_mistakes():
     assert ex.check_smooth_hinge_gradient(hinge_grad).ok
     no_bias = lambda t, x, y, lam, beta: torch.cat([hinge_grad(t, x, y, lam, beta)[:-1], torch.zeros(1)])  # noqa: E731
     assert not ex.check_smooth_hinge_gradient(no_bias).ok
-    assert ex.check_implicit_step(lambda h, g, m: -m.T @ torch.linalg.solve(h, g)).ok
-    assert not ex.check_implicit_step(lambda h, g, m: m.T @ torch.linalg.solve(h, g)).ok
-
-    def project(x, c, r):
-        d = x - c
-        n = d.norm(dim=1, keepdim=True)
-        return torch.where(n > r, c + d * r / n, x)
-
-    assert ex.check_project_sphere(project).ok
-    always = lambda x, c, r: c + (x - c) * r / (x - c).norm(dim=1, keepdim=True)  # noqa: E731
-    assert not ex.check_project_sphere(always).ok
 
 
 def test_backdoor_checkers_accept_references_and_reject_mistakes():
     from poisonlab.check import backdoor as ex
     from poisonlab.triggers import salient_pixels
-
-    def blend(x, key, alpha):
-        if not 0 <= alpha <= 1:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        return (1 - alpha) * x + alpha * key
-
-    assert ex.check_blend(blend).ok
-    assert not ex.check_blend(lambda x, key, alpha: (1 - alpha) * x + alpha * key).ok  # no validation
-    assert not ex.check_blend(lambda x, key, alpha: x + alpha * key).ok
-
-    def choose(y, target, count, seed):
-        candidates = torch.nonzero(y != target).flatten()
-        return candidates[torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))[:count]]
-
-    assert ex.check_choose_poisons(choose).ok
-    assert not ex.check_choose_poisons(lambda y, t, c, s: torch.nonzero(y != t).flatten()[:c]).ok  # ignores seed
-    assert not ex.check_choose_poisons(
-        lambda y, t, c, s: torch.randperm(len(y), generator=torch.Generator().manual_seed(s))[:c]).ok  # target too
 
     assert ex.check_salient_pixels(salient_pixels).ok
 
