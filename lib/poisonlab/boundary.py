@@ -57,10 +57,11 @@ def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = 
             closest to the decision boundary of a clean logistic regression (regularisation
             ``lam``), the points a learner is least sure of; ``"confident"`` flips the points that
             model classifies correctly with the largest margins s·(w·x + b), whose flipped labels
-            cost the most loss and so pull hardest on the boundary (a greedy stand-in for the
-            optimised flips of Xiao, Xiao & Eckert 2012, "Adversarial label flips attack on
-            support vector machines"; if fewer than ⌊ε n⌋ points are classified correctly, the
-            rest are the least wrong ones); ``"influence"`` flips the points whose flip raises the
+            cost the most training loss (a greedy heuristic baseline, not the optimised flips of
+            Xiao, Xiao & Eckert 2012, "Adversarial label flips attack on support vector machines";
+            for the logistic loss ℓ'(−m) + ℓ'(m) = −1, so every flip changes n∇J by s_i x̃_i
+            whatever its margin; if fewer than ⌊ε n⌋ points are classified correctly, the rest
+            are the least wrong ones); ``"influence"`` flips the points whose flip raises the
             attacker's validation loss (on ``x_val``, ``y_val``) most to first order, by the
             influence function of Koh & Liang (2017, eq. 2): flipping point i changes ∇J by
             δ_i = (ℓ'(−m_i) + ℓ'(m_i))·(−s_i x̃_i)/n, hence L_val by −∇L_valᵀ H⁻¹ δ_i; the flips
@@ -99,6 +100,43 @@ def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = 
     is_poison[idx] = True
     return PoisonedSet(x.clone(), y_new, is_poison, None,
                        {"attack": "label_flip", "strategy": strategy, "eps": eps})
+
+
+def flip_influence(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, x_val: torch.Tensor,
+                   y_val: torch.Tensor, *, lam: float = 1e-2) -> float:
+    """First-order rise of the attacker's validation loss when the labels of ``idx`` flip.
+
+    Trains logistic regression (L2 strength ``lam``) on the clean ``x``, ``y`` and returns
+    Σ_{i ∈ idx} −∇L_valᵀ H⁻¹ δ_i / n, with δ_i = (ℓ'(−m_i) + ℓ'(m_i))·(−s_i x̃_i) the change in n∇J
+    when point i's label flips: the influence-function estimate of Koh & Liang (2017, eq. 2),
+    summed over the flips (it ignores their interactions). Used to compare flip strategies.
+
+    Args:
+        x: training inputs (n, ...); y: binary labels (n,) in {0, 1}.
+        idx: indices (k,) of the points whose labels flip, each in [0, n).
+        x_val, y_val: the attacker's validation set, (m, ...) and (m,).
+        lam: L2 strength λ > 0.
+
+    Returns:
+        The estimated rise of the mean validation loss (a float; positive = the flips hurt).
+    """
+    xd, yd = as_design(_validate.inputs("x", x), _validate.labels("y", y, n=x.shape[0], num_classes=2))
+    xv, yv = as_design(_validate.inputs("x_val", x_val),
+                       _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2))
+    if xv.shape[1] != xd.shape[1]:
+        raise ValueError(f"x_val must have x's {xd.shape[1]} features, got {xv.shape[1]}")
+    idx = torch.as_tensor(idx, dtype=torch.long).flatten()
+    if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(yd)):
+        raise ValueError(f"idx must lie in [0, {len(yd)}), got values from {int(idx.min())} to {int(idx.max())}")
+    learner = LinearLearner("logistic", _validate.positive_float("lam", lam))
+    theta = learner.fit(xd, yd)
+    th = theta.clone().requires_grad_(True)
+    g_val = torch.autograd.grad(learner.mean_loss(th, xv, yv), th)[0]
+    v = learner.solver(theta, xd, yd)(g_val)
+    s, m = _signs_margins(theta, xd[idx], yd[idx])
+    coef = -(learner._d1(-m) + learner._d1(m)) * s
+    ones = torch.ones(len(idx), 1, dtype=torch.float64)
+    return float(-((torch.cat([xd[idx], ones], 1) @ v) * coef).sum() / len(yd))
 
 
 def _influence_flips(x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, k: int,

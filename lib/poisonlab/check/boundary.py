@@ -33,41 +33,6 @@ def check_smooth_hinge_gradient(fn: Callable[..., torch.Tensor]) -> CheckResult:
     return run("smoothed hinge gradient", fn, cases, rtol=1e-6, atol=1e-9)
 
 
-def check_implicit_step(fn: Callable[..., torch.Tensor]) -> CheckResult:
-    """Check ``fn(hessian (p, p), grad_val (p,), mixed (p, k)) -> dL_val/dx_p (k,)`` =
-    −mixedᵀ H⁻¹ grad_val (the implicit-function step)."""
-    cases = []
-    for seed, p, k in ((0, 3, 2), (1, 6, 4), (2, 10, 10)):
-        g = generator(seed)
-        a = torch.randn(p, p, generator=g, dtype=torch.float64)
-        h = a @ a.T + p * torch.eye(p, dtype=torch.float64)
-        gv = torch.randn(p, generator=g, dtype=torch.float64)
-        mixed = torch.randn(p, k, generator=g, dtype=torch.float64)
-        cases.append(Case(f"{p} parameters, {k} poison features", (h, gv, mixed),
-                          -mixed.T @ torch.linalg.solve(h, gv),
-                          hint="never form the inverse: one linear solve gives what the inverse would be "
-                               "multiplied with; check the shapes and mind the sign."))
-    return run("implicit gradient step", fn, cases, rtol=1e-6, atol=1e-9)
-
-
-def check_project_sphere(fn: Callable[..., torch.Tensor]) -> CheckResult:
-    """Check ``fn(x (k, d), centre (d,), radius) -> x`` projected onto the ball ||x − c|| ≤ r."""
-    g = generator(3)
-    x = torch.rand(8, 5, generator=g, dtype=torch.float64) * 3
-    c = torch.rand(5, generator=g, dtype=torch.float64)
-    r = 1.5
-    d = x - c
-    norm = d.norm(dim=1, keepdim=True)
-    expected = torch.where(norm > r, c + d * (r / norm), x)
-    inside = c + 0.1 * (x - c) / (x - c).norm(dim=1, keepdim=True)
-    return run("projection onto the sphere", fn, [
-        Case("8 points, most outside the ball", (x, c, r), expected,
-             hint="move each point outside the ball along the ray from the centre to the boundary."),
-        Case("points already inside stay where they are", (inside, c, r), inside,
-             hint="only points with ||x − c|| > r move."),
-    ], rtol=1e-6, atol=1e-9)
-
-
 def _ridge_influence(x: torch.Tensor, y: torch.Tensor, lam: float, xv: torch.Tensor, yv: torch.Tensor,
                      j: int) -> float:
     """dL_val/dδ at δ = 0 for ridge regression with training point j up-weighted by δ
