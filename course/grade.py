@@ -133,6 +133,22 @@ class _NoIPython:
         return None
 
 
+def setup_cells(source: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """The chapter's setup and parameters cells: the hidden (``remove-cell``) code cells up to and
+    including the cell tagged ``parameters``. Hidden cells after it (numbers glued for the prose)
+    depend on the chapter's experiments and are not run; nor are the hidden tests (graded cells)."""
+    cells = []
+    for cell in source.cells:
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade"):
+            continue
+        if {"remove-cell", "parameters"} & tags:
+            cells.append(cell)
+        if "parameters" in tags:
+            break
+    return cells
+
+
 def case_inputs(source: nbformat.NotebookNode, ex: Exercise, variant: int) -> list[tuple[tuple, dict]]:
     """The arguments of every call the checker makes, in order, found by running the checker in this
     process on the *reference* solution of the instructor's notebook (trusted code). The worker calls
@@ -145,11 +161,8 @@ def case_inputs(source: nbformat.NotebookNode, ex: Exercise, variant: int) -> li
 
     namespace: dict = {"get_ipython": _NoIPython}
     transform = TransformerManager().transform_cell
-    for cell in source.cells:
-        tags = set(cell.metadata.get("tags", []))
-        if cell.cell_type == "code" and {"remove-cell", "parameters"} & tags \
-                and not cell.metadata.get("nbgrader", {}).get("grade"):
-            exec(compile(transform(cell.source), "<setup>", "exec"), namespace)
+    for cell in setup_cells(source):
+        exec(compile(transform(cell.source), "<setup>", "exec"), namespace)
     solution = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ex.grade_id)
     exec(compile(solution.source, "<reference>", "exec"), namespace)
     reference = namespace[ex.function]
@@ -171,9 +184,7 @@ def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.Notebook
     solution cells, and a recording cell per exercise."""
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in submission.cells
              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
-    cells = [nbformat.v4.new_code_cell(c.source) for c in source.cells if c.cell_type == "code"
-             and ({"remove-cell", "parameters"} & set(c.metadata.get("tags", [])))
-             and not c.metadata.get("nbgrader", {}).get("grade")]  # the hidden tests stay here
+    cells = [nbformat.v4.new_code_cell(c.source) for c in setup_cells(source)]
     cells[0].source = cells[0].source.replace("%matplotlib inline", "")
     import torch
 

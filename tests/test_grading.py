@@ -203,3 +203,17 @@ def test_a_submission_cannot_read_the_instructors_notebooks(nbgrader_course, tmp
     assert source.exists()  # readable here, in the grader's process
     rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
     assert _points(rows, "thief") == [0, 0, 0]
+
+
+def test_grader_runs_only_the_setup_and_parameters_cells():
+    """Hidden cells after the parameters cell glue the chapter's numbers and need its experiments;
+    the grader must not run them, nor the hidden tests."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
+                nbformat.v4.new_code_cell("import torch", metadata={"tags": ["remove-cell"]}),
+                nbformat.v4.new_code_cell("SEED = 0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("runs = train()"),
+                nbformat.v4.new_code_cell("glue('x', runs)", metadata={"tags": ["remove-cell"]})]
+    assert [c.source for c in grade.setup_cells(nb)] == ["import torch", "SEED = 0"]
+    nb.cells[1].metadata["nbgrader"] = {"grade": True}
+    assert [c.source for c in grade.setup_cells(nb)] == ["SEED = 0"]
