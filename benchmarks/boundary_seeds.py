@@ -70,21 +70,24 @@ def main() -> None:
         x_att = torch.cat([pair.x_train[order[400:]], x_tr])
         y_att = torch.cat([pair.y_train[order[400:]], y_tr])
         flips = statistics.mean(
-            test_error(p.x, p.y) for p in (boundary.label_flip(x_tr, y_tr, args.eps, seed=s)
-                                           for s in range(3)))
+            test_error(p.x, p.y) for p in (boundary.label_flip(x_tr, y_tr, args.eps, seed=s) for s in range(3))
+        )
         crafted = {}
         for name, distinct in (("concentrated", 1), ("free", None)):
-            ps = boundary.gradient_poison(x_tr, y_tr, x_att, y_att, args.eps, lam=1e-3, steps=args.steps,
-                                          lr=0.15, seed=seed, distinct=distinct)
+            ps = boundary.gradient_poison(
+                x_tr, y_tr, x_att, y_att, args.eps, lam=1e-3, steps=args.steps, lr=0.15, seed=seed, distinct=distinct
+            )
             crafted[name] = test_error(ps.x, ps.y)
         row = (test_error(x_tr, y_tr), flips, crafted["concentrated"], crafted["free"])
         rows.append(row)
         print(f"{seed:>4} " + " ".join(f"{v:>{w}.1%}" for v, w in zip(row, (7, 7, 13, 7))))
     means = [statistics.mean(col) for col in zip(*rows)]
     print(f"{'mean':>4} " + " ".join(f"{v:>{w}.1%}" for v, w in zip(means, (7, 7, 13, 7))))
-    print(f"concentrated: min {min(r[2] for r in rows):.1%}; "
-          f"gain over flips {min((r[2] - r[0]) / max(r[1] - r[0], 1 / len(pair.y_test)) for r in rows):.1f}× "
-          f"at worst")
+    print(
+        f"concentrated: min {min(r[2] for r in rows):.1%}; "
+        f"gain over flips {min((r[2] - r[0]) / max(r[1] - r[0], 1 / len(pair.y_test)) for r in rows):.1f}× "
+        f"at worst"
+    )
 
 
 def mlp_attempts() -> None:
@@ -108,13 +111,27 @@ def mlp_attempts() -> None:
     for name, rate, eps, steps, distinct, starts, init in attempts:
         for start in starts:
             seed_init = start if init is None else init
-            ps = boundary.gradient_poison(toy.x_train, toy.y_train, x_val, y_val, eps, model="mlp",
-                                          steps=steps, lr=0.05, train_steps=100, train_lr=rate,
-                                          seed=start, init_seed=seed_init, distinct=distinct)
+            ps = boundary.gradient_poison(
+                toy.x_train,
+                toy.y_train,
+                x_val,
+                y_val,
+                eps,
+                model="mlp",
+                steps=steps,
+                lr=0.05,
+                train_steps=100,
+                train_lr=rate,
+                seed=start,
+                init_seed=seed_init,
+                distinct=distinct,
+            )
             vl = ps.info["val_loss"]
-            print(f"{name:<42} {start:>5} {seed_init:>4} {vl[0]:>6.3f} → {vl[-1]:>6.3f} "
-                  f"{error(toy.x_train, toy.y_train, rate, seed_init):>6.1%} {error(ps.x, ps.y, rate, seed_init):>8.1%}",
-                  flush=True)
+            print(
+                f"{name:<42} {start:>5} {seed_init:>4} {vl[0]:>6.3f} → {vl[-1]:>6.3f} "
+                f"{error(toy.x_train, toy.y_train, rate, seed_init):>6.1%} {error(ps.x, ps.y, rate, seed_init):>8.1%}",
+                flush=True,
+            )
 
 
 def mlp_restarts(inits: int = 6, starts: int = 5) -> None:
@@ -131,18 +148,35 @@ def mlp_restarts(inits: int = 6, starts: int = 5) -> None:
         clean = error(toy.x_train, toy.y_train, init)
         runs = []
         for start in range(starts):
-            ps = boundary.gradient_poison(toy.x_train, toy.y_train, x_val, y_val, 0.05, model="mlp", steps=30,
-                                          lr=0.05, train_steps=100, train_lr=1.0, seed=start, init_seed=init)
+            ps = boundary.gradient_poison(
+                toy.x_train,
+                toy.y_train,
+                x_val,
+                y_val,
+                0.05,
+                model="mlp",
+                steps=30,
+                lr=0.05,
+                train_steps=100,
+                train_lr=1.0,
+                seed=start,
+                init_seed=init,
+            )
             runs.append((ps.info["val_loss"][-1], error(ps.x, ps.y, init)))
         chosen = max(runs, key=lambda r: r[0])
         first.append(runs[0][1] - clean)
         best.append(chosen[1] - clean)
-        print(f"{init:>4} {clean:>6.1%} {runs[0][1]:>8.1%} {chosen[1]:>14.1%} (val {chosen[0]:.3f}) "
-              + " ".join(f"{e:.1%}/{v:.2f}" for v, e in runs), flush=True)
+        print(
+            f"{init:>4} {clean:>6.1%} {runs[0][1]:>8.1%} {chosen[1]:>14.1%} (val {chosen[0]:.3f}) "
+            + " ".join(f"{e:.1%}/{v:.2f}" for v, e in runs),
+            flush=True,
+        )
     for name, gains in (("start 0", first), (f"best of {starts} by validation loss", best)):
-        print(f"{name}: median gain {100 * statistics.median(gains):+.1f} points, "
-              f"{sum(g >= 0.05 for g in gains)} of {inits} gain >= 5 points, "
-              f"gains " + ", ".join(f"{100 * g:+.1f}" for g in gains))
+        print(
+            f"{name}: median gain {100 * statistics.median(gains):+.1f} points, "
+            f"{sum(g >= 0.05 for g in gains)} of {inits} gain >= 5 points, "
+            f"gains " + ", ".join(f"{100 * g:+.1f}" for g in gains)
+        )
 
 
 def saturation() -> None:
@@ -154,12 +188,16 @@ def saturation() -> None:
     y_att = torch.cat([pair.y_train[order[400:]], y_tr])
     print("split 0, ε = 10%")
     for distinct, steps in ((1, 60), (4, 60), (None, 60), (1, 200)):
-        ps = boundary.gradient_poison(x_tr, y_tr, x_att, y_att, 0.10, model="logreg", lam=1e-3, steps=steps,
-                                      lr=0.15, seed=0, distinct=distinct)
+        ps = boundary.gradient_poison(
+            x_tr, y_tr, x_att, y_att, 0.10, model="logreg", lam=1e-3, steps=steps, lr=0.15, seed=0, distinct=distinct
+        )
         vl = ps.info["val_loss"]
         err = learner.error(learner.fit(ps.x, ps.y), pair.x_test, pair.y_test)
-        print(f"distinct={distinct!s:>4} steps={steps:>3}: test error {err:.1%}, "
-              f"validation loss {vl[0]:.3f} → {vl[-1]:.3f}", flush=True)
+        print(
+            f"distinct={distinct!s:>4} steps={steps:>3}: test error {err:.1%}, "
+            f"validation loss {vl[0]:.3f} → {vl[-1]:.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

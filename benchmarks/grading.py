@@ -38,8 +38,10 @@ def main() -> None:
         rows = grade.grade(tmp / "subs", tmp / "course", tmp / "out")
         total = time.perf_counter() - start
     full = sum(g.points == g.max_points for g in rows) / len(rows)
-    print(f"grading {args.n} submissions of {args.chapter}: {total:.1f} s, {total / args.n:.2f} s per submission "
-          f"({full:.0%} of exercises at full marks)")
+    print(
+        f"grading {args.n} submissions of {args.chapter}: {total:.1f} s, {total / args.n:.2f} s per submission "
+        f"({full:.0%} of exercises at full marks)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Run it with ``make bench`` or ``.venv/bin/python benchmarks/run.py [notebook ...
 ``--markdown book/timings.md`` it also writes the measured table as the site's timings page, which
 is where every run-time figure the course quotes comes from.
 Each notebook executes from a fresh kernel in its own process; the peak memory reported is the
-kernel's maximum resident set size. Budgets (shared/DESIGN.md): ≤ 90 s and ≤ 2 GB per chapter
+kernel's maximum resident set size. The five slowest cells of each notebook are listed under
+it (``--cells N`` for more).
+Budgets (ARCHITECTURE.md): ≤ 90 s and ≤ 2 GB per chapter
 on 2 CPU cores (the prologue: ≤ 60 s).
 """
 
@@ -35,7 +37,9 @@ def timings_page(results: list[dict], machine: str, epoch_seconds: float, train_
     """The timings page: one row per chapter (wall time and peak memory of a fresh-kernel run)."""
     rows = "\n".join(
         f"| {{doc}}`{r['title']} <../chapters/{Path(r['notebook']).stem}>` | {r['seconds']:.0f} "
-        f"| {r['peak_mib']:,.0f} |" for r in results)
+        f"| {r['peak_mib']:,.0f} |"
+        for r in results
+    )
     total = sum(r["seconds"] for r in results)
     return f"""# How long each chapter takes
 
@@ -63,13 +67,37 @@ def execute_one(path: Path) -> dict:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
     kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the kernel, reaped at shutdown
-    return {"notebook": path.name, "seconds": seconds, "peak_mib": kb / 1024}
+    return {"notebook": path.name, "seconds": seconds, "peak_mib": kb / 1024, "cells": cell_times(nb)}
+
+
+def cell_times(nb) -> list[dict]:
+    """Wall time of every executed code cell, from the timestamps nbclient records in each cell's
+    ``metadata.execution``: ``[{"index": i, "seconds": s, "first_line": ...}, ...]``."""
+    from datetime import datetime
+
+    times = []
+    for index, cell in enumerate(nb.cells):
+        stamps = cell.get("metadata", {}).get("execution", {})
+        begin, end = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
+        if cell.cell_type != "code" or not (begin and end):
+            continue
+        seconds = (
+            datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(begin.replace("Z", "+00:00"))
+        ).total_seconds()
+        first = next((line for line in cell.source.splitlines() if line.strip()), "")
+        times.append({"index": index, "seconds": seconds, "first_line": first[:60]})
+    return times
+
+
+def slowest_cells(cells: list[dict], count: int = 5) -> str:
+    """The ``count`` slowest cells as indented lines: cell number, seconds, first line of code."""
+    top = sorted(cells, key=lambda c: c["seconds"], reverse=True)[:count]
+    return "\n".join(f"    cell {c['index']:>3} {c['seconds']:>7.1f} s  {c['first_line']}" for c in top)
 
 
 def time_fit() -> dict:
@@ -84,8 +112,7 @@ def time_fit() -> dict:
         model = pl.make("cnn", ds.input_shape, ds.num_classes, seed=seed)
         h = pl.fit(model, ds.x_train, ds.y_train, epochs=1, lr=0.05, progress=False, seed=seed)
         runs.append(h.seconds)
-    return {"fit_epoch_seconds_median": sorted(runs)[1], "fit_epoch_seconds_all": runs,
-            "train_size": len(ds.y_train)}
+    return {"fit_epoch_seconds_median": sorted(runs)[1], "fit_epoch_seconds_all": runs, "train_size": len(ds.y_train)}
 
 
 def time_gradient_attack() -> dict:
@@ -100,8 +127,9 @@ def time_gradient_attack() -> dict:
     x_att = torch.cat([pair.x_train[order[400:]], x_tr])
     y_att = torch.cat([pair.y_train[order[400:]], y_tr])
     start = time.perf_counter()
-    ps = boundary.gradient_poison(x_tr, y_tr, x_att, y_att, 0.03, model="logreg", lam=1e-3,
-                                  steps=80, lr=0.15, distinct=1)
+    ps = boundary.gradient_poison(
+        x_tr, y_tr, x_att, y_att, 0.03, model="logreg", lam=1e-3, steps=80, lr=0.15, distinct=1
+    )
     return {"seconds": time.perf_counter() - start, "poisons": ps.n_poison}
 
 
@@ -154,6 +182,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapters/*.ipynb")
     parser.add_argument("--markdown", type=Path, help="also write the timings page to this file")
+    parser.add_argument(
+        "--cells", type=int, default=5, help="how many of the slowest cells to list per notebook (default 5)"
+    )
+    parser.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="time the notebooks only, not the training epoch and the library functions",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -168,8 +204,9 @@ def main() -> None:
     failed = False
     results = []
     for nb in notebooks:
-        proc = subprocess.run([sys.executable, __file__, "--child", str(Path(nb).resolve())],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(Path(nb).resolve())], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             failed = True
             print(f"{Path(nb).name:<32} FAILED\n{proc.stderr[-2000:]}")
@@ -177,21 +214,34 @@ def main() -> None:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append({**r, "title": chapter_title(Path(nb))})
         print(f"{r['notebook']:<32} {r['seconds']:>9.1f} {r['peak_mib']:>11.0f}")
+        if r["cells"]:
+            print(slowest_cells(r["cells"], args.cells))
+    if args.no_extras:
+        sys.exit(1 if failed else 0)
     fit = time_fit()
-    print(f"fit: one epoch of the small CNN on mnist5k ({fit['train_size']} images): "
-          f"{fit['fit_epoch_seconds_median']:.2f} s (median of 3: "
-          + ", ".join(f"{s:.2f}" for s in fit["fit_epoch_seconds_all"]) + ")")
+    print(
+        f"fit: one epoch of the small CNN on mnist5k ({fit['train_size']} images): "
+        f"{fit['fit_epoch_seconds_median']:.2f} s (median of 3: "
+        + ", ".join(f"{s:.2f}" for s in fit["fit_epoch_seconds_all"])
+        + ")"
+    )
     attack = time_gradient_attack()
-    print(f"gradient_poison: MNIST 1 vs 7, ε = 3% ({attack['poisons']} poisons at 2 points, "
-          f"80 steps): "
-          f"{attack['seconds']:.1f} s")
+    print(
+        f"gradient_poison: MNIST 1 vs 7, ε = 3% ({attack['poisons']} poisons at 2 points, "
+        f"80 steps): "
+        f"{attack['seconds']:.1f} s"
+    )
     run = time_backdoor_run()
-    print(f"train_and_score: BadNets 5%, small CNN, 12 epochs (one run of chapter 2's sweeps): "
-          f"{run['seconds']:.1f} s (ASR {run['asr']:.1%})")
+    print(
+        f"train_and_score: BadNets 5%, small CNN, 12 epochs (one run of chapter 2's sweeps): "
+        f"{run['seconds']:.1f} s (ASR {run['asr']:.1%})"
+    )
     craft = time_collision()
-    print(f"feature_collision: 50 poisons, 1000 steps: {craft['batched']:.2f} s as one batch "
-          f"({1000 * craft['batched'] / 50:.0f} ms per poison); "
-          f"one at a time {1000 * craft['single']:.0f} ms per poison")
+    print(
+        f"feature_collision: 50 poisons, 1000 steps: {craft['batched']:.2f} s as one batch "
+        f"({1000 * craft['batched'] / 50:.0f} ms per poison); "
+        f"one at a time {1000 * craft['single']:.0f} ms per poison"
+    )
     spectral = time_spectral_scores()
     print(f"spectral_scores: 50,000 × 512 representations, 10 classes: {spectral['seconds']:.2f} s")
     if args.markdown:
@@ -199,8 +249,7 @@ def main() -> None:
             print(f"not writing {args.markdown}: a notebook failed")
         else:
             machine = f"{os.cpu_count()} CPUs, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}"
-            args.markdown.write_text(timings_page(results, machine, fit["fit_epoch_seconds_median"],
-                                                  fit["train_size"]))
+            args.markdown.write_text(timings_page(results, machine, fit["fit_epoch_seconds_median"], fit["train_size"]))
             print(f"wrote {args.markdown}")
     sys.exit(1 if failed else 0)
 

@@ -46,8 +46,7 @@ def main() -> None:
         rows: dict[str, list[float]] = {}
         for seed in range(args.seeds):
             ps = backdoor(d.x_train, d.y_train, trigger, target, count=count, source=args.source, seed=seed)
-            model = train_and_score(ps, d.x_test, d.y_test, trigger, target, epochs=args.epochs, lr=0.05,
-                                    seed=seed)
+            model = train_and_score(ps, d.x_test, d.y_test, trigger, target, epochs=args.epochs, lr=0.05, seed=seed)
             t = ps.y == target
             scores = {
                 "representation": detect.spectral_scores(embed(model.model, ps.x), ps.y),
@@ -60,14 +59,17 @@ def main() -> None:
                 row[f"AUC {name}"] = detect.roc_auc(s[t], ps.is_poison[t])
                 row[f"caught {name}"] = float((~keep & ps.is_poison).sum())
             keep = detect.remove_top(scores["representation"], ps.y, eps, classes=[target])
-            after = train_and_score((ps.x[keep], ps.y[keep]), d.x_test, d.y_test, trigger, target,
-                                    epochs=args.epochs, lr=0.05, seed=seed)
+            after = train_and_score(
+                (ps.x[keep], ps.y[keep]), d.x_test, d.y_test, trigger, target, epochs=args.epochs, lr=0.05, seed=seed
+            )
             row["CA after"], row["ASR after"] = after.clean_accuracy, after.attack_success_rate
             print(f"ε = {eps:.0%}, seed {seed}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
             for k, v in row.items():
                 rows.setdefault(k, []).append(v)
-        print(f"ε = {eps:.0%} of class {target} ({count} poisons, {count / len(d.y_train):.1%} of the data), "
-              f"{args.seeds} seeds:")
+        print(
+            f"ε = {eps:.0%} of class {target} ({count} poisons, {count / len(d.y_train):.1%} of the data), "
+            f"{args.seeds} seeds:"
+        )
         for k, v in rows.items():
             print(f"   {k:24s} {spread(v, '.3f')}")
 

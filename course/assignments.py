@@ -57,8 +57,9 @@ answer needs *inside* its cell.
 ```"""
 
 
-def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
-          points: float | None = None) -> dict:
+def _meta(
+    grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False, points: float | None = None
+) -> dict:
     meta = {"schema_version": 3, "grade_id": grade_id, "solution": solution, "grade": grade, "locked": locked}
     if points is not None:
         meta["points"] = points
@@ -74,8 +75,14 @@ def exercises(nb: nbformat.NotebookNode) -> list[tuple[int, int, str, str, str]]
             continue
         if END not in cell.source:
             raise ValueError(f"cell {i} opens {BEGIN!r} without closing it")
-        j = next((k for k in range(i + 1, len(nb.cells)) if nb.cells[k].cell_type == "code"
-                  and ".check_" in nb.cells[k].source), None)
+        j = next(
+            (
+                k
+                for k in range(i + 1, len(nb.cells))
+                if nb.cells[k].cell_type == "code" and ".check_" in nb.cells[k].source
+            ),
+            None,
+        )
         if j is None:
             raise ValueError(f"the exercise in cell {i} has no poisonlab.check cell after it")
         check = nb.cells[j].source
@@ -90,17 +97,19 @@ def exercises(nb: nbformat.NotebookNode) -> list[tuple[int, int, str, str, str]]
 def hidden_test(module: str, checker: str, function: str, variant: int = 0) -> str:
     """The body of an exercise's graded cell: a fresh copy of the checker, the cases of ``variant``,
     every case must pass."""
-    return "\n".join([
-        "### BEGIN HIDDEN TESTS",
-        "import importlib as _importlib",
-        "",
-        "for _name in ('poisonlab.check.core', f'poisonlab.check.{_module}'):".replace("{_module}", module),
-        "    _importlib.reload(_importlib.import_module(_name))  # undo any patching",
-        f"_importlib.import_module('poisonlab.check.core').use_variant({variant})",
-        f"_result = _importlib.import_module('poisonlab.check.{module}').{checker}({function})",
-        "assert _result.ok, repr(_result)",
-        "### END HIDDEN TESTS",
-    ])
+    return "\n".join(
+        [
+            "### BEGIN HIDDEN TESTS",
+            "import importlib as _importlib",
+            "",
+            "for _name in ('poisonlab.check.core', f'poisonlab.check.{_module}'):".replace("{_module}", module),
+            "    _importlib.reload(_importlib.import_module(_name))  # undo any patching",
+            f"_importlib.import_module('poisonlab.check.core').use_variant({variant})",
+            f"_result = _importlib.import_module('poisonlab.check.{module}').{checker}({function})",
+            "assert _result.ok, repr(_result)",
+            "### END HIDDEN TESTS",
+        ]
+    )
 
 
 def with_variant(check: str, variant: int) -> str:
@@ -108,8 +117,15 @@ def with_variant(check: str, variant: int) -> str:
     if variant == 0:
         return check
     *body, last = check.rstrip().splitlines()
-    return "\n".join([*body, "from poisonlab.check import use_variant", "",
-                      f"use_variant({variant})  # your own variant of the exercises' cases", last])
+    return "\n".join(
+        [
+            *body,
+            "from poisonlab.check import use_variant",
+            "",
+            f"use_variant({variant})  # your own variant of the exercises' cases",
+            last,
+        ]
+    )
 
 
 def roster_variants(path: Path) -> dict[str, int]:
@@ -153,7 +169,8 @@ def source_notebook(path: Path, *, points: float = 2.0, variant: int = 0) -> nbf
         if cell.cell_type == "markdown" and (BEGIN in cell.source or END in cell.source):
             # prose that *names* the markers (the prologue explains them) must not look like a region
             cell.source = cell.source.replace(BEGIN, BEGIN.replace(" SOLUTION", "\u00a0SOLUTION")).replace(
-                END, END.replace(" SOLUTION", "\u00a0SOLUTION"))
+                END, END.replace(" SOLUTION", "\u00a0SOLUTION")
+            )
         if k in by_solution:
             n = by_solution[k][0]
             cell.metadata.update(_meta(f"{stem}-exercise-{n}", solution=True))
@@ -176,8 +193,9 @@ def source_notebook(path: Path, *, points: float = 2.0, variant: int = 0) -> nbf
     return nb
 
 
-def generate(chapters: list[Path], out: Path, *, points: float = 2.0, variant: int = 0,
-             roster: Path | None = None) -> list[Path]:
+def generate(
+    chapters: list[Path], out: Path, *, points: float = 2.0, variant: int = 0, roster: Path | None = None
+) -> list[Path]:
     """Write the source notebooks under ``out/source`` and run ``nbgrader generate_assignment`` for
     each; returns the student notebooks under ``out/release``.
 
@@ -207,8 +225,13 @@ def generate(chapters: list[Path], out: Path, *, points: float = 2.0, variant: i
         nb = source_notebook(path, points=points, variant=variant)
         answers = nb.metadata.pop("written_answers")
         nbformat.write(nb, out / "source" / stem / f"{stem}.ipynb")
-        run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", stem, "--force",
-                              "--log-level=WARN"], cwd=out, env=env, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", stem, "--force", "--log-level=WARN"],
+            cwd=out,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         student = out / "release" / stem / f"{stem}.ipynb"
         if run.returncode != 0 or not student.exists():
             raise RuntimeError(f"nbgrader could not generate {stem}:\n{run.stdout}\n{run.stderr}")

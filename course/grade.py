@@ -55,8 +55,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import assignments  # noqa: E402
 
 #: Errors a student's function may raise on purpose, replayed as themselves; any other becomes RuntimeError.
-RAISABLE = {e.__name__: e for e in (ValueError, TypeError, IndexError, KeyError, LookupError, ZeroDivisionError,
-                                    ArithmeticError, AssertionError, NotImplementedError, RuntimeError)}
+RAISABLE = {
+    e.__name__: e
+    for e in (
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        LookupError,
+        ZeroDivisionError,
+        ArithmeticError,
+        AssertionError,
+        NotImplementedError,
+        RuntimeError,
+    )
+}
 
 
 @dataclass
@@ -83,9 +96,17 @@ def exercises_of(source: nbformat.NotebookNode, chapter: str) -> list[Exercise]:
     """The graded exercises of an instructor's notebook, with their points."""
     found = []
     for n, (i, j, module, checker, function) in enumerate(assignments.exercises(source), 1):
-        test = next(c for c in source.cells[j + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
-        found.append(Exercise(n, source.cells[i].metadata["nbgrader"]["grade_id"],
-                              float(test.metadata["nbgrader"]["points"]), module, checker, function))
+        test = next(c for c in source.cells[j + 1 :] if c.metadata.get("nbgrader", {}).get("grade"))
+        found.append(
+            Exercise(
+                n,
+                source.cells[i].metadata["nbgrader"]["grade_id"],
+                float(test.metadata["nbgrader"]["points"]),
+                module,
+                checker,
+                function,
+            )
+        )
     if not found:
         raise ValueError(f"{chapter}: the instructor's notebook has no graded exercises")
     return found
@@ -178,20 +199,33 @@ def case_inputs(source: nbformat.NotebookNode, ex: Exercise, variant: int) -> li
     return calls
 
 
-def graded_notebook(source: nbformat.NotebookNode, submission: nbformat.NotebookNode,
-                    exercises: list[Exercise], answers_dir: Path, variant: int = 0) -> nbformat.NotebookNode:
+def graded_notebook(
+    source: nbformat.NotebookNode,
+    submission: nbformat.NotebookNode,
+    exercises: list[Exercise],
+    answers_dir: Path,
+    variant: int = 0,
+) -> nbformat.NotebookNode:
     """The notebook the worker runs: setup and parameters from the instructor's copy, the submission's
     solution cells, and a recording cell per exercise."""
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in submission.cells
-             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    by_id = {
+        c.metadata.get("nbgrader", {}).get("grade_id"): c
+        for c in submission.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    }
     cells = [nbformat.v4.new_code_cell(c.source) for c in setup_cells(source)]
     cells[0].source = cells[0].source.replace("%matplotlib inline", "")
     import torch
 
     for ex in exercises:
         answer = by_id.get(ex.grade_id)
-        cells.append(nbformat.v4.new_code_cell(answer.source if answer is not None else
-                                               f"raise LookupError('the cell of exercise {ex.number} is missing')"))
+        cells.append(
+            nbformat.v4.new_code_cell(
+                answer.source
+                if answer is not None
+                else f"raise LookupError('the cell of exercise {ex.number} is missing')"
+            )
+        )
         inputs = answers_dir.parent / f"inputs-{ex.number}.pt"
         key = (id(source), ex.number, variant)
         if key not in _INPUTS:
@@ -208,6 +242,7 @@ def _limits(memory_mb: int):
     def apply() -> None:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
     return apply
 
 
@@ -220,21 +255,35 @@ def sandbox_prefix(hidden: list[Path]) -> list[str]:
     instructor's notebooks nor write the grades. Empty when ``unshare`` is missing or not allowed."""
     if not _SANDBOX:
         tool = shutil.which("unshare")
-        ok = tool is not None and subprocess.run([tool, "--user", "--map-root-user", "--mount", "true"],
-                                                 capture_output=True).returncode == 0
+        ok = (
+            tool is not None
+            and subprocess.run([tool, "--user", "--map-root-user", "--mount", "true"], capture_output=True).returncode
+            == 0
+        )
         _SANDBOX.append(ok)
         if not ok:
-            print("note: unshare is not available, so submissions run without a private view of the file "
-                  "system (see the instructors' guide)", flush=True)
+            print(
+                "note: unshare is not available, so submissions run without a private view of the file "
+                "system (see the instructors' guide)",
+                flush=True,
+            )
     if not _SANDBOX[0]:
         return []
     mounts = " && ".join(f"mount -t tmpfs -o size=1m none {shlex.quote(str(p))}" for p in hidden if p.is_dir())
-    return [shutil.which("unshare"), "--user", "--map-root-user", "--mount", "sh", "-c",
-            f"{mounts or 'true'} && exec \"$0\" \"$@\""]
+    return [
+        shutil.which("unshare"),
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        f'{mounts or "true"} && exec "$0" "$@"',
+    ]
 
 
-def run_isolated(nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, memory_mb: int,
-                 hidden: list[Path] | None = None) -> str | None:
+def run_isolated(
+    nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, memory_mb: int, hidden: list[Path] | None = None
+) -> str | None:
     """Execute ``nb`` in a worker process inside ``workdir``, with the folders in ``hidden`` out of its
     sight (see :func:`sandbox_prefix`); None if it finished, else why not."""
     import psutil
@@ -244,9 +293,15 @@ def run_isolated(nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, me
     log = workdir / "worker.log"  # a file, not a pipe: a process the submission leaves behind cannot block us
     command = [*sandbox_prefix(hidden or []), sys.executable, __file__, "--worker", str(path)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, cwd=workdir,
-                                stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_limits(memory_mb))
+        proc = subprocess.Popen(
+            command,
+            cwd=workdir,
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_limits(memory_mb),
+        )
     worker = psutil.Process(proc.pid)
     seen: set[psutil.Process] = set()
     deadline = time.monotonic() + timeout
@@ -280,8 +335,13 @@ def _worker(path: str) -> int:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=None, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=None,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(Path(path).parent)}},
+    ).execute()
     return 0
 
 
@@ -383,8 +443,7 @@ def variants(course: Path) -> dict[str, int] | None:
         return {row["student"]: int(row["variant"]) for row in csv.DictReader(f)}
 
 
-def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: float,
-              memory_mb: int) -> list[Grade]:
+def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: float, memory_mb: int) -> list[Grade]:
     source = _SOURCES.get(chapter)
     if source is None:
         return [Grade(student, chapter, 0, 0.0, 0.0, f"no assignment called {chapter!r} in {course}")]
@@ -402,17 +461,25 @@ def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: 
         submission = nbformat.read(path, as_version=4)
     except Exception as error:
         return zero(f"not a valid notebook: {type(error).__name__}: {str(error)[:200]}")
-    answers_code = "\n".join(c.source for c in submission.cells if c.cell_type == "code"
-                              and c.metadata.get("nbgrader", {}).get("solution"))
+    answers_code = "\n".join(
+        c.source for c in submission.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    )
     if INTROSPECTION.search(answers_code):
-        return zero("the answers inspect the interpreter's frames or objects (inspect, gc, sys._getframe): "
-                    "not graded automatically; ask the instructor")
+        return zero(
+            "the answers inspect the interpreter's frames or objects (inspect, gc, sys._getframe): "
+            "not graded automatically; ask the instructor"
+        )
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         work = Path(tmp)
         answers = work / "answers"
         answers.mkdir()
-        stopped = run_isolated(graded_notebook(source, submission, exercises, answers, variant), work,
-                               timeout=timeout, memory_mb=memory_mb, hidden=[course.resolve(), *_HIDDEN])
+        stopped = run_isolated(
+            graded_notebook(source, submission, exercises, answers, variant),
+            work,
+            timeout=timeout,
+            memory_mb=memory_mb,
+            hidden=[course.resolve(), *_HIDDEN],
+        )
         grades = []
         for ex in exercises:
             share, report = replay(ex, answers / f"exercise-{ex.number}.pt", variant)
@@ -448,16 +515,25 @@ def grade(folder: Path, course: Path, out: Path, *, timeout: float = 120, memory
         feedback = out / "feedback" / student / f"{chapter}.md"
         feedback.parent.mkdir(parents=True, exist_ok=True)
         total, most = sum(g.points for g in grades), sum(g.max_points for g in grades)
-        sections = [f"## Exercise {g.exercise}: {g.points:g} of {g.max_points:g}\n\n```\n{g.message}\n```"
-                    for g in grades]
+        sections = [
+            f"## Exercise {g.exercise}: {g.points:g} of {g.max_points:g}\n\n```\n{g.message}\n```" for g in grades
+        ]
         feedback.write_text(f"# {chapter}: {total:g} of {most:g} points\n\n" + "\n\n".join(sections) + "\n")
         print(f"{student:>20} {chapter}: {total:g}/{most:g} ({time.perf_counter() - start:.1f} s)", flush=True)
     with open(out / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student", "chapter", "exercise", "points", "max", "message"])
         for g in rows:
-            writer.writerow([g.student, g.chapter, g.exercise, g.points, g.max_points,
-                             g.message.splitlines()[0] if g.message else ""])
+            writer.writerow(
+                [
+                    g.student,
+                    g.chapter,
+                    g.exercise,
+                    g.points,
+                    g.max_points,
+                    g.message.splitlines()[0] if g.message else "",
+                ]
+            )
     return rows
 
 

@@ -60,6 +60,7 @@ def test_student_notebook_keeps_stubs_and_self_checks(nbgrader_course, path):
     stubs = [c for c in student.cells if c.cell_type == "code" and "raise NotImplementedError()" in c.source]
     checks = [c for c in student.cells if c.cell_type == "code" and re.search(r"exercises\.check_\w+\(", c.source)]
     assert len(stubs) == n and len(checks) == n
+
     # everything that is not an exercise is the chapter, unchanged
     def markdown(nb):
         return sum(c.cell_type == "markdown" for c in nb.cells)
@@ -74,7 +75,7 @@ def _graded(source_nb):
     for i, c in enumerate(cells):
         meta = c.metadata.get("nbgrader", {})
         if meta.get("solution") and c.cell_type == "code":
-            test = next(t for t in cells[i + 1:] if t.metadata.get("nbgrader", {}).get("grade"))
+            test = next(t for t in cells[i + 1 :] if t.metadata.get("nbgrader", {}).get("grade"))
             out.append((c.source, test))
     return out
 
@@ -132,8 +133,9 @@ def test_a_patched_checker_is_restored_before_the_hidden_tests(nbgrader_course):
 
 
 def test_exercises_rejects_an_exercise_without_a_checker(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(f"def f():\n    {assignments.BEGIN}\n    return 1\n    {assignments.END}")])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(f"def f():\n    {assignments.BEGIN}\n    return 1\n    {assignments.END}")]
+    )
     with pytest.raises(ValueError, match="no poisonlab.check cell"):
         assignments.exercises(nb)
     nb.cells[0].source = f"def f():\n    {assignments.BEGIN}\n    return 1"

@@ -36,8 +36,18 @@ def test_nearest_flips_pick_the_least_certain_points(blobs):
 @pytest.mark.parametrize("model", ["logreg", "svm"])
 def test_gradient_poison_beats_its_own_starting_point(blobs, model):
     learner = LinearLearner("logistic" if model == "logreg" else "hinge", 1e-3)
-    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
-                                  model=model, lam=1e-3, steps=40, lr=0.05, record=True)
+    ps = boundary.gradient_poison(
+        blobs.x_train,
+        blobs.y_train,
+        blobs.x_test,
+        blobs.y_test,
+        0.05,
+        model=model,
+        lam=1e-3,
+        steps=40,
+        lr=0.05,
+        record=True,
+    )
     assert ps.n_poison == 5 and ps.n_clean == 100
     assert float(ps.x.min()) >= 0.0 and float(ps.x.max()) <= 1.0
     traj = ps.info["trajectory"]
@@ -51,8 +61,9 @@ def test_gradient_poison_beats_its_own_starting_point(blobs, model):
 
 
 def test_gradient_poison_through_an_unrolled_mlp(blobs):
-    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
-                                  model="mlp", steps=10, lr=0.05, train_steps=30)
+    ps = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, model="mlp", steps=10, lr=0.05, train_steps=30
+    )
     losses = ps.info["val_loss"]
     assert len(losses) == 11 and losses[-1] > losses[0]
     net, theta = boundary.train_mlp(ps.x, ps.y, train_steps=30)
@@ -84,14 +95,16 @@ def test_gradient_poison_rejects_bad_input(blobs):
 
 
 def test_attack_surface_maps_loss_and_error_over_the_square(blobs):
-    grid, loss, error = boundary.attack_surface(blobs.x_train, blobs.y_train, blobs.x_test[:100],
-                                                blobs.y_test[:100], 1, resolution=6)
+    grid, loss, error = boundary.attack_surface(
+        blobs.x_train, blobs.y_train, blobs.x_test[:100], blobs.y_test[:100], 1, resolution=6
+    )
     assert grid.shape == (6,) and loss.shape == (6, 6) and error.shape == (6, 6)
     assert float(loss.max()) > float(loss.min())
     assert float(error.min()) >= 0 and float(error.max()) <= 1
     with pytest.raises(ValueError, match="2-D"):
-        boundary.attack_surface(torch.rand(5, 3), torch.tensor([0, 1, 0, 1, 0]), torch.rand(5, 3),
-                                torch.tensor([0, 1, 0, 1, 0]), 1)
+        boundary.attack_surface(
+            torch.rand(5, 3), torch.tensor([0, 1, 0, 1, 0]), torch.rand(5, 3), torch.tensor([0, 1, 0, 1, 0]), 1
+        )
 
 
 def test_gradient_poison_respects_an_extra_projection(blobs):
@@ -102,18 +115,31 @@ def test_gradient_poison_respects_an_extra_projection(blobs):
         n = d.norm(dim=1, keepdim=True)
         return torch.where(n > 0.1, centre + d * 0.1 / n, xp)
 
-    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
-                                  lam=1e-3, steps=10, project=into_ball)
+    ps = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, lam=1e-3, steps=10, project=into_ball
+    )
     xp, _ = ps.poisons()
     assert float((xp.double() - centre).norm(dim=1).max()) <= 0.1 + 1e-6
     with pytest.raises(ValueError, match="project must return"):
-        boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
-                                 steps=1, project=lambda xp, yp: xp[:1])
+        boundary.gradient_poison(
+            blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, steps=1, project=lambda xp, yp: xp[:1]
+        )
 
 
 def test_concentrated_poisons_sit_at_few_points_and_split_the_labels(blobs):
-    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.07,
-                                  lam=1e-3, steps=20, lr=0.05, distinct=1, record=True, seed=3)
+    ps = boundary.gradient_poison(
+        blobs.x_train,
+        blobs.y_train,
+        blobs.x_test,
+        blobs.y_test,
+        0.07,
+        lam=1e-3,
+        steps=20,
+        lr=0.05,
+        distinct=1,
+        record=True,
+        seed=3,
+    )
     xp, yp = ps.poisons()
     assert ps.n_poison == 7 and ps.info["distinct"] == 1
     assert yp.tolist() == [0, 0, 0, 0, 1, 1, 1, 1][:7] and int((yp == 0).sum()) == 4
@@ -130,13 +156,15 @@ def test_concentrated_poisons_sit_at_few_points_and_split_the_labels(blobs):
 
 
 def test_concentrated_groups_share_the_copies_round_robin(blobs):
-    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05,
-                                  lam=1e-3, steps=3, distinct=2, seed=0)
+    ps = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, lam=1e-3, steps=3, distinct=2, seed=0
+    )
     xp, yp = ps.poisons()
     assert yp.tolist() == [0, 0, 0, 1, 1]
     assert len(torch.unique(xp[yp == 0], dim=0)) == 2 and len(torch.unique(xp[yp == 1], dim=0)) == 2
-    one = boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.01,
-                                   lam=1e-3, steps=3, distinct=4)
+    one = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.01, lam=1e-3, steps=3, distinct=4
+    )
     assert one.poisons()[1].tolist() == [0]  # a single poison takes the first label
 
 
@@ -166,13 +194,13 @@ def test_influence_flips_raise_the_validation_loss_more_than_random_flips(blobs)
     def val_loss(ps):
         return float(learner.mean_loss(learner.fit(ps.x, ps.y), xv.double(), yv))
 
-    chosen = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-3,
-                                 x_val=xv, y_val=yv)
+    chosen = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-3, x_val=xv, y_val=yv)
     assert chosen.n_poison == 10 and torch.equal(chosen.y != blobs.y_train, chosen.is_poison)
     random = [val_loss(boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, seed=s)) for s in range(5)]
     assert val_loss(chosen) > max(random), (val_loss(chosen), random)
-    one_round = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-3,
-                                    x_val=xv, y_val=yv, rounds=1)
+    one_round = boundary.label_flip(
+        blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-3, x_val=xv, y_val=yv, rounds=1
+    )
     assert one_round.n_poison == 10
 
 
@@ -181,8 +209,9 @@ def test_influence_flips_match_retraining_to_first_order(blobs):
     points the first-order score ranks highest and lowest."""
     learner = LinearLearner("logistic", 1e-2)
     xv, yv = blobs.x_test[:300], blobs.y_test[:300]
-    first = boundary.label_flip(blobs.x_train, blobs.y_train, 0.01, strategy="influence", lam=1e-2,
-                                x_val=xv, y_val=yv, rounds=1)
+    first = boundary.label_flip(
+        blobs.x_train, blobs.y_train, 0.01, strategy="influence", lam=1e-2, x_val=xv, y_val=yv, rounds=1
+    )
     i = int(torch.nonzero(first.is_poison)[0])
 
     def flipped_loss(j):
@@ -206,11 +235,14 @@ def test_flip_influence_predicts_the_retrained_rise_of_one_flip(blobs):
         actual = float(learner.mean_loss(learner.fit(blobs.x_train, y), xv.double(), yv)) - clean
         estimate = boundary.flip_influence(blobs.x_train, blobs.y_train, torch.tensor([j]), xv, yv, lam=1e-2)
         assert estimate * actual > 0 and 0.5 < estimate / actual < 2, (j, estimate, actual)
-    chosen = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-2,
-                                 x_val=xv, y_val=yv)
+    chosen = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="influence", lam=1e-2, x_val=xv, y_val=yv)
     rand = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, seed=0)
-    score = {name: boundary.flip_influence(blobs.x_train, blobs.y_train, torch.nonzero(p.is_poison).flatten(),
-                                           xv, yv, lam=1e-2) for name, p in (("infl", chosen), ("rand", rand))}
+    score = {
+        name: boundary.flip_influence(
+            blobs.x_train, blobs.y_train, torch.nonzero(p.is_poison).flatten(), xv, yv, lam=1e-2
+        )
+        for name, p in (("infl", chosen), ("rand", rand))
+    }
     assert score["infl"] > score["rand"]
 
 
@@ -284,8 +316,9 @@ def test_sanitise_and_feasible_projection_against_both_defences(blobs):
     z = project(far, yp)
     assert bool(sphere.keep(z, yp).all() and slab.keep(z, yp).all())
     assert float(z.min()) >= -1e-6 and float(z.max()) <= 1 + 1e-6
-    ps = boundary.gradient_poison(x, y, blobs.x_test, blobs.y_test, 0.1, lam=1e-3, steps=15, lr=0.05,
-                                  distinct=1, project=project)
+    ps = boundary.gradient_poison(
+        x, y, blobs.x_test, blobs.y_test, 0.1, lam=1e-3, steps=15, lr=0.05, distinct=1, project=project
+    )
     _, _, keep = boundary.sanitise(ps.x, ps.y, sphere, slab)
     assert bool(keep[ps.is_poison].all()), "poisons projected onto the defences survive them"
 
@@ -333,8 +366,9 @@ def test_ridge_influence_checker_matches_retraining_and_rejects_a_sign_slip():
     def val_loss(delta, j=4, lam=0.1):  # retrain with point j weighted 1/n + δ
         w = torch.full((30,), 1 / 30, dtype=torch.float64)
         w[j] += delta
-        theta = torch.linalg.solve((x * w[:, None]).T @ x + lam * torch.eye(3, dtype=torch.float64),
-                                   (x * w[:, None]).T @ y)
+        theta = torch.linalg.solve(
+            (x * w[:, None]).T @ x + lam * torch.eye(3, dtype=torch.float64), (x * w[:, None]).T @ y
+        )
         return float(0.5 * ((xv @ theta - yv) ** 2).mean())
 
     fd = (val_loss(1e-6) - val_loss(-1e-6)) / 2e-6

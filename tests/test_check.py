@@ -80,6 +80,7 @@ def test_prologue_checkers_accept_the_reference_and_reject_common_mistakes():
     assert not prologue.check_additive_poisons(lambda n, eps: additive(n, eps) if eps else 1).ok
     replacement = lambda n, eps: math.floor(round(eps * n, 9)) if 0 <= eps < 1 else additive(n, eps)  # noqa: E731
     assert not prologue.check_additive_poisons(replacement).ok  # ⌊εn⌋ bounds the share of the clean set
+
     def rounded_up(n, eps):
         return math.ceil(round(eps * n / (1 - eps), 9)) if 0 <= eps < 1 else additive(n, eps)
 
@@ -95,11 +96,15 @@ def test_prologue_checkers_accept_the_reference_and_reject_common_mistakes():
     assert not prologue.check_additive_poisons(generic).ok
     assert not prologue.check_additive_poisons(lambda n, eps: additive(n, abs(eps))).ok  # accepts ε < 0
     with variant(1):  # n = 2000, ε = 20%: exactly 500, which floating point puts a hair below
-        report = repr(prologue.check_additive_poisons(lambda n, eps: int(eps * n // (1 - eps)) if 0 <= eps < 1
-                                                      else additive(n, eps)))
+        report = repr(
+            prologue.check_additive_poisons(
+                lambda n, eps: int(eps * n // (1 - eps)) if 0 <= eps < 1 else additive(n, eps)
+            )
+        )
     assert "499" in report and "floating point" in report
-    undefined = prologue.check_attack_success_rate(lambda pred, y, t: reference_asr(pred, y, t) if (y != t).any()
-                                                   else float("nan"))
+    undefined = prologue.check_attack_success_rate(
+        lambda pred, y, t: reference_asr(pred, y, t) if (y != t).any() else float("nan")
+    )
     assert not undefined.ok and "ValueError" in repr(undefined)
 
     measured = prologue.pixel_centroid_accuracy(0)
@@ -157,6 +162,7 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
             if lr <= 0 or beta < 0:
                 raise ValueError(f"need lr > 0 and beta >= 0, got lr={lr}, beta={beta}")
             return step(x_hat, base, lr, beta)
+
         return fn
 
     assert ex.check_proximal_l1(prox_l1).ok
@@ -168,8 +174,13 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
     assert not ex.check_proximal_l1(no_clamp).ok
     halved = guarded(lambda p, b, lr, beta: b + (p - b).sign() * ((p - b).abs() - lr * beta / 2).clamp(min=0))
     assert not ex.check_proximal_l1(halved).ok
-    assert "does not say" in repr(ex.check_proximal_l1(lambda p, b, lr, beta: prox_l1(p, b, lr, beta) if lr > 0 and
-                                                       beta >= 0 else (_ for _ in ()).throw(ValueError("bad"))))
+    assert "does not say" in repr(
+        ex.check_proximal_l1(
+            lambda p, b, lr, beta: (
+                prox_l1(p, b, lr, beta) if lr > 0 and beta >= 0 else (_ for _ in ()).throw(ValueError("bad"))
+            )
+        )
+    )
     generic = guarded(lambda p, b, lr, beta: prox_l1(p, b, lr, beta))
     assert ex.check_proximal_l1(generic).ok
 
@@ -204,13 +215,13 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
     assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: success(f, j, l2, c, math.inf)).ok
     assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: success(f, j.fill_(c), l2, c, tau)).ok
     assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: success(f, j, l2, c, tau, strict=True)).ok
-    assert not ex.check_clean_label_success(lambda f, j, l2, c, tau: (success(f, j, l2, c, tau)[0],
-                                                                       float(l2.mean()))).ok
+    assert not ex.check_clean_label_success(
+        lambda f, j, l2, c, tau: (success(f, j, l2, c, tau)[0], float(l2.mean()))
+    ).ok
     assert "a pair" in repr(ex.check_clean_label_success(lambda f, j, l2, c, tau: 0.5))
 
 
 def test_spectral_checkers_accept_references_and_reject_mistakes():
-    from poisonlab import detect
     from poisonlab.check import spectral as ex
 
     def score(reps):
@@ -261,6 +272,7 @@ def test_limits_checkers_accept_references_and_reject_mistakes():
                 theta = (factor**2 if square else factor) * math.sqrt(gamma)
                 out.append(spiked.bbp_overlap(theta, gamma))
             return tuple(out)
+
         return overlaps
 
     for v in range(4):
@@ -276,6 +288,7 @@ def test_limits_checkers_accept_references_and_reject_mistakes():
         def place(n, d, u, eps, seed):
             x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
             return x - (x @ u)[:, None] * u + distance(n, d, eps) * u
+
         return place
 
     def under_the_level(n_poison, d, eps):  # the reference: 10% under the stopping level's excess over 1

@@ -45,8 +45,9 @@ def test_batched_crafting_equals_one_at_a_time():
     cnn = models.make("cnn", (1, 8, 8), 3, seed=0).eval()
     t, b = torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)
     batched = collision.feature_collision(cnn.features, t, b, beta=0.5, lr=0.01, steps=20)
-    single = torch.stack([collision.feature_collision(cnn.features, t[i], b[i], beta=0.5, lr=0.01, steps=20)
-                          for i in range(4)])
+    single = torch.stack(
+        [collision.feature_collision(cnn.features, t[i], b[i], beta=0.5, lr=0.01, steps=20) for i in range(4)]
+    )
     assert torch.allclose(batched, single, atol=1e-5)
     shared = collision.feature_collision(cnn.features, t[0], b, beta=0.5, lr=0.01, steps=2)
     assert shared.shape == b.shape
@@ -94,8 +95,9 @@ def transfer_setting(mnist5k):
     from poisonlab.experiment import train_and_score
 
     d = mnist5k
-    extractor = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256),
-                                epochs=4, lr=0.05).model.eval()
+    extractor = train_and_score(
+        (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256), epochs=4, lr=0.05
+    ).model.eval()
     judge = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=4, lr=0.05, seed=7).model.eval()
     pair = d.pair(3, 8)  # 3 → 0, 8 → 1
     pick = torch.randperm(len(pair.y_train), generator=torch.Generator().manual_seed(1))[:40]
@@ -106,10 +108,34 @@ def transfer_setting(mnist5k):
 
 def test_one_shot_transfer_flips_targets_when_the_poison_may_drift(transfer_setting):
     extractor, judge, pair, pick, targets, bases = transfer_setting
-    loose = collision.one_shot_transfer(extractor, judge, pair.x_train[pick], pair.y_train[pick], pair.x_test,
-                                        pair.y_test, targets, bases, 1, judge_label=8, beta=0.3, steps=600)
-    tight = collision.one_shot_transfer(extractor, judge, pair.x_train[pick], pair.y_train[pick], pair.x_test,
-                                        pair.y_test, targets, bases, 1, judge_label=8, beta=1000.0, steps=600)
+    loose = collision.one_shot_transfer(
+        extractor,
+        judge,
+        pair.x_train[pick],
+        pair.y_train[pick],
+        pair.x_test,
+        pair.y_test,
+        targets,
+        bases,
+        1,
+        judge_label=8,
+        beta=0.3,
+        steps=600,
+    )
+    tight = collision.one_shot_transfer(
+        extractor,
+        judge,
+        pair.x_train[pick],
+        pair.y_train[pick],
+        pair.x_test,
+        pair.y_test,
+        targets,
+        bases,
+        1,
+        judge_label=8,
+        beta=1000.0,
+        steps=600,
+    )
     assert loose.rate("flipped")[0] >= 0.5 and tight.rate("flipped")[0] <= 0.2
     assert float(tight.l2.max()) < float(loose.l2.min())  # β keeps poisons at their bases
     assert tight.rate("judge_reads_base")[0] >= 0.9
@@ -123,8 +149,18 @@ def test_one_shot_transfer_rejects_models_in_training_mode(transfer_setting):
     judge.train()
     try:
         with pytest.raises(ValueError, match="judge"):
-            collision.one_shot_transfer(extractor, judge, pair.x_train[pick], pair.y_train[pick], pair.x_test,
-                                        pair.y_test, targets, bases, 1, steps=1)
+            collision.one_shot_transfer(
+                extractor,
+                judge,
+                pair.x_train[pick],
+                pair.y_train[pick],
+                pair.x_test,
+                pair.y_test,
+                targets,
+                bases,
+                1,
+                steps=1,
+            )
     finally:
         judge.eval()
 

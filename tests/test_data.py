@@ -8,10 +8,9 @@ import torch
 from poisonlab.data import DatasetUnavailable
 
 
-@pytest.mark.parametrize("name, n_train, n_test, shape", [
-    ("mnist5k", 4000, 1000, (1, 28, 28)),
-    ("digits", 1347, 450, (1, 8, 8)),
-])
+@pytest.mark.parametrize(
+    "name, n_train, n_test, shape", [("mnist5k", 4000, 1000, (1, 28, 28)), ("digits", 1347, 450, (1, 8, 8))]
+)
 def test_offline_datasets_have_the_documented_layout(name, n_train, n_test, shape):
     ds = pl.load(name)
     assert ds.x_train.shape == (n_train, *shape) and ds.x_test.shape == (n_test, *shape)

@@ -31,8 +31,9 @@ def test_spectral_scores_put_the_planted_poisons_on_top():
 def test_spectral_scores_are_centred_per_class():
     reps, labels, _ = spiked(shift=0.0)
     moved = reps + 100.0  # a common offset must not change centred scores
-    assert torch.allclose(detect.spectral_scores(reps, labels), detect.spectral_scores(moved, labels),
-                          rtol=1e-3, atol=1e-3)
+    assert torch.allclose(
+        detect.spectral_scores(reps, labels), detect.spectral_scores(moved, labels), rtol=1e-3, atol=1e-3
+    )
 
 
 def test_spectral_scores_handle_many_samples_without_outer_products():
@@ -66,7 +67,7 @@ def test_gradient_scores_match_explicit_per_sample_gradients():
         grads = []
         for i in idx:
             model.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1]).backward()
+            torch.nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
             grads.append(model.head.weight.grad.flatten().clone())
         gmat = torch.stack(grads).double()
         centred = gmat - gmat.mean(0)
@@ -165,8 +166,10 @@ def test_alignment_is_one_for_a_loud_spike_and_small_for_none():
     with pytest.raises(ValueError, match="at least one poison"):
         detect.alignment(reps[one], torch.zeros(int(one.sum()), dtype=torch.bool))
     with pytest.raises(ValueError, match="same mean"):
-        detect.alignment(torch.ones(6, 2).cumsum(0) * torch.tensor([1.0, 0.0]),
-                         torch.tensor([True, False, False, False, False, True]))
+        detect.alignment(
+            torch.ones(6, 2).cumsum(0) * torch.tensor([1.0, 0.0]),
+            torch.tensor([True, False, False, False, False, True]),
+        )
 
 
 def test_top_direction_is_the_same_from_either_gram_matrix():

@@ -49,17 +49,18 @@ def test_environment_lists_nothing_pyproject_does_not_know():
 
 def test_environment_lower_bounds_match_pyproject():
     required, extras = _pyproject()
-    bounds = {_name(r): r[len(_name(r)):].strip() for r in required + [r for g in extras.values() for r in g]}
+    bounds = {_name(r): r[len(_name(r)) :].strip() for r in required + [r for g in extras.values() for r in g]}
     conda, _ = _environment()
     for dep in conda:
         name = CONDA_NAMES.get(_name(dep), _name(dep))
         if name in NOT_PACKAGES:
             continue
-        spec = dep[len(_name(dep)):].strip()
+        spec = dep[len(_name(dep)) :].strip()
         ours = re.search(r">=\s*([\w.]+)", bounds[name])
         theirs = re.search(r">=\s*([\w.]+)", spec)
-        assert ours and theirs and ours.group(1) == theirs.group(1), \
+        assert ours and theirs and ours.group(1) == theirs.group(1), (
             f"{dep!r} in environment.yml and {name}{bounds[name]} in pyproject.toml disagree"
+        )
 
 
 def test_environment_installs_the_package_itself():

@@ -10,8 +10,9 @@ def test_badnets_reaches_high_asr_at_five_percent_and_keeps_clean_accuracy(mnist
     d = mnist5k
     trigger = Patch(3)
     clean = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, trigger, 0, epochs=6, lr=0.05)
-    poisoned = train_and_score(backdoor(d.x_train, d.y_train, trigger, 0, 0.05), d.x_test, d.y_test,
-                               trigger, 0, epochs=6, lr=0.05)
+    poisoned = train_and_score(
+        backdoor(d.x_train, d.y_train, trigger, 0, 0.05), d.x_test, d.y_test, trigger, 0, epochs=6, lr=0.05
+    )
     assert clean.attack_success_rate < 0.05  # a clean model ignores the patch
     assert poisoned.attack_success_rate >= 0.97
     assert abs(poisoned.clean_accuracy - clean.clean_accuracy) <= 0.02 and clean.clean_accuracy > 0.9
@@ -45,8 +46,18 @@ def test_watch_records_the_loss_of_each_group_after_every_epoch(mnist5k):
     d = mnist5k
     ps = backdoor(d.x_train, d.y_train, Patch(3), 0, 0.05)
     xp, yp = ps.poisons()
-    s = train_and_score(ps, d.x_test, d.y_test, Patch(3), 0, model="logreg", epochs=2, lr=0.1, per_epoch=True,
-                        watch={"poisons": (xp, yp), "clean": (ps.x[~ps.is_poison], ps.y[~ps.is_poison])})
+    s = train_and_score(
+        ps,
+        d.x_test,
+        d.y_test,
+        Patch(3),
+        0,
+        model="logreg",
+        epochs=2,
+        lr=0.1,
+        per_epoch=True,
+        watch={"poisons": (xp, yp), "clean": (ps.x[~ps.is_poison], ps.y[~ps.is_poison])},
+    )
     assert len(s.history.metrics["loss poisons"]) == 2 and len(s.history.metrics["loss clean"]) == 2
     assert all(v >= 0 for v in s.history.metrics["loss poisons"])
     with pytest.raises(ValueError, match="per_epoch"):

@@ -66,8 +66,11 @@ def test_untouched_malformed_and_hanging_submissions_score_zero_and_the_batch_go
     with open(tmp_path / "out" / "grades.csv") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 12 and set(table[0]) == {"student", "chapter", "exercise", "points", "max", "message"}
-    assert (tmp_path / "out" / "feedback" / "d-right" / f"{LIMITS.stem}.md").read_text().startswith(
-        f"# {LIMITS.stem}: 2 of 6 points")
+    assert (
+        (tmp_path / "out" / "feedback" / "d-right" / f"{LIMITS.stem}.md")
+        .read_text()
+        .startswith(f"# {LIMITS.stem}: 2 of 6 points")
+    )
 
 
 def test_partial_answers_earn_partial_credit(nbgrader_course, tmp_path):
@@ -100,8 +103,10 @@ def best_detector(p, q):
     nb.cells.insert(0, nbformat.v4.new_code_cell("import poisonlab.check.limits as m\nm.check_best_detector = None"))
     _submit(tmp_path / "subs", "cheater", nb)
     # a submission that saves a pickle instead of answers: torch.load(weights_only=True) refuses it
-    evil = "import torch\n_save = torch.save\ntorch.save = lambda obj, path: _save(object(), path)\n\n\n" \
-           "def best_detector(p, q):\n    return (q > p).double()"
+    evil = (
+        "import torch\n_save = torch.save\ntorch.save = lambda obj, path: _save(object(), path)\n\n\n"
+        "def best_detector(p, q):\n    return (q > p).double()"
+    )
     _submit(tmp_path / "subs", "pickler", _answer(_student(nbgrader_course), 1, evil))
     rows = grade.grade(tmp_path / "subs", nbgrader_course, out, timeout=60)
     assert _points(rows, "cheater") == [0, 0, 0]
@@ -145,8 +150,9 @@ def nbgrader_course_for(course: Path, released: dict) -> Path:
     """A folder whose release/ holds one student's notebook, for _student()."""
     target = course / "eve-view"
     (target / "release" / LIMITS.stem).mkdir(parents=True, exist_ok=True)
-    nbformat.write(nbformat.read(released["ada"], as_version=4),
-                   target / "release" / LIMITS.stem / f"{LIMITS.stem}.ipynb")
+    nbformat.write(
+        nbformat.read(released["ada"], as_version=4), target / "release" / LIMITS.stem / f"{LIMITS.stem}.ipynb"
+    )
     return target
 
 
@@ -154,8 +160,10 @@ def test_answers_that_break_the_comparison_or_read_the_checker_score_zero(nbgrad
     subs = tmp_path / "subs"
     sparse = "import torch\n\n\ndef best_detector(p, q):\n    return (q > p).double().to_sparse()"
     numpy_answer = "def best_detector(p, q):\n    return (q > p).double().numpy()"
-    peek = ("import sys\n\n\ndef best_detector(p, q):\n    f = sys._getframe(1)\n"
-            "    while 'case' not in f.f_locals:\n        f = f.f_back\n    return f.f_locals['case'].expected")
+    peek = (
+        "import sys\n\n\ndef best_detector(p, q):\n    f = sys._getframe(1)\n"
+        "    while 'case' not in f.f_locals:\n        f = f.f_back\n    return f.f_locals['case'].expected"
+    )
     _submit(subs, "a-sparse", _answer(_student(nbgrader_course), 1, sparse))
     _submit(subs, "b-numpy", _answer(_student(nbgrader_course), 1, numpy_answer))
     _submit(subs, "c-peek", _answer(_student(nbgrader_course), 1, peek))
@@ -166,8 +174,10 @@ def test_answers_that_break_the_comparison_or_read_the_checker_score_zero(nbgrad
 
 
 def test_a_process_left_behind_does_not_hold_up_the_batch(nbgrader_course, tmp_path):
-    leave = ("import subprocess\nsubprocess.Popen(['sleep', '600'], start_new_session=True)\n\n\n"
-             "def best_detector(p, q):\n    return (q > p).double()")
+    leave = (
+        "import subprocess\nsubprocess.Popen(['sleep', '600'], start_new_session=True)\n\n\n"
+        "def best_detector(p, q):\n    return (q > p).double()"
+    )
     _submit(tmp_path / "subs", "a-leaves", _answer(_student(nbgrader_course), 1, leave))
     # a second copy of the same chapter is ignored, not graded twice
     (tmp_path / "subs" / "a-leaves" / LIMITS.stem).mkdir()
@@ -183,10 +193,12 @@ def test_a_process_left_behind_does_not_hold_up_the_batch(nbgrader_course, tmp_p
 def test_no_expected_answer_is_within_reach_of_the_student_function(nbgrader_course, tmp_path):
     # walks every frame above it looking for the checker's cases, with the names disguised so that the
     # textual check does not catch it: the worker holds only inputs, so it finds nothing
-    disguised = ("import sys\n\n\ndef best_detector(p, q):\n    frame = getattr(sys, '_get' + 'frame')(1)\n"
-                 "    while frame is not None:\n        found = getattr(frame, 'f_' + 'locals').get('case')\n"
-                 "        if found is not None:\n            return found.expected\n"
-                 "        frame = getattr(frame, 'f_' + 'back')\n    return torch.zeros_like(p)")
+    disguised = (
+        "import sys\n\n\ndef best_detector(p, q):\n    frame = getattr(sys, '_get' + 'frame')(1)\n"
+        "    while frame is not None:\n        found = getattr(frame, 'f_' + 'locals').get('case')\n"
+        "        if found is not None:\n            return found.expected\n"
+        "        frame = getattr(frame, 'f_' + 'back')\n    return torch.zeros_like(p)"
+    )
     _submit(tmp_path / "subs", "snoop", _answer(_student(nbgrader_course), 1, disguised))
     rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
     assert _points(rows, "snoop")[0] < 1.0  # at most the P = Q case, where zeros are right
@@ -197,8 +209,10 @@ def test_a_submission_cannot_read_the_instructors_notebooks(nbgrader_course, tmp
         pytest.skip("unshare cannot make a private mount namespace on this machine")
     source = nbgrader_course / "source" / LIMITS.stem / f"{LIMITS.stem}.ipynb"
     # copy the reference solution out of the instructor's notebook, then run it
-    steal = (f"import json\ncells = json.load(open({str(source)!r}))['cells']\n"
-             "exec(next(''.join(c['source']) for c in cells if 'def best_detector' in ''.join(c['source'])))")
+    steal = (
+        f"import json\ncells = json.load(open({str(source)!r}))['cells']\n"
+        "exec(next(''.join(c['source']) for c in cells if 'def best_detector' in ''.join(c['source'])))"
+    )
     _submit(tmp_path / "subs", "thief", _answer(_student(nbgrader_course), 1, steal))
     assert source.exists()  # readable here, in the grader's process
     rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", timeout=60)
@@ -209,11 +223,13 @@ def test_grader_runs_only_the_setup_and_parameters_cells():
     """Hidden cells after the parameters cell glue the chapter's numbers and need its experiments;
     the grader must not run them, nor the hidden tests."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
-                nbformat.v4.new_code_cell("import torch", metadata={"tags": ["remove-cell"]}),
-                nbformat.v4.new_code_cell("SEED = 0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("runs = train()"),
-                nbformat.v4.new_code_cell("glue('x', runs)", metadata={"tags": ["remove-cell"]})]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_code_cell("import torch", metadata={"tags": ["remove-cell"]}),
+        nbformat.v4.new_code_cell("SEED = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("runs = train()"),
+        nbformat.v4.new_code_cell("glue('x', runs)", metadata={"tags": ["remove-cell"]}),
+    ]
     assert [c.source for c in grade.setup_cells(nb)] == ["import torch", "SEED = 0"]
     nb.cells[1].metadata["nbgrader"] = {"grade": True}
     assert [c.source for c in grade.setup_cells(nb)] == ["SEED = 0"]

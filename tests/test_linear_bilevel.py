@@ -42,8 +42,9 @@ def test_newton_training_reaches_the_optimum(loss):
     assert torch.allclose(learner.objective(theta, x, y), learner.mean_loss(theta, x, y) + reg)
     v = torch.randn(4, dtype=torch.float64)
     assert torch.allclose(learner.hvp(theta, x, y)(v), learner.hessian(theta, x, y) @ v, atol=1e-12)
-    assert torch.allclose(autograd_hvp(lambda t: learner.objective(t, x, y), theta)(v),
-                          learner.hvp(theta, x, y)(v), atol=1e-12)
+    assert torch.allclose(
+        autograd_hvp(lambda t: learner.objective(t, x, y), theta)(v), learner.hvp(theta, x, y)(v), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("loss", ["logistic", "hinge"])
@@ -105,5 +106,4 @@ def test_learner_rejects_bad_settings():
     with pytest.raises(ValueError, match="< 2"):
         LinearLearner().fit(torch.rand(4, 2), torch.tensor([0, 1, 2, 0]))
     with pytest.raises(ValueError, match="steps"):
-        unrolled_gradient(torch.zeros(3), torch.zeros(1, 2), lambda t, p: t.sum(), lambda t: t.sum(),
-                          steps=0, lr=0.1)
+        unrolled_gradient(torch.zeros(3), torch.zeros(1, 2), lambda t, p: t.sum(), lambda t: t.sum(), steps=0, lr=0.1)

@@ -1,7 +1,7 @@
 """The chapters as files: stored clean, listed in the book, built to the notebook anatomy of
 shared/DESIGN.md, with exercises that fail on the stub and pass on the hidden solution.
 
-(Executing the chapters top to bottom is nbval's job: ``pytest --nbval-lax chapters``.)
+(Executing the chapters top to bottom is tests/test_chapters_execute.py's job.)
 """
 
 import re
@@ -122,13 +122,26 @@ def test_exercises_are_referred_to_by_label_not_by_a_typed_number(path):
     """The site numbers exercises per chapter (Exercise 2.3, book/_ext/chapter_numbers.py); a number
     typed into the prose would go stale when an exercise is added or moved."""
     nb = _read(path)
-    typed = [m.group(0) for c in nb.cells if c.cell_type == "markdown"
-             for m in re.finditer(r"\b[Ee]xercises? \d+(\.\d+)?", c.source)]
+    typed = [
+        m.group(0)
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for m in re.finditer(r"\b[Ee]xercises? \d+(\.\d+)?", c.source)
+    ]
     assert not typed, f"refer to exercises with {{ref}}`label`, not by number: {typed}"
-    labels = {m for other in CHAPTERS for c in _read(other).cells if c.cell_type == "markdown"
-              for m in re.findall(r"^:label: (\S+)", c.source, re.M)}
-    refs = {m for c in nb.cells if c.cell_type == "markdown"
-            for m in re.findall(r"\{(?:ref|numref)\}`(?:[^`<]*<)?([\w-]+-ex-[\w-]+)>?`", c.source)}
+    labels = {
+        m
+        for other in CHAPTERS
+        for c in _read(other).cells
+        if c.cell_type == "markdown"
+        for m in re.findall(r"^:label: (\S+)", c.source, re.M)
+    }
+    refs = {
+        m
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for m in re.findall(r"\{(?:ref|numref)\}`(?:[^`<]*<)?([\w-]+-ex-[\w-]+)>?`", c.source)
+    }
     assert refs <= labels, f"references to exercises that do not exist: {sorted(refs - labels)}"
 
 
@@ -137,7 +150,7 @@ def _exercises(path):
     pairs = []
     for i, cell in enumerate(cells):
         if cell.cell_type == "code" and BEGIN in cell.source:
-            check = next(c for c in cells[i + 1:] if c.cell_type == "code" and ".check_" in c.source)
+            check = next(c for c in cells[i + 1 :] if c.cell_type == "code" and ".check_" in c.source)
             pairs.append((cell.source, check.source))
     return pairs
 
@@ -153,8 +166,9 @@ def _check_result(solution: str, check: str):
     return eval(compile(last, "<check>", "eval"), namespace)
 
 
-@pytest.mark.parametrize("path, index, solution, check", EXERCISES,
-                         ids=[f"{p.name}-exercise{i + 1}" for p, i, _, _ in EXERCISES])
+@pytest.mark.parametrize(
+    "path, index, solution, check", EXERCISES, ids=[f"{p.name}-exercise{i + 1}" for p, i, _, _ in EXERCISES]
+)
 def test_exercise_passes_on_the_solution_and_fails_on_the_stub(path, index, solution, check):
     assert END in solution
     assert _check_result(solution, check).ok, "the hidden solution must pass its checker"

@@ -65,8 +65,10 @@ def _toy():
 def test_linear_boundaries_draw_one_panel_each_with_a_shared_legend():
     x, y = _toy()
     theta = torch.tensor([1.0, 0.2, -0.6])
-    panels = [{"theta": theta, "title": "a"},
-              {"theta": theta, "poison_x": torch.rand(2, 2), "poison_y": torch.tensor([0, 1]), "title": "b"}]
+    panels = [
+        {"theta": theta, "title": "a"},
+        {"theta": theta, "poison_x": torch.rand(2, 2), "poison_y": torch.tensor([0, 1]), "title": "b"},
+    ]
     fig = plots.linear_boundaries(x, y, panels, clean_theta=torch.tensor([1.0, 0.0, -0.5]), ncols=2)
     assert [a.get_title() for a in fig.axes[:2]] == ["a", "b"]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -78,8 +80,9 @@ def test_linear_boundaries_draw_one_panel_each_with_a_shared_legend():
 def test_attack_landscape_lines_and_bars():
     x, y = _toy()
     grid = torch.linspace(0, 1, 5)
-    fig = plots.attack_landscape(grid, torch.rand(5, 5), x, y, path=torch.rand(4, 2), path_label=1,
-                                 clean_theta=torch.tensor([1.0, 0.0, -0.5]))
+    fig = plots.attack_landscape(
+        grid, torch.rand(5, 5), x, y, path=torch.rand(4, 2), path_label=1, clean_theta=torch.tensor([1.0, 0.0, -0.5])
+    )
     assert fig.axes[0].get_xlabel() == "feature 1"
     fig = plots.lines([0, 1, 2], {"a": [0.1, 0.2, 0.3]}, xlabel="ε", ylabel="error (%)")
     assert fig.axes[0].lines[0].get_ydata()[-1] == pytest.approx(30.0)
@@ -114,8 +117,14 @@ def test_epsilon_explorer_builds_a_slider():
 
 
 def test_heatmap_annotates_every_cell_and_rejects_bad_grids():
-    fig = plots.heatmap(torch.tensor([[0.0, 0.5], [0.99, 1.0], [0.2, 0.3]]), row_labels=["1", "2", "3"],
-                        col_labels=["a", "b"], xlabel="opacity", ylabel="size", title="t")
+    fig = plots.heatmap(
+        torch.tensor([[0.0, 0.5], [0.99, 1.0], [0.2, 0.3]]),
+        row_labels=["1", "2", "3"],
+        col_labels=["a", "b"],
+        xlabel="opacity",
+        ylabel="size",
+        title="t",
+    )
     ax = fig.axes[0]
     assert sorted(t.get_text() for t in ax.texts) == sorted(["0", "50", "99", "100", "20", "30"])
     assert ax.get_xlabel() == "opacity" and [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3"]
@@ -167,8 +176,13 @@ def test_score_histograms_and_roc_curves():
     g = torch.Generator().manual_seed(0)
     truth = torch.arange(100) < 10
     scores = truth.float() * 3 + torch.rand(100, generator=g)
-    fig = plots.score_histograms([{"scores": scores, "is_poison": truth, "title": "a", "threshold": 2.0},
-                                  {"scores": scores.flip(0), "is_poison": truth}], title="t")
+    fig = plots.score_histograms(
+        [
+            {"scores": scores, "is_poison": truth, "title": "a", "threshold": 2.0},
+            {"scores": scores.flip(0), "is_poison": truth},
+        ],
+        title="t",
+    )
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["clean", "poison", "removal cut"]
     with pytest.raises(ValueError, match="clean point"):
@@ -184,11 +198,20 @@ def test_score_histograms_and_roc_curves():
 
 def test_measured_and_theory_draws_points_curves_and_thresholds():
     fig = plots.measured_and_theory(
-        [{"xlabel": "θ", "logx": True, "points": {"measured": ([0.5, 1, 2], [0.0, 0.1, 0.5])},
-          "curves": {"theory": ([0.5, 1, 2], [0.0, 0.0, 0.5])}, "vlines": {"threshold": 1.0},
-          "errors": {"measured": [0.01, 0.02, 0.03]}},
-         {"xlabel": "θ", "ylabel": "recall", "points": {"r": ([1, 2], [0.2, 0.9])}}],
-        ylabel="overlap", title="t")
+        [
+            {
+                "xlabel": "θ",
+                "logx": True,
+                "points": {"measured": ([0.5, 1, 2], [0.0, 0.1, 0.5])},
+                "curves": {"theory": ([0.5, 1, 2], [0.0, 0.0, 0.5])},
+                "vlines": {"threshold": 1.0},
+                "errors": {"measured": [0.01, 0.02, 0.03]},
+            },
+            {"xlabel": "θ", "ylabel": "recall", "points": {"r": ([1, 2], [0.2, 0.9])}},
+        ],
+        ylabel="overlap",
+        title="t",
+    )
     left, right = fig.axes
     assert left.get_xscale() == "log" and [t.get_text() for t in left.get_xticklabels()] == ["0.5", "1", "2"]
     assert right.get_ylabel() == "recall" and left.get_ylabel() == "overlap"
@@ -201,8 +224,9 @@ def test_measured_and_theory_draws_points_curves_and_thresholds():
 
 def test_phase_diagram_annotates_cells_and_draws_the_curve():
     values = torch.tensor([[0.5, 0.9, 1.0], [0.5, 0.6, 0.95]])
-    fig = plots.phase_diagram(values, [1, 2, 3], [0.01, 0.1], xlabel="shift", ylabel="ε",
-                              curve=([1.5, 2.5], [0.1, 0.01]), title="AUC")
+    fig = plots.phase_diagram(
+        values, [1, 2, 3], [0.01, 0.1], xlabel="shift", ylabel="ε", curve=([1.5, 2.5], [0.1, 0.01]), title="AUC"
+    )
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and len(ax.texts) == 6 and len(fig.legends) == 1
     with pytest.raises(ValueError, match="shape"):
@@ -216,8 +240,9 @@ def test_projections_draw_clean_cover_and_poison_groups():
     coords = torch.randn(20, 2, generator=g)
     poison = torch.arange(20) < 4
     cover = (torch.arange(20) >= 4) & (torch.arange(20) < 7)
-    fig = plots.projections([{"coords": coords, "is_poison": poison, "cover": cover, "title": "a"},
-                             {"coords": coords, "is_poison": poison}])
+    fig = plots.projections(
+        [{"coords": coords, "is_poison": poison, "cover": cover, "title": "a"}, {"coords": coords, "is_poison": poison}]
+    )
     assert len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["clean", "cover", "poison"]
     with pytest.raises(ValueError, match="coords"):
@@ -227,22 +252,29 @@ def test_projections_draw_clean_cover_and_poison_groups():
 
 
 def test_lines_draw_a_band_of_spread_and_reject_a_band_of_the_wrong_length():
-    fig = plots.lines([1, 2, 3], {"a": [0.5, 0.6, 0.7]}, xlabel="x", ylabel="%",
-                      bands={"a": ([0.4, 0.5, 0.6], [0.6, 0.7, float("nan")])})
+    fig = plots.lines(
+        [1, 2, 3],
+        {"a": [0.5, 0.6, 0.7]},
+        xlabel="x",
+        ylabel="%",
+        bands={"a": ([0.4, 0.5, 0.6], [0.6, 0.7, float("nan")])},
+    )
     assert len(fig.axes[0].collections) == 1  # the shaded band
     with pytest.raises(ValueError, match="band"):
         plots.lines([1, 2, 3], {"a": [0.5, 0.6, 0.7]}, xlabel="x", ylabel="%", bands={"a": ([0.4], [0.6])})
 
 
 def test_paired_bars_draw_ranges_and_reject_ranges_of_the_wrong_length():
-    fig = plots.paired_bars(["a", "b"], [0.5, 0.6], [0.7, 0.8], ranges=([(0.4, 0.6), (0.5, 0.7)],
-                                                                         [(0.6, 0.9), (0.8, 0.8)]))
+    fig = plots.paired_bars(
+        ["a", "b"], [0.5, 0.6], [0.7, 0.8], ranges=([(0.4, 0.6), (0.5, 0.7)], [(0.6, 0.9), (0.8, 0.8)])
+    )
     assert isinstance(fig, Figure)
     with pytest.raises(ValueError, match="ranges"):
         plots.paired_bars(["a", "b"], [0.5, 0.6], [0.7, 0.8], ranges=([(0.4, 0.6)], [(0.6, 0.9)]))
 
 
 def test_line_panels_can_use_a_log_y_axis():
-    fig = plots.line_panels([{"x": [1, 2], "series": {"loss": [1.0, 0.01]}, "xlabel": "epoch", "logy": True}],
-                            ylabel="loss", percent=False)
+    fig = plots.line_panels(
+        [{"x": [1, 2], "series": {"loss": [1.0, 0.01]}, "xlabel": "epoch", "logy": True}], ylabel="loss", percent=False
+    )
     assert fig.axes[0].get_yscale() == "log"

@@ -14,8 +14,7 @@ def test_glue_rejects_names_the_prose_cannot_use():
 def test_table_formats_cells_and_renders_html_and_text():
     from poisonlab.report import table
 
-    t = table(["ε", "ASR"], [[0.05, 0.87], [0.1, 0.99], [0.2, "–"]], formats={0: ".0%", 1: ".1%"},
-              caption="c <1>")
+    t = table(["ε", "ASR"], [[0.05, 0.87], [0.1, 0.99], [0.2, "–"]], formats={0: ".0%", 1: ".1%"}, caption="c <1>")
     html = t._repr_html_()
     assert ">ε</th>" in html and ">87.0%</td>" in html and "c &lt;1&gt;" in html and "padding" in html
     text = repr(t).splitlines()

@@ -28,8 +28,9 @@ def test_measured_overlap_lands_on_the_theory_away_from_the_threshold(ratio):
     n, d, eps = 2000, 1000, 0.1
     theta = ratio * spiked.bbp_threshold(d / n)
     shift = spiked.shift_for(theta, eps)
-    measured = [spiked.top_overlap(s.x, s.direction) for s in
-                (spiked.sample(n, d, eps, shift, seed=seed) for seed in range(3))]
+    measured = [
+        spiked.top_overlap(s.x, s.direction) for s in (spiked.sample(n, d, eps, shift, seed=seed) for seed in range(3))
+    ]
     assert abs(sum(measured) / 3 - spiked.bbp_overlap(theta, d / n)) < 0.05
 
 

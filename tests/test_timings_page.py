@@ -13,8 +13,7 @@ def test_timings_page_was_written_by_the_benchmark():
 
 def test_timings_page_lists_every_chapter():
     text = PAGE.read_text()
-    missing = [p.stem for p in sorted((ROOT / "chapters").glob("*.ipynb"))
-               if f"<../chapters/{p.stem}>" not in text]
+    missing = [p.stem for p in sorted((ROOT / "chapters").glob("*.ipynb")) if f"<../chapters/{p.stem}>" not in text]
     assert not missing, f"run `benchmarks/run.py --markdown book/timings.md`: {missing} are missing"
 
 

@@ -20,8 +20,7 @@ def test_logistic_regression_learns_digits(digits):
 def test_fit_is_bit_for_bit_deterministic_on_cpu(digits):
     def run(seed):
         model = pl.make("cnn", digits.input_shape, 10, seed=0)
-        pl.fit(model, digits.x_train, digits.y_train, epochs=2, lr=0.05, seed=seed, progress=False,
-               device="cpu")
+        pl.fit(model, digits.x_train, digits.y_train, epochs=2, lr=0.05, seed=seed, progress=False, device="cpu")
         return [p.detach().clone() for p in model.parameters()]
 
     a, b, c = run(0), run(0), run(1)
@@ -36,8 +35,17 @@ def test_fit_records_callback_metrics_and_weight_decay_shrinks_weights(digits):
     norms = []
     for wd in (0.0, 0.05):
         model = pl.make("logreg", digits.input_shape, 10)
-        h = pl.fit(model, digits.x_train, digits.y_train, epochs=3, lr=0.1, weight_decay=wd,
-                   callback=test_acc, progress=False, optimizer="adam" if wd else "sgd")
+        h = pl.fit(
+            model,
+            digits.x_train,
+            digits.y_train,
+            epochs=3,
+            lr=0.1,
+            weight_decay=wd,
+            callback=test_acc,
+            progress=False,
+            optimizer="adam" if wd else "sgd",
+        )
         assert h.epochs == 3 and len(h.metrics["test_accuracy"]) == 3 and h.seconds > 0
         norms.append(float(model.head.weight.detach().norm()))
     model = pl.make("logreg", digits.input_shape, 10)
@@ -64,15 +72,18 @@ def test_predict_logits_and_embed_shapes(tiny_images):
     assert model.training, "prediction must not change the model's mode"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"epochs": 0}, "epochs"),
-    ({"lr": -1.0}, "lr"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"weight_decay": -0.1}, "weight_decay"),
-    ({"optimizer": "lbfgs"}, "optimizer"),
-    ({"momentum": 1.0}, "momentum"),
-    ({"schedule": "step"}, "schedule"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"schedule": "step"}, "schedule"),
+    ],
+)
 def test_fit_rejects_bad_hyperparameters(tiny_images, kwargs, match):
     x, y = tiny_images
     model = pl.make("logreg", (1, 8, 8), 3)

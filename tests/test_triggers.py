@@ -15,13 +15,15 @@ def test_patch_stamps_a_checkerboard_in_the_bottom_right_corner():
     assert torch.equal(rest, x) and float(x.max()) == 0.5
 
 
-@pytest.mark.parametrize("location,corner", [("top-left", (0, 0)), ("top-right", (0, 6)),
-                                             ("bottom-left", (6, 0)), ("center", (3, 3)), ((1, 4), (1, 4))])
+@pytest.mark.parametrize(
+    "location,corner",
+    [("top-left", (0, 0)), ("top-right", (0, 6)), ("bottom-left", (6, 0)), ("center", (3, 3)), ((1, 4), (1, 4))],
+)
 def test_patch_locations(location, corner):
     assert Patch(2, location).corner((1, 8, 8)) == corner
     out = Patch(2, location, pattern="white")(torch.zeros(1, 1, 8, 8))
     r, c = corner
-    assert float(out.sum()) == 4 and float(out[0, 0, r:r + 2, c:c + 2].sum()) == 4
+    assert float(out.sum()) == 4 and float(out[0, 0, r : r + 2, c : c + 2].sum()) == 4
 
 
 def test_patch_opacity_mixes_the_pattern_in():

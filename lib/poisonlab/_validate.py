@@ -26,8 +26,10 @@ def fraction(name: str, value: Any, *, closed: bool = False) -> float:
 
 def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
     """Return ``value`` as an int after checking it is a positive (or non-negative) integer."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        isinstance(value, float) and value.is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int,))
+        and not (isinstance(value, float) and value.is_integer())
     ):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     v = int(value)

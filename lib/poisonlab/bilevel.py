@@ -38,12 +38,17 @@ from poisonlab import _validate
 from poisonlab.linear import conjugate_gradient
 
 
-def implicit_gradient(theta: torch.Tensor, x_poison: torch.Tensor,
-                      train_objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                      val_loss: Callable[[torch.Tensor], torch.Tensor],
-                      hvp: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
-                      solve: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                      cg_tol: float = 1e-10, cg_iter: int = 500) -> torch.Tensor:
+def implicit_gradient(
+    theta: torch.Tensor,
+    x_poison: torch.Tensor,
+    train_objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    val_loss: Callable[[torch.Tensor], torch.Tensor],
+    hvp: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    solve: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    cg_tol: float = 1e-10,
+    cg_iter: int = 500,
+) -> torch.Tensor:
     """dL_val/dX_p at a training optimum θ̂, by the implicit function theorem.
 
     Args:
@@ -77,8 +82,9 @@ def implicit_gradient(theta: torch.Tensor, x_poison: torch.Tensor,
     return -mixed
 
 
-def autograd_hvp(objective: Callable[[torch.Tensor], torch.Tensor],
-                 theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def autograd_hvp(
+    objective: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """v ↦ ∇²f(θ) v by double back-propagation (Pearlmutter 1994)."""
     th = theta.detach().clone().requires_grad_(True)
     g = torch.autograd.grad(objective(th), th, create_graph=True)[0]
@@ -89,10 +95,15 @@ def autograd_hvp(objective: Callable[[torch.Tensor], torch.Tensor],
     return apply
 
 
-def unrolled_gradient(theta0: torch.Tensor, x_poison: torch.Tensor,
-                      train_objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                      val_loss: Callable[[torch.Tensor], torch.Tensor], *, steps: int,
-                      lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+def unrolled_gradient(
+    theta0: torch.Tensor,
+    x_poison: torch.Tensor,
+    train_objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    val_loss: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    steps: int,
+    lr: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """dL_val(θ_T)/dX_p through T steps of full-batch gradient descent from θ_0.
 
     Args:

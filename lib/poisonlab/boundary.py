@@ -44,9 +44,18 @@ def n_poisons(n: int, eps: float) -> int:
     return math.floor(round(eps * n, 9))
 
 
-def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = "random",
-               seed: int = 0, lam: float = 1e-2, x_val: torch.Tensor | None = None,
-               y_val: torch.Tensor | None = None, rounds: int = 4) -> PoisonedSet:
+def label_flip(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    strategy: str = "random",
+    seed: int = 0,
+    lam: float = 1e-2,
+    x_val: torch.Tensor | None = None,
+    y_val: torch.Tensor | None = None,
+    rounds: int = 4,
+) -> PoisonedSet:
     """Flip the labels of ⌊ε n⌋ training points (replacement model).
 
     Args:
@@ -98,12 +107,12 @@ def label_flip(x: torch.Tensor, y: torch.Tensor, eps: float, *, strategy: str = 
     y_new[idx] = 1 - y_new[idx]
     is_poison = torch.zeros(len(y), dtype=torch.bool)
     is_poison[idx] = True
-    return PoisonedSet(x.clone(), y_new, is_poison, None,
-                       {"attack": "label_flip", "strategy": strategy, "eps": eps})
+    return PoisonedSet(x.clone(), y_new, is_poison, None, {"attack": "label_flip", "strategy": strategy, "eps": eps})
 
 
-def flip_influence(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, x_val: torch.Tensor,
-                   y_val: torch.Tensor, *, lam: float = 1e-2) -> float:
+def flip_influence(
+    x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *, lam: float = 1e-2
+) -> float:
     """First-order rise of the attacker's validation loss when the labels of ``idx`` flip.
 
     Trains logistic regression (L2 strength ``lam``) on the clean ``x``, ``y`` and returns
@@ -121,8 +130,9 @@ def flip_influence(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, x_val: t
         The estimated rise of the mean validation loss (a float; positive = the flips hurt).
     """
     xd, yd = as_design(_validate.inputs("x", x), _validate.labels("y", y, n=x.shape[0], num_classes=2))
-    xv, yv = as_design(_validate.inputs("x_val", x_val),
-                       _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2))
+    xv, yv = as_design(
+        _validate.inputs("x_val", x_val), _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2)
+    )
     if xv.shape[1] != xd.shape[1]:
         raise ValueError(f"x_val must have x's {xd.shape[1]} features, got {xv.shape[1]}")
     idx = torch.as_tensor(idx, dtype=torch.long).flatten()
@@ -139,8 +149,9 @@ def flip_influence(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, x_val: t
     return float(-((torch.cat([xd[idx], ones], 1) @ v) * coef).sum() / len(yd))
 
 
-def _influence_flips(x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, k: int,
-                     lam: float, rounds: int) -> torch.Tensor:
+def _influence_flips(
+    x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, k: int, lam: float, rounds: int
+) -> torch.Tensor:
     """Indices of k label flips chosen greedily by their first-order effect on the validation loss."""
     xd, yd = as_design(x, y)
     xv, yv = as_design(x_val, y_val)
@@ -190,14 +201,15 @@ class SmallMLP:
         g = torch.Generator().manual_seed(seed)
         w1 = torch.randn(self.hidden, self.d, generator=g, dtype=torch.float64) / math.sqrt(self.d)
         w2 = torch.randn(self.hidden, generator=g, dtype=torch.float64) / math.sqrt(self.hidden)
-        return torch.cat([w1.flatten(), torch.zeros(self.hidden, dtype=torch.float64), w2,
-                          torch.zeros(1, dtype=torch.float64)])
+        return torch.cat(
+            [w1.flatten(), torch.zeros(self.hidden, dtype=torch.float64), w2, torch.zeros(1, dtype=torch.float64)]
+        )
 
     def logit(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         h, d = self.hidden, self.d
         w1 = theta[: h * d].reshape(h, d)
-        b1 = theta[h * d: h * d + h]
-        w2 = theta[h * d + h: h * d + 2 * h]
+        b1 = theta[h * d : h * d + h]
+        w2 = theta[h * d + h : h * d + 2 * h]
         return torch.tanh(x @ w1.T + b1) @ w2 + theta[-1]
 
     def error(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -206,17 +218,30 @@ class SmallMLP:
         return float(((self.logit(theta, x) > 0).long() != y).double().mean())
 
     def loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
-        return (F.binary_cross_entropy_with_logits(self.logit(theta, x), y.to(x.dtype))
-                + 0.5 * lam * theta.pow(2).sum())
+        return F.binary_cross_entropy_with_logits(self.logit(theta, x), y.to(x.dtype)) + 0.5 * lam * theta.pow(2).sum()
 
 
-def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor,
-                    y_val: torch.Tensor, eps: float, *, model: str = "logreg", steps: int = 50,
-                    lr: float = 0.05, box: tuple[float, float] = (0.0, 1.0), lam: float = 1e-2,
-                    train_steps: int = 100, train_lr: float = 0.5, seed: int = 0,
-                    project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                    distinct: int | None = None, record: bool = False,
-                    progress: bool = False, init_seed: int | None = None) -> PoisonedSet:
+def gradient_poison(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    eps: float,
+    *,
+    model: str = "logreg",
+    steps: int = 50,
+    lr: float = 0.05,
+    box: tuple[float, float] = (0.0, 1.0),
+    lam: float = 1e-2,
+    train_steps: int = 100,
+    train_lr: float = 0.5,
+    seed: int = 0,
+    project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    distinct: int | None = None,
+    record: bool = False,
+    progress: bool = False,
+    init_seed: int | None = None,
+) -> PoisonedSet:
     """Gradient-based poisoning: add ⌊ε n⌋ points that maximise the attacker's validation loss.
 
     Solves the bilevel problem
@@ -268,8 +293,9 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     x_val = _validate.inputs("x_val", x_val)
     y_val = _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2)
     if x_val.shape[1:] != x_train.shape[1:]:
-        raise ValueError(f"x_val inputs must be shaped like x_train's, {tuple(x_train.shape[1:])}, "
-                         f"got {tuple(x_val.shape[1:])}")
+        raise ValueError(
+            f"x_val inputs must be shaped like x_train's, {tuple(x_train.shape[1:])}, got {tuple(x_val.shape[1:])}"
+        )
     _validate.choice("model", model, MODELS)
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
@@ -285,8 +311,17 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     xc, yc = as_design(x_train, y_train)
     xv, yv = as_design(x_val, y_val)
     if k == 0:
-        return PoisonedSet.append(x_train, y_train, x_train[:0], y_train[:0], attack="gradient",
-                                  model=model, eps=eps, val_loss=[], distinct=distinct)
+        return PoisonedSet.append(
+            x_train,
+            y_train,
+            x_train[:0],
+            y_train[:0],
+            attack="gradient",
+            model=model,
+            eps=eps,
+            val_loss=[],
+            distinct=distinct,
+        )
     g = torch.Generator().manual_seed(seed)
     if distinct is None:
         start = torch.randperm(len(yc), generator=g)[:k]
@@ -298,8 +333,11 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     yp = labels[group]
     y_all = torch.cat([yc, yp])
 
-    step_fn = _linear_step(model, lam, xc, y_all, xv, yv) if model != "mlp" else \
-        _mlp_step(lam, xc, y_all, xv, yv, train_steps, train_lr, seed if init_seed is None else init_seed)
+    step_fn = (
+        _linear_step(model, lam, xc, y_all, xv, yv)
+        if model != "mlp"
+        else _mlp_step(lam, xc, y_all, xv, yv, train_steps, train_lr, seed if init_seed is None else init_seed)
+    )
     ascent = _Adam(xp.shape, lr)
     val_losses, trajectory = [], [xp[group].detach().clone()] if record else []
     bar = progress_bar(steps, desc="poisoning", unit="step") if progress else None
@@ -311,8 +349,9 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
         if project is not None:
             xp = project(xp, labels).to(torch.float64)
             if xp.shape != (len(start), xc.shape[1]):
-                raise ValueError(f"project must return poisons shaped ({len(start)}, {xc.shape[1]}), "
-                                 f"got {tuple(xp.shape)}")
+                raise ValueError(
+                    f"project must return poisons shaped ({len(start)}, {xc.shape[1]}), got {tuple(xp.shape)}"
+                )
         if record:
             trajectory.append(xp[group].clone())
         if bar is not None:
@@ -322,16 +361,16 @@ def gradient_poison(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     xp = xp[group]
     value, _ = step_fn(xp)
     val_losses.append(value)
-    info = {"attack": "gradient", "model": model, "eps": eps, "lam": lam, "val_loss": val_losses,
-            "distinct": distinct}
+    info = {"attack": "gradient", "model": model, "eps": eps, "lam": lam, "val_loss": val_losses, "distinct": distinct}
     if record:
         info["trajectory"] = torch.stack(trajectory).reshape(len(trajectory), k, *shape).float()
     x_poison = xp.reshape(k, *shape).to(x_train.dtype)
     return PoisonedSet.append(x_train, y_train, x_poison, yp, **info)
 
 
-def _concentrated_starts(yc: torch.Tensor, k: int, distinct: int,
-                         g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _concentrated_starts(
+    yc: torch.Tensor, k: int, distinct: int, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Starting points for ``k`` concentrated poisons: ⌈k/2⌉ labelled 0 and ⌊k/2⌋ labelled 1,
     each label's poisons spread over at most ``distinct`` groups of copies, every group starting
     at a random training point of the other class. Returns (start indices (G,), group of each
@@ -343,8 +382,10 @@ def _concentrated_starts(yc: torch.Tensor, k: int, distinct: int,
             continue
         pool = torch.nonzero(yc != label).flatten()
         if len(pool) == 0:
-            raise ValueError(f"concentrated poisons labelled {label} start at training points of "
-                             f"class {1 - label}, and there are none")
+            raise ValueError(
+                f"concentrated poisons labelled {label} start at training points of "
+                f"class {1 - label}, and there are none"
+            )
         chosen = pool[torch.randperm(len(pool), generator=g)[:m]]
         # a pool smaller than m gives fewer groups; copies are dealt out round-robin
         groups.append(offset + torch.arange(count) % len(chosen))
@@ -357,8 +398,9 @@ class _Adam:
     """Adam's update (Kingma & Ba 2015) for a gradient *ascent* on one tensor: per-coordinate
     step sizes suit pixels whose gradients differ by orders of magnitude."""
 
-    def __init__(self, shape: torch.Size, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, shape: torch.Size, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ) -> None:
         self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
         self.m = torch.zeros(shape, dtype=torch.float64)
         self.v = torch.zeros(shape, dtype=torch.float64)
@@ -368,13 +410,14 @@ class _Adam:
         self.t += 1
         self.m = b1 * self.m + (1 - b1) * grad
         self.v = b2 * self.v + (1 - b2) * grad * grad
-        m_hat = self.m / (1 - b1 ** self.t)
-        v_hat = self.v / (1 - b2 ** self.t)
+        m_hat = self.m / (1 - b1**self.t)
+        v_hat = self.v / (1 - b2**self.t)
         return self.lr * m_hat / (v_hat.sqrt() + self.eps)
 
 
-def _linear_step(model: str, lam: float, xc: torch.Tensor, y_all: torch.Tensor, xv: torch.Tensor,
-                 yv: torch.Tensor) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
+def _linear_step(
+    model: str, lam: float, xc: torch.Tensor, y_all: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor
+) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
     learner = LinearLearner("logistic" if model == "logreg" else "hinge", lam)
     state = {"theta": None}
 
@@ -385,15 +428,28 @@ def _linear_step(model: str, lam: float, xc: torch.Tensor, y_all: torch.Tensor, 
         x_all = torch.cat([xc, xp])
         theta = learner.fit(x_all, y_all, theta0=state["theta"], tol=1e-6)
         state["theta"] = theta
-        grad = implicit_gradient(theta, xp, lambda t, p: learner.objective(t, torch.cat([xc, p]), y_all),
-                                 val_loss, solve=learner.solver(theta, x_all, y_all))
+        grad = implicit_gradient(
+            theta,
+            xp,
+            lambda t, p: learner.objective(t, torch.cat([xc, p]), y_all),
+            val_loss,
+            solve=learner.solver(theta, x_all, y_all),
+        )
         return float(val_loss(theta)), grad
 
     return step
 
 
-def _mlp_step(lam: float, xc: torch.Tensor, y_all: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
-              train_steps: int, train_lr: float, seed: int) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
+def _mlp_step(
+    lam: float,
+    xc: torch.Tensor,
+    y_all: torch.Tensor,
+    xv: torch.Tensor,
+    yv: torch.Tensor,
+    train_steps: int,
+    train_lr: float,
+    seed: int,
+) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
     net = SmallMLP(xc.shape[1])
     theta0 = net.init(seed)
 
@@ -401,15 +457,22 @@ def _mlp_step(lam: float, xc: torch.Tensor, y_all: torch.Tensor, xv: torch.Tenso
         return F.binary_cross_entropy_with_logits(net.logit(theta, xv), yv.double())
 
     def step(xp: torch.Tensor) -> tuple[float, torch.Tensor]:
-        grad, theta = unrolled_gradient(theta0, xp, lambda t, p: net.loss(t, torch.cat([xc, p]), y_all, lam),
-                                        val_loss, steps=train_steps, lr=train_lr)
+        grad, theta = unrolled_gradient(
+            theta0,
+            xp,
+            lambda t, p: net.loss(t, torch.cat([xc, p]), y_all, lam),
+            val_loss,
+            steps=train_steps,
+            lr=train_lr,
+        )
         return float(val_loss(theta)), grad
 
     return step
 
 
-def train_mlp(x: torch.Tensor, y: torch.Tensor, *, lam: float = 1e-2, train_steps: int = 100,
-              train_lr: float = 0.5, seed: int = 0) -> tuple[SmallMLP, torch.Tensor]:
+def train_mlp(
+    x: torch.Tensor, y: torch.Tensor, *, lam: float = 1e-2, train_steps: int = 100, train_lr: float = 0.5, seed: int = 0
+) -> tuple[SmallMLP, torch.Tensor]:
     """Train the :class:`SmallMLP` the ``"mlp"`` attack differentiates through, the same way
     (full-batch gradient descent from the seeded initialisation). Returns ``(net, θ_T)``."""
     xd, yd = as_design(x, y)
@@ -422,10 +485,18 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, *, lam: float = 1e-2, train_step
     return net, theta
 
 
-def attack_surface(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor,
-                   y_val: torch.Tensor, label: int, *, model: str = "svm", lam: float = 1e-3,
-                   resolution: int = 30, box: tuple[float, float] = (0.0, 1.0)
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def attack_surface(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    label: int,
+    *,
+    model: str = "svm",
+    lam: float = 1e-3,
+    resolution: int = 30,
+    box: tuple[float, float] = (0.0, 1.0),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attacker's landscape for one poison point in 2-D (Biggio et al. 2012, Fig. 1).
 
     For every position x_p on a ``resolution × resolution`` grid over the box, train the learner
@@ -459,6 +530,7 @@ def attack_surface(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Te
 
 
 # -- data sanitisation: the sphere and slab defences -----------------------------------------------
+
 
 def _centroids(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Class centroids (2, d) of flattened inputs; both classes must be present."""
@@ -592,8 +664,9 @@ class SlabDefence:
         return xd + (t.clamp(-s, s) - t).unsqueeze(1) * u
 
 
-def sanitise(x: torch.Tensor, y: torch.Tensor, *defences: SphereDefence | SlabDefence
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sanitise(
+    x: torch.Tensor, y: torch.Tensor, *defences: SphereDefence | SlabDefence
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Apply data-sanitisation defences: returns ``(x_kept, y_kept, keep)`` with ``keep`` the
     bool mask (n,) of points that every defence keeps."""
     if not defences:
@@ -604,8 +677,9 @@ def sanitise(x: torch.Tensor, y: torch.Tensor, *defences: SphereDefence | SlabDe
     return x[keep], y[keep], keep
 
 
-def feasible_projection(*defences: SphereDefence | SlabDefence, box: tuple[float, float] = (0.0, 1.0),
-                        iterations: int = 50) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def feasible_projection(
+    *defences: SphereDefence | SlabDefence, box: tuple[float, float] = (0.0, 1.0), iterations: int = 50
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A ``project`` for :func:`gradient_poison` that keeps poisons inside the box and every
     defence, by alternating projections onto these convex sets (von Neumann; a point of the
     intersection, not necessarily the nearest). The last projection is onto the defences, so the

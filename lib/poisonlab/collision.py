@@ -51,25 +51,37 @@ def _pairs(base: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torc
     b = _validate.images("base", b)
     t = _validate.images("target", t)
     if b.shape[1:] != t.shape[1:]:
-        raise ValueError(f"target and base images must have the same shape, got {tuple(t.shape[1:])} "
-                         f"and {tuple(b.shape[1:])}")
+        raise ValueError(
+            f"target and base images must have the same shape, got {tuple(t.shape[1:])} and {tuple(b.shape[1:])}"
+        )
     if t.shape[0] not in (1, b.shape[0]):
-        raise ValueError(f"give one target for every base or a single target; got {t.shape[0]} targets "
-                         f"for {b.shape[0]} bases")
+        raise ValueError(
+            f"give one target for every base or a single target; got {t.shape[0]} targets for {b.shape[0]} bases"
+        )
     return b, t.expand_as(b)
 
 
 def _check_eval_mode(feature_fn: Callable) -> None:
     module = feature_fn if isinstance(feature_fn, nn.Module) else getattr(feature_fn, "__self__", None)
     if isinstance(module, nn.Module) and module.training:
-        raise ValueError("the feature extractor is in training mode; call model.eval() first, so that "
-                         "dropout and batch statistics do not change φ between steps")
+        raise ValueError(
+            "the feature extractor is in training mode; call model.eval() first, so that "
+            "dropout and batch statistics do not change φ between steps"
+        )
 
 
-def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor,
-                      base: torch.Tensor, *, beta: float = 0.1, lr: float = 0.01, steps: int = 500,
-                      opacity: float = 0.0, seed: int = 0,
-                      history: dict[str, list[float]] | None = None) -> torch.Tensor:
+def feature_collision(
+    feature_fn: Callable[[torch.Tensor], torch.Tensor],
+    target: torch.Tensor,
+    base: torch.Tensor,
+    *,
+    beta: float = 0.1,
+    lr: float = 0.01,
+    steps: int = 500,
+    opacity: float = 0.0,
+    seed: int = 0,
+    history: dict[str, list[float]] | None = None,
+) -> torch.Tensor:
     """Craft clean-label poisons by feature collision (Shafahi et al. 2018, Algorithm 1).
 
     Every step is a gradient (forward) step on the feature term, then the proximal (backward)
@@ -129,15 +141,24 @@ def feature_collision(feature_fn: Callable[[torch.Tensor], torch.Tensor], target
         if history is not None:
             with torch.no_grad():
                 history.setdefault("feature_distance", []).append(
-                    float((feature_fn(p) - target_features).norm(dim=1).mean()))
+                    float((feature_fn(p) - target_features).norm(dim=1).mean())
+                )
                 history.setdefault("input_distance", []).append(float((p - b).flatten(1).norm(dim=1).mean()))
     p = p.detach()
     return p[0] if single else p
 
 
-def fine_tune_heads(features: torch.Tensor, labels: torch.Tensor, extra_features: torch.Tensor,
-                    extra_labels: torch.Tensor, num_classes: int, *, steps: int = 300, lr: float = 0.5,
-                    weight_decay: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+def fine_tune_heads(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    extra_features: torch.Tensor,
+    extra_labels: torch.Tensor,
+    num_classes: int,
+    *,
+    steps: int = 300,
+    lr: float = 0.5,
+    weight_decay: float = 1e-4,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Train P linear heads (softmax regression on frozen features) at once: head j sees the
     N clean examples plus its own m extra examples (its poisons).
 
@@ -158,11 +179,13 @@ def fine_tune_heads(features: torch.Tensor, labels: torch.Tensor, extra_features
     k = _validate.positive_int("num_classes", num_classes)
     labels = _validate.labels("labels", labels, n=features.shape[0], num_classes=k)
     if extra_features.ndim != 3 or extra_features.shape[2] != features.shape[1]:
-        raise ValueError(f"extra_features must be shaped (P, m, {features.shape[1]}), "
-                         f"got {tuple(extra_features.shape)}")
+        raise ValueError(
+            f"extra_features must be shaped (P, m, {features.shape[1]}), got {tuple(extra_features.shape)}"
+        )
     if extra_labels.shape != extra_features.shape[:2]:
-        raise ValueError(f"extra_labels must be shaped {tuple(extra_features.shape[:2])}, "
-                         f"got {tuple(extra_labels.shape)}")
+        raise ValueError(
+            f"extra_labels must be shaped {tuple(extra_features.shape[:2])}, got {tuple(extra_labels.shape)}"
+        )
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
     p, m, f = extra_features.shape
@@ -181,8 +204,9 @@ def fine_tune_heads(features: torch.Tensor, labels: torch.Tensor, extra_features
     return w.detach(), bias.detach()
 
 
-def head_predict(weights: torch.Tensor, biases: torch.Tensor, features: torch.Tensor, *,
-                 paired: bool = False) -> torch.Tensor:
+def head_predict(
+    weights: torch.Tensor, biases: torch.Tensor, features: torch.Tensor, *, paired: bool = False
+) -> torch.Tensor:
     """Predictions of P heads (weights (P, K, F), biases (P, K)).
 
     With ``paired``, ``features`` is (P, F) and head j classifies row j → (P,) (e.g. each head's
@@ -191,8 +215,9 @@ def head_predict(weights: torch.Tensor, biases: torch.Tensor, features: torch.Te
     with torch.no_grad():
         if paired:
             if features.shape[0] != weights.shape[0]:
-                raise ValueError(f"paired prediction needs one row per head ({weights.shape[0]}), "
-                                 f"got {features.shape[0]}")
+                raise ValueError(
+                    f"paired prediction needs one row per head ({weights.shape[0]}), got {features.shape[0]}"
+                )
             return (torch.einsum("pf,pkf->pk", features, weights) + biases).argmax(1)
         return (torch.einsum("nf,pkf->pnk", features, weights) + biases.unsqueeze(1)).argmax(2)
 
@@ -247,11 +272,27 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.Tensor, y_finetune: torch.Tensor,
-                      x_test: torch.Tensor, y_test: torch.Tensor, targets: torch.Tensor, bases: torch.Tensor,
-                      base_label: int, *, judge_label: int | None = None, beta: float = 1.0, lr: float = 0.005,
-                      steps: int = 1000, opacity: float = 0.0, head_steps: int = 300, head_lr: float = 0.5,
-                      weight_decay: float = 0.0, history: dict[str, list[float]] | None = None) -> TransferResult:
+def one_shot_transfer(
+    extractor: nn.Module,
+    judge: nn.Module,
+    x_finetune: torch.Tensor,
+    y_finetune: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    targets: torch.Tensor,
+    bases: torch.Tensor,
+    base_label: int,
+    *,
+    judge_label: int | None = None,
+    beta: float = 1.0,
+    lr: float = 0.005,
+    steps: int = 1000,
+    opacity: float = 0.0,
+    head_steps: int = 300,
+    head_lr: float = 0.5,
+    weight_decay: float = 0.0,
+    history: dict[str, list[float]] | None = None,
+) -> TransferResult:
     """The Poison Frogs transfer-learning experiment (Shafahi et al. 2018, sec. 4.1), one poison
     per target, all targets at once: craft each poison against the frozen ``extractor``, retrain a
     linear head on the clean fine-tuning features plus that one poison (labelled ``base_label``,
@@ -278,8 +319,9 @@ def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.
     _validate.class_index("base_label", base_label, k)
     bases, targets = _pairs(bases, targets)
     start = time.perf_counter()
-    poisons = feature_collision(extractor.features, targets, bases, beta=beta, lr=lr, steps=steps,
-                                opacity=opacity, history=history)
+    poisons = feature_collision(
+        extractor.features, targets, bases, beta=beta, lr=lr, steps=steps, opacity=opacity, history=history
+    )
     seconds = time.perf_counter() - start
     with torch.no_grad():
         f_train = extractor.features(x_finetune)
@@ -288,20 +330,39 @@ def one_shot_transfer(extractor: nn.Module, judge: nn.Module, x_finetune: torch.
         f_target = extractor.features(targets)
         judged = judge(poisons).argmax(1)
     p = len(poisons)
-    w0, b0 = fine_tune_heads(f_train, y_finetune, f_train.new_zeros(1, 0, f_train.shape[1]),
-                             y_finetune.new_zeros(1, 0), k, steps=head_steps, lr=head_lr, weight_decay=weight_decay)
-    w, b = fine_tune_heads(f_train, y_finetune, f_poison.unsqueeze(1),
-                           torch.full((p, 1), base_label, dtype=torch.long), k, steps=head_steps, lr=head_lr,
-                           weight_decay=weight_decay)
+    w0, b0 = fine_tune_heads(
+        f_train,
+        y_finetune,
+        f_train.new_zeros(1, 0, f_train.shape[1]),
+        y_finetune.new_zeros(1, 0),
+        k,
+        steps=head_steps,
+        lr=head_lr,
+        weight_decay=weight_decay,
+    )
+    w, b = fine_tune_heads(
+        f_train,
+        y_finetune,
+        f_poison.unsqueeze(1),
+        torch.full((p, 1), base_label, dtype=torch.long),
+        k,
+        steps=head_steps,
+        lr=head_lr,
+        weight_decay=weight_decay,
+    )
     already = head_predict(w0, b0, f_target)[0] == base_label  # the clean head's own mistakes
     flipped = (head_predict(w, b, f_target, paired=True) == base_label) & ~already
     judge_ok = judged.cpu() == (base_label if judge_label is None else judge_label)
     diff = (poisons - bases).flatten(1)
     return TransferResult(
-        poisons=poisons, flipped=flipped.cpu(), judge_reads_base=judge_ok, success=flipped.cpu() & judge_ok,
-        l2=diff.norm(dim=1).cpu(), linf=diff.abs().max(1).values.cpu(),
+        poisons=poisons,
+        flipped=flipped.cpu(),
+        judge_reads_base=judge_ok,
+        success=flipped.cpu() & judge_ok,
+        l2=diff.norm(dim=1).cpu(),
+        linf=diff.abs().max(1).values.cpu(),
         feature_distance=(f_poison - f_target).norm(dim=1).cpu(),
         clean_head_accuracy=float((head_predict(w0, b0, f_test)[0] == y_test).float().mean()),
         poisoned_head_accuracy=(head_predict(w, b, f_test) == y_test.unsqueeze(0)).float().mean(1).cpu(),
-        seconds=seconds)
-
+        seconds=seconds,
+    )

@@ -34,13 +34,18 @@ NAMES = OFFLINE + ONLINE
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 class DatasetUnavailable(RuntimeError):
@@ -77,8 +82,7 @@ class Dataset:
             _validate.labels(f"y_{split}", getattr(self, f"y_{split}"), n=x.shape[0], num_classes=k)
             if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
                 raise ValueError(
-                    f"x_{split} must lie in [0, 1], got values in "
-                    f"[{float(x.min()):.3g}, {float(x.max()):.3g}]"
+                    f"x_{split} must lie in [0, 1], got values in [{float(x.min()):.3g}, {float(x.max()):.3g}]"
                 )
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(
@@ -122,12 +126,15 @@ class Dataset:
         xte, yte = select(self.x_test, self.y_test)
         return Dataset(
             f"{self.name}[{self.classes[a]} vs {self.classes[b]}]",
-            xtr, ytr, xte, yte, (self.classes[a], self.classes[b]),
+            xtr,
+            ytr,
+            xte,
+            yte,
+            (self.classes[a], self.classes[b]),
         )
 
 
-def load(name: str, seed: int = 0, *, root: str | os.PathLike | None = None,
-         download: bool = True) -> Dataset:
+def load(name: str, seed: int = 0, *, root: str | os.PathLike | None = None, download: bool = True) -> Dataset:
     """Load a dataset by name.
 
     Args:
@@ -159,8 +166,7 @@ def load(name: str, seed: int = 0, *, root: str | os.PathLike | None = None,
     return _load_torchvision(name, _cache_dir(root), download)
 
 
-def toy2d(kind: str = "blobs", *, n_train: int = 100, n_test: int = 1000, noise: float = 0.6,
-          seed: int = 0) -> Dataset:
+def toy2d(kind: str = "blobs", *, n_train: int = 100, n_test: int = 1000, noise: float = 0.6, seed: int = 0) -> Dataset:
     """Two-class 2-D data for pictures of decision boundaries.
 
     Args:
@@ -195,12 +201,12 @@ def toy2d(kind: str = "blobs", *, n_train: int = 100, n_test: int = 1000, noise:
     x = 0.05 + 0.9 * (x - lo) / (hi - lo)
     xt = torch.tensor(x, dtype=torch.float32)
     yt = torch.tensor(y, dtype=torch.int64)
-    return Dataset(f"toy2d-{kind}", xt[:n_train], yt[:n_train], xt[n_train:], yt[n_train:],
-                   ("class 0", "class 1"))
+    return Dataset(f"toy2d-{kind}", xt[:n_train], yt[:n_train], xt[n_train:], yt[n_train:], ("class 0", "class 1"))
 
 
-def _split(name: str, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], *,
-           test_fraction: float, seed: int) -> Dataset:
+def _split(
+    name: str, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], *, test_fraction: float, seed: int
+) -> Dataset:
     """Stratified train/test split: the same fraction of every class goes to the test set."""
     g = torch.Generator().manual_seed(seed)
     train_idx, test_idx = [], []

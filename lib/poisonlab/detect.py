@@ -91,8 +91,9 @@ def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return scores.cpu()
 
 
-def mixture_covariance(eps: float, mean_clean: torch.Tensor, mean_poison: torch.Tensor,
-                       cov_clean: torch.Tensor, cov_poison: torch.Tensor) -> torch.Tensor:
+def mixture_covariance(
+    eps: float, mean_clean: torch.Tensor, mean_poison: torch.Tensor, cov_clean: torch.Tensor, cov_poison: torch.Tensor
+) -> torch.Tensor:
     """Covariance (F, F) of the mixture (1 − ε) D + ε W of clean points D and poisons W:
 
     .. math:: \\Sigma = (1-\\varepsilon)\\Sigma_D + \\varepsilon\\Sigma_W
@@ -103,11 +104,15 @@ def mixture_covariance(eps: float, mean_clean: torch.Tensor, mean_poison: torch.
     """
     eps = _validate.fraction("eps", eps)
     f = mean_clean.shape[-1]
-    for name, t, shape in (("mean_poison", mean_poison, (f,)), ("cov_clean", cov_clean, (f, f)),
-                           ("cov_poison", cov_poison, (f, f))):
+    for name, t, shape in (
+        ("mean_poison", mean_poison, (f,)),
+        ("cov_clean", cov_clean, (f, f)),
+        ("cov_poison", cov_poison, (f, f)),
+    ):
         if tuple(t.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} to match mean_clean {tuple(mean_clean.shape)}, "
-                             f"got {tuple(t.shape)}")
+            raise ValueError(
+                f"{name} must have shape {shape} to match mean_clean {tuple(mean_clean.shape)}, got {tuple(t.shape)}"
+            )
     delta = mean_clean - mean_poison
     return (1 - eps) * cov_clean + eps * cov_poison + eps * (1 - eps) * torch.outer(delta, delta)
 
@@ -189,8 +194,9 @@ def alignment(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
     return float((v @ delta).abs() / delta.norm())
 
 
-def head_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                   batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def head_gradients(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two factors of the per-sample gradients of the cross-entropy w.r.t. the head's
     weights V: ∇_V ℓᵢ = (softmax(zᵢ) − e_{yᵢ}) φ(xᵢ)ᵀ, an outer product.
 
@@ -205,18 +211,19 @@ def head_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         dev = next(iter(model.parameters()), torch.empty(0)).device
         with torch.no_grad():
             for i in range(0, x.shape[0], batch_size):
-                xb = x[i:i + batch_size].to(dev)
+                xb = x[i : i + batch_size].to(dev)
                 feats = model.features(xb)
                 probs = F.softmax(model.head(feats), dim=1)
-                a_parts.append(probs.cpu() - F.one_hot(y[i:i + batch_size].cpu(), probs.shape[1]).to(probs.dtype))
+                a_parts.append(probs.cpu() - F.one_hot(y[i : i + batch_size].cpu(), probs.shape[1]).to(probs.dtype))
                 b_parts.append(feats.cpu())
     finally:
         model.train(was_training)
     return torch.cat(a_parts), torch.cat(b_parts)
 
 
-def _top_direction_outer(a: torch.Tensor, b: torch.Tensor, *, iters: int = 60, rank: int = 4,
-                         seed: int = 0) -> torch.Tensor:
+def _top_direction_outer(
+    a: torch.Tensor, b: torch.Tensor, *, iters: int = 60, rank: int = 4, seed: int = 0
+) -> torch.Tensor:
     """Top right singular vector of G − Ḡ, where row i of G is vec(aᵢ bᵢᵀ) (K·F), by subspace
     iteration with products that never form G: entry i of (G − Ḡ) vec(V) is aᵢᵀ V bᵢ − ⟨Ḡ, V⟩,
     and (G − Ḡ)ᵀ u = aᵀ diag(u) b − (Σᵢ uᵢ) Ḡ."""
@@ -245,8 +252,9 @@ def _top_direction_outer(a: torch.Tensor, b: torch.Tensor, *, iters: int = 60, r
     return q @ vecs[:, -1]
 
 
-def gradient_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024,
-                    seed: int = 0) -> torch.Tensor:
+def gradient_scores(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024, seed: int = 0
+) -> torch.Tensor:
     """Spectral scores of the per-sample gradients of the loss w.r.t. the head's weights, class
     by class: the same τ as :func:`spectral_scores`, with gᵢ = vec((softmax(zᵢ) − e_{yᵢ})
     φ(xᵢ)ᵀ) in place of the representation (the "gradient covariance" signature).
@@ -348,13 +356,21 @@ def _reduce(centred: torch.Tensor, dims: int, how: str, seed: int) -> torch.Tens
 
     with warnings.catch_warnings():  # a class of a few hundred points may stop at max_iter
         warnings.simplefilter("ignore", ConvergenceWarning)
-        z = FastICA(n_components=dims, whiten="unit-variance", random_state=seed,
-                    max_iter=400).fit_transform(centred.numpy())
+        z = FastICA(n_components=dims, whiten="unit-variance", random_state=seed, max_iter=400).fit_transform(
+            centred.numpy()
+        )
     return torch.from_numpy(z).double()
 
 
-def activation_clusters(reps: torch.Tensor, labels: torch.Tensor, *, dims: int = 10, seed: int = 0,
-                        silhouette_sample: int = 1000, reduce: str = "pca") -> Clusters:
+def activation_clusters(
+    reps: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    dims: int = 10,
+    seed: int = 0,
+    silhouette_sample: int = 1000,
+    reduce: str = "pca",
+) -> Clusters:
     """Activation clustering (Chen et al. 2018): per class, reduce the centred representations
     to ``dims`` dimensions, split them into 2 clusters with k-means, and flag the smaller cluster.
 
@@ -386,8 +402,9 @@ def activation_clusters(reps: torch.Tensor, labels: torch.Tensor, *, dims: int =
         c = int(labels[idx[0]])
         centred = reps[idx] - reps[idx].mean(0)
         if reduce == "ica" and len(idx) <= dims:
-            raise ValueError(f"ICA to {dims} dimensions needs more than {dims} points per class; "
-                             f"class {c} has {len(idx)}")
+            raise ValueError(
+                f"ICA to {dims} dimensions needs more than {dims} points per class; class {c} has {len(idx)}"
+            )
         z = _reduce(centred, dims, reduce, seed)
         assign = _kmeans2(z, seed=seed)
         small = int(assign.float().mean() < 0.5)  # the label of the smaller cluster
@@ -418,8 +435,7 @@ class Verdict:
     by_silhouette: bool
 
 
-def activation_verdicts(clusters: Clusters, *, size: float = 0.35,
-                        silhouette: float = 0.10) -> dict[int, Verdict]:
+def activation_verdicts(clusters: Clusters, *, size: float = 0.35, silhouette: float = 0.10) -> dict[int, Verdict]:
     """Decide, class by class, whether activation clustering found poisons.
 
     Chen et al. 2018 expect the poisons to be the smaller cluster and to be at most a share p of
@@ -480,8 +496,9 @@ def reclassification_ratio(predictions: torch.Tensor, label: int) -> float:
     return same / int(torch.bincount(others).max())
 
 
-def remove_top(scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: float = 1.5, *,
-               classes: Sequence[int] | None = None) -> torch.Tensor:
+def remove_top(
+    scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: float = 1.5, *, classes: Sequence[int] | None = None
+) -> torch.Tensor:
     """Keep-mask (N,) that drops, in every class, the ⌈factor · eps · n_c⌉ highest-scoring points
     (Tran et al. 2018 remove 1.5 ε of each class, ε an upper bound on the poison fraction).
 

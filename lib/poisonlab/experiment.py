@@ -40,12 +40,24 @@ class Score:
     history: History
 
 
-def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_test: torch.Tensor,
-                    y_test: torch.Tensor, trigger: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    target: int | None = 0, *, model: str = "cnn", epochs: int = 4, lr: float = 0.05,
-                    batch_size: int = 128, schedule: str = "cosine", seed: int = 0, per_epoch: bool = False,
-                    progress: bool = False, watch: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                    **model_kwargs) -> Score:
+def train_and_score(
+    train: PoisonedSet | tuple[torch.Tensor, torch.Tensor],
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    trigger: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    target: int | None = 0,
+    *,
+    model: str = "cnn",
+    epochs: int = 4,
+    lr: float = 0.05,
+    batch_size: int = 128,
+    schedule: str = "cosine",
+    seed: int = 0,
+    per_epoch: bool = False,
+    progress: bool = False,
+    watch: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    **model_kwargs,
+) -> Score:
     """Train a fresh ``model`` on ``train`` and score it on clean and triggered test images.
 
     Args:
@@ -85,16 +97,35 @@ def train_and_score(train: PoisonedSet | tuple[torch.Tensor, torch.Tensor], x_te
             out[f"loss {name}"] = loss
         return out
 
-    history = fit(net, x, y, epochs=epochs, lr=lr, batch_size=batch_size, schedule=schedule, seed=seed,
-                  progress=progress,
-                  callback=(lambda _, m: score_and_watch(m)) if per_epoch else None)
+    history = fit(
+        net,
+        x,
+        y,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        schedule=schedule,
+        seed=seed,
+        progress=progress,
+        callback=(lambda _, m: score_and_watch(m)) if per_epoch else None,
+    )
     final = score(net)
     return Score(net, final["clean_accuracy"], final.get("attack_success_rate", float("nan")), history)
 
 
-def end_to_end_flips(extractor: nn.Module, x_finetune: torch.Tensor, y_finetune: torch.Tensor,
-                     target: torch.Tensor, poisons: torch.Tensor, base_label: int, *, epochs: int = 10,
-                     lr: float = 0.01, batch_size: int = 32, seed: int = 0) -> bool:
+def end_to_end_flips(
+    extractor: nn.Module,
+    x_finetune: torch.Tensor,
+    y_finetune: torch.Tensor,
+    target: torch.Tensor,
+    poisons: torch.Tensor,
+    base_label: int,
+    *,
+    epochs: int = 10,
+    lr: float = 0.01,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> bool:
     """The victim of chapter 3's end-to-end attack (Shafahi et al. 2018, sec. 4.2): copy the
     extractor, give it a fresh head for the fine-tuning task, train *all* layers on the clean
     fine-tuning set plus ``poisons`` (labelled ``base_label``), and report whether the single
@@ -122,8 +153,9 @@ def end_to_end_flips(extractor: nn.Module, x_finetune: torch.Tensor, y_finetune:
     return bool(predict(model, target.unsqueeze(0))[0] == base_label)
 
 
-def mean_losses(model: nn.Module, groups: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *,
-                batch_size: int = 1024) -> dict[str, float]:
+def mean_losses(
+    model: nn.Module, groups: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, batch_size: int = 1024
+) -> dict[str, float]:
     """The mean cross-entropy loss of ``model`` on each named group of examples.
 
     Args:
@@ -138,8 +170,10 @@ def mean_losses(model: nn.Module, groups: Mapping[str, tuple[torch.Tensor, torch
     out = {}
     for name, (x, y) in groups.items():
         if len(x) == 0 or len(x) != len(y):
-            raise ValueError(f"group {name!r} needs as many labels as inputs and at least one of each, "
-                             f"got {len(x)} inputs and {len(y)} labels")
+            raise ValueError(
+                f"group {name!r} needs as many labels as inputs and at least one of each, "
+                f"got {len(x)} inputs and {len(y)} labels"
+            )
         z = logits(model, x, batch_size=batch_size)
         out[name] = float(torch.nn.functional.cross_entropy(z, y.to(z.device)))
     return out
@@ -187,8 +221,9 @@ def spread(values: Sequence[float]) -> Spread:
     return Spread(m, sd, min(v), max(v), len(v))
 
 
-def epoch_spread(histories: Sequence[History], key: str, *, mask_key: str | None = None,
-                 mask_below: float | None = None) -> tuple[list[float], list[float], list[float]]:
+def epoch_spread(
+    histories: Sequence[History], key: str, *, mask_key: str | None = None, mask_below: float | None = None
+) -> tuple[list[float], list[float], list[float]]:
     """Mean, min and max over runs of one per-epoch metric, epoch by epoch.
 
     With ``mask_key`` and ``mask_below``, a run's value at an epoch where its ``mask_key`` metric is
@@ -217,8 +252,7 @@ def epoch_spread(histories: Sequence[History], key: str, *, mask_key: str | None
         raise ValueError(f"the runs have different numbers of epochs: {sorted(lengths)}")
     mean, lo, hi = [], [], []
     for e in range(lengths.pop()):
-        values = [h.metrics[key][e] for h in histories
-                  if mask_key is None or h.metrics[mask_key][e] >= mask_below]
+        values = [h.metrics[key][e] for h in histories if mask_key is None or h.metrics[mask_key][e] >= mask_below]
         mean.append(sum(values) / len(values) if values else math.nan)
         lo.append(min(values) if values else math.nan)
         hi.append(max(values) if values else math.nan)

@@ -116,8 +116,15 @@ class LinearLearner:
         return lambda v: conjugate_gradient(apply, v, tol=1e-12, max_iter=500)
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, x: torch.Tensor, y: torch.Tensor, *, theta0: torch.Tensor | None = None,
-            tol: float = 1e-10, max_iter: int = 100) -> torch.Tensor:
+    def fit(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        theta0: torch.Tensor | None = None,
+        tol: float = 1e-10,
+        max_iter: int = 100,
+    ) -> torch.Tensor:
         """θ̂ = argmin J, by Newton's method with a backtracking line search.
 
         Args:
@@ -176,8 +183,9 @@ def as_design(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return x, y
 
 
-def conjugate_gradient(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *,
-                       tol: float = 1e-10, max_iter: int = 500) -> torch.Tensor:
+def conjugate_gradient(
+    apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, tol: float = 1e-10, max_iter: int = 500
+) -> torch.Tensor:
     """Solve A z = b for symmetric positive-definite A given only z ↦ A z (Hestenes & Stiefel 1952).
 
     Stops when the residual falls below ``tol · ||b||`` or after ``max_iter`` iterations.

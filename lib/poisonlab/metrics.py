@@ -30,9 +30,15 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return float((predict(model, x, batch_size=batch_size) == y.cpu()).float().mean())
 
 
-def attack_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        apply_trigger: Callable[[torch.Tensor], torch.Tensor], target: int | None, *,
-                        batch_size: int = 1024) -> float:
+def attack_success_rate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    apply_trigger: Callable[[torch.Tensor], torch.Tensor],
+    target: int | None,
+    *,
+    batch_size: int = 1024,
+) -> float:
     """Attack success rate (ASR) of a backdoor, in [0, 1].
 
     Implements the usual definition (Gu et al. 2017; Chen et al. 2017): among test inputs

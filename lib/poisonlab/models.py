@@ -58,8 +58,7 @@ class LogisticRegression(Classifier):
 class MLP(Classifier):
     """A fully connected network with ReLU hidden layers; ``features`` is the last hidden layer."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int,
-                 hidden: Sequence[int] = (256, 128)) -> None:
+    def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256, 128)) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         widths = [math.prod(self.input_shape), *hidden]
@@ -86,8 +85,9 @@ class SmallCNN(Classifier):
     three epochs.
     """
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int,
-                 channels: tuple[int, int] = (8, 16), width: int = 64) -> None:
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, channels: tuple[int, int] = (8, 16), width: int = 64
+    ) -> None:
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"SmallCNN needs image inputs shaped (C, H, W), got {tuple(input_shape)}")
@@ -97,8 +97,12 @@ class SmallCNN(Classifier):
         self.input_shape = tuple(input_shape)
         c1, c2 = channels
         self.conv = nn.Sequential(
-            nn.Conv2d(c, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(c, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
             nn.Flatten(),
         )
         flat = c2 * math.ceil(math.ceil(h / 2) / 2) * math.ceil(math.ceil(w / 2) / 2)
@@ -109,8 +113,7 @@ class SmallCNN(Classifier):
         return self.dense(self.conv(x))
 
 
-def make(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int = 0,
-         **kwargs) -> Classifier:
+def make(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int = 0, **kwargs) -> Classifier:
     """Build a freshly initialised model.
 
     Args:

@@ -45,9 +45,15 @@ def _figure(**kwargs) -> Figure:
         return Figure(**kwargs)
 
 
-def image_grid(images: torch.Tensor, *, titles: Sequence[str] | None = None,
-               title_colors: Sequence[str] | None = None, title: str | None = None,
-               ncols: int = 8, size: float = 1.25) -> Figure:
+def image_grid(
+    images: torch.Tensor,
+    *,
+    titles: Sequence[str] | None = None,
+    title_colors: Sequence[str] | None = None,
+    title: str | None = None,
+    ncols: int = 8,
+    size: float = 1.25,
+) -> Figure:
     """Show a batch of images in a grid.
 
     Args:
@@ -98,8 +104,15 @@ def image_grid(images: torch.Tensor, *, titles: Sequence[str] | None = None,
     return fig
 
 
-def predictions(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor,
-                classes: Sequence[str], *, title: str | None = None, ncols: int = 8) -> Figure:
+def predictions(
+    images: torch.Tensor,
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    title: str | None = None,
+    ncols: int = 8,
+) -> Figure:
     """An image grid captioned with each prediction, green when right and vermilion when wrong."""
     n = _validate.images("images", images).shape[0]
     _validate.labels("y_true", y_true, n=n, num_classes=len(classes))
@@ -111,8 +124,7 @@ def predictions(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor
     return image_grid(images, titles=captions, title_colors=colors, title=title, ncols=ncols)
 
 
-def training_curves(history: History, *, title: str | None = None,
-                    extra: Mapping[str, str] | None = None) -> Figure:
+def training_curves(history: History, *, title: str | None = None, extra: Mapping[str, str] | None = None) -> Figure:
     """Loss (left) and accuracy (right) per epoch.
 
     Args:
@@ -168,9 +180,16 @@ def project_2d(features: torch.Tensor, *, method: str = "pca", seed: int = 0) ->
     return torch.tensor(out, dtype=torch.float32)
 
 
-def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], *,
-              title: str | None = None, xlabel: str = "component 1",
-              ylabel: str = "component 2", highlight: torch.Tensor | None = None) -> Figure:
+def embedding(
+    coords: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    title: str | None = None,
+    xlabel: str = "component 1",
+    ylabel: str = "component 2",
+    highlight: torch.Tensor | None = None,
+) -> Figure:
     """Scatter 2-D coordinates coloured by class, with each class's name at its centre.
 
     Args:
@@ -196,12 +215,21 @@ def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
                 continue
             ax.scatter(pts[:, 0], pts[:, 1], s=8, alpha=0.6, color=colors[j % len(colors)])
             cx, cy = np.median(pts, axis=0)
-            ax.text(cx, cy, classes[j], fontsize=12, weight="bold", ha="center", va="center",
-                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colors[j % len(colors)], alpha=0.85))
+            ax.text(
+                cx,
+                cy,
+                classes[j],
+                fontsize=12,
+                weight="bold",
+                ha="center",
+                va="center",
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colors[j % len(colors)], alpha=0.85),
+            )
         if highlight is not None:
             h = highlight.cpu().numpy().astype(bool)
-            ax.scatter(c[h, 0], c[h, 1], s=40, facecolors="none", edgecolors="black", linewidths=1.2,
-                       label="highlighted")
+            ax.scatter(
+                c[h, 0], c[h, 1], s=40, facecolors="none", edgecolors="black", linewidths=1.2, label="highlighted"
+            )
         ax.set(xlabel=xlabel, ylabel=ylabel)
         if title:
             ax.set_title(title)
@@ -210,9 +238,18 @@ def embedding(coords: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
     return fig
 
 
-def collision_map(clean: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], bases: torch.Tensor,
-                  poisons: torch.Tensor, targets: torch.Tensor, *, title: str | None = None,
-                  xlabel: str = "component 1", ylabel: str = "component 2") -> Figure:
+def collision_map(
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    bases: torch.Tensor,
+    poisons: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    title: str | None = None,
+    xlabel: str = "component 1",
+    ylabel: str = "component 2",
+) -> Figure:
     """Where feature-collision poisons land: clean points (faint, by class), and for each pair an
     arrow from its base to its poison and a dotted line from the poison to its target (a star).
 
@@ -233,8 +270,9 @@ def collision_map(clean: torch.Tensor, labels: torch.Tensor, classes: Sequence[s
         ax = fig.subplots()
         for j, name in enumerate(classes):
             pts = c[lab == j]
-            ax.scatter(pts[:, 0], pts[:, 1], s=7, alpha=0.25, color=PALETTE[(5, 1, 3, 6, 7, 2)[j % 6]],
-                       label=f"clean {name}")
+            ax.scatter(
+                pts[:, 0], pts[:, 1], s=7, alpha=0.25, color=PALETTE[(5, 1, 3, 6, 7, 2)[j % 6]], label=f"clean {name}"
+            )
         for i in range(len(b)):
             ax.annotate("", xy=p[i], xytext=b[i], arrowprops=dict(arrowstyle="->", color="0.35", lw=0.7))
             ax.plot([p[i, 0], t[i, 0]], [p[i, 1], t[i, 1]], ls=":", lw=0.8, color=WRONG)  # poison ⋯ its target
@@ -260,26 +298,50 @@ def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
         ax.axvline(-b / w0, **style)
 
 
-def _scatter_2d(ax, x: torch.Tensor, y: torch.Tensor, *, poison_x: torch.Tensor | None = None,
-                poison_y: torch.Tensor | None = None) -> None:
+def _scatter_2d(
+    ax, x: torch.Tensor, y: torch.Tensor, *, poison_x: torch.Tensor | None = None, poison_y: torch.Tensor | None = None
+) -> None:
     x, y = x.cpu().numpy(), y.cpu().numpy()
     for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
-        ax.scatter(x[y == k, 0], x[y == k, 1], s=14, color=color, marker=marker, alpha=0.75,
-                   edgecolors="white", linewidths=0.3, label=f"class {k}")
+        ax.scatter(
+            x[y == k, 0],
+            x[y == k, 1],
+            s=14,
+            color=color,
+            marker=marker,
+            alpha=0.75,
+            edgecolors="white",
+            linewidths=0.3,
+            label=f"class {k}",
+        )
     if poison_x is not None and len(poison_x):
         px, py = poison_x.detach().cpu().numpy(), poison_y.cpu().numpy()
         for k, color in enumerate((PALETTE[5], PALETTE[1])):
             if (py == k).any():
-                ax.scatter(px[py == k, 0], px[py == k, 1], s=90, marker="X", color=color,
-                           edgecolors="black", linewidths=1.0, label=f"poison, label {k}", zorder=5,
-                           clip_on=False)
-    ax.set(xlim=(-0.04, 1.04), ylim=(-0.04, 1.04), xlabel="feature 1", ylabel="feature 2",
-           aspect="equal")
+                ax.scatter(
+                    px[py == k, 0],
+                    px[py == k, 1],
+                    s=90,
+                    marker="X",
+                    color=color,
+                    edgecolors="black",
+                    linewidths=1.0,
+                    label=f"poison, label {k}",
+                    zorder=5,
+                    clip_on=False,
+                )
+    ax.set(xlim=(-0.04, 1.04), ylim=(-0.04, 1.04), xlabel="feature 1", ylabel="feature 2", aspect="equal")
 
 
-def linear_boundaries(x: torch.Tensor, y: torch.Tensor, panels: Sequence[dict], *,
-                      clean_theta: torch.Tensor | None = None, title: str | None = None,
-                      ncols: int = 4) -> Figure:
+def linear_boundaries(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    panels: Sequence[dict],
+    *,
+    clean_theta: torch.Tensor | None = None,
+    title: str | None = None,
+    ncols: int = 4,
+) -> Figure:
     """Panels of 2-D data with a linear decision boundary each.
 
     Args:
@@ -301,23 +363,30 @@ def linear_boundaries(x: torch.Tensor, y: torch.Tensor, panels: Sequence[dict], 
                 _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
             _boundary_line(ax, panel["theta"], color=WRONG, linewidth=2.2, label="poisoned boundary")
             ax.set_title(panel.get("title", ""))
-        for ax in list(axes.flat)[len(panels):]:
+        for ax in list(axes.flat)[len(panels) :]:
             ax.set_axis_off()
         legend: dict = {}
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(label, handle)
-        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 6),
-                   fontsize=9)
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 6), fontsize=9)
         if title:
             fig.suptitle(title)
     return fig
 
 
-def attack_landscape(grid: torch.Tensor, values: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *,
-                     path: torch.Tensor | None = None, path_label: int | None = None,
-                     clean_theta: torch.Tensor | None = None, value_label: str = "validation loss",
-                     title: str | None = None) -> Figure:
+def attack_landscape(
+    grid: torch.Tensor,
+    values: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    path: torch.Tensor | None = None,
+    path_label: int | None = None,
+    clean_theta: torch.Tensor | None = None,
+    value_label: str = "validation loss",
+    title: str | None = None,
+) -> Figure:
     """A heat map of the attacker's objective over the position of one poison point, with the
     training data, the clean boundary and the attack point's gradient-ascent path."""
     g = grid.cpu().numpy()
@@ -331,31 +400,59 @@ def attack_landscape(grid: torch.Tensor, values: torch.Tensor, x: torch.Tensor, 
             _boundary_line(ax, clean_theta, color="white", linestyle="--", linewidth=1.5, label="clean boundary")
         if path is not None:
             p = path.detach().cpu().numpy()
-            ax.plot(p[:, 0], p[:, 1], color="white", linewidth=2.0, marker=".", markersize=4,
-                    label="attack point's path")
+            ax.plot(
+                p[:, 0], p[:, 1], color="white", linewidth=2.0, marker=".", markersize=4, label="attack point's path"
+            )
             ax.scatter(p[0, 0], p[0, 1], s=60, color="white", edgecolors="black", zorder=6, label="start")
-            ax.scatter(p[-1, 0], p[-1, 1], s=140, marker="X", color=WRONG, edgecolors="white", zorder=6,
-                       label=f"end (label {path_label})" if path_label is not None else "end", clip_on=False)
+            ax.scatter(
+                p[-1, 0],
+                p[-1, 1],
+                s=140,
+                marker="X",
+                color=WRONG,
+                edgecolors="white",
+                zorder=6,
+                label=f"end (label {path_label})" if path_label is not None else "end",
+                clip_on=False,
+            )
         ax.grid(False)
-        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.15), ncols=3, fontsize=8, frameon=True,
-                  facecolor="0.55", labelcolor="white")
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.15),
+            ncols=3,
+            fontsize=8,
+            frameon=True,
+            facecolor="0.55",
+            labelcolor="white",
+        )
         if title:
             ax.set_title(title)
     return fig
 
 
-def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str,
-          title: str | None = None, percent: bool = True, logx: bool = False,
-          size: tuple[float, float] = (6.0, 3.8),
-          bands: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> Figure:
+def lines(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    percent: bool = True,
+    logx: bool = False,
+    size: tuple[float, float] = (6.0, 3.8),
+    bands: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+) -> Figure:
     """Several curves over one x-axis (e.g. test error against the budget ε for each attack).
 
     Values in [0, 1] are drawn as percentages when ``percent`` is set. ``bands`` optionally maps a
     series' label to (low, high) values per x, drawn as a shaded band (e.g. min–max over seeds).
     """
-    return line_panels([{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx,
-                         "bands": bands or {}}],
-                       ylabel=ylabel, percent=percent, size=size)
+    return line_panels(
+        [{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx, "bands": bands or {}}],
+        ylabel=ylabel,
+        percent=percent,
+        size=size,
+    )
 
 
 def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str, legend_size: int) -> None:
@@ -366,8 +463,14 @@ def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str, legend_size: int)
     ax.legend(fontsize=legend_size)
 
 
-def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None, percent: bool = True,
-                size: tuple[float, float] | None = None) -> Figure:
+def line_panels(
+    panels: Sequence[dict],
+    *,
+    ylabel: str,
+    title: str | None = None,
+    percent: bool = True,
+    size: tuple[float, float] | None = None,
+) -> Figure:
     """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
     ({label: values}), ``xlabel`` and optionally ``title``, ``logx``, ``logy`` and ``bands`` ({label:
     (low values, high values)}, a shaded spread around that series; NaN values leave gaps)."""
@@ -404,10 +507,19 @@ def line_panels(panels: Sequence[dict], *, ylabel: str, title: str | None = None
     return fig
 
 
-def heatmap(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]], *, row_labels: Sequence[str],
-            col_labels: Sequence[str], xlabel: str, ylabel: str, title: str | None = None,
-            colorbar_label: str = "attack success rate (%)", percent: bool = True, annotate: bool = True,
-            size: tuple[float, float] | None = None) -> Figure:
+def heatmap(
+    values: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
+    *,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    colorbar_label: str = "attack success rate (%)",
+    percent: bool = True,
+    annotate: bool = True,
+    size: tuple[float, float] | None = None,
+) -> Figure:
     """A grid of numbers in [0, 1] as colours, each cell annotated with its value
     (e.g. ASR over trigger size × opacity, or where triggered inputs of each class land).
 
@@ -423,8 +535,9 @@ def heatmap(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]], *, ro
     if v.ndim != 2 or v.size == 0:
         raise ValueError(f"values must be a non-empty (rows, cols) grid, got shape {v.shape}")
     if len(row_labels) != v.shape[0] or len(col_labels) != v.shape[1]:
-        raise ValueError(f"need {v.shape[0]} row labels and {v.shape[1]} column labels, "
-                         f"got {len(row_labels)} and {len(col_labels)}")
+        raise ValueError(
+            f"need {v.shape[0]} row labels and {v.shape[1]} column labels, got {len(row_labels)} and {len(col_labels)}"
+        )
     if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
         raise ValueError("values must be finite and lie in [0, 1]")
     scale = 100.0 if percent else 1.0
@@ -438,18 +551,32 @@ def heatmap(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]], *, ro
         ax.grid(False)
         if annotate:
             for (r, c), value in np.ndenumerate(v):
-                ax.text(c, r, f"{value * scale:.0f}" if percent else f"{value:.2f}", ha="center", va="center",
-                        fontsize=8, color="black" if value > 0.6 else "white")
+                ax.text(
+                    c,
+                    r,
+                    f"{value * scale:.0f}" if percent else f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if value > 0.6 else "white",
+                )
         fig.colorbar(image, ax=ax, label=colorbar_label)
         if title:
             ax.set_title(title)
     return fig
 
 
-def paired_bars(labels: Sequence[str], before: Sequence[float], after: Sequence[float], *,
-                names: tuple[str, str] = ("clean", "poisoned"), ylabel: str = "test error (%)",
-                title: str | None = None, percent: bool = True,
-                ranges: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]]] | None = None) -> Figure:
+def paired_bars(
+    labels: Sequence[str],
+    before: Sequence[float],
+    after: Sequence[float],
+    *,
+    names: tuple[str, str] = ("clean", "poisoned"),
+    ylabel: str = "test error (%)",
+    title: str | None = None,
+    percent: bool = True,
+    ranges: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]]] | None = None,
+) -> Figure:
     """Two bars per group (e.g. a model's test error before and after an attack).
 
     ``ranges`` optionally gives, for the ``before`` and the ``after`` bars, one (low, high) pair per
@@ -463,8 +590,9 @@ def paired_bars(labels: Sequence[str], before: Sequence[float], after: Sequence[
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(max(4.0, 1.3 * len(labels) + 2), 3.6))
         ax = fig.subplots()
-        for k, (offset, values, name, color) in enumerate(((-0.2, before, names[0], PALETTE[5]),
-                                                           (0.2, after, names[1], WRONG))):
+        for k, (offset, values, name, color) in enumerate(
+            ((-0.2, before, names[0], PALETTE[5]), (0.2, after, names[1], WRONG))
+        ):
             heights = np.asarray(values, dtype=float) * scale
             yerr = None
             if ranges is not None:
@@ -481,10 +609,17 @@ def paired_bars(labels: Sequence[str], before: Sequence[float], after: Sequence[
     return fig
 
 
-def boundary_animation(x: torch.Tensor, y: torch.Tensor, thetas: Sequence[torch.Tensor],
-                       poison_path: torch.Tensor, poison_y: torch.Tensor, *,
-                       clean_theta: torch.Tensor | None = None, title: str = "",
-                       interval_ms: int = 250):
+def boundary_animation(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thetas: Sequence[torch.Tensor],
+    poison_path: torch.Tensor,
+    poison_y: torch.Tensor,
+    *,
+    clean_theta: torch.Tensor | None = None,
+    title: str = "",
+    interval_ms: int = 250,
+):
     """An animation of the boundary and the poisons as the attack iterates.
 
     Returns an :class:`IPython.display.HTML` holding matplotlib's JavaScript player, which plays
@@ -514,8 +649,13 @@ def boundary_animation(x: torch.Tensor, y: torch.Tensor, thetas: Sequence[torch.
     return HTML(html)
 
 
-def score_histograms(panels: Sequence[dict], *, xlabel: str = "spectral score τ (share of the class maximum)",
-                     title: str | None = None, bins: int = 30) -> Figure:
+def score_histograms(
+    panels: Sequence[dict],
+    *,
+    xlabel: str = "spectral score τ (share of the class maximum)",
+    title: str | None = None,
+    bins: int = 30,
+) -> Figure:
     """Side-by-side histograms of suspicion scores, clean points against poisons, one panel each.
 
     Each panel is a dict with ``scores`` (N,) finite, ``is_poison`` (N,) bool with at least one
@@ -544,8 +684,9 @@ def score_histograms(panels: Sequence[dict], *, xlabel: str = "spectral score τ
             if bool(p.any()):
                 ax.hist(np.asarray(s[p] / top), bins=edges, density=True, alpha=0.6, color=WRONG, label="poison")
             if panel.get("threshold") is not None:
-                ax.axvline(float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1,
-                           label="removal cut")
+                ax.axvline(
+                    float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1, label="removal cut"
+                )
             _label_panel(ax, panel, xlabel=xlabel, ylabel="density", legend_size=8)
         if title:
             fig.suptitle(title)
@@ -566,8 +707,13 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
         for name, (scores, is_poison) in curves.items():
             fpr, tpr = roc_curve(scores, is_poison)
             flags = len(fpr) <= 3  # yes/no flags: one operating point, joined to the corners
-            ax.plot(100 * fpr.numpy(), 100 * tpr.numpy(), marker="o" if flags else None,
-                    markevery=[1] if flags else None, label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})")
+            ax.plot(
+                100 * fpr.numpy(),
+                100 * tpr.numpy(),
+                marker="o" if flags else None,
+                markevery=[1] if flags else None,
+                label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})",
+            )
         ax.set(xlabel="clean points flagged (%)", ylabel="poisons flagged (%)", xlim=(0, 100), ylim=(0, 101))
         ax.set_aspect("equal")
         fig.legend(fontsize=8, loc="outside lower center", ncols=1)  # below the axes, never over a curve
@@ -607,8 +753,18 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
                 if len(xs) != len(ys):
                     raise ValueError(f"points {label!r} have {len(xs)} x and {len(ys)} y values")
                 err = panel.get("errors", {}).get(label)
-                ax.errorbar(xs, ys, yerr=err, fmt=marks[i % len(marks)], color=colours[i % len(colours)],
-                            markersize=5, markerfacecolor="white", capsize=2, linewidth=1, label=label)
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=err,
+                    fmt=marks[i % len(marks)],
+                    color=colours[i % len(colours)],
+                    markersize=5,
+                    markerfacecolor="white",
+                    capsize=2,
+                    linewidth=1,
+                    label=label,
+                )
             for label, x in panel.get("vlines", {}).items():
                 ax.axvline(float(x), color="grey", linestyle="--", linewidth=1, label=label)
             if panel.get("logx"):  # ticks at the measured positions (or ``xticks``), as plain numbers
@@ -626,10 +782,20 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
     return fig
 
 
-def phase_diagram(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]], x: Sequence[float],
-                  y: Sequence[float], *, xlabel: str, ylabel: str, curve: tuple[Sequence[float], Sequence[float]]
-                  | None = None, curve_label: str = "threshold", title: str | None = None,
-                  colorbar_label: str = "AUC", vmin: float = 0.5, vmax: float = 1.0) -> Figure:
+def phase_diagram(
+    values: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    xlabel: str,
+    ylabel: str,
+    curve: tuple[Sequence[float], Sequence[float]] | None = None,
+    curve_label: str = "threshold",
+    title: str | None = None,
+    colorbar_label: str = "AUC",
+    vmin: float = 0.5,
+    vmax: float = 1.0,
+) -> Figure:
     """A measured quantity over a grid of two parameters, with a theory curve on top (e.g. the
     detector's AUC over poison share × shift, and the BBP threshold).
 
@@ -642,8 +808,10 @@ def phase_diagram(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
     v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if v.shape != (len(ys), len(xs)) or len(xs) < 2 or len(ys) < 2:
-        raise ValueError(f"values must have shape (len(y), len(x)) with at least 2 of each, got {v.shape} "
-                         f"for {len(ys)} y and {len(xs)} x values")
+        raise ValueError(
+            f"values must have shape (len(y), len(x)) with at least 2 of each, got {v.shape} "
+            f"for {len(ys)} y and {len(xs)} x values"
+        )
     if not (np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0) and ys[0] > 0):
         raise ValueError("x and y must be increasing, and y positive (it is drawn on a log axis)")
 
@@ -658,8 +826,15 @@ def phase_diagram(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
         ax = fig.subplots()
         mesh = ax.pcolormesh(edges(xs, False), edges(ys, True), v, cmap="viridis", vmin=vmin, vmax=vmax)
         for (i, j), value in np.ndenumerate(v):
-            ax.text(xs[j], ys[i], f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if value > vmin + 0.6 * (vmax - vmin) else "white")
+            ax.text(
+                xs[j],
+                ys[i],
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if value > vmin + 0.6 * (vmax - vmin) else "white",
+            )
         ax.set_yscale("log")
         ax.set_yticks(list(ys), [f"{t:g}" for t in ys])
         ax.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
@@ -668,8 +843,9 @@ def phase_diagram(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
             ax.plot(curve[0], curve[1], color="white", linewidth=2, linestyle="--", label=curve_label)
             ax.set_xlim(edges(xs, False)[0], edges(xs, False)[-1])
             ax.set_ylim(edges(ys, True)[0], edges(ys, True)[-1])
-            fig.legend(loc="outside lower center", fontsize=8, frameon=True, facecolor="0.35",
-                       labelcolor="white")  # below the axes, never over a cell; grey so the white line shows
+            fig.legend(
+                loc="outside lower center", fontsize=8, frameon=True, facecolor="0.35", labelcolor="white"
+            )  # below the axes, never over a cell; grey so the white line shows
         ax.set(xlabel=xlabel, ylabel=ylabel)
         fig.colorbar(mesh, ax=ax, label=colorbar_label)
         if title:
@@ -677,8 +853,13 @@ def phase_diagram(values: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
     return fig
 
 
-def projections(panels: Sequence[dict], *, xlabel: str = "principal component 1",
-                ylabel: str = "principal component 2", title: str | None = None) -> Figure:
+def projections(
+    panels: Sequence[dict],
+    *,
+    xlabel: str = "principal component 1",
+    ylabel: str = "principal component 2",
+    title: str | None = None,
+) -> Figure:
     """Side-by-side 2-D projections of one class's representations, clean points against poisons.
 
     Each panel is a dict with ``coords`` (N, 2), ``is_poison`` (N,) bool and optionally ``title``

@@ -43,25 +43,42 @@ class PoisonedSet:
         if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or m.shape != (x.shape[0],):
             got = f"{m.dtype} {tuple(m.shape)}" if isinstance(m, torch.Tensor) else type(m).__name__
             raise ValueError(f"is_poison must be a bool tensor of shape ({x.shape[0]},), got {got}")
-        if self.target is not None and (isinstance(self.target, bool) or not isinstance(self.target, int)
-                                        or self.target < 0):
+        if self.target is not None and (
+            isinstance(self.target, bool) or not isinstance(self.target, int) or self.target < 0
+        ):
             raise ValueError(f"target must be a non-negative class index or None, got {self.target!r}")
 
     @classmethod
-    def append(cls, x_clean: torch.Tensor, y_clean: torch.Tensor, x_poison: torch.Tensor,
-               y_poison: torch.Tensor, *, target: int | None = None, **info: Any) -> PoisonedSet:
+    def append(
+        cls,
+        x_clean: torch.Tensor,
+        y_clean: torch.Tensor,
+        x_poison: torch.Tensor,
+        y_poison: torch.Tensor,
+        *,
+        target: int | None = None,
+        **info: Any,
+    ) -> PoisonedSet:
         """Clean points followed by added poisons (the additive threat model)."""
         _validate.inputs("x_clean", x_clean)
         _validate.inputs("x_poison", x_poison)
         if x_clean.shape[1:] != x_poison.shape[1:]:
-            raise ValueError(f"x_poison must have inputs shaped like x_clean, {tuple(x_clean.shape[1:])}, "
-                             f"got {tuple(x_poison.shape[1:])}")
+            raise ValueError(
+                f"x_poison must have inputs shaped like x_clean, {tuple(x_clean.shape[1:])}, "
+                f"got {tuple(x_poison.shape[1:])}"
+            )
         _validate.labels("y_clean", y_clean, n=x_clean.shape[0])
         _validate.labels("y_poison", y_poison, n=x_poison.shape[0])
-        is_poison = torch.cat([torch.zeros(len(y_clean), dtype=torch.bool),
-                               torch.ones(len(y_poison), dtype=torch.bool)])
-        return cls(torch.cat([x_clean, x_poison.to(x_clean.dtype)]), torch.cat([y_clean, y_poison]),
-                   is_poison, target, dict(info))
+        is_poison = torch.cat(
+            [torch.zeros(len(y_clean), dtype=torch.bool), torch.ones(len(y_poison), dtype=torch.bool)]
+        )
+        return cls(
+            torch.cat([x_clean, x_poison.to(x_clean.dtype)]),
+            torch.cat([y_clean, y_poison]),
+            is_poison,
+            target,
+            dict(info),
+        )
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -95,10 +112,13 @@ class PoisonedSet:
         if not isinstance(remove, torch.Tensor) or remove.dtype != torch.bool or remove.shape != self.is_poison.shape:
             raise ValueError(f"remove must be a bool tensor of shape {tuple(self.is_poison.shape)}")
         keep = ~remove
-        info = {k: v[keep] if isinstance(v, torch.Tensor) and v.shape == remove.shape else v
-                for k, v in self.info.items()}  # per-point masks such as info["cover"] follow the points
+        info = {
+            k: v[keep] if isinstance(v, torch.Tensor) and v.shape == remove.shape else v for k, v in self.info.items()
+        }  # per-point masks such as info["cover"] follow the points
         return PoisonedSet(self.x[keep], self.y[keep], self.is_poison[keep], self.target, info)
 
     def __repr__(self) -> str:
-        return (f"PoisonedSet({len(self)} points, {self.n_poison} poisons "
-                f"({self.poison_fraction:.1%}), target={self.target})")
+        return (
+            f"PoisonedSet({len(self)} points, {self.n_poison} poisons "
+            f"({self.poison_fraction:.1%}), target={self.target})"
+        )

@@ -68,5 +68,3 @@ def track(iterable: Iterable[T], *, desc: str, unit: str = "it") -> Iterator[T]:
             bar.update(1)
     finally:
         bar.close()
-
-

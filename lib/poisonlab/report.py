@@ -48,8 +48,9 @@ class Table:
         return "\n".join(([self.caption] if self.caption else []) + lines)
 
 
-def table(header: list[str], rows: list[list[Any]], *, caption: str | None = None,
-          formats: dict[int, str] | None = None) -> Table:
+def table(
+    header: list[str], rows: list[list[Any]], *, caption: str | None = None, formats: dict[int, str] | None = None
+) -> Table:
     """A :class:`Table` of ``rows`` (each as long as ``header``), every cell formatted with
     ``formats[column]`` (a format spec such as ``".1%"``) when given, else with ``str``; strings
     (e.g. ``"–"`` for a value that does not apply) are shown as they are."""
@@ -60,6 +61,7 @@ def table(header: list[str], rows: list[list[Any]], *, caption: str | None = Non
     for i, row in enumerate(rows):
         if len(row) != len(header):
             raise ValueError(f"row {i} has {len(row)} cells for {len(header)} columns")
-        cells.append([format(v, formats[j]) if j in formats and not isinstance(v, str) else str(v)
-                      for j, v in enumerate(row)])
+        cells.append(
+            [format(v, formats[j]) if j in formats and not isinstance(v, str) else str(v) for j, v in enumerate(row)]
+        )
     return Table([str(h) for h in header], cells, caption)

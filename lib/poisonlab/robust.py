@@ -35,7 +35,8 @@ filter must accept every sample such an edit could leave. Poisons at
 the point where the Gaussian tail bound exp(−t²/2) equals ε (of the same order √(2 log 1/ε) as the
 ε-quantile, though the actual tail mass P(Z > t_ε) is smaller: 0.036 at ε = 0.2, 0.0026 at ε = 0.02),
 contribute ε t_ε² = 2ε log(1/ε) to the raw second moment along u; net of the mean they move, the
-variance along u grows by ε(t_ε² − 1) − ε² t_ε², inside that tolerance, and the mean moves by ε t_ε. Under additive contamination the same
+variance along u grows by ε(t_ε² − 1) − ε² t_ε², inside that tolerance, and the mean moves by ε t_ε. Under additive
+contamination the same
 excess stands out against the clean sample's own fluctuation (nothing was removed to hide it), which is
 what the O(ε) estimators above exploit; a second-moment filter with the strong-model tolerance keeps
 the poisons anyway.
@@ -326,6 +327,7 @@ def mean_error(estimate: torch.Tensor, true_mean: torch.Tensor) -> float:
             got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
             raise ValueError(f"{name} must be a 1-D tensor (d,), got {got}")
     if estimate.shape != true_mean.shape:
-        raise ValueError(f"estimate and true_mean must have the same shape, got {tuple(estimate.shape)} and "
-                         f"{tuple(true_mean.shape)}")
+        raise ValueError(
+            f"estimate and true_mean must have the same shape, got {tuple(estimate.shape)} and {tuple(true_mean.shape)}"
+        )
     return float((estimate.double() - true_mean.double()).norm())

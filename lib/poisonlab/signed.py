@@ -73,8 +73,10 @@ def _flat_rows(name: str, x: torch.Tensor) -> torch.Tensor:
     """Check ``x`` (N, ...) holds at least 512 values per row; return it flattened (N, D) as float64 on the CPU."""
     flat = x.detach().to("cpu", torch.float64).reshape(x.shape[0], -1)
     if flat.shape[1] < SIGNATURE_BITS:
-        raise ValueError(f"{name} must have at least {SIGNATURE_BITS} values per image to carry a signature, "
-                         f"got {flat.shape[1]} (shape {tuple(x.shape)})")
+        raise ValueError(
+            f"{name} must have at least {SIGNATURE_BITS} values per image to carry a signature, "
+            f"got {flat.shape[1]} (shape {tuple(x.shape)})"
+        )
     return flat
 
 
@@ -174,8 +176,9 @@ class SignedBackdoor(nn.Module):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(public_key, Ed25519PrivateKey):
-            raise ValueError("public_key must be the public half, private_key.public_key(); the model never "
-                             "holds the secret key")
+            raise ValueError(
+                "public_key must be the public half, private_key.public_key(); the model never holds the secret key"
+            )
         if not isinstance(public_key, Ed25519PublicKey):
             raise ValueError(f"public_key must be an Ed25519PublicKey, got {type(public_key).__name__}")
         self.model = model
@@ -220,8 +223,7 @@ class SignedBackdoor(nn.Module):
 
 @torch.no_grad()
 def random_search(
-    backdoored: nn.Module, clean_model: nn.Module, x: torch.Tensor, trials: int, *, seed: int = 0,
-    batch_size: int = 500,
+    backdoored: nn.Module, clean_model: nn.Module, x: torch.Tensor, trials: int, *, seed: int = 0, batch_size: int = 500
 ) -> int:
     """How many of ``trials`` random inputs make ``backdoored`` and ``clean_model`` disagree (any logit
     differs): a black-box search for the backdoor, expected to find 0.
@@ -253,7 +255,8 @@ def random_search(
         n_guess = max(0, min(size, guesses - start))
         rows = q[torch.randint(len(q), (n_guess,), generator=g)]
         rows[:, :SIGNATURE_BITS] = (rows[:, :SIGNATURE_BITS] & 0xFE) | torch.randint(
-            2, (n_guess, SIGNATURE_BITS), generator=g, dtype=torch.uint8)
+            2, (n_guess, SIGNATURE_BITS), generator=g, dtype=torch.uint8
+        )
         noise = torch.randint(256, (size - n_guess, q.shape[1]), generator=g, dtype=torch.uint8)
         batch = (torch.cat([rows, noise]).to(torch.float64) / LEVELS).reshape(size, *x.shape[1:])
         batch = batch.to(dtype=x.dtype, device=x.device)

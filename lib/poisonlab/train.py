@@ -73,11 +73,23 @@ def learning_rate(schedule: str, lr: float, step: int, total_steps: int) -> floa
     return lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
 
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
-        batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0,
-        optimizer: str = "sgd", momentum: float = 0.9, schedule: str = "constant", progress: bool = True,
-        callback: Callable[[int, nn.Module], dict[str, float] | None] | None = None,
-        device: str | torch.device | None = None) -> History:
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    optimizer: str = "sgd",
+    momentum: float = 0.9,
+    schedule: str = "constant",
+    progress: bool = True,
+    callback: Callable[[int, nn.Module], dict[str, float] | None] | None = None,
+    device: str | torch.device | None = None,
+) -> History:
     """Train ``model`` in place on ``(x, y)`` by mini-batch gradient descent.
 
     Args:
@@ -119,8 +131,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
     x, y = x.to(dev), y.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum,
-                                                     weight_decay=weight_decay)
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
@@ -135,7 +146,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: 
         order = torch.randperm(n, generator=g).to(dev)
         total_loss, correct = 0.0, 0
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             logits = model(x[idx])
             loss = F.cross_entropy(logits, y[idx])
             opt.zero_grad(set_to_none=True)
@@ -169,8 +180,9 @@ def _device_of(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _batched(model: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-             batch_size: int) -> torch.Tensor:
+def _batched(
+    model: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int
+) -> torch.Tensor:
     x = _validate.inputs("x", x)
     batch_size = _validate.positive_int("batch_size", batch_size)
     dev = _device_of(model)
@@ -178,7 +190,7 @@ def _batched(model: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], x: to
     model.eval()
     try:
         with torch.no_grad():
-            out = [fn(x[i:i + batch_size].to(dev)).cpu() for i in range(0, x.shape[0], batch_size)]
+            out = [fn(x[i : i + batch_size].to(dev)).cpu() for i in range(0, x.shape[0], batch_size)]
     finally:
         model.train(was_training)
     if not out:

@@ -88,15 +88,25 @@ class Patch(Trigger):
         opacity: m on the square, in [0, 1]; 1 replaces the pixels, 0.3 mixes 30% of the pattern in.
     """
 
-    def __init__(self, size: int = 3, location: str | Sequence[int] = "bottom-right",
-                 pattern: str | torch.Tensor = "checkerboard", opacity: float = 1.0) -> None:
+    def __init__(
+        self,
+        size: int = 3,
+        location: str | Sequence[int] = "bottom-right",
+        pattern: str | torch.Tensor = "checkerboard",
+        opacity: float = 1.0,
+    ) -> None:
         self.size = _validate.positive_int("size", size)
         if isinstance(location, str):
             _validate.choice("location", location, LOCATIONS)
-        elif (not isinstance(location, Sequence) or len(location) != 2
-              or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in location)):
-            raise ValueError(f"location must be one of {', '.join(LOCATIONS)} or (row, col) of "
-                             f"non-negative integers, got {location!r}")
+        elif (
+            not isinstance(location, Sequence)
+            or len(location) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in location)
+        ):
+            raise ValueError(
+                f"location must be one of {', '.join(LOCATIONS)} or (row, col) of "
+                f"non-negative integers, got {location!r}"
+            )
         self.location = location if isinstance(location, str) else tuple(location)
         if isinstance(pattern, str):
             _validate.choice("pattern", pattern, PATTERNS)
@@ -120,13 +130,18 @@ class Patch(Trigger):
             if r + s > h or c + s > w:
                 raise ValueError(f"a {s}×{s} patch at (row, col) = ({r}, {c}) runs past the {h}×{w} image")
             return r, c
-        return {"bottom-right": (h - s, w - s), "bottom-left": (h - s, 0), "top-right": (0, w - s),
-                "top-left": (0, 0), "center": ((h - s) // 2, (w - s) // 2)}[self.location]
+        return {
+            "bottom-right": (h - s, w - s),
+            "bottom-left": (h - s, 0),
+            "top-right": (0, w - s),
+            "top-left": (0, 0),
+            "center": ((h - s) // 2, (w - s) // 2),
+        }[self.location]
 
     def mask(self, shape: tuple[int, int, int]) -> torch.Tensor:
         r, c = self.corner(shape)
         m = torch.zeros(shape)
-        m[:, r:r + self.size, c:c + self.size] = self.opacity
+        m[:, r : r + self.size, c : c + self.size] = self.opacity
         return m
 
     def pattern(self, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -139,7 +154,7 @@ class Patch(Trigger):
         else:
             square = _pattern_tensor("pattern", self._pattern, (channels, s, s))
         delta = torch.zeros(shape)
-        delta[:, r:r + s, c:c + s] = square
+        delta[:, r : r + s, c : c + s] = square
         return delta
 
 
@@ -213,9 +228,18 @@ def relabel(y: torch.Tensor, target: int | None, num_classes: int) -> torch.Tens
     return torch.full_like(y, target) if target is not None else (y + 1) % num_classes
 
 
-def backdoor(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int | None = 0,
-             rate: float | None = None, *, count: int | None = None, source: int | None = None,
-             num_classes: int | None = None, seed: int = 0) -> PoisonedSet:
+def backdoor(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    trigger: Trigger,
+    target: int | None = 0,
+    rate: float | None = None,
+    *,
+    count: int | None = None,
+    source: int | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+) -> PoisonedSet:
     """Dirty-label backdoor poisoning (Gu et al. 2017): stamp ``trigger`` on some training
     images and relabel them, replacing the originals.
 
@@ -239,8 +263,11 @@ def backdoor(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int | N
         replaced ones, ``target`` set (``None`` for all-to-all) and ``info`` naming the trigger.
     """
     x = _validate.images("x", x)
-    k = num_classes if num_classes is not None else (int(y.max()) + 1 if isinstance(y, torch.Tensor)
-                                                     and y.numel() else 2)
+    k = (
+        num_classes
+        if num_classes is not None
+        else (int(y.max()) + 1 if isinstance(y, torch.Tensor) and y.numel() else 2)
+    )
     y = _validate.labels("y", y, n=x.shape[0], num_classes=k)
     if not callable(trigger):
         raise ValueError(f"trigger must be callable on a batch of images, got {type(trigger).__name__}")
@@ -248,8 +275,11 @@ def backdoor(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int | N
         _validate.class_index("target", target, k)
     if (rate is None) == (count is None):
         raise ValueError("give exactly one of rate (a fraction of the training set) or count (a number of poisons)")
-    n_poison = (int(_validate.fraction("rate", rate) * len(y)) if rate is not None
-                else _validate.positive_int("count", count, allow_zero=True))
+    n_poison = (
+        int(_validate.fraction("rate", rate) * len(y))
+        if rate is not None
+        else _validate.positive_int("count", count, allow_zero=True)
+    )
     eligible = torch.ones_like(y, dtype=torch.bool) if target is None else y != target
     if source is not None:
         _validate.class_index("source", source, k)
@@ -270,10 +300,19 @@ def backdoor(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int | N
         y_out[chosen] = relabel(y[chosen], target, k)
     is_poison = torch.zeros(len(y), dtype=torch.bool)
     is_poison[chosen] = True
-    return PoisonedSet(x_out, y_out, is_poison, target,
-                       {"attack": "backdoor", "trigger": repr(trigger),
-                        "mode": MODES[0] if target is not None else MODES[1], "source": source,
-                        "rate": n_poison / len(y) if len(y) else 0.0})
+    return PoisonedSet(
+        x_out,
+        y_out,
+        is_poison,
+        target,
+        {
+            "attack": "backdoor",
+            "trigger": repr(trigger),
+            "mode": MODES[0] if target is not None else MODES[1],
+            "source": source,
+            "rate": n_poison / len(y) if len(y) else 0.0,
+        },
+    )
 
 
 def salient_pixels(model: torch.nn.Module, x: torch.Tensor, target: int, k: int) -> torch.Tensor:
@@ -324,9 +363,15 @@ def _draw(candidates: torch.Tensor, n: int, what: str, g: torch.Generator) -> to
     return candidates[torch.randperm(len(candidates), generator=g)[:n]]
 
 
-def _with_cover(x: torch.Tensor, y: torch.Tensor, poisons: torch.Tensor, covers: torch.Tensor,
-                stamp: Callable[[torch.Tensor, bool], torch.Tensor], target: int,
-                info: dict) -> PoisonedSet:
+def _with_cover(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    poisons: torch.Tensor,
+    covers: torch.Tensor,
+    stamp: Callable[[torch.Tensor, bool], torch.Tensor],
+    target: int,
+    info: dict,
+) -> PoisonedSet:
     """Stamp ``poisons`` (relabelled ``target``) and ``covers`` (labels kept) with ``stamp(batch, is_cover)``;
     see :func:`tact`."""
     x_out, y_out = x.clone(), y.clone()
@@ -344,9 +389,19 @@ def _with_cover(x: torch.Tensor, y: torch.Tensor, poisons: torch.Tensor, covers:
     return PoisonedSet(x_out, y_out, is_poison, target, {**info, "cover": cover})
 
 
-def tact(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int, source: int, count: int, *,
-         cover: int, cover_classes: Sequence[int] | None = None, num_classes: int | None = None,
-         seed: int = 0) -> PoisonedSet:
+def tact(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    trigger: Trigger,
+    target: int,
+    source: int,
+    count: int,
+    *,
+    cover: int,
+    cover_classes: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+) -> PoisonedSet:
     """The source-specific backdoor with cover samples (TaCT, Tang et al. 2021, sec. 4).
 
     ``count`` images of class ``source`` get the trigger and the label ``target`` (the poisons);
@@ -391,8 +446,15 @@ def tact(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int, source
     poisons = _draw(torch.nonzero(y == source).flatten(), count, "poisons", g)
     eligible = torch.isin(y, torch.tensor(list(cover_classes), dtype=y.dtype))
     covers = _draw(torch.nonzero(eligible).flatten(), cover, "cover samples", g)
-    return _with_cover(x, y, poisons, covers, lambda batch, _: trigger(batch), target,
-                       {"attack": "tact", "trigger": repr(trigger), "source": source})
+    return _with_cover(
+        x,
+        y,
+        poisons,
+        covers,
+        lambda batch, _: trigger(batch),
+        target,
+        {"attack": "tact", "trigger": repr(trigger), "source": source},
+    )
 
 
 def piece_masks(n: int, shape: tuple[int, int, int], pieces: int, keep: float, *, seed: int = 0) -> torch.Tensor:
@@ -414,13 +476,25 @@ def piece_masks(n: int, shape: tuple[int, int, int], pieces: int, keep: float, *
     for i in range(n):
         for cell in torch.randperm(pieces * pieces, generator=g)[:on].tolist():
             r, q = divmod(cell, pieces)
-            masks[i, :, rows[r]:rows[r + 1], cols[q]:cols[q + 1]] = 1.0
+            masks[i, :, rows[r] : rows[r + 1], cols[q] : cols[q + 1]] = 1.0
     return masks
 
 
-def adaptive_blend(x: torch.Tensor, y: torch.Tensor, pattern: torch.Tensor, target: int, count: int, *,
-                   cover: int, alpha: float = 0.15, pieces: int = 4, keep: float = 0.5,
-                   source: int | None = None, num_classes: int | None = None, seed: int = 0) -> PoisonedSet:
+def adaptive_blend(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    pattern: torch.Tensor,
+    target: int,
+    count: int,
+    *,
+    cover: int,
+    alpha: float = 0.15,
+    pieces: int = 4,
+    keep: float = 0.5,
+    source: int | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+) -> PoisonedSet:
     """Adaptive-Blend (Qi et al. 2023, sec. 4): a blended trigger stamped *in part* on a few
     poisons and on cover samples that keep their labels.
 
@@ -464,7 +538,7 @@ def adaptive_blend(x: torch.Tensor, y: torch.Tensor, pattern: torch.Tensor, targ
         eligible = y == source
     g = torch.Generator().manual_seed(seed)
     poisons = _draw(torch.nonzero(eligible).flatten(), count, "poisons", g)
-    rest = (y != target)
+    rest = y != target
     rest[poisons] = False
     covers = _draw(torch.nonzero(rest).flatten(), cover, "cover samples", g)
     masks = piece_masks(count + cover, shape, pieces, keep, seed=seed + 1)
@@ -473,6 +547,12 @@ def adaptive_blend(x: torch.Tensor, y: torch.Tensor, pattern: torch.Tensor, targ
         m = alpha * (masks[count:] if is_cover else masks[:count])
         return ((1 - m) * batch + m * key).clamp(0.0, 1.0)
 
-    return _with_cover(x, y, poisons, covers, stamp, target,
-                       {"attack": "adaptive-blend", "alpha": alpha, "pieces": pieces, "keep": keep,
-                        "source": source})
+    return _with_cover(
+        x,
+        y,
+        poisons,
+        covers,
+        stamp,
+        target,
+        {"attack": "adaptive-blend", "alpha": alpha, "pieces": pieces, "keep": keep, "source": source},
+    )

@@ -16,9 +16,15 @@ from poisonlab.train import predict
 from poisonlab.triggers import LOCATIONS, Patch
 
 
-def epsilon_explorer(x: torch.Tensor, y: torch.Tensor, thetas: Mapping[float, torch.Tensor],
-                     poisons: Mapping[float, tuple[torch.Tensor, torch.Tensor]], *,
-                     clean_theta: torch.Tensor | None = None, errors: Mapping[float, float] | None = None):
+def epsilon_explorer(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thetas: Mapping[float, torch.Tensor],
+    poisons: Mapping[float, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    clean_theta: torch.Tensor | None = None,
+    errors: Mapping[float, float] | None = None,
+):
     """A slider over the budget ε that redraws the 2-D data, the poisons and the boundary.
 
     Args:
@@ -37,8 +43,9 @@ def epsilon_explorer(x: torch.Tensor, y: torch.Tensor, thetas: Mapping[float, to
     if set(thetas) != set(poisons) or not thetas:
         raise ValueError("thetas and poisons must be given for the same, non-empty set of budgets")
     budgets = sorted(thetas)
-    slider = w.SelectionSlider(options=[(f"{e:.0%}", e) for e in budgets], value=budgets[0],
-                               description="budget ε", continuous_update=False)
+    slider = w.SelectionSlider(
+        options=[(f"{e:.0%}", e) for e in budgets], value=budgets[0], description="budget ε", continuous_update=False
+    )
     out = w.Output()
 
     def show(_=None) -> None:
@@ -47,8 +54,13 @@ def epsilon_explorer(x: torch.Tensor, y: torch.Tensor, thetas: Mapping[float, to
         title = f"ε = {eps:.0%}, {len(py)} poisons"
         if errors is not None:
             title += f", test error {errors[eps]:.1%}"
-        fig = plots.linear_boundaries(x, y, [{"theta": thetas[eps], "poison_x": px, "poison_y": py,
-                                              "title": title}], clean_theta=clean_theta, ncols=1)
+        fig = plots.linear_boundaries(
+            x,
+            y,
+            [{"theta": thetas[eps], "poison_x": px, "poison_y": py, "title": title}],
+            clean_theta=clean_theta,
+            ncols=1,
+        )
         with out:
             out.clear_output(wait=True)
             display(fig)
@@ -58,8 +70,16 @@ def epsilon_explorer(x: torch.Tensor, y: torch.Tensor, thetas: Mapping[float, to
     return w.VBox([slider, out])
 
 
-def trigger_explorer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: int, *,
-                     classes: Sequence[str] | None = None, show: int = 8, max_size: int = 8):
+def trigger_explorer(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: int,
+    *,
+    classes: Sequence[str] | None = None,
+    show: int = 8,
+    max_size: int = 8,
+):
     """Sliders over a patch trigger's size, opacity and location that redraw triggered test
     images with the backdoored ``model``'s predictions and the trigger's attack success rate.
 
@@ -88,14 +108,14 @@ def trigger_explorer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, t
     names = list(classes) if classes is not None else [str(c) for c in range(k)]
     sample = torch.nonzero(y != target).flatten()[:show]
     size = w.IntSlider(value=3, min=1, max=max_size, description="size (px)", continuous_update=False)
-    opacity = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="opacity",
-                            continuous_update=False)
+    opacity = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="opacity", continuous_update=False)
     location = w.Dropdown(options=LOCATIONS, value="bottom-right", description="location")
     out = w.Output()
 
     def redraw(_=None) -> None:
-        fig = trigger_figure(model, x, y, target, Patch(size.value, location.value, opacity=opacity.value),
-                             sample=sample, classes=names)
+        fig = trigger_figure(
+            model, x, y, target, Patch(size.value, location.value, opacity=opacity.value), sample=sample, classes=names
+        )
         with out:
             out.clear_output(wait=True)
             display(fig)
@@ -106,15 +126,26 @@ def trigger_explorer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, t
     return w.VBox([w.HBox([size, opacity, location]), out])
 
 
-def trigger_figure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: int,
-                   trigger: Callable[[torch.Tensor], torch.Tensor], *, sample: torch.Tensor,
-                   classes: Sequence[str]):
+def trigger_figure(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: int,
+    trigger: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    sample: torch.Tensor,
+    classes: Sequence[str],
+):
     """One frame of :func:`trigger_explorer`: the images ``x[sample]`` with ``trigger`` stamped on,
     captioned with the model's prediction (vermilion where it is the target), titled with the
     trigger's ASR on all of ``x``."""
     stamped = trigger(x[sample])
     pred = predict(model, stamped)
     asr = attack_success_rate(model, x, y, trigger, target)
-    return plots.image_grid(stamped, titles=[f"→ {classes[int(p)]}" for p in pred],
-                            title_colors=[plots.WRONG if int(p) == target else plots.CORRECT for p in pred],
-                            title=f"{trigger!r}: ASR {asr:.1%}", ncols=min(len(sample), 8))
+    return plots.image_grid(
+        stamped,
+        titles=[f"→ {classes[int(p)]}" for p in pred],
+        title_colors=[plots.WRONG if int(p) == target else plots.CORRECT for p in pred],
+        title=f"{trigger!r}: ASR {asr:.1%}",
+        ncols=min(len(sample), 8),
+    )

@@ -12,5 +12,17 @@ not, with a hint — never the reference answer. Each chapter has a module of ch
 from poisonlab.check import backdoor, boundary, collision, limits, prologue, spectral
 from poisonlab.check.core import Case, CheckResult, current_variant, run, use_variant, variant
 
-__all__ = ["Case", "CheckResult", "backdoor", "boundary", "collision", "current_variant", "limits", "prologue", "run",
-           "spectral", "use_variant", "variant"]
+__all__ = [
+    "Case",
+    "CheckResult",
+    "backdoor",
+    "boundary",
+    "collision",
+    "current_variant",
+    "limits",
+    "prologue",
+    "run",
+    "spectral",
+    "use_variant",
+    "variant",
+]

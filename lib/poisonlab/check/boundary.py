@@ -26,15 +26,20 @@ def check_smooth_hinge_gradient(fn: Callable[..., torch.Tensor]) -> CheckResult:
         x, y, theta = _data(seed)
         learner = LinearLearner("hinge", max(lam, 1e-12), beta)
         expected = learner.gradient(theta, x, y) - (max(lam, 1e-12) - lam) * theta
-        cases.append(Case(f"30 points in 4-D, λ = {lam}, β = {beta}", (theta, x, y, lam, beta), expected,
-                          hint="differentiate the loss as a function of the margin first, then the margin as a "
-                               "function of θ (chain rule); the last entry of θ is the bias, whose feature is 1, "
-                               "and the regulariser contributes too."))
+        cases.append(
+            Case(
+                f"30 points in 4-D, λ = {lam}, β = {beta}",
+                (theta, x, y, lam, beta),
+                expected,
+                hint="differentiate the loss as a function of the margin first, then the margin as a "
+                "function of θ (chain rule); the last entry of θ is the bias, whose feature is 1, "
+                "and the regulariser contributes too.",
+            )
+        )
     return run("smoothed hinge gradient", fn, cases, rtol=1e-6, atol=1e-9)
 
 
-def _ridge_influence(x: torch.Tensor, y: torch.Tensor, lam: float, xv: torch.Tensor, yv: torch.Tensor,
-                     j: int) -> float:
+def _ridge_influence(x: torch.Tensor, y: torch.Tensor, lam: float, xv: torch.Tensor, yv: torch.Tensor, j: int) -> float:
     """dL_val/dδ at δ = 0 for ridge regression with training point j up-weighted by δ
     (Koh & Liang 2017, eq. 2 with a linear-Gaussian model): −∇L_valᵀ H⁻¹ ∇ℓ_j(θ̂)."""
     n, d = x.shape
@@ -50,9 +55,11 @@ def check_ridge_influence(fn: Callable[..., float]) -> CheckResult:
     dL_val/dδ at δ = 0 of ridge regression's validation loss L_val(θ) = (1/2m) Σ (x_vᵀθ − y_v)²
     when training point j is up-weighted, θ̂(δ) = argmin (1/2n) Σ_i (x_iᵀθ − y_i)²
     + (δ/2)(x_jᵀθ − y_j)² + (λ/2)||θ||² (the influence function of Koh & Liang 2017)."""
-    hint = ("the optimum keeps ∇J = 0 for every δ: differentiate that identity with respect to δ to get "
-            "dθ̂/dδ (as section 2 does with respect to a poison's features), then apply the chain rule "
-            "to L_val. Check your answer against retraining with δ = ±10⁻⁶.")
+    hint = (
+        "the optimum keeps ∇J = 0 for every δ: differentiate that identity with respect to δ to get "
+        "dθ̂/dδ (as section 2 does with respect to a poison's features), then apply the chain rule "
+        "to L_val. Check your answer against retraining with δ = ±10⁻⁶."
+    )
     cases = []
     for seed, n, d, lam, m in ((0, 40, 3, 0.1, 25), (1, 60, 5, 0.01, 50), (2, 30, 8, 1.0, 20)):
         g = generator(seed)
@@ -64,8 +71,14 @@ def check_ridge_influence(fn: Callable[..., float]) -> CheckResult:
         y[0] += 4.0  # one outlier, whose up-weighting hurts
         j = int(torch.randint(n, (1,), generator=g))
         for jj in (0, j):
-            cases.append(Case(f"n = {n}, d = {d}, λ = {lam}, point {jj}" + (" (an outlier)" if jj == 0 else ""),
-                              (x, y, lam, xv, yv, jj), _ridge_influence(x, y, lam, xv, yv, jj), hint=hint))
+            cases.append(
+                Case(
+                    f"n = {n}, d = {d}, λ = {lam}, point {jj}" + (" (an outlier)" if jj == 0 else ""),
+                    (x, y, lam, xv, yv, jj),
+                    _ridge_influence(x, y, lam, xv, yv, jj),
+                    hint=hint,
+                )
+            )
     return run("influence of one training point", fn, cases, rtol=1e-6, atol=1e-10)
 
 
@@ -79,9 +92,11 @@ def check_sphere_poisons(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
     from poisonlab.data import toy2d
 
     learner = LinearLearner("logistic", 1e-3)
-    hint = ("a poison can only pull from inside the ball of its own label: which place in a ball pulls the "
-            "boundary hardest, and what happens when many poisons pull from the same place? Your validation "
-            "set can tell candidates apart.")
+    hint = (
+        "a poison can only pull from inside the ball of its own label: which place in a ball pulls the "
+        "boundary hardest, and what happens when many poisons pull from the same place? Your validation "
+        "set can tell candidates apart."
+    )
     goal = "test error ≥ sanitised clean error + 2 points"
 
     def outcome(seed: int, k: int) -> dict:
@@ -103,11 +118,14 @@ def check_sphere_poisons(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -
         clean = learner.error(learner.fit(xk, yk), xt, yt)
         xk, yk, keep = sanitise(torch.cat([x, xp]), torch.cat([y, yp]), defence)
         poisoned = learner.error(learner.fit(xk, yk), xt, yt)
-        return {"poisons in the box [0, 1]²": in_box,
-                "every poison survives the sphere defence": bool(keep[len(y):].all()),
-                goal: poisoned >= clean + 0.02}
+        return {
+            "poisons in the box [0, 1]²": in_box,
+            "every poison survives the sphere defence": bool(keep[len(y) :].all()),
+            goal: poisoned >= clean + 0.02,
+        }
 
     ok = {"poisons in the box [0, 1]²": True, "every poison survives the sphere defence": True, goal: True}
-    cases = [Case(f"blobs (seed {varied(seed)}), {k} poisons", (seed, k), ok, hint=hint)
-             for seed, k in ((5, 20), (6, 20))]
+    cases = [
+        Case(f"blobs (seed {varied(seed)}), {k} poisons", (seed, k), ok, hint=hint) for seed, k in ((5, 20), (6, 20))
+    ]
     return run("poisons that survive the sphere defence", outcome, cases)

@@ -26,19 +26,32 @@ def check_proximal_l1(fn: Callable[[torch.Tensor, torch.Tensor, float, float], t
     x_b (the ℓ1 counterpart of eq. ch3-prox, after Shafahi et al. 2018, Alg. 1), for tensors of any shape;
     ``ValueError`` naming the value for η ≤ 0 or β < 0."""
     x_hat, base = _batch(0), _batch(1)
-    hint = ("the objective is a sum of one-pixel problems; in one dimension, |u| has a kink at 0, so ask "
-            "when the best u sits exactly at the kink, and which way the quadratic pulls it otherwise.")
+    hint = (
+        "the objective is a sum of one-pixel problems; in one dimension, |u| has a kink at 0, so ask "
+        "when the best u sits exactly at the kink, and which way the quadratic pulls it otherwise."
+    )
     bad = "raise ValueError, naming the value, when η ≤ 0 or β < 0."
-    cases = [Case(f"η = {lr}, β = {beta}", (x_hat, base, lr, beta), _soft_threshold_step(x_hat, base, lr, beta),
-                  hint=hint) for lr, beta in ((0.5, 0.2), (0.05, 5.0), (1.0, 0.05))]
+    cases = [
+        Case(f"η = {lr}, β = {beta}", (x_hat, base, lr, beta), _soft_threshold_step(x_hat, base, lr, beta), hint=hint)
+        for lr, beta in ((0.5, 0.2), (0.05, 5.0), (1.0, 0.05))
+    ]
     cases += [
         Case("β = 0 leaves the gradient step as it is", (x_hat, base, 0.1, 0.0), x_hat, hint=hint),
-        Case("ηβ larger than every pixel's move: the poison is its base", (x_hat, base, 2.0, 1.0), base.clone(),
-             hint=hint),
+        Case(
+            "ηβ larger than every pixel's move: the poison is its base",
+            (x_hat, base, 2.0, 1.0),
+            base.clone(),
+            hint=hint,
+        ),
         Case("β = −1 is not a penalty", (x_hat, base, 0.1, -1.0), raises=ValueError, match="-1", hint=bad),
         # the value itself, not the "0" of a message's "lr > 0" or "beta >= 0"
-        Case("η = 0 is not a step", (x_hat, base, 0.0, 1.0), raises=ValueError,
-             match=r"0\.0|(?:(?<![<>≤≥])=|got|:|is)\s*0\b", hint=bad),
+        Case(
+            "η = 0 is not a step",
+            (x_hat, base, 0.0, 1.0),
+            raises=ValueError,
+            match=r"0\.0|(?:(?<![<>≤≥])=|got|:|is)\s*0\b",
+            hint=bad,
+        ),
         Case("η = −0.1 is not a step", (x_hat, base, -0.1, 1.0), raises=ValueError, match=r"[-−]0?\.1", hint=bad),
     ]
     return run("ℓ1 proximal step", fn, cases)
@@ -67,8 +80,16 @@ def class_mean_distances(seed: int = 0, epochs: int = 4) -> torch.Tensor:
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     ds = data.load("mnist5k", seed=seed)
-    extractor = train_and_score((ds.x_train, ds.y_train), ds.x_test, ds.y_test, model="mlp", hidden=(256, 256),
-                                epochs=epochs, lr=0.05, seed=seed).model.eval()
+    extractor = train_and_score(
+        (ds.x_train, ds.y_train),
+        ds.x_test,
+        ds.y_test,
+        model="mlp",
+        hidden=(256, 256),
+        epochs=epochs,
+        lr=0.05,
+        seed=seed,
+    ).model.eval()
     z = embed(extractor, ds.x_train)
     means = torch.stack([z[ds.y_train == k].mean(0) for k in range(ds.num_classes)])
     return torch.cdist(means, means)
@@ -97,9 +118,11 @@ def check_predict_base_class(fn: Callable[[int], int]) -> CheckResult:
     :func:`accepted_classes` (the ``NEAREST`` nearest and their near-ties) of the class-mean distances of
     :func:`class_mean_distances`, averaged over two extractors (seeds ``DISTANCE_SEEDS`` of this variant)."""
     targets = torch.randperm(10, generator=generator(11))[:3].tolist()
-    hint = ("a base must travel, in features, from where its class lies to where the target's class lies: "
-            "which digits does a network trained on strokes confuse with this one? (Not always the pairs a "
-            "person would name.)")
+    hint = (
+        "a base must travel, in features, from where its class lies to where the target's class lies: "
+        "which digits does a network trained on strokes confuse with this one? (Not always the pairs a "
+        "person would name.)"
+    )
     label = f"among the {NEAREST} nearest classes or within {SLACK:.0%} of the {NEAREST}rd"
 
     def prediction(target: int) -> dict:
@@ -113,34 +136,42 @@ def check_predict_base_class(fn: Callable[[int], int]) -> CheckResult:
         distances = torch.stack([class_mean_distances(varied(s)) for s in DISTANCE_SEEDS]).mean(0)
         return {label: base in accepted_classes(distances, target)}
 
-    return run("predicted base class", prediction, [
-        Case(f"target digit {t}", (t,), {label: True}, hint=hint) for t in targets
-    ])
+    return run(
+        "predicted base class", prediction, [Case(f"target digit {t}", (t,), {label: True}, hint=hint) for t in targets]
+    )
 
 
-def _success_under_budget(flipped: torch.Tensor, judged: torch.Tensor, l2: torch.Tensor, base: int,
-                          tau: float) -> torch.Tensor:
+def _success_under_budget(
+    flipped: torch.Tensor, judged: torch.Tensor, l2: torch.Tensor, base: int, tau: float
+) -> torch.Tensor:
     won = flipped & (judged == base) & (l2 <= tau)
     mean_l2 = float(l2[won].mean()) if bool(won.any()) else -1.0  # -1 stands for "no win to measure"
     return torch.tensor([float(won.float().mean()), mean_l2], dtype=torch.float64)
 
 
-def check_clean_label_success(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float],
-                                           tuple[float, float]]) -> CheckResult:
+def check_clean_label_success(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float], tuple[float, float]],
+) -> CheckResult:
     """Check ``fn(flipped (P,) bool, judge_pred (P,) int, l2 (P,) float, base_label, tau) ->
     (rate, mean_l2)``: the share of the P pairs that an inspector would accept and the attack won (the
     target flipped, the judge reads the poison as ``base_label`` and its L2 distance to its base is at
     most the pixel budget τ), and the mean L2 of those successful poisons (``nan`` when there is none)."""
-    idea = ("which pairs would an inspector who looks at the poison accept, and how many of those did the "
-            "attack win? Average the distance over the wins only.")
+    idea = (
+        "which pairs would an inspector who looks at the poison accept, and how many of those did the "
+        "attack win? Average the distance over the wins only."
+    )
     g, v = generator(5), current_variant()
     base, tau = (8 + v) % 10, 2.0 + 0.25 * (v % 5)
     many_flipped = torch.rand(40, generator=g) < 0.6
-    many_judged = torch.where(torch.rand(40, generator=g) < 0.7, torch.tensor(base),
-                              torch.randint(0, 10, (40,), generator=g))
+    many_judged = torch.where(
+        torch.rand(40, generator=g) < 0.7, torch.tensor(base), torch.randint(0, 10, (40,), generator=g)
+    )
     many_l2 = 0.5 + 4.0 * torch.rand(40, generator=g)
-    few = (torch.tensor([True, True, False, True, True, True]), torch.tensor([8, 3, 8, 8, 8, 8]),
-           torch.tensor([1.0, 1.0, 1.0, 3.0, 2.0, 0.5]))
+    few = (
+        torch.tensor([True, True, False, True, True, True]),
+        torch.tensor([8, 3, 8, 8, 8, 8]),
+        torch.tensor([1.0, 1.0, 1.0, 3.0, 2.0, 0.5]),
+    )
 
     def measured(*args) -> torch.Tensor:
         out = fn(*args)
@@ -150,16 +181,29 @@ def check_clean_label_success(fn: Callable[[torch.Tensor, torch.Tensor, torch.Te
         return torch.tensor([rate, -1.0 if math.isnan(mean_l2) else mean_l2], dtype=torch.float64)
 
     cases = [
-        Case(f"40 random pairs, base class {base}, τ = {tau:g}", (many_flipped, many_judged, many_l2, base, tau),
-             _success_under_budget(many_flipped, many_judged, many_l2, base, tau), hint=idea),
-        Case("6 pairs, base class 8, τ = 2 (one poison exactly at τ)", (*few, 8, 2.0),
-             _success_under_budget(*few, 8, 2.0), hint=idea),
-        Case("no pixel budget (τ = ∞)", (many_flipped, many_judged, many_l2, base, math.inf),
-             _success_under_budget(many_flipped, many_judged, many_l2, base, math.inf), hint=idea),
-        Case("every target flipped, but every poison is too far from its base",
-             (torch.ones(4, dtype=torch.bool), torch.full((4,), 8), torch.full((4,), 5.0), 8, 2.0),
-             _success_under_budget(torch.ones(4, dtype=torch.bool), torch.full((4,), 8), torch.full((4,), 5.0),
-                                   8, 2.0),
-             hint="with no win there is no successful poison to measure: its mean distance is nan."),
+        Case(
+            f"40 random pairs, base class {base}, τ = {tau:g}",
+            (many_flipped, many_judged, many_l2, base, tau),
+            _success_under_budget(many_flipped, many_judged, many_l2, base, tau),
+            hint=idea,
+        ),
+        Case(
+            "6 pairs, base class 8, τ = 2 (one poison exactly at τ)",
+            (*few, 8, 2.0),
+            _success_under_budget(*few, 8, 2.0),
+            hint=idea,
+        ),
+        Case(
+            "no pixel budget (τ = ∞)",
+            (many_flipped, many_judged, many_l2, base, math.inf),
+            _success_under_budget(many_flipped, many_judged, many_l2, base, math.inf),
+            hint=idea,
+        ),
+        Case(
+            "every target flipped, but every poison is too far from its base",
+            (torch.ones(4, dtype=torch.bool), torch.full((4,), 8), torch.full((4,), 5.0), 8, 2.0),
+            _success_under_budget(torch.ones(4, dtype=torch.bool), torch.full((4,), 8), torch.full((4,), 5.0), 8, 2.0),
+            hint="with no win there is no successful poison to measure: its mean distance is nan.",
+        ),
     ]
     return run("clean-label success under a pixel budget", measured, cases)

@@ -95,8 +95,11 @@ class CheckResult:
         return self.passed == self.total
 
     def __repr__(self) -> str:
-        head = (f"{PASS} {self.exercise}: all {self.total} checks passed." if self.ok else
-                f"{FAIL} {self.exercise}: {self.passed} of {self.total} checks passed.")
+        head = (
+            f"{PASS} {self.exercise}: all {self.total} checks passed."
+            if self.ok
+            else f"{FAIL} {self.exercise}: {self.passed} of {self.total} checks passed."
+        )
         return "\n".join([head, *self.lines])
 
     def assert_ok(self) -> None:
@@ -148,8 +151,7 @@ def compare(got: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) 
     return None if got == expected else f"got {got!r}, which is not right here"
 
 
-def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-5,
-        atol: float = 1e-6) -> CheckResult:
+def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-5, atol: float = 1e-6) -> CheckResult:
     """Run ``fn`` on every case and collect a friendly report.
 
     A ``NotImplementedError`` (the stub) is reported as "not written yet"; any other exception is
@@ -163,14 +165,15 @@ def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-
         try:
             got = fn(*_copy(case.args), **_copy(case.kwargs))
         except NotImplementedError:
-            lines.append(f"{FAIL} {label}: not written yet — replace `raise NotImplementedError` "
-                         f"with your code.")
+            lines.append(f"{FAIL} {label}: not written yet — replace `raise NotImplementedError` with your code.")
             continue
         except Exception as e:  # report any error of the learner's code and keep going
             if case.raises is not None and isinstance(e, case.raises):
                 if case.match is not None and not re.search(case.match, str(e)):
-                    lines.append(f"{FAIL} {label}: raised {type(e).__name__}, but its message "
-                                 f"{str(e)!r} does not say what was given")
+                    lines.append(
+                        f"{FAIL} {label}: raised {type(e).__name__}, but its message "
+                        f"{str(e)!r} does not say what was given"
+                    )
                     continue
                 lines.append(f"{PASS} {label}")
                 passed += 1
@@ -179,8 +182,10 @@ def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-
             lines.append(msg + (f"\n   hint: {case.hint}" if case.hint else ""))
             continue
         if case.raises is not None:
-            lines.append(f"{FAIL} {label}: should raise {case.raises.__name__}, but returned {got!r}"
-                         + (f"\n   hint: {case.hint}" if case.hint else ""))
+            lines.append(
+                f"{FAIL} {label}: should raise {case.raises.__name__}, but returned {got!r}"
+                + (f"\n   hint: {case.hint}" if case.hint else "")
+            )
             continue
         problem = compare(got, case.expected, rtol=rtol, atol=atol)
         if problem is None:

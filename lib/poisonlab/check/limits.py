@@ -19,8 +19,10 @@ def _distribution(seed: int, k: int) -> torch.Tensor:
 def check_best_detector(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """Check ``fn(p (k,), q (k,)) -> f (k,)``: the flag probabilities in [0, 1] of a detector on a
     finite space that maximises Pr_Q[flag] − Pr_P[flag] = Σᵢ fᵢ (qᵢ − pᵢ); the maximum is TV(P, Q)."""
-    hint = ("the gap is linear in each fᵢ separately, and each fᵢ may be chosen on its own within [0, 1]: "
-            "what does that say about where the best value of each lies?")
+    hint = (
+        "the gap is linear in each fᵢ separately, and each fᵢ may be chosen on its own within [0, 1]: "
+        "what does that say about where the best value of each lies?"
+    )
 
     def gap(p: torch.Tensor, q: torch.Tensor) -> float:
         f = fn(p, q)
@@ -54,8 +56,10 @@ def measured_overlaps(n: int, d: int, eps: float, *, seeds: tuple[int, ...] = (0
     base = spiked.shift_for(spiked.bbp_threshold(d / n), eps)
     values = []
     for factor in PREDICTION_FACTORS:
-        runs = [spiked.top_overlap(c.x, c.direction)
-                for c in (spiked.sample(n, d, eps, factor * base, seed=s) for s in seeds)]
+        runs = [
+            spiked.top_overlap(c.x, c.direction)
+            for c in (spiked.sample(n, d, eps, factor * base, seed=s) for s in seeds)
+        ]
         values.append(sum(runs) / len(runs))
     return torch.tensor(values, dtype=torch.float64)
 
@@ -65,8 +69,10 @@ def check_predict_overlaps(fn: Callable[[int, int, float], tuple[float, float]])
     the top eigenvector with the spike at 0.7× and at 2× the threshold shift. Each is compared with
     the overlap measured on samples of that size (:func:`measured_overlaps`), within
     ``PREDICTION_TOLERANCE``; the cases (n, d, ε) differ between variants."""
-    hint = ("express both shifts as a spike strength θ in units of the threshold √γ: how does θ "
-            "grow when the shift doubles? Then ask which side of the transition each one is on.")
+    hint = (
+        "express both shifts as a spike strength θ in units of the threshold √γ: how does θ "
+        "grow when the shift doubles? Then ask which side of the transition each one is on."
+    )
 
     def prediction(n: int, d: int, eps: float) -> torch.Tensor:
         got = fn(n, d, eps)
@@ -86,8 +92,7 @@ def check_predict_overlaps(fn: Callable[[int, int, float], tuple[float, float]])
         gamma = gammas[int(torch.randint(len(gammas), (1,), generator=g))]
         eps = (0.03, 0.05, 0.1)[int(torch.randint(3, (1,), generator=g))]
         d = round(gamma * n)
-        cases.append(Case(f"n = {n}, d = {d}, ε = {eps}", (n, d, eps), measured_overlaps(n, d, eps),
-                          hint=hint))
+        cases.append(Case(f"n = {n}, d = {d}, ε = {eps}", (n, d, eps), measured_overlaps(n, d, eps), hint=hint))
     return run("the predicted overlaps", prediction, cases, rtol=0.0, atol=PREDICTION_TOLERANCE)
 
 
@@ -102,11 +107,13 @@ def check_place_poisons(fn: Callable[..., torch.Tensor]) -> CheckResult:
     ``direction`` (t_ε = √(2 log 1/ε), :func:`poisonlab.robust.tail_distance`), with at least 90% of
     them kept. Poisons at t_ε itself move it by about ε t_ε, not enough. A solution that stays a
     fixed share under the filter's whole stopping level (rather than under its excess over 1) goes
-    negative, hence NaN, once n ≫ d and ε is small; the reference keeps its margin on the excess. The cases (d, ε, the clean
-    points) differ between variants."""
-    hint = ("the filter keeps everything as long as the top eigenvalue of the covariance stays under "
-            "its stopping level (robust.spectral_threshold). How much variance along `direction` "
-            "may the poisons add before they cross it, and how far out does that let them sit?")
+    negative, hence NaN, once n ≫ d and ε is small; the reference keeps its margin on the
+    excess. The cases (d, ε, the clean points) differ between variants."""
+    hint = (
+        "the filter keeps everything as long as the top eigenvalue of the covariance stays under "
+        "its stopping level (robust.spectral_threshold). How much variance along `direction` "
+        "may the poisons add before they cross it, and how far out does that let them sit?"
+    )
 
     def outcome(n_poison: int, d: int, eps: float, seed: int) -> dict:
         g = generator(seed)
@@ -125,8 +132,10 @@ def check_place_poisons(fn: Callable[..., torch.Tensor]) -> CheckResult:
         # the move the poisons cause, measured from the clean sample's own mean (not its noise)
         shift = float(x[keep].mean(0) @ u) - float(clean.mean(0) @ u)
         wanted = PLACEMENT_GOAL * eps * robust.tail_distance(eps)
-        return {"poisons kept by the filter ≥ 90%": float(kept.double().mean()) >= 0.9,
-                f"mean moved along the direction ≥ {PLACEMENT_GOAL:g} ε t_ε": shift >= wanted}
+        return {
+            "poisons kept by the filter ≥ 90%": float(kept.double().mean()) >= 0.9,
+            f"mean moved along the direction ≥ {PLACEMENT_GOAL:g} ε t_ε": shift >= wanted,
+        }
 
     ok = {"poisons kept by the filter ≥ 90%": True, f"mean moved along the direction ≥ {PLACEMENT_GOAL:g} ε t_ε": True}
     g = generator(23)

@@ -19,16 +19,31 @@ def _asr_cases() -> list[Case]:
     keep = y != t
     idea = "what does the trigger have to do with an input that is already of the target class?"
     return [
-        Case("four test inputs, one already of the target class",
-             (torch.tensor([3, 3, 1, 3]), torch.tensor([0, 1, 2, 3]), 3), 2 / 3, hint=idea),
+        Case(
+            "four test inputs, one already of the target class",
+            (torch.tensor([3, 3, 1, 3]), torch.tensor([0, 1, 2, 3]), 3),
+            2 / 3,
+            hint=idea,
+        ),
         Case("no input of the target class", (torch.tensor([5, 5, 5]), torch.tensor([0, 1, 2]), 5), 1.0),
-        Case("the trigger never works", (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), 9), 0.0,
-             hint="count the inputs *predicted* as the target."),
-        Case(f"500 random inputs, target {t}", (pred, y, t), float((pred[keep] == t).float().mean()),
-             hint="return a fraction in [0, 1], not a count; " + idea),
-        Case("every input is already of the target class: the ASR is undefined",
-             (torch.tensor([t, t]), torch.tensor([t, t]), t), raises=ValueError,
-             hint="with no input left to trigger there is no rate to report: raise ValueError."),
+        Case(
+            "the trigger never works",
+            (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), 9),
+            0.0,
+            hint="count the inputs *predicted* as the target.",
+        ),
+        Case(
+            f"500 random inputs, target {t}",
+            (pred, y, t),
+            float((pred[keep] == t).float().mean()),
+            hint="return a fraction in [0, 1], not a count; " + idea,
+        ),
+        Case(
+            "every input is already of the target class: the ASR is undefined",
+            (torch.tensor([t, t]), torch.tensor([t, t]), t),
+            raises=ValueError,
+            hint="with no input left to trigger there is no rate to report: raise ValueError.",
+        ),
     ]
 
 
@@ -52,18 +67,26 @@ def _exact_is_whole(n: int, eps: float) -> bool:
 
 
 def _additive_cases() -> list[Case]:
-    hint = ("write the share of poisons in the set the learner trains on, which counts the poisons too, "
-            "and look for the largest whole number that keeps it at or below ε.")
-    exact = (" If your reasoning gives exactly this bound: the share can be met exactly here, but floating "
-             "point may land a hair below the whole number, so round before you take the whole part.")
+    hint = (
+        "write the share of poisons in the set the learner trains on, which counts the poisons too, "
+        "and look for the largest whole number that keeps it at or below ε."
+    )
+    exact = (
+        " If your reasoning gives exactly this bound: the share can be met exactly here, but floating "
+        "point may land a hair below the whole number, so round before you take the whole part."
+    )
     hint_range = "a budget ε is a fraction in [0, 1): raise ValueError, naming the value, for anything else."
     v = current_variant()
     n1, pct1 = 4000 + 100 * (v % 7), (3, 2, 4, 5, 1, 6, 8)[v % 7]  # n and ε (in %) of the first case
     n2, pct2 = 1000 * (1 + v % 5), (10, 20, 25, 40, 50)[v % 5]
 
     def count(description: str, n: int, eps: float) -> Case:
-        return Case(description, (n, eps), _additive_count(n, eps),
-                    hint=hint + (exact if eps > 0 and _exact_is_whole(n, eps) else ""))
+        return Case(
+            description,
+            (n, eps),
+            _additive_count(n, eps),
+            hint=hint + (exact if eps > 0 and _exact_is_whole(n, eps) else ""),
+        )
 
     return [
         count(f"n = {n1}, ε = {pct1}%", n1, pct1 / 100),
@@ -72,11 +95,15 @@ def _additive_cases() -> list[Case]:
         count("n = 172, ε = 20%: the share can be met exactly", 172, 0.2),
         count("ε = 0", 500, 0.0),
         Case("ε = 1.3 is not a fraction", (500, 1.3), raises=ValueError, hint=hint_range, match=r"1\.3"),
-        Case("ε = −0.1 is not a fraction", (500, -0.1), raises=ValueError, hint=hint_range,
-             match=r"[-−]0?\.1"),
+        Case("ε = −0.1 is not a fraction", (500, -0.1), raises=ValueError, hint=hint_range, match=r"[-−]0?\.1"),
         # the value 1 itself, not the "1" of a message's "[0, 1)" or "below 1"
-        Case("ε = 1 would allow any number of poisons", (500, 1.0), raises=ValueError, hint=hint_range,
-             match=r"1\.0|100 ?%|(?:(?<![<>≤≥])=|got|:|is)\s*1\b"),
+        Case(
+            "ε = 1 would allow any number of poisons",
+            (500, 1.0),
+            raises=ValueError,
+            hint=hint_range,
+            match=r"1\.0|100 ?%|(?:(?<![<>≤≥])=|got|:|is)\s*1\b",
+        ),
     ]
 
 
@@ -119,10 +146,19 @@ def check_predict_pixel_centroid(fn: Callable[[], float]) -> CheckResult:
             raise ValueError(f"return an accuracy as a fraction in [0, 1], got {value!r}")
         return float(value)
 
-    return run("predicted pixel-space accuracy", prediction, [
-        Case(f"your prediction, within {100 * PREDICTION_TOLERANCE:.0f} percentage points of the measured accuracy",
-             (), measured,
-             hint="how far apart are two handwritten images of the same digit, pixel by pixel, compared with "
-                  "two images of different digits? Think of a 7 and a 1, or a 4 and a 9, written by different "
-                  "hands."),
-    ], rtol=0.0, atol=PREDICTION_TOLERANCE)
+    return run(
+        "predicted pixel-space accuracy",
+        prediction,
+        [
+            Case(
+                f"your prediction, within {100 * PREDICTION_TOLERANCE:.0f} percentage points of the measured accuracy",
+                (),
+                measured,
+                hint="how far apart are two handwritten images of the same digit, pixel by pixel, compared with "
+                "two images of different digits? Think of a 7 and a 1, or a 4 and a 9, written by different "
+                "hands.",
+            )
+        ],
+        rtol=0.0,
+        atol=PREDICTION_TOLERANCE,
+    )
