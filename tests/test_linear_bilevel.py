@@ -90,6 +90,34 @@ def test_unrolled_gradient_matches_finite_differences():
     assert float((grad - fd).norm() / fd.norm()) < 1e-3
 
 
+def test_small_mlp_loss_gradient_is_the_autograd_gradient():
+    x, y, *_ = tiny_problem(2)
+    net = SmallMLP(3, hidden=4)
+    theta = (net.init(3) + 0.1).requires_grad_(True)
+    (want,) = torch.autograd.grad(net.loss(theta, x, y, 0.3), theta)
+    assert torch.allclose(net.loss_gradient(theta.detach(), x, y, 0.3), want, atol=1e-12)
+
+
+def test_unrolled_gradient_with_a_written_out_gradient_is_the_same():
+    x, y, xv, yv, xp, yp = tiny_problem(1)
+    net = SmallMLP(3, hidden=4)
+    theta0 = net.init(0)
+
+    def objective(t, p):
+        return net.loss(t, torch.cat([x, p]), torch.cat([y, yp]), 1e-2)
+
+    def gradient(t, p):
+        return net.loss_gradient(t, torch.cat([x, p]), torch.cat([y, yp]), 1e-2)
+
+    def val_loss(t):
+        return torch.nn.functional.binary_cross_entropy_with_logits(net.logit(t, xv), yv.double())
+
+    g1, th1 = unrolled_gradient(theta0, xp, objective, val_loss, steps=15, lr=0.5)
+    g2, th2 = unrolled_gradient(theta0, xp, objective, val_loss, steps=15, lr=0.5, train_gradient=gradient)
+    assert torch.allclose(g1, g2, atol=1e-12) and torch.allclose(th1, th2, atol=1e-12)
+    assert g1.abs().max() > 0
+
+
 def test_conjugate_gradient_solves_spd_systems():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(6, 6, generator=g, dtype=torch.float64)

@@ -218,7 +218,21 @@ class SmallMLP:
         return float(((self.logit(theta, x) > 0).long() != y).double().mean())
 
     def loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+        """J(θ) = mean binary cross-entropy of the logits + λ/2 ‖θ‖²; x (N, d), y (N,) in {0, 1}."""
         return F.binary_cross_entropy_with_logits(self.logit(theta, x), y.to(x.dtype)) + 0.5 * lam * theta.pow(2).sum()
+
+    def loss_gradient(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+        """∇_θ J(θ) of :meth:`loss`, by the chain rule written out (backpropagation by hand), in
+        differentiable operations so that an unrolled attack can differentiate it once more
+        with respect to x. Same layout as θ: (W₁, b₁, w₂, b₂)."""
+        h, d = self.hidden, self.d
+        w1 = theta[: h * d].reshape(h, d)
+        b1 = theta[h * d : h * d + h]
+        w2 = theta[h * d + h : h * d + 2 * h]
+        a = torch.tanh(x @ w1.T + b1)  # (N, h)
+        r = (torch.sigmoid(a @ w2 + theta[-1]) - y.to(x.dtype)) / len(y)  # dJ/dlogit, (N,)
+        da = r[:, None] * w2[None, :] * (1 - a * a)  # dJ/d(pre-activation), (N, h)
+        return torch.cat([(da.T @ x).flatten(), da.sum(0), a.T @ r, r.sum().reshape(1)]) + lam * theta
 
 
 def gradient_poison(
@@ -464,6 +478,7 @@ def _mlp_step(
             val_loss,
             steps=train_steps,
             lr=train_lr,
+            train_gradient=lambda t, p: net.loss_gradient(t, torch.cat([xc, p]), y_all, lam),
         )
         return float(val_loss(theta)), grad
 
