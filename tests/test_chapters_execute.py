@@ -36,28 +36,61 @@ def _failing_cell(nb: nbformat.NotebookNode) -> str:
     return ""
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
-def test_chapter_executes(path: Path) -> None:
-    CACHE_PATH.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(CACHE_PATH / "tests.lock"))  # pytest-xdist workers share one database
+def execute_into_cache(path: Path, cache_path: Path, *, fresh: bool = False) -> str | None:
+    """Execute the notebook at ``path`` into the jupyter-cache at ``cache_path`` unless the cache
+    already holds a successful execution of exactly this code (``fresh`` executes anyway).
+
+    Returns None on success, else a message naming the notebook, the failing cell and the error,
+    with the traceback.
+    """
+    cache_path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(cache_path / "tests.lock"))  # pytest-xdist workers share one database
     nb = nbformat.read(path, as_version=4)
     with lock:
-        cache = get_cache(str(CACHE_PATH))
-        if not os.environ.get("CHAPTERS_FRESH"):
+        cache = get_cache(str(cache_path))
+        if not fresh:
             try:
                 cache.match_cache_notebook(nb)
-                return  # executed with exactly this code before, and succeeded
+                return None  # executed with exactly this code before, and succeeded
             except KeyError:
                 pass
         record = cache.add_nb_to_project(str(path))
     result = single_nb_execution(nb, cwd=str(path.parent), timeout=CELL_TIMEOUT, allow_errors=False, meta_override=True)
     if result.err is not None:
         where = _failing_cell(nb) or "a cell"
-        pytest.fail(f"{path.name}: {where} raised {type(result.err).__name__}\n{result.exc_string}", pytrace=False)
+        return f"{path.name}: {where} raised {type(result.err).__name__}\n{result.exc_string}"
     with lock:
-        get_cache(str(CACHE_PATH)).cache_notebook_bundle(
+        get_cache(str(cache_path)).cache_notebook_bundle(
             CacheBundleIn(nb, record.uri, data={"execution_seconds": result.time}), check_validity=False, overwrite=True
         )
+    return None
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_executes(path: Path) -> None:
+    failure = execute_into_cache(path, CACHE_PATH, fresh=bool(os.environ.get("CHAPTERS_FRESH")))
+    if failure:
+        pytest.fail(failure, pytrace=False)
+
+
+def test_a_failing_cell_is_reported_and_a_passing_notebook_is_cached(tmp_path: Path) -> None:
+    def notebook(name: str, *sources: str) -> Path:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        path = tmp_path / name
+        nbformat.write(nb, path)
+        return path
+
+    cache = tmp_path / "cache"
+    bad = notebook("bad.ipynb", "x = 1", "assert x == 2, 'the claim no longer holds'")
+    failure = execute_into_cache(bad, cache)
+    assert failure is not None
+    assert "bad.ipynb: cell 1 raised" in failure and "the claim no longer holds" in failure
+    good = notebook("good.ipynb", "print('ran')")
+    assert execute_into_cache(good, cache) is None
+    cached = get_cache(str(cache)).match_cache_notebook(nbformat.read(good, as_version=4))
+    assert cached is not None  # make book would now reuse it instead of executing it again
+    assert execute_into_cache(bad, cache) is not None  # a failure is never cached
 
 
 def test_the_site_reads_the_cache_these_tests_fill() -> None:
