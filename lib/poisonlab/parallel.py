@@ -1,0 +1,122 @@
+"""Independent training runs on several CPU cores at once.
+
+A chapter that trains many small models (one per seed, per budget, per defence) spends its time in
+runs that do not depend on each other. :func:`run_parallel` hands them to worker processes, one
+CPU thread each, and returns their results in order. With one thread per run, a run's arithmetic
+is the same whichever process executes it, so the results are identical to a serial loop at one
+thread: parallelism changes how long a chapter takes, never what it reports.
+
+The workers are *forked* from the calling process (Linux, including Colab and Binder), so they
+inherit everything defined so far: data, models, functions written in a notebook cell, closures.
+Only the results travel back (pickled), so they must be picklable: tensors, numbers, dicts, and
+``poisonlab`` models are. Where forking is not available (Windows; macOS is treated the same way
+because forking there is unsafe), or with ``workers=1``, the runs execute one after another in the
+calling process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from poisonlab.progress import progress_bar
+
+__all__ = ["default_workers", "run_parallel"]
+
+_TASK: tuple[Callable[..., Any], list[Any]] | None = None
+
+
+def default_workers() -> int:
+    """How many worker processes :func:`run_parallel` uses by default: the CPU cores this process
+    may run on, at most 4 (each worker holds a copy-on-write view of the caller's memory and its
+    own model)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _can_fork() -> bool:
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _call(fn: Callable[..., Any], job: Any) -> Any:
+    return fn(*job) if isinstance(job, tuple) else fn(job)
+
+
+def _run_one(index: int) -> Any:
+    assert _TASK is not None
+    torch.set_num_threads(1)
+    fn, jobs = _TASK
+    return _call(fn, jobs[index])
+
+
+def run_parallel(
+    fn: Callable[..., Any],
+    jobs: Iterable[Any],
+    *,
+    workers: int | None = None,
+    desc: str | None = None,
+    unit: str = "run",
+    progress: bool = True,
+) -> list[Any]:
+    """``[fn(*job) for job in jobs]`` (``fn(job)`` where a job is not a tuple), computed by worker
+    processes with one CPU thread each, in the order of ``jobs``.
+
+    Args:
+        fn: the work of one job; any callable, including a closure or a function defined in a
+            notebook. It must not rely on changing the caller's state: a worker's changes stay in
+            the worker.
+        jobs: the arguments of each call (a tuple is unpacked).
+        workers: processes to use, >= 1; default :func:`default_workers`. ``1`` runs serially in
+            this process, at this process's thread count.
+        desc, unit, progress: the progress bar over finished jobs.
+
+    Returns:
+        The results, ``len(jobs)`` of them, in order.
+
+    Raises:
+        ValueError: if ``workers`` < 1.
+        Exception: the first exception a job raised, re-raised here.
+    """
+    global _TASK
+    jobs = list(jobs)
+    workers = default_workers() if workers is None else workers
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers == 1 or len(jobs) <= 1 or not _can_fork():
+        return _collect((_call(fn, job) for job in jobs), len(jobs), desc, unit, progress)
+    if _TASK is not None:
+        raise RuntimeError("run_parallel cannot be nested: call it from the main process only")
+    _TASK = (fn, jobs)
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a multi-threaded process (a Jupyter kernel runs a few
+            # I/O threads) may deadlock; the workers only run torch code and never touch those.
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+                return _collect(pool.imap(_run_one, range(len(jobs))), len(jobs), desc, unit, progress)
+    finally:
+        _TASK = None
+
+
+def _collect(results: Iterable[Any], total: int, desc: str | None, unit: str, progress: bool) -> list[Any]:
+    """The results as a list, with a progress bar that advances as each one arrives."""
+    bar = progress_bar(total, desc=desc or "runs", unit=unit) if progress else None
+    out = []
+    try:
+        for result in results:
+            out.append(result)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out

@@ -1,0 +1,53 @@
+import pytest
+import torch
+from poisonlab import parallel
+from poisonlab.models import make
+from poisonlab.train import fit
+
+
+def _train(seed: int) -> dict:
+    g = torch.Generator().manual_seed(100 + seed)
+    x, y = torch.rand(64, 1, 8, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    model = make("cnn", (1, 8, 8), 3, seed=seed)
+    fit(model, x, y, epochs=2, lr=0.1, batch_size=16, seed=seed, progress=False)
+    return {"seed": seed, "model": model, "out": model(x).detach()}
+
+
+def test_parallel_runs_give_the_serial_results_in_order():
+    torch.set_num_threads(1)
+    serial = parallel.run_parallel(_train, [0, 1, 2], workers=1, progress=False)
+    forked = parallel.run_parallel(_train, [0, 1, 2], workers=2, progress=False)
+    assert [r["seed"] for r in forked] == [0, 1, 2]
+    for a, b in zip(serial, forked):
+        assert torch.equal(a["out"], b["out"])  # identical arithmetic, one thread each
+    x = torch.rand(5, 1, 8, 8)
+    assert torch.equal(serial[1]["model"](x), forked[1]["model"](x))  # the model itself came back
+
+
+def test_closures_and_tuple_jobs_work():
+    offset = 10
+    assert parallel.run_parallel(lambda a, b: a * b + offset, [(1, 2), (3, 4), (5, 6)], workers=2, progress=False) == [
+        12,
+        22,
+        40,
+    ]
+
+
+def test_a_failing_job_raises_here():
+    def fail(i):
+        if i == 2:
+            raise ValueError("job 2 failed")
+        return i
+
+    with pytest.raises(ValueError, match="job 2 failed"):
+        parallel.run_parallel(fail, range(4), workers=2, progress=False)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_counts_are_rejected(workers):
+    with pytest.raises(ValueError, match="workers"):
+        parallel.run_parallel(abs, [1, 2], workers=workers, progress=False)
+
+
+def test_default_workers_is_between_one_and_four():
+    assert 1 <= parallel.default_workers() <= 4
