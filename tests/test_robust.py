@@ -164,3 +164,10 @@ def test_tail_distance_is_where_the_chernoff_bound_equals_eps_not_the_quantile()
         assert math.exp(-t * t / 2) == pytest.approx(eps)
         tail = 1 - statistics.NormalDist().cdf(t)
         assert tail == pytest.approx(mass, abs=6e-4) and tail < eps
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 1001])
+def test_coordinate_median_equals_the_middle_of_the_sorted_columns(n):
+    x = torch.randn(n, 5, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    s = x.sort(dim=0).values
+    assert torch.equal(robust.coordinate_median(x), 0.5 * (s[(n - 1) // 2] + s[n // 2]))

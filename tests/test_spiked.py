@@ -55,3 +55,24 @@ def test_bad_inputs_are_rejected():
         spiked.top_overlap(torch.randn(10, 3), torch.ones(4))
     with pytest.raises(ValueError, match="NaN"):
         spiked.top_overlap(torch.full((10, 3), float("nan")), torch.ones(3))
+
+
+@pytest.mark.parametrize(("n", "d"), [(400, 100), (60, 150), (30, 2)])
+def test_top_eigenvector_is_the_full_decompositions_top_vector(n, d):
+    from poisonlab.detect import top_direction
+
+    s = spiked.sample(n, d, 0.1, spiked.shift_for(1.2 * math.sqrt(d / n), 0.1), seed=2)  # near the edge
+    v = spiked.top_eigenvector(s.x)
+    full = top_direction(s.x - s.x.mean(0)).double()
+    assert v.dtype == torch.float64 and v.shape == (d,)
+    assert float(v.norm()) == pytest.approx(1.0) and abs(float(v @ full)) == pytest.approx(1.0, abs=1e-9)
+    assert torch.equal(v, spiked.top_eigenvector(s.x))  # deterministic
+
+
+def test_top_eigenvector_rejects_points_without_a_direction():
+    with pytest.raises(ValueError, match="all equal"):
+        spiked.top_eigenvector(torch.ones(10, 4))
+    with pytest.raises(ValueError, match="n >= 2"):
+        spiked.top_eigenvector(torch.randn(1, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        spiked.top_eigenvector(torch.full((10, 3), float("inf")))
