@@ -51,11 +51,11 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-# nbgrader calls its own helpers (alembic) by name: they must be on the PATH.
+# The course tooling is the package poisonlab_course (lib/poisonlab_course), installed with poisonlab.
 # VARIANT=<n> gives everyone variant n of the exercises' cases; ROSTER=<csv> one variant per student.
 VARIANT ?= 0
 assignments: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python course/assignments.py --out _build/course --variant $(VARIANT) \
+	$(BIN)/python -m poisonlab_course.assignments --out _build/course --variant $(VARIANT) \
 		$(if $(ROSTER),--roster "$(ROSTER)")
 
 # Each submission runs in its own process, GRADE_TIMEOUT seconds and GRADE_MEMORY MiB at most.
@@ -64,10 +64,10 @@ GRADE_MEMORY ?= 2048
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<chapter>.ipynb>"; exit 2; }
 	@test -d _build/course/source || $(MAKE) assignments
-	$(BIN)/python course/grade.py "$(SUBMISSIONS)" --course _build/course --out _build/grades \
+	$(BIN)/python -m poisonlab_course.grade "$(SUBMISSIONS)" --course _build/course --out _build/grades \
 		--timeout $(GRADE_TIMEOUT) --memory $(GRADE_MEMORY)
 
-LINTED := lib tests benchmarks course chapters
+LINTED := lib tests benchmarks chapters
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)

@@ -1,4 +1,4 @@
-"""Benchmark: grading N submissions of one chapter with ``course/grade.py`` (time per submission).
+"""Benchmark: grading N submissions of one chapter with :mod:`poisonlab_course.grade` (time per submission).
 
 Run it with ``.venv/bin/python benchmarks/grading.py [--n 30] [--chapter 00-prologue]``. It makes the
 assignments into a temporary folder, submits the reference solution N times, grades them all and
@@ -9,17 +9,14 @@ most of the cost.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from poisonlab_course import assignments, grade
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "course"))
-import assignments  # noqa: E402
-import grade  # noqa: E402
 
 
 def main() -> None:

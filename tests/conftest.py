@@ -1,8 +1,22 @@
-"""Shared fixtures: small datasets, loaded once per test session."""
+"""Shared fixtures: small datasets, loaded once per test session, and the chapters made into nbgrader
+assignments once per test run, whatever the number of pytest-xdist workers."""
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import poisonlab as pl
 import pytest
 import torch
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+LIMITS = ROOT / "chapters" / "05-limits-of-detection.ipynb"
+#: The roster of ``roster_course``: ada's variant derived from her id, bo's given.
+ROSTER = "student,variant\nada,\nbo,9\n"
 
 
 @pytest.fixture(scope="session")
@@ -15,19 +29,44 @@ def digits() -> pl.Dataset:
     return pl.load("digits")
 
 
+def _made_once(tmp_path_factory, name: str, make: Callable[[Path], list[Path]]) -> tuple[Path, list[Path]]:
+    """The folder ``name``, filled by ``make(folder)`` once per test run, and what ``make`` returned.
+    Under pytest-xdist the workers share it: the first to ask makes it while the others wait. Tests
+    read it and write nothing into it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this run's folder, above each worker's own
+    folder, done = base / name, base / f"{name}.json"
+    with FileLock(str(base / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            made = make(folder)
+            done.write_text(json.dumps([str(p) for p in made]))
+    return folder, [Path(p) for p in json.loads(done.read_text())]
+
+
 @pytest.fixture(scope="session")
-def nbgrader_course(tmp_path_factory):
+def nbgrader_course(tmp_path_factory) -> Path:
     """Every chapter made into an nbgrader assignment (``make assignments``), 2 points per exercise."""
     pytest.importorskip("nbgrader")
-    import sys
-    from pathlib import Path
+    from poisonlab_course import assignments
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "course"))
-    import assignments
+    return _made_once(tmp_path_factory, "course", lambda out: assignments.generate(CHAPTERS, out))[0]
 
-    out = tmp_path_factory.mktemp("course")
-    assignments.generate(sorted((Path(__file__).resolve().parents[1] / "chapters").glob("*.ipynb")), out)
-    return out
+
+@pytest.fixture(scope="session")
+def roster_course(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """Chapter 5 made into an assignment from :data:`ROSTER` (``make assignments ROSTER=…``): the course
+    folder and the student notebooks, one per student, in the order ``generate`` returned them."""
+    pytest.importorskip("nbgrader")
+    from poisonlab_course import assignments
+
+    def make(out: Path) -> list[Path]:
+        roster = out.parent / f"{out.name}-roster.csv"
+        roster.write_text(ROSTER)
+        return assignments.generate([LIMITS], out, roster=roster)
+
+    return _made_once(tmp_path_factory, "roster-course", make)
 
 
 @pytest.fixture

@@ -1,18 +1,15 @@
 """`make assignments`: the chapters become nbgrader assignments with no solution left in them."""
 
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import poisonlab
 import pytest
 import torch
+from poisonlab_course import assignments
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "course"))
-import assignments  # noqa: E402
-
 pytest.importorskip("nbgrader")
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
@@ -56,10 +53,12 @@ def test_no_solution_text_survives_into_the_student_notebook(nbgrader_course, pa
 def test_student_notebook_keeps_stubs_and_self_checks(nbgrader_course, path):
     chapter = nbformat.read(path, as_version=4)
     student = nbformat.read(nbgrader_course / "release" / path.stem / f"{path.stem}.ipynb", as_version=4)
-    n = len(assignments.exercises(chapter))
+    found = assignments.exercises(chapter)
     stubs = [c for c in student.cells if c.cell_type == "code" and "raise NotImplementedError()" in c.source]
     checks = [c for c in student.cells if c.cell_type == "code" and re.search(r"exercises\.check_\w+\(", c.source)]
-    assert len(stubs) == n and len(checks) == n
+    assert len(stubs) == len(found) and len(checks) == len(found)
+    # nbgrader's stubs are the ones assignments.stub makes, which the other tests grade
+    assert [c.source for c in stubs] == [assignments.stub(chapter.cells[i].source) for i, *_ in found]
 
     # everything that is not an exercise is the chapter, unchanged
     def markdown(nb):
@@ -92,22 +91,9 @@ def test_hidden_tests_carry_points_and_grade_the_reference_and_the_stub(nbgrader
         exec(compile(solution, "<solution>", "exec"), reference)
         exec(compile(body, "<hidden tests>", "exec"), reference)  # full marks: no AssertionError
         student = {"torch": torch, "pl": poisonlab}
-        exec(compile(_stub(solution), "<stub>", "exec"), student)
+        exec(compile(assignments.stub(solution), "<stub>", "exec"), student)
         with pytest.raises(AssertionError, match="not written yet"):
             exec(compile(body, "<hidden tests>", "exec"), student)
-
-
-def _stub(solution: str) -> str:
-    out, on = [], False
-    for line in solution.splitlines():
-        if assignments.BEGIN in line:
-            on = True
-            out.append(line[: len(line) - len(line.lstrip())] + "raise NotImplementedError()")
-        elif assignments.END in line:
-            on = False
-        elif not on:
-            out.append(line)
-    return "\n".join(out)
 
 
 def test_a_patched_checker_is_restored_before_the_hidden_tests(nbgrader_course):
@@ -118,7 +104,7 @@ def test_a_patched_checker_is_restored_before_the_hidden_tests(nbgrader_course):
     import poisonlab.check.limits as limits
 
     namespace = {"torch": torch, "pl": poisonlab}
-    exec(compile(_stub(solution), "<stub>", "exec"), namespace)
+    exec(compile(assignments.stub(solution), "<stub>", "exec"), namespace)
     # a submission that rewrites the checker and the harness so that everything passes
     limits.check_best_detector = lambda fn: type("R", (), {"ok": True})()
     core.run = lambda *a, **k: type("R", (), {"ok": True})()
@@ -143,6 +129,15 @@ def test_exercises_rejects_an_exercise_without_a_checker(tmp_path):
         assignments.exercises(nb)
 
 
+def test_stub_replaces_each_solution_region_as_nbgrader_does():
+    solution = f"def f(x):\n    y = 1\n    {assignments.BEGIN}\n    return x + y\n    {assignments.END}\n"
+    assert assignments.stub(solution) == "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    with pytest.raises(ValueError, match="never closed"):
+        assignments.stub(f"{assignments.BEGIN}\nx = 1")
+    with pytest.raises(ValueError, match="inside another"):
+        assignments.stub(f"{assignments.BEGIN}\n{assignments.BEGIN}\n{assignments.END}")
+
+
 VARIANTS = [1, 3, 590297]
 
 
@@ -155,7 +150,7 @@ def test_reference_solutions_pass_every_variant_and_stubs_fail_it(path):
         solution = chapter.cells[i].source
         for v in VARIANTS:
             with variant(v):
-                for source, ok in ((solution, True), (_stub(solution), False)):
+                for source, ok in ((solution, True), (assignments.stub(solution), False)):
                     namespace = {"torch": torch, "pl": poisonlab}
                     exec(compile(source, "<cell>", "exec"), namespace)
                     check = getattr(__import__(f"poisonlab.check.{module}", fromlist=[checker]), checker)
@@ -185,17 +180,16 @@ def test_answers_fitted_to_the_published_cases_fail_another_variant():
         assert limits.check_best_detector(honest).ok
 
 
-def test_a_variant_release_draws_its_own_cases(tmp_path):
+def test_a_variant_release_draws_its_own_cases(roster_course, tmp_path):
     path = ROOT / "chapters" / "05-limits-of-detection.ipynb"
     assignments.generate([path], tmp_path / "v", variant=4)
     student = nbformat.read(tmp_path / "v" / "release" / path.stem / f"{path.stem}.ipynb", as_version=4)
     checks = [c.source for c in student.cells if assignments.assignments_self_check(c)]
     assert len(checks) == 3 and all("use_variant(4)" in c for c in checks)
-    roster = tmp_path / "roster.csv"
-    roster.write_text("student,variant\nada,\nbo,9\n")
-    released = assignments.generate([path], tmp_path / "r", roster=roster)
+    course, released = roster_course  # made from the roster "ada," and "bo,9" (conftest.ROSTER)
     assert sorted(p.parent.name for p in released) == ["ada", "bo"]
-    assert "use_variant(9)" in released[1].read_text() and (tmp_path / "r" / "variants.csv").exists()
+    assert "use_variant(9)" in released[1].read_text() and (course / "variants.csv").exists()
+    roster = tmp_path / "roster.csv"
     with pytest.raises(ValueError, match="student"):
         roster.write_text("name\nada\n")
         assignments.generate([path], tmp_path / "x", roster=roster)

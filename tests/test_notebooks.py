@@ -1,5 +1,5 @@
 """The chapters as files: stored clean, listed in the book, built to the notebook anatomy of
-shared/DESIGN.md, with exercises that fail on the stub and pass on the hidden solution.
+ARCHITECTURE.md, with exercises that fail on the stub and pass on the hidden solution.
 
 (Executing the chapters top to bottom is tests/test_chapters_execute.py's job.)
 """
@@ -12,10 +12,10 @@ import poisonlab
 import pytest
 import torch
 import yaml
+from poisonlab_course.assignments import BEGIN, END, exercises, stub
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
 def _read(path):
@@ -37,20 +37,6 @@ def _toc_files(node):
     elif isinstance(node, list):
         for item in node:
             yield from _toc_files(item)
-
-
-def stub(source: str) -> str:
-    """The student's version of a solution cell: the code between the markers becomes a stub."""
-    out, inside = [], False
-    for line in source.splitlines():
-        if line.strip() == BEGIN:
-            inside = True
-            out.append(line[: len(line) - len(line.lstrip())] + "raise NotImplementedError()")
-        elif line.strip() == END:
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "\n".join(out)
 
 
 def test_there_are_chapters():
@@ -146,13 +132,9 @@ def test_exercises_are_referred_to_by_label_not_by_a_typed_number(path):
 
 
 def _exercises(path):
-    cells = _read(path).cells
-    pairs = []
-    for i, cell in enumerate(cells):
-        if cell.cell_type == "code" and BEGIN in cell.source:
-            check = next(c for c in cells[i + 1 :] if c.cell_type == "code" and ".check_" in c.source)
-            pairs.append((cell.source, check.source))
-    return pairs
+    """(solution cell, self-check cell) of every exercise, found as ``make assignments`` finds them."""
+    nb = _read(path)
+    return [(nb.cells[i].source, nb.cells[j].source) for i, j, *_ in exercises(nb)]
 
 
 EXERCISES = [(p, i, sol, chk) for p in CHAPTERS for i, (sol, chk) in enumerate(_exercises(p))]

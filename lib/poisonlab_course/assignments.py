@@ -2,7 +2,7 @@
 
 The chapters are the single source. Each exercise is a code cell whose solution sits between
 ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's own markers), followed by a cell that
-runs a ``poisonlab.check`` checker on the learner's function. This script writes, for every chapter,
+runs a ``poisonlab.check`` checker on the learner's function. This module writes, for every chapter,
 an nbgrader *source* notebook in which
 
 - the solution cell is an nbgrader solution cell (``raise NotImplementedError()`` in the release),
@@ -13,7 +13,9 @@ an nbgrader *source* notebook in which
 - the worked answers of the exercises' written parts (``{solution}`` blocks of sphinx-exercise) leave
   the notebook for the instructor's ``answers/`` folder;
 
-then runs ``nbgrader generate_assignment`` on it. The result, under ``<out>/``:
+then runs nbgrader's ``generate_assignment`` on it (in this process, through nbgrader's Python API), which
+replaces every solution by :data:`CODE_STUB` (:func:`stub` makes the same student version of a single
+cell). The result, under ``<out>/``:
 
 - ``source/<chapter>/<chapter>.ipynb``: the instructor's notebook (solutions, hidden tests, points);
 - ``release/<chapter>/<chapter>.ipynb``: the student's notebook (no solutions, no hidden tests);
@@ -25,23 +27,27 @@ then runs ``nbgrader generate_assignment`` on it. The result, under ``<out>/``:
 the published cases, or to another student's, fail. ``--roster students.csv`` gives each student a
 variant of their own and one notebook each, ``release/<chapter>/<student>/<chapter>.ipynb``.
 
-Usage: ``python course/assignments.py [--out DIR] [--points N] [--variant N | --roster CSV] [chapters ...]``.
+Usage: ``python -m poisonlab_course.assignments [--out DIR] [--points N] [--variant N | --roster CSV] [chapters ...]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
-import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: the package is installed editable from it
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+#: What a solution region becomes in the student's notebook (nbgrader's ``ClearSolutions.code_stub``).
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+COURSE_ID = "poisoned-data"
 SOLUTION_BLOCK = re.compile(r"```\{solution\}.*?\n```", re.DOTALL)
 CHECK_CALL = re.compile(r"^(\w+)\.(check_\w+)\((\w+)\)\s*$")
 CHECK_IMPORT = re.compile(r"^from poisonlab\.check import (\w+) as (\w+)\s*$", re.MULTILINE)
@@ -92,6 +98,26 @@ def exercises(nb: nbformat.NotebookNode) -> list[tuple[int, int, str, str, str]]
             raise ValueError(f"cell {j} must import a poisonlab.check module and end with one checker call")
         found.append((i, j, imported.group(1), call.group(2), call.group(3)))
     return found
+
+
+def stub(source: str) -> str:
+    """The student's version of a solution cell, as nbgrader writes it: every region between the
+    markers becomes :data:`CODE_STUB`, indented like the line of the opening marker."""
+    out, inside = [], False
+    for n, line in enumerate(source.split("\n"), 1):
+        if BEGIN in line:
+            if inside:
+                raise ValueError(f"line {n} opens {BEGIN!r} inside another solution region")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [indent + stub_line for stub_line in CODE_STUB.splitlines()]
+        elif END in line:
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN!r} is never closed")
+    return "\n".join(out)
 
 
 def hidden_test(module: str, checker: str, function: str, variant: int = 0) -> str:
@@ -193,10 +219,36 @@ def source_notebook(path: Path, *, points: float = 2.0, variant: int = 0) -> nbf
     return nb
 
 
+def _nbgrader(out: Path):
+    """nbgrader's API on the course folder ``out``, configured like ``out/nbgrader_config.py``. Called
+    in this process, it costs nbgrader's start-up once rather than once per chapter."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(out)
+    config.CourseDirectory.course_id = COURSE_ID
+    config.ClearSolutions.code_stub = {"python": CODE_STUB}
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+@contextlib.contextmanager
+def _interpreter_on_path() -> Iterator[None]:
+    """nbgrader runs its helper ``alembic`` by name when it creates a gradebook: the folder of this
+    interpreter's scripts goes first on the PATH meanwhile."""
+    before = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{before}"
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
+
+
 def generate(
     chapters: list[Path], out: Path, *, points: float = 2.0, variant: int = 0, roster: Path | None = None
 ) -> list[Path]:
-    """Write the source notebooks under ``out/source`` and run ``nbgrader generate_assignment`` for
+    """Write the source notebooks under ``out/source`` and run nbgrader's ``generate_assignment`` on
     each; returns the student notebooks under ``out/release``.
 
     ``variant`` (≥ 0) makes every self-check and hidden test draw that variant's cases. With a
@@ -211,30 +263,26 @@ def generate(
         shutil.rmtree(out / folder, ignore_errors=True)
     (out / "gradebook.db").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    # the same configuration as a file, for running nbgrader's own commands in the course folder
     (out / "nbgrader_config.py").write_text(
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.root = {str(out)!r}\n"
-        "c.CourseDirectory.course_id = 'poisoned-data'\n"
-        "c.ClearSolutions.code_stub = {'python': '# YOUR CODE HERE\\nraise NotImplementedError()'}\n"
+        f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
+        f"c.ClearSolutions.code_stub = {{'python': {CODE_STUB!r}}}\n"
     )
+    api = _nbgrader(out)
     released = []
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     for path in chapters:
         stem = path.stem
         (out / "source" / stem).mkdir(parents=True)
         nb = source_notebook(path, points=points, variant=variant)
         answers = nb.metadata.pop("written_answers")
         nbformat.write(nb, out / "source" / stem / f"{stem}.ipynb")
-        run = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", stem, "--force", "--log-level=WARN"],
-            cwd=out,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        with _interpreter_on_path():
+            run = api.generate_assignment(stem, force=True)
         student = out / "release" / stem / f"{stem}.ipynb"
-        if run.returncode != 0 or not student.exists():
-            raise RuntimeError(f"nbgrader could not generate {stem}:\n{run.stdout}\n{run.stderr}")
+        if not run["success"] or not student.exists():
+            raise RuntimeError(f"nbgrader could not generate {stem}:\n{run.get('log', '')}\n{run.get('error', '')}")
         # the written answers stay with the instructor: outside source/, which nbgrader copies from
         (out / "answers").mkdir(exist_ok=True)
         (out / "answers" / f"{stem}.md").write_text(f"# Written answers: {stem}\n\n" + "\n\n".join(answers) + "\n")

@@ -10,10 +10,11 @@ How a submission is graded, and why:
    submission's solution cell (found by nbgrader's ``grade_id``), then a *recording* cell written by the
    grader. Anything else a student added or changed, a cell that patches the checker for instance,
    is not run at all.
-2. **It runs in a separate process, with limits.** A worker process executes that notebook in an empty
-   temporary folder, under a wall-clock limit and a memory cap (``RLIMIT_DATA``, inherited by the kernel);
-   the worker, its kernel and every process seen under them are killed when it ends. A notebook that is not
-   valid JSON, raises, or hangs gets zero for what did not run, with a message, and grading goes on.
+2. **It runs in a separate process, with limits.** A worker process (:mod:`poisonlab_course.worker`)
+   executes that notebook in an empty temporary folder, under a wall-clock limit and a memory cap
+   (``RLIMIT_DATA``, inherited by the kernel); the worker, its kernel and every process seen under them
+   are killed when it ends. A notebook that is not valid JSON, raises, or hangs gets zero for what did
+   not run, with a message, and grading goes on.
 3. **Scores are computed in the grader's process.** The grader first runs each checker on the instructor's
    reference solution, in its own process, to learn the inputs of every call it makes. The worker only
    calls the student's function on those inputs and saves what it *returned* (with ``torch.save``); no
@@ -28,6 +29,8 @@ VARIANT=n``), or of each student's own variant when it was made from a roster (`
 Outputs, under ``--out``: ``grades.csv`` (student, chapter, exercise, points, max, message) and
 ``feedback/<student>/<chapter>.md``. Partial credit: an exercise's points are its maximum times the share
 of its checker's cases that passed.
+
+Usage: ``python -m poisonlab_course.grade <folder> [--course DIR] [--out DIR] [--timeout S] [--memory MiB]``.
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import assignments  # noqa: E402
+from poisonlab_course import assignments
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: the package is installed editable from it
 
 #: Errors a student's function may raise on purpose, replayed as themselves; any other becomes RuntimeError.
 RAISABLE = {
@@ -291,7 +294,7 @@ def run_isolated(
     path = workdir / "graded.ipynb"
     nbformat.write(nb, path)
     log = workdir / "worker.log"  # a file, not a pipe: a process the submission leaves behind cannot block us
-    command = [*sandbox_prefix(hidden or []), sys.executable, __file__, "--worker", str(path)]
+    command = [*sandbox_prefix(hidden or []), sys.executable, "-m", "poisonlab_course.worker", str(path)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command,
@@ -329,20 +332,6 @@ def run_isolated(
         tail = log.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
         return f"the notebook could not be run: {tail[-1] if tail else proc.returncode}"
     return None
-
-
-def _worker(path: str) -> int:
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb,
-        timeout=None,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(Path(path).parent)}},
-    ).execute()
-    return 0
 
 
 #: The largest answers file the grader reads (the checkers' answers are small).
@@ -544,10 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "grades")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per submission")
     parser.add_argument("--memory", type=int, default=2048, help="MiB per submission")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        return _worker(args.worker)
     if args.submissions is None or not args.submissions.is_dir():
         parser.error("give the folder of submissions, e.g. make grade SUBMISSIONS=path/to/folder")
     grade(args.submissions, args.course, args.out, timeout=args.timeout, memory_mb=args.memory)
