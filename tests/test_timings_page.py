@@ -1,5 +1,5 @@
-"""The timings page that the course's run-time figures point to is the benchmark's output and
-lists every chapter."""
+"""The pages that hold measured results too slow for a chapter (the timings, chapter 1's longer
+runs) are the scripts' output, not typed by hand."""
 
 from pathlib import Path
 
@@ -23,3 +23,24 @@ def test_no_page_types_a_run_time_by_hand():
     phrases = ("about a minute", "about two minutes", "10 s to 2 min", "in a minute")
     found = [(p.name, ph) for p in pages for ph in phrases if ph in p.read_text().lower()]
     assert not found, found
+
+
+def test_chapter1_runs_page_was_written_by_its_script():
+    text = (ROOT / "book" / "chapter1-runs.md").read_text()
+    assert "Written by `benchmarks/boundary_seeds.py --page book/chapter1-runs.md`" in text
+    for section in ("More splits", "saturates", "variants", "Restarts"):
+        assert section in text, f"run `benchmarks/boundary_seeds.py --page book/chapter1-runs.md`: no {section!r}"
+
+
+def test_chapter1_quotes_no_benchmark_number():
+    """Chapter 1 points to the page for its longer runs instead of copying their numbers."""
+    import json
+    import re
+
+    nb = json.loads((ROOT / "chapters" / "01-boundary-shifting.ipynb").read_text())
+    prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for paragraph in prose.split("\n\n"):
+        if "boundary_seeds" in paragraph or "chapter1-runs" in paragraph:
+            text = re.sub(r"\{glue:text\}`[^`]*`", "", paragraph)
+            typed = re.findall(r"\d+\.\d+ ?%|\b\d\.\d{3}\b", text)  # measured rates and losses, not settings
+            assert not typed, f"typed numbers {typed} next to a pointer to the longer runs: {paragraph[:120]}"
