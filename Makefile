@@ -39,10 +39,10 @@ book: $(STAMP)
 # tests/test_chapters_execute.py executes each chapter into the site's cache (_build/.jupyter_cache),
 # so that `make book` afterwards executes only the chapters that changed since.
 test: $(STAMP)
-	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 unit: $(STAMP)
-	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests \
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests \
 		--deselect tests/test_chapters_execute.py::test_chapter_executes
 
 lab: $(STAMP)

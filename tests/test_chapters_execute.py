@@ -66,7 +66,9 @@ def execute_into_cache(path: Path, cache_path: Path, *, fresh: bool = False) -> 
     return None
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, marks=pytest.mark.xdist_group(p.stem)) for p in CHAPTERS], ids=lambda p: p.name
+)
 def test_chapter_executes(path: Path) -> None:
     failure = execute_into_cache(path, CACHE_PATH, fresh=bool(os.environ.get("CHAPTERS_FRESH")))
     if failure:
