@@ -51,3 +51,12 @@ def test_bad_worker_counts_are_rejected(workers):
 
 def test_default_workers_is_between_one_and_four():
     assert 1 <= parallel.default_workers() <= 4
+
+
+def test_warm_up_leaves_the_random_state_and_the_thread_count_alone(monkeypatch):
+    monkeypatch.setattr(parallel, "_WARM", False)
+    threads = torch.get_num_threads()
+    state = torch.get_rng_state()
+    parallel.warm_up()
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
+    assert parallel._WARM
