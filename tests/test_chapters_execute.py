@@ -11,6 +11,7 @@ chapter anyway.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -36,12 +37,32 @@ def _failing_cell(nb: nbformat.NotebookNode) -> str:
     return ""
 
 
+def glue_problems(executed: nbformat.NotebookNode, source: nbformat.NotebookNode) -> list[str]:
+    """What the site build (``-W``) would reject in an executed chapter's glued values: a key
+    glued twice, or a key the prose quotes that no cell glued."""
+    glued = [
+        o["metadata"]["scrapbook"]["name"]
+        for cell in executed.cells
+        for o in cell.get("outputs", [])
+        if "scrapbook" in o.get("metadata", {})
+    ]
+    quoted = {
+        ref.split(":")[0]
+        for cell in source.cells
+        if cell.cell_type == "markdown"
+        for ref in re.findall(r"\{glue(?::\w+)?\}`([^`]+)`", cell.source)
+    }
+    twice = sorted({k for k in glued if glued.count(k) > 1})
+    missing = sorted(quoted - set(glued))
+    return [f"glued more than once: {twice}"] * bool(twice) + [f"quoted but never glued: {missing}"] * bool(missing)
+
+
 def execute_into_cache(path: Path, cache_path: Path, *, fresh: bool = False) -> str | None:
     """Execute the notebook at ``path`` into the jupyter-cache at ``cache_path`` unless the cache
     already holds a successful execution of exactly this code (``fresh`` executes anyway).
 
-    Returns None on success, else a message naming the notebook, the failing cell and the error,
-    with the traceback.
+    Returns None on success, else a message naming the notebook and either the failing cell, the
+    error and the traceback, or the glued values the site would reject (:func:`glue_problems`).
     """
     cache_path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(cache_path / "tests.lock"))  # pytest-xdist workers share one database
@@ -50,20 +71,23 @@ def execute_into_cache(path: Path, cache_path: Path, *, fresh: bool = False) -> 
         cache = get_cache(str(cache_path))
         if not fresh:
             try:
-                cache.match_cache_notebook(nb)
-                return None  # executed with exactly this code before, and succeeded
+                record = cache.match_cache_notebook(nb)
             except KeyError:
                 pass
+            else:  # executed with exactly this code before, and succeeded
+                problems = glue_problems(cache.get_cache_bundle(record.pk).nb, nb)
+                return f"{path.name}: " + "; ".join(problems) if problems else None
         record = cache.add_nb_to_project(str(path))
     result = single_nb_execution(nb, cwd=str(path.parent), timeout=CELL_TIMEOUT, allow_errors=False, meta_override=True)
     if result.err is not None:
         where = _failing_cell(nb) or "a cell"
         return f"{path.name}: {where} raised {type(result.err).__name__}\n{result.exc_string}"
+    problems = glue_problems(nb, nbformat.read(path, as_version=4))
     with lock:
         get_cache(str(cache_path)).cache_notebook_bundle(
             CacheBundleIn(nb, record.uri, data={"execution_seconds": result.time}), check_validity=False, overwrite=True
         )
-    return None
+    return f"{path.name}: " + "; ".join(problems) if problems else None
 
 
 @pytest.mark.parametrize(
@@ -93,6 +117,24 @@ def test_a_failing_cell_is_reported_and_a_passing_notebook_is_cached(tmp_path: P
     cached = get_cache(str(cache)).match_cache_notebook(nbformat.read(good, as_version=4))
     assert cached is not None  # make book would now reuse it instead of executing it again
     assert execute_into_cache(bad, cache) is not None  # a failure is never cached
+
+
+def test_glue_keys_glued_twice_or_never_are_reported(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "from myst_nb import glue\nglue('a', 1, display=False)\nglue('a', 2, display=False)"
+            ),
+            nbformat.v4.new_markdown_cell("Quoted: {glue:text}`a:.1f` and {glue:text}`b`."),
+        ]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "glued.ipynb"
+    nbformat.write(nb, path)
+    failure = execute_into_cache(path, tmp_path / "cache")
+    assert failure is not None and "glued more than once: ['a']" in failure and "never glued: ['b']" in failure
+    # the same verdict when the execution comes from the cache
+    assert execute_into_cache(path, tmp_path / "cache") == failure
 
 
 def test_the_site_reads_the_cache_these_tests_fill() -> None:
