@@ -108,34 +108,9 @@ def transfer_setting(mnist5k):
 
 def test_one_shot_transfer_flips_targets_when_the_poison_may_drift(transfer_setting):
     extractor, judge, pair, pick, targets, bases = transfer_setting
-    loose = collision.one_shot_transfer(
-        extractor,
-        judge,
-        pair.x_train[pick],
-        pair.y_train[pick],
-        pair.x_test,
-        pair.y_test,
-        targets,
-        bases,
-        1,
-        judge_label=8,
-        beta=0.3,
-        steps=600,
-    )
-    tight = collision.one_shot_transfer(
-        extractor,
-        judge,
-        pair.x_train[pick],
-        pair.y_train[pick],
-        pair.x_test,
-        pair.y_test,
-        targets,
-        bases,
-        1,
-        judge_label=8,
-        beta=1000.0,
-        steps=600,
-    )
+    inputs = (extractor, judge, pair.x_train[pick], pair.y_train[pick], pair.x_test, pair.y_test, targets, bases, 1)
+    loose = collision.one_shot_transfer(*inputs, judge_label=8, beta=0.3, steps=600)
+    tight = collision.one_shot_transfer(*inputs, judge_label=8, beta=1000.0, steps=600)
     assert loose.rate("flipped")[0] >= 0.5 and tight.rate("flipped")[0] <= 0.2
     assert float(tight.l2.max()) < float(loose.l2.min())  # β keeps poisons at their bases
     assert tight.rate("judge_reads_base")[0] >= 0.9

@@ -70,16 +70,25 @@ def test_implicit_gradient_matches_finite_differences(loss, exact_solve):
     assert float((grad - fd).norm() / fd.norm()) < 1e-3
 
 
-def test_unrolled_gradient_matches_finite_differences():
-    x, y, xv, yv, xp, yp = tiny_problem(1)
+def mlp_unrolling(seed=1):
+    """A 4-unit SmallMLP on a tiny problem: (θ₀, X_p, J(θ, X_p), ∇_θ J written out, L_val(θ))."""
+    x, y, xv, yv, xp, yp = tiny_problem(seed)
     net = SmallMLP(3, hidden=4)
-    theta0 = net.init(0)
 
     def objective(t, p):
         return net.loss(t, torch.cat([x, p]), torch.cat([y, yp]), 1e-2)
 
+    def gradient(t, p):
+        return net.loss_gradient(t, torch.cat([x, p]), torch.cat([y, yp]), 1e-2)
+
     def val_loss(t):
         return torch.nn.functional.binary_cross_entropy_with_logits(net.logit(t, xv), yv.double())
+
+    return net.init(0), xp, objective, gradient, val_loss
+
+
+def test_unrolled_gradient_matches_finite_differences():
+    theta0, xp, objective, _, val_loss = mlp_unrolling()
 
     def outer(p):
         _, th = unrolled_gradient(theta0, p, objective, val_loss, steps=15, lr=0.5)
@@ -99,19 +108,7 @@ def test_small_mlp_loss_gradient_is_the_autograd_gradient():
 
 
 def test_unrolled_gradient_with_a_written_out_gradient_is_the_same():
-    x, y, xv, yv, xp, yp = tiny_problem(1)
-    net = SmallMLP(3, hidden=4)
-    theta0 = net.init(0)
-
-    def objective(t, p):
-        return net.loss(t, torch.cat([x, p]), torch.cat([y, yp]), 1e-2)
-
-    def gradient(t, p):
-        return net.loss_gradient(t, torch.cat([x, p]), torch.cat([y, yp]), 1e-2)
-
-    def val_loss(t):
-        return torch.nn.functional.binary_cross_entropy_with_logits(net.logit(t, xv), yv.double())
-
+    theta0, xp, objective, gradient, val_loss = mlp_unrolling()
     g1, th1 = unrolled_gradient(theta0, xp, objective, val_loss, steps=15, lr=0.5)
     g2, th2 = unrolled_gradient(theta0, xp, objective, val_loss, steps=15, lr=0.5, train_gradient=gradient)
     assert torch.allclose(g1, g2, atol=1e-12) and torch.allclose(th1, th2, atol=1e-12)
