@@ -69,17 +69,12 @@ def splits(seeds: tuple[int, ...] = (0, 1, 2, 3, 4), eps: float = 0.03) -> str:
         flips = statistics.mean(
             _logreg_error(pair, p.x, p.y) for p in (boundary.label_flip(x_tr, y_tr, eps, seed=s) for s in range(3))
         )
-        crafted = [
-            _logreg_error(
-                pair,
-                *(lambda ps: (ps.x, ps.y))(
-                    boundary.gradient_poison(
-                        x_tr, y_tr, x_att, y_att, eps, lam=1e-3, steps=60, lr=0.15, seed=seed, distinct=distinct
-                    )
-                ),
+        crafted = []
+        for distinct in (1, None):  # concentrated at one point per label, then every poison free
+            ps = boundary.gradient_poison(
+                x_tr, y_tr, x_att, y_att, eps, lam=1e-3, steps=60, lr=0.15, seed=seed, distinct=distinct
             )
-            for distinct in (1, None)
-        ]
+            crafted.append(_logreg_error(pair, ps.x, ps.y))
         return [_logreg_error(pair, x_tr, y_tr), flips, *crafted]
 
     rows = run_parallel(one, list(seeds), desc="splits", progress=False)
