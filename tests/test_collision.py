@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from poisonlab import collision, experiment, models
@@ -158,3 +160,33 @@ def test_end_to_end_fine_tuning_reports_whether_the_target_flips(transfer_settin
     assert all(torch.equal(a, b) for a, b in zip(before, extractor.parameters()))  # the extractor is untouched
     with pytest.raises(ValueError, match="one image"):
         experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[:2], targets[:0], 1)
+
+
+def test_success_under_budget_counts_wins_the_judge_and_the_budget_accept():
+    flipped = torch.tensor([True, True, False, True, True])
+    judged = torch.tensor([8, 3, 8, 8, 8])
+    l2 = torch.tensor([1.0, 1.0, 1.0, 3.0, 2.0])
+    # pair 0 and 4 pass (4 exactly at τ); 1 is read as a 3, 2 did not flip, 3 is over budget
+    assert collision.success_under_budget(flipped, judged, l2, 8, 2.0) == (0.4, 1.5)
+    assert collision.success_under_budget(flipped, judged, l2, 8) == (0.6, 2.0)  # no budget
+    rate, mean_l2 = collision.success_under_budget(flipped, judged, l2, 8, 0.5)
+    assert rate == 0.0 and math.isnan(mean_l2)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((torch.tensor([1, 0]), torch.tensor([8, 8]), torch.tensor([1.0, 1.0]), 8, 2.0), "flipped"),
+        ((torch.tensor([True]), torch.tensor([8, 8]), torch.tensor([1.0]), 8, 2.0), "judged"),
+        ((torch.tensor([True]), torch.tensor([8]), torch.tensor([1]), 8, 2.0), "l2"),
+        ((torch.tensor([True]), torch.tensor([8]), torch.tensor([1.0]), -1, 2.0), "base"),
+        ((torch.tensor([True]), torch.tensor([8]), torch.tensor([1.0]), 8, 0.0), "tau"),
+        (
+            (torch.tensor([], dtype=torch.bool), torch.tensor([], dtype=torch.long), torch.tensor([]), 8, 2.0),
+            "one pair",
+        ),
+    ],
+)
+def test_success_under_budget_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        collision.success_under_budget(*args)

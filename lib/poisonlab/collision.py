@@ -262,6 +262,40 @@ class TransferResult:
         return (float(values.float().mean()), *wilson_interval(int(values.sum()), len(values)))
 
 
+def success_under_budget(
+    flipped: torch.Tensor, judged: torch.Tensor, l2: torch.Tensor, base: int, tau: float = math.inf
+) -> tuple[float, float]:
+    """How often a clean-label attack wins *and* passes inspection, over P (target, poison) pairs.
+
+    A pair counts as a success when the attack flipped its target, an independent clean judge still
+    reads the poison as its base class (so it is still clean-label), and the poison lies within the
+    pixel budget τ of its base (Shafahi et al. 2018 bound the perturbation; chapter 3 reports the
+    distance beside every rate).
+
+    Args:
+        flipped: (P,) bool, whether each pair's target was read as the base class after training.
+        judged: (P,) int, the judge's label for each poison.
+        l2: (P,) float >= 0, each poison's L2 distance to its base image.
+        base: the base class, an integer >= 0.
+        tau: the pixel budget τ > 0 (default ∞: no budget).
+
+    Returns:
+        (success rate in [0, 1], mean L2 of the successful poisons, ``nan`` when there is none).
+    """
+    if not isinstance(flipped, torch.Tensor) or flipped.dtype != torch.bool or flipped.ndim != 1:
+        raise ValueError(f"flipped must be a (P,) bool tensor, got {getattr(flipped, 'dtype', type(flipped))}")
+    judged = _validate.labels("judged", judged, n=len(flipped))
+    if not isinstance(l2, torch.Tensor) or l2.shape != flipped.shape or not l2.is_floating_point():
+        raise ValueError(f"l2 must be a (P,) float tensor like flipped, got {getattr(l2, 'shape', type(l2))}")
+    if len(flipped) == 0:
+        raise ValueError("need at least one pair")
+    if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+        raise ValueError(f"base must be a class index >= 0, got {base!r}")
+    tau = _validate.positive_float("tau", tau)
+    won = flipped & (judged == base) & (l2 <= tau)
+    return float(won.double().mean()), float(l2[won].double().mean()) if bool(won.any()) else math.nan
+
+
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (95% for z = 1.96), in [0, 1]."""
     if trials <= 0 or not 0 <= successes <= trials:

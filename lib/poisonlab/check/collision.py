@@ -9,6 +9,7 @@ from functools import lru_cache
 import torch
 
 from poisonlab.check.core import Case, CheckResult, current_variant, generator, run, varied
+from poisonlab.collision import success_under_budget
 
 
 def _batch(seed: int, n: int = 4) -> torch.Tensor:
@@ -144,9 +145,9 @@ def check_predict_base_class(fn: Callable[[int], int]) -> CheckResult:
 def _success_under_budget(
     flipped: torch.Tensor, judged: torch.Tensor, l2: torch.Tensor, base: int, tau: float
 ) -> torch.Tensor:
-    won = flipped & (judged == base) & (l2 <= tau)
-    mean_l2 = float(l2[won].mean()) if bool(won.any()) else -1.0  # -1 stands for "no win to measure"
-    return torch.tensor([float(won.float().mean()), mean_l2], dtype=torch.float64)
+    rate, mean_l2 = success_under_budget(flipped, judged, l2, base, tau)
+    # -1 stands for "no win to measure"
+    return torch.tensor([rate, -1.0 if math.isnan(mean_l2) else mean_l2], dtype=torch.float64)
 
 
 def check_clean_label_success(
