@@ -11,11 +11,12 @@ PYTEST_WORKERS ?= 2
 CORES := $(shell nproc 2>/dev/null || echo 2)
 WORKER_THREADS ?= $(shell echo $$(( $(CORES) / $(PYTEST_WORKERS) > 0 ? $(CORES) / $(PYTEST_WORKERS) : 1 )))
 
-.PHONY: help setup book lab test unit lint bench assignments grade clean distclean
+.PHONY: help setup book notebooks lab test unit lint bench assignments grade clean distclean
 
 help:
 	@echo "make book    execute the chapters and build the site into _build/html"
 	@echo "make test    unit tests and every chapter executed as a test"
+	@echo "make notebooks  reader copies of the chapters for Colab and Jupyter in notebooks/"
 	@echo "make lab     open JupyterLab on the chapters"
 	@echo "make bench   time every chapter (wall time, peak memory) and one training epoch"
 	@echo "make assignments  student notebooks and instructor material (nbgrader) in _build/course"
@@ -33,6 +34,13 @@ setup: $(STAMP)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going
 	@echo "The site is in _build/html/index.html"
+	$(BIN)/python -m poisonlab_course.reader
+
+# Reader copies of the chapters for Colab and plain Jupyter (plain Markdown, the reference run's
+# numbers, no solutions) in notebooks/, from the executed chapters in the site's cache.
+notebooks: $(STAMP)
+	$(BIN)/jupyter-book build . --keep-going >/dev/null
+	$(BIN)/python -m poisonlab_course.reader
 
 # Each pytest worker (and the notebook kernel it starts) gets its share of the cores: two
 # workers each running torch on every core oversubscribe the CPU and run several times slower.
