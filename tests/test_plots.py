@@ -1,4 +1,8 @@
+import shutil
+import subprocess
+
 import matplotlib
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -278,3 +282,73 @@ def test_line_panels_can_use_a_log_y_axis():
         [{"x": [1, 2], "series": {"loss": [1.0, 0.01]}, "xlabel": "epoch", "logy": True}], ylabel="loss", percent=False
     )
     assert fig.axes[0].get_yscale() == "log"
+
+
+def _frames():
+    from poisonlab.widgets import frames_html
+
+    def draw(a, b):
+        fig, ax = plt.subplots(figsize=(1, 1))
+        ax.set_title(f"{a}{b}")
+        return fig
+
+    return frames_html(
+        draw, [("size", [1, 2, 3], ["1", "2", "3"]), ("opacity", [0.5, 1.0], ["½", "1"])], alt="s={size} o={opacity}"
+    )
+
+
+def test_frames_html_holds_one_image_per_combination_and_a_slider_per_control():
+    page = _frames()
+    assert page.count("<img") == 6 and page.count('type="range"') == 2
+    assert page.count("display:block") == 1 and 'data-frame="0-0"' in page and 'data-frame="2-1"' in page
+    assert 'alt="s=3 o=1"' in page and "http" not in page  # self-contained
+    assert _frames() == page  # the same figures give the same page
+    from poisonlab.widgets import frames_html
+
+    with pytest.raises(ValueError, match="labels"):
+        frames_html(lambda a: None, [("size", [1, 2], ["1"])], alt="")
+    with pytest.raises(ValueError, match="at least one"):
+        frames_html(lambda a: None, [], alt="")
+
+
+def test_explorers_carry_their_kernel_free_frames():
+    from poisonlab.widgets import epsilon_explorer
+
+    x, y = _toy()
+    theta = torch.tensor([1.0, 0.0, -0.5])
+    poisons = {0.01: (torch.rand(1, 2), torch.tensor([1])), 0.05: (torch.rand(2, 2), torch.tensor([0, 1]))}
+    box = epsilon_explorer(x, y, {0.01: theta, 0.05: theta}, poisons)
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live panel, where widgets run
+    assert bundle["text/html"].count("<img") == 2 and "budget ε = 5%" in bundle["text/html"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_moving_a_frames_slider_shows_the_matching_image_in_a_browser(tmp_path):
+    # a page with the frames and a script that moves the first slider to 2, as a reader would
+    move = (
+        "<script>var s=document.querySelector('input[type=range]');s.value=2;"
+        "s.dispatchEvent(new Event('input'));var shown=[].filter.call(document.querySelectorAll('img'),"
+        "function(i){return i.style.display==='block'}).map(function(i){return i.getAttribute('data-frame')});"
+        "document.body.setAttribute('data-shown',shown.join(','));"
+        "document.body.setAttribute('data-label',document.querySelector('output').textContent);</script>"
+    )
+    page = tmp_path / "frames.html"
+    page.write_text(f"<!doctype html><html><body>{_frames()}{move}</body></html>", encoding="utf-8")
+    dom = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert 'data-shown="2-0"' in dom and 'data-label="3"' in dom

@@ -1,11 +1,22 @@
-"""Interactive explorers for live notebooks (Jupyter, Colab). Imported only by notebooks.
+"""Interactive explorers for notebooks (Jupyter, Colab) and for the static site. Imported only by
+notebooks.
 
-A static page cannot run them; each chapter shows the same content as a static figure next to
-the explorer.
+Each explorer is an ipywidgets panel whose sliders redraw a figure, which needs a running kernel.
+So that it also works where there is none (the site, a notebook opened without running it), the
+panel carries a kernel-free twin in the same output: the figures for a grid of slider positions,
+computed once when the cell runs, and HTML range inputs that switch between them in the browser
+(:func:`frames_html`). A front end that runs widgets shows the live panel; the site, which is
+configured not to render widget views, shows the twin.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
+import io
+import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -14,6 +25,83 @@ from poisonlab import _validate, plots
 from poisonlab.metrics import attack_success_rate
 from poisonlab.train import predict
 from poisonlab.triggers import LOCATIONS, Patch
+
+
+def _png(fig) -> str:
+    """``fig`` as a base64 PNG, closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def frames_html(
+    draw: Callable[..., object], controls: Sequence[tuple[str, Sequence[object], Sequence[str]]], *, alt: str
+) -> str:
+    """A kernel-free explorer: one figure per combination of the controls' values, computed now, and
+    one HTML range input per control that shows the matching figure in the browser.
+
+    Args:
+        draw: ``draw(*values)`` returns a matplotlib figure for one value of each control.
+        controls: ``(name, values, labels)`` per control: the slider's name, the values passed to
+            ``draw`` and how each is shown beside the slider.
+        alt: the images' alternative text; ``{name}`` fields are filled with the labels shown.
+
+    Returns:
+        Self-contained HTML (base64 images and a small inline script, nothing loaded from
+        elsewhere), the same for the same figures.
+    """
+    if not controls or any(len(values) != len(labels) or not values for _, values, labels in controls):
+        raise ValueError("every control needs as many labels as values, and at least one value")
+    images = []
+    for index in itertools.product(*(range(len(values)) for _, values, _ in controls)):
+        shown = {name: labels[i] for (name, _, labels), i in zip(controls, index)}
+        png = _png(draw(*(values[i] for (_, values, _), i in zip(controls, index))))
+        first = not any(index)
+        images.append(
+            f'<img data-frame="{"-".join(map(str, index))}" alt="{html.escape(alt.format(**shown))}" '
+            f'src="data:image/png;base64,{png}" style="max-width:100%;display:{"block" if first else "none"}">'
+        )
+    key = hashlib.sha1("".join(images).encode()).hexdigest()[:12]
+    sliders = "".join(
+        f'<label style="margin-right:1.5em">{html.escape(name)} '
+        f'<input type="range" min="0" max="{len(values) - 1}" step="1" value="0" aria-label="{html.escape(name)}"> '
+        f"<output>{html.escape(labels[0])}</output></label>"
+        for name, values, labels in controls
+    )
+    labels = json.dumps([list(labels) for _, _, labels in controls])
+    script = (
+        (
+            "(function(){var root=document.getElementById('pl-frames-KEY');var labels=LABELS;"
+            "var inputs=root.querySelectorAll('input[type=range]');var outs=root.querySelectorAll('output');"
+            "function show(){var key=[];inputs.forEach(function(input,i){key.push(input.value);"
+            "outs[i].textContent=labels[i][+input.value];});key=key.join('-');"
+            "root.querySelectorAll('img[data-frame]').forEach(function(img){"
+            "img.style.display=img.getAttribute('data-frame')===key?'block':'none';});}"
+            "inputs.forEach(function(input){input.addEventListener('input',show);});show();})();"
+        )
+        .replace("KEY", key)
+        .replace("LABELS", labels.replace("</", "<\\/"))
+    )
+    return (
+        f'<div class="pl-frames" id="pl-frames-{key}"><div>{sliders}</div>{"".join(images)}'
+        f"<script>{script}</script></div>"
+    )
+
+
+def _with_frames(box, frames: str):
+    """``box`` (an ipywidgets ``VBox``) whose output also holds ``frames`` as text/html."""
+    import ipywidgets as w
+
+    class Explorer(w.VBox):
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
+            bundle["text/html"] = frames
+            return bundle
+
+    return Explorer(box.children)
 
 
 def epsilon_explorer(
@@ -35,7 +123,8 @@ def epsilon_explorer(
         errors: for each ε, the poisoned model's test error, shown in the panel title.
 
     Returns:
-        An ipywidgets ``VBox`` (display it as a cell's last expression).
+        An ipywidgets ``VBox`` (display it as a cell's last expression), with the figure of every
+        budget precomputed for the kernel-free twin (:func:`frames_html`).
     """
     import ipywidgets as w
     from IPython.display import display
@@ -48,26 +137,27 @@ def epsilon_explorer(
     )
     out = w.Output()
 
-    def show(_=None) -> None:
-        eps = slider.value
+    def frame(eps: float):
         px, py = poisons[eps]
-        title = f"ε = {eps:.0%}, {len(py)} poisons"
-        if errors is not None:
-            title += f", test error {errors[eps]:.1%}"
-        fig = plots.linear_boundaries(
-            x,
-            y,
-            [{"theta": thetas[eps], "poison_x": px, "poison_y": py, "title": title}],
-            clean_theta=clean_theta,
-            ncols=1,
-        )
+        title = f"ε = {eps:.0%}, {len(py)} poisons" + (f", test error {errors[eps]:.1%}" if errors is not None else "")
+        panel = [{"theta": thetas[eps], "poison_x": px, "poison_y": py, "title": title}]
+        return plots.linear_boundaries(x, y, panel, clean_theta=clean_theta, ncols=1)
+
+    def show(_=None) -> None:
+        fig = frame(slider.value)
         with out:
             out.clear_output(wait=True)
             display(fig)
 
     slider.observe(show, names="value")
     show()
-    return w.VBox([slider, out])
+
+    frames = frames_html(
+        frame,
+        [("budget ε", budgets, [f"{e:.0%}" for e in budgets])],
+        alt="The poisoned logistic regression's boundary and its poisons at budget ε = {budget ε}",
+    )
+    return _with_frames(w.VBox([slider, out]), frames)
 
 
 def trigger_explorer(
@@ -79,6 +169,8 @@ def trigger_explorer(
     classes: Sequence[str] | None = None,
     show: int = 8,
     max_size: int = 8,
+    static_sizes: Sequence[int] = (1, 2, 3, 4, 6),
+    static_opacities: Sequence[float] = (0.25, 0.5, 1.0),
 ):
     """Sliders over a patch trigger's size, opacity and location that redraw triggered test
     images with the backdoored ``model``'s predictions and the trigger's attack success rate.
@@ -93,6 +185,8 @@ def trigger_explorer(
         classes: class names for the captions (default: the label numbers).
         show: how many images to draw (the first ``show`` whose class is not t).
         max_size: the size slider's upper end, in pixels.
+        static_sizes, static_opacities: the grid of the kernel-free twin (:func:`frames_html`), at
+            the bottom-right corner: one precomputed figure per size and opacity.
 
     Returns:
         An ipywidgets ``VBox`` (display it as a cell's last expression).
@@ -123,7 +217,18 @@ def trigger_explorer(
     for control in (size, opacity, location):
         control.observe(redraw, names="value")
     redraw()
-    return w.VBox([w.HBox([size, opacity, location]), out])
+    frames = frames_html(
+        lambda s, a: trigger_figure(
+            model, x, y, target, Patch(s, "bottom-right", opacity=a), sample=sample, classes=names
+        ),
+        [
+            ("size (px)", list(static_sizes), [str(v) for v in static_sizes]),
+            ("opacity", list(static_opacities), [f"{v:g}" for v in static_opacities]),
+        ],
+        alt="Triggered test digits with the backdoored model's predictions, for a bottom-right patch "
+        "of size {size (px)} and opacity {opacity}",
+    )
+    return _with_frames(w.VBox([w.HBox([size, opacity, location]), out]), frames)
 
 
 def trigger_figure(
