@@ -32,7 +32,7 @@ def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -169,7 +169,7 @@ def trigger_explorer(
     classes: Sequence[str] | None = None,
     show: int = 8,
     max_size: int = 8,
-    static_sizes: Sequence[int] = (1, 2, 3, 4, 6),
+    static_sizes: Sequence[int] = (1, 3, 6),
     static_opacities: Sequence[float] = (0.25, 0.5, 1.0),
 ):
     """Sliders over a patch trigger's size, opacity and location that redraw triggered test
