@@ -352,3 +352,36 @@ def test_moving_a_frames_slider_shows_the_matching_image_in_a_browser(tmp_path):
         timeout=120,
     ).stdout
     assert 'data-shown="2-0"' in dom and 'data-label="3"' in dom
+
+
+def test_a_figure_is_shown_with_its_title_as_alt_text():
+    fig = plots.lines([1, 2], {"a": [0.1, 0.2]}, xlabel="budget ε", ylabel="error", title='Error "grows" <fast>')
+    assert plots.alt_text(fig) == 'Error "grows" <fast>'
+    page = plots.figure_html(fig)
+    assert page.startswith('<img src="data:image/png;base64,') and 'alt="Error &quot;grows&quot; &lt;fast&gt;"' in page
+    panels = plots.line_panels([{"x": [1], "series": {"a": [0.5]}, "xlabel": "x", "title": "left"}] * 2, ylabel="y")
+    assert plots.alt_text(panels) == "left; left"
+    bare = plots.lines([1, 2], {"a": [0.1, 0.2]}, xlabel="budget ε", ylabel="error")
+    assert plots.alt_text(bare) == "A plot of error against budget ε"
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        plots._register_figure_html()
+        data, _ = shell.display_formatter.format(fig)
+        assert 'alt="Error &quot;grows&quot;' in data["text/html"]
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_curves_differ_by_line_style_as_well_as_colour():
+    scores, truth = torch.rand(20), torch.arange(20) < 5
+    fig = plots.roc_curves({"a": (scores, truth), "b": (-scores, truth)})
+    styles = [line.get_linestyle() for line in fig.axes[0].lines[1:]]  # after the chance diagonal
+    assert len(set(styles)) == 2
+    panel = {"xlabel": "x", "points": {"measured": ([1, 2], [0.1, 0.2])}, "curves": {"theory": ([1, 2], [0.1, 0.2])}}
+    paired = plots.measured_and_theory([panel], ylabel="y").axes[0]
+    apart = plots.measured_and_theory([{**panel, "paired": False}], ylabel="y").axes[0]
+    colour = [line.get_color() for line in paired.lines if line.get_label() == "theory"]
+    other = [line.get_color() for line in apart.lines if line.get_label() == "theory"]
+    assert colour != other  # unpaired theory does not borrow the measurement's colour

@@ -40,6 +40,50 @@ STYLE: dict = {
 }
 
 
+#: Line styles that tell curves apart without their colour (in grey print, or for colour-blind readers).
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
+
+
+def alt_text(fig: Figure) -> str:
+    """A figure's alternative text for readers who cannot see it: its title (the sentence that says
+    what to see), else its panels' titles, else what its first panel plots against what."""
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    if suptitle.strip():
+        return " ".join(suptitle.split())
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title().strip()]
+    if titles:
+        return "; ".join(" ".join(t.split()) for t in titles)
+    for ax in fig.axes:
+        if ax.get_xlabel() or ax.get_ylabel():
+            return f"A plot of {ax.get_ylabel() or 'values'} against {ax.get_xlabel() or 'position'}"
+    return "A figure"
+
+
+def figure_html(fig: Figure) -> str:
+    """``fig`` as an HTML image with :func:`alt_text` as its alternative text: the form in which a
+    notebook shows the course's figures (registered for every matplotlib figure when ``poisonlab``
+    is imported in IPython), so that the site's images carry their title as alt text."""
+    import base64
+    import html
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt_text(fig))}" style="max-width:100%">'
+
+
+def _register_figure_html() -> None:
+    """In IPython, show every figure through :func:`figure_html` (besides matplotlib's own PNG)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(Figure, figure_html)
+
+
 def _figure(**kwargs) -> Figure:
     with mpl.rc_context(STYLE):
         return Figure(**kwargs)
@@ -704,12 +748,13 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
         fig = _figure(figsize=(4.8, 4.6 + 0.2 * len(curves)))
         ax = fig.subplots()
         ax.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1, label="chance (AUC 0.50)")
-        for name, (scores, is_poison) in curves.items():
+        for i, (name, (scores, is_poison)) in enumerate(curves.items()):
             fpr, tpr = roc_curve(scores, is_poison)
             flags = len(fpr) <= 3  # yes/no flags: one operating point, joined to the corners
             ax.plot(
                 100 * fpr.numpy(),
                 100 * tpr.numpy(),
+                linestyle=LINESTYLES[i % len(LINESTYLES)],
                 marker="o" if flags else None,
                 markevery=[1] if flags else None,
                 label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})",
@@ -731,7 +776,9 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
 
     - ``points``: {label: (x, y)} measured values, drawn as markers (optionally ``errors``:
       {label: half-widths}, drawn as error bars);
-    - ``curves``: {label: (x, y)} theory, drawn as lines in the same colour order;
+    - ``curves``: {label: (x, y)} theory, drawn as lines (each its own line style) in the same
+      colour order as the points, so that the i-th curve is the theory of the i-th points; with
+      ``paired`` false, the curves take colours of their own;
     - ``vlines``: {label: x} vertical dashed lines (e.g. a threshold).
     """
     if not panels:
@@ -745,10 +792,18 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
             if not points and not curves:
                 raise ValueError("every panel needs points or curves")
             colours = [PALETTE[i] for i in (5, 1, 3, 6, 7, 2)]
+            offset = 0 if panel.get("paired", True) else len(points)
             for i, (label, (xs, ys)) in enumerate(curves.items()):
                 if len(xs) != len(ys):
                     raise ValueError(f"curve {label!r} has {len(xs)} x and {len(ys)} y values")
-                ax.plot(xs, ys, color=colours[i % len(colours)], linewidth=1.6, label=label)
+                ax.plot(
+                    xs,
+                    ys,
+                    color=colours[(i + offset) % len(colours)],
+                    linestyle=LINESTYLES[i % len(LINESTYLES)],
+                    linewidth=1.6,
+                    label=label,
+                )
             for i, (label, (xs, ys)) in enumerate(points.items()):
                 if len(xs) != len(ys):
                     raise ValueError(f"points {label!r} have {len(xs)} x and {len(ys)} y values")
@@ -886,3 +941,6 @@ def projections(
         if title:
             fig.suptitle(title)
     return fig
+
+
+_register_figure_html()
