@@ -11,10 +11,11 @@ PYTEST_WORKERS ?= 2
 CORES := $(shell nproc 2>/dev/null || echo 2)
 WORKER_THREADS ?= $(shell echo $$(( $(CORES) / $(PYTEST_WORKERS) > 0 ? $(CORES) / $(PYTEST_WORKERS) : 1 )))
 
-.PHONY: help setup book notebooks lab test unit lint bench assignments grade clean distclean
+.PHONY: help setup book notebooks site-test lab test unit lint bench assignments grade clean distclean
 
 help:
 	@echo "make book    execute the chapters and build the site into _build/html"
+	@echo "make site-test  open every page of the built site offline in headless Chromium (after make book)"
 	@echo "make test    unit tests and every chapter executed as a test"
 	@echo "make notebooks  reader copies of the chapters for Colab and Jupyter in notebooks/"
 	@echo "make lab     open JupyterLab on the chapters"
@@ -42,15 +43,24 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter-book build . --keep-going >/dev/null
 	$(BIN)/python -m poisonlab_course.reader
 
+# The built site read offline in a real browser: formulas typeset, images loaded, no request to
+# another host, no JavaScript error; screenshots of the chapters in _build/screenshots.
+# Needs Chromium and chromedriver (.ci/run installs Debian's chromium and chromium-driver).
+site-test: $(STAMP)
+	@test -s _build/html/index.html || { echo "no site in _build/html: run make book first"; exit 2; }
+	$(BIN)/python -m pytest -q tests/test_site_browser.py
+
 # Each pytest worker (and the notebook kernel it starts) gets its share of the cores: two
 # workers each running torch on every core oversubscribe the CPU and run several times slower.
 # tests/test_chapters_execute.py executes each chapter into the site's cache (_build/.jupyter_cache),
 # so that `make book` afterwards executes only the chapters that changed since.
+# The site's browser test reads the built site, so it runs after `make book`, as `make site-test`.
+NOT_SITE := --ignore=tests/test_site_browser.py
 test: $(STAMP)
-	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests $(NOT_SITE)
 
 unit: $(STAMP)
-	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests \
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests $(NOT_SITE) \
 		--deselect tests/test_chapters_execute.py::test_chapter_executes
 
 lab: $(STAMP)

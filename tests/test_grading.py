@@ -65,5 +65,7 @@ def test_grader_runs_only_the_setup_and_parameters_cells():
         nbformat.v4.new_code_cell("glue('x', runs)", metadata={"tags": ["remove-cell"]}),
     ]
     assert [c.source for c in grade.setup_cells(nb)] == ["import torch", "SEED = 0"]
+    nb.cells[1].metadata["tags"] = ["hide-input"]  # the setup cell as the chapters store it: shown collapsed
+    assert [c.source for c in grade.setup_cells(nb)] == ["import torch", "SEED = 0"]
     nb.cells[1].metadata["nbgrader"] = {"grade": True}
     assert [c.source for c in grade.setup_cells(nb)] == ["SEED = 0"]

@@ -68,8 +68,10 @@ def test_chapter_follows_the_notebook_anatomy(path):
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# "), "title first"
     assert "After this chapter you will be able to" in first.source
-    setup = [c for c in nb.cells if "remove-cell" in _tags(c)]
-    assert setup and "google.colab" in setup[0].source and "pip install" in setup[0].source
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    assert "google.colab" in setup.source and "pip install" in setup.source, "the setup cell is the first code cell"
+    assert "hide-input" in _tags(setup), "the setup cell is shown collapsed (tag 'hide-input')"
+    assert setup.metadata.get("mystnb", {}).get("code_prompt_show") == "Show the setup"
     assert any("parameters" in _tags(c) for c in nb.cells), "a cell tagged 'parameters'"
     checks = [c for c in nb.cells if "remove-input" in _tags(c) and "assert" in c.source]
     assert checks, "a hidden check cell that asserts the chapter's claims"
@@ -77,6 +79,34 @@ def test_chapter_follows_the_notebook_anatomy(path):
     assert any("## Key takeaways" in h for h in headings)
     assert any("## Exercises" in h for h in headings)
     assert any("## References" in h for h in headings)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_cells_that_only_glue_numbers_are_removed_from_the_page(path):
+    """A cell that computes the numbers quoted in the prose is plumbing: the page shows the numbers
+    in the text, not a code toggle (nor a stray value) for the cell."""
+    shown = [
+        i
+        for i, c in enumerate(_read(path).cells)
+        if c.cell_type == "code"
+        and c.source.startswith("# Numbers quoted in the text")
+        and "remove-cell" not in _tags(c)
+    ]
+    assert not shown, f"cells {shown} glue numbers for the prose; tag them 'remove-cell'"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_solution_cells_are_collapsed_and_labelled_as_solutions(path):
+    unlabelled = [
+        i
+        for i, c in enumerate(_read(path).cells)
+        if c.cell_type == "code"
+        and BEGIN in c.source
+        and not (
+            "hide-input" in _tags(c) and c.metadata.get("mystnb", {}).get("code_prompt_show") == "Show the solution"
+        )
+    ]
+    assert not unlabelled, f"solution cells {unlabelled}: tag 'hide-input', mystnb.code_prompt_show 'Show the solution'"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)

@@ -690,7 +690,10 @@ def boundary_animation(
 
         anim = animation.FuncAnimation(fig, draw, frames=len(thetas), interval=interval_ms, blit=False)
         html = anim.to_jshtml(default_mode="once")
-    return HTML(html)
+    import html as html_text
+
+    alt = f"{title}the decision boundary and the poisons over {len(thetas)} steps of the attack"
+    return HTML(html.replace("<img id=", f'<img alt="{html_text.escape(alt.strip())}" id=', 1))
 
 
 def score_histograms(

@@ -158,15 +158,16 @@ class _NoIPython:
 
 
 def setup_cells(source: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    """The chapter's setup and parameters cells: the hidden (``remove-cell``) code cells up to and
-    including the cell tagged ``parameters``. Hidden cells after it (numbers glued for the prose)
-    depend on the chapter's experiments and are not run; nor are the hidden tests (graded cells)."""
+    """The chapter's setup and parameters cells: the hidden code cells (``remove-cell``, or
+    ``hide-input`` as the setup cell is, shown collapsed on the site) up to and including the cell
+    tagged ``parameters``. Hidden cells after it (numbers glued for the prose) depend on the
+    chapter's experiments and are not run; nor are the hidden tests (graded cells)."""
     cells = []
     for cell in source.cells:
         tags = set(cell.metadata.get("tags", []))
         if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade"):
             continue
-        if {"remove-cell", "parameters"} & tags:
+        if {"remove-cell", "hide-input", "parameters"} & tags:
             cells.append(cell)
         if "parameters" in tags:
             break
