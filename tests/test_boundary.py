@@ -1,3 +1,5 @@
+import math
+
 import poisonlab as pl
 import pytest
 import torch
@@ -386,3 +388,126 @@ def test_sphere_design_checker_fails_poisons_the_defence_removes():
 
     result = ex.check_sphere_poisons(flipped_far)
     assert not result.ok and "survives" in repr(result)
+
+
+# -- the chapter's experiments: attack, retrain, measure ----------------------------------------
+
+
+@pytest.mark.parametrize("loss, model", [("logistic", "logreg"), ("hinge", "svm")])
+def test_attack_and_fit_attacks_the_learner_it_is_given_and_measures_its_test_error(blobs, loss, model):
+    learner = LinearLearner(loss, 1e-3)
+    x_val, y_val, x_te, y_te = blobs.x_test[:300], blobs.y_test[:300], blobs.x_test[300:], blobs.y_test[300:]
+    run = boundary.attack_and_fit(
+        learner, blobs.x_train, blobs.y_train, x_val, y_val, x_te, y_te, 0.05, steps=20, lr=0.05, seed=1
+    )
+    by_hand = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, x_val, y_val, 0.05, model=model, lam=1e-3, steps=20, lr=0.05, seed=1
+    )
+    assert run.poisoned.info["model"] == model and run.poisoned.info["lam"] == 1e-3
+    assert torch.equal(run.poisoned.x, by_hand.x) and torch.equal(run.poisoned.y, by_hand.y)
+    theta = learner.fit(by_hand.x, by_hand.y)
+    assert torch.allclose(run.theta, theta)
+    assert run.error == learner.error(theta, x_te, y_te)
+    clean = learner.error(learner.fit(blobs.x_train, blobs.y_train), x_te, y_te)
+    assert run.error > clean, "the crafted poisons should raise the test error"
+    poisoned, theta_run, error = run  # a tuple too, in the order of its fields
+    assert poisoned is run.poisoned and error == run.error
+
+
+def test_attack_and_fit_rejects_bad_input(blobs):
+    args = (blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, blobs.x_test, blobs.y_test, 0.05)
+    with pytest.raises(ValueError, match="LinearLearner"):
+        boundary.attack_and_fit("logreg", *args)
+    with pytest.raises(ValueError, match="do not pass lam, model"):
+        boundary.attack_and_fit(LinearLearner("logistic", 1e-3), *args, model="svm", lam=1.0)
+    with pytest.raises(ValueError, match="beta"):
+        boundary.attack_and_fit(LinearLearner("hinge", 1e-3, beta=2.0), *args)
+    bad = (*args[:5], blobs.y_test[:10], 0.05)
+    with pytest.raises(ValueError, match="y_test"):
+        boundary.attack_and_fit(LinearLearner("logistic", 1e-3), *bad)
+
+
+def test_flip_sets_draws_random_flips_and_runs_deterministic_ones_once(blobs):
+    sets = boundary.flip_sets(blobs.x_train, blobs.y_train, 0.1, "random", draws=3)
+    assert len(sets) == 3
+    for seed, ps in enumerate(sets):
+        assert torch.equal(ps.y, boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, seed=seed).y)
+    assert not torch.equal(sets[0].is_poison, sets[1].is_poison), "the draws must differ"
+    nearest = boundary.flip_sets(blobs.x_train, blobs.y_train, 0.1, "nearest", draws=3, lam=1e-3)
+    assert len(nearest) == 1
+    expected = boundary.label_flip(blobs.x_train, blobs.y_train, 0.1, strategy="nearest", lam=1e-3)
+    assert torch.equal(nearest[0].y, expected.y)
+    with pytest.raises(ValueError, match="strategy"):
+        boundary.flip_sets(blobs.x_train, blobs.y_train, 0.1, "furthest")
+    with pytest.raises(ValueError, match="draws"):
+        boundary.flip_sets(blobs.x_train, blobs.y_train, 0.1, "random", draws=0)
+    with pytest.raises(ValueError, match="x_val"):
+        boundary.flip_sets(blobs.x_train, blobs.y_train, 0.1, "influence")
+
+
+def test_mlp_attack_trains_the_same_network_on_clean_and_poisoned_data(blobs):
+    x_val, y_val, x_te, y_te = blobs.x_test[:300], blobs.y_test[:300], blobs.x_test[300:], blobs.y_test[300:]
+    kw = dict(steps=3, lr=0.05, train_steps=20, train_lr=0.5, seed=2)
+    out = boundary.mlp_attack(blobs.x_train, blobs.y_train, x_val, y_val, x_te, y_te, 0.05, **kw)
+    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, x_val, y_val, 0.05, model="mlp", **kw)
+    net, theta = boundary.train_mlp(blobs.x_train, blobs.y_train, train_steps=20, train_lr=0.5, seed=2)
+    assert out.clean_error == net.error(theta, x_te, y_te)
+    net, theta = boundary.train_mlp(ps.x, ps.y, train_steps=20, train_lr=0.5, seed=2)
+    assert out.poisoned_error == net.error(theta, x_te, y_te)
+    assert out.val_loss == (ps.info["val_loss"][0], ps.info["val_loss"][-1])
+    assert out.val_loss[1] > out.val_loss[0], "the ascent should raise the validation loss"
+    with pytest.raises(ValueError, match="x_test"):
+        boundary.mlp_attack(blobs.x_train, blobs.y_train, x_val, y_val, y_te, y_te, 0.05, **kw)
+
+
+def test_poison_groups_finds_each_concentrated_point_and_its_copies(blobs):
+    ps = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.07, lam=1e-3, steps=5, distinct=1, record=True
+    )
+    points = boundary.poison_groups(ps)
+    assert points.counts == [4, 3] and points.labels.tolist() == [0, 1]
+    traj = ps.info["trajectory"]
+    xp, yp = ps.poisons()
+    for g, label in enumerate((0, 1)):
+        first = int(torch.nonzero(yp == label)[0])
+        assert torch.equal(points.start[g], traj[0, first]) and torch.equal(points.end[g], traj[-1, first])
+    free = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, lam=1e-3, steps=5, record=True
+    )
+    assert sum(boundary.poison_groups(free).counts) == 5
+    with pytest.raises(ValueError, match="record=True"):
+        boundary.poison_groups(
+            boundary.gradient_poison(blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, steps=2)
+        )
+    with pytest.raises(ValueError, match="record=True"):
+        boundary.poison_groups(blobs.x_train)
+
+
+def test_grey_share_counts_values_strictly_inside_the_band():
+    x = torch.tensor([[0.0, 0.2, 0.5, 0.79], [0.8, 1.0, 0.3, 0.1]])
+    assert boundary.grey_share(x) == 3 / 8
+    assert boundary.grey_share(x, lo=0.0, hi=1.0) == 6 / 8  # all but pure black and white
+    with pytest.raises(ValueError, match="lo and hi"):
+        boundary.grey_share(x, lo=0.8, hi=0.2)
+    with pytest.raises(ValueError, match="empty"):
+        boundary.grey_share(torch.zeros(0, 4))
+    with pytest.raises(ValueError, match="x must"):
+        boundary.grey_share([0.5])
+
+
+def test_sanitise_poisoned_counts_the_poisons_that_survive(blobs):
+    sphere = boundary.SphereDefence.fit(blobs.x_train, blobs.y_train, quantile=0.9)
+    inside = sphere.centres.float()  # each class's centroid, with that class's label: kept
+    far = (sphere.centres[0] + torch.stack([2 * sphere.radii[0], sphere.radii[0] * 0])).float()  # 2 r away
+    poisons = torch.cat([inside, far.unsqueeze(0)])
+    ps = pl.PoisonedSet.append(blobs.x_train, blobs.y_train, poisons, torch.tensor([0, 1, 0]))
+    x_kept, y_kept, share = boundary.sanitise_poisoned(ps, sphere)
+    x_ref, y_ref, keep = boundary.sanitise(ps.x, ps.y, sphere)
+    assert torch.equal(x_kept, x_ref) and torch.equal(y_kept, y_ref)
+    assert share == 2 / 3 and bool(keep[-3:-1].all()) and not bool(keep[-1])
+    clean = pl.PoisonedSet.append(blobs.x_train, blobs.y_train, blobs.x_train[:0], blobs.y_train[:0])
+    assert math.isnan(boundary.sanitise_poisoned(clean, sphere)[2])
+    with pytest.raises(ValueError, match="PoisonedSet"):
+        boundary.sanitise_poisoned((blobs.x_train, blobs.y_train), sphere)
+    with pytest.raises(ValueError, match="at least one defence"):
+        boundary.sanitise_poisoned(ps)

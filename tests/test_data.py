@@ -124,3 +124,35 @@ def test_mnist5k_cache_gives_the_same_tensors(tmp_path):
     assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
     (tmp_path / "mnist5k.pt").write_bytes(b"not a tensor file")
     assert torch.equal(pl.load("mnist5k", root=tmp_path).x_train, first.x_train)
+
+
+def test_random_split_gives_disjoint_seeded_parts_of_the_requested_sizes():
+    x = torch.arange(20, dtype=torch.float32).reshape(10, 2)
+    y = torch.arange(10)
+    parts = pl.data.random_split(x, y, [4, 3], seed=5)
+    assert [len(py) for _, py in parts] == [4, 3]
+    seen = torch.cat([py for _, py in parts])
+    assert len(set(seen.tolist())) == 7, "the parts must not share an example"
+    for px, py in parts:
+        assert torch.equal(px[:, 0], 2 * py.float()), "inputs must stay with their labels"
+    again = pl.data.random_split(x, y, [4, 3], seed=5)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(parts, again))
+    other = pl.data.random_split(x, y, [4, 3], seed=6)
+    assert not torch.equal(parts[0][1], other[0][1])
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(parts[0][1], order[:4]) and torch.equal(parts[1][1], order[4:7])
+    state = torch.get_rng_state()
+    pl.data.random_split(x, y, [10], seed=0)
+    assert torch.equal(state, torch.get_rng_state()), "the global RNG must stay untouched"
+
+
+def test_random_split_rejects_bad_sizes():
+    x, y = torch.zeros(5, 2), torch.zeros(5, dtype=torch.long)
+    with pytest.raises(ValueError, match="sum to at most"):
+        pl.data.random_split(x, y, [3, 3])
+    with pytest.raises(ValueError, match="sizes"):
+        pl.data.random_split(x, y, [-1])
+    with pytest.raises(ValueError, match="at least one part"):
+        pl.data.random_split(x, y, [])
+    with pytest.raises(ValueError, match="y must have 5 entries"):
+        pl.data.random_split(x, y[:4], [2])

@@ -111,3 +111,31 @@ def test_epoch_spread_averages_runs_and_leaves_out_masked_epochs():
     b.metrics = {"asr": [1.0], "ca": [0.1]}
     with pytest.raises(ValueError, match="different numbers"):
         epoch_spread([a, b], "asr")
+
+
+def test_first_epoch_is_one_based_and_none_when_never_reached():
+    from poisonlab.experiment import first_epoch
+
+    assert first_epoch([0.1, 0.5, 0.9, 0.95], lambda v: v >= 0.9) == 3
+    assert first_epoch([0.1, 0.5], lambda v: v >= 0.9) is None
+    assert first_epoch([], lambda v: True) is None
+    with pytest.raises(ValueError, match="test must be a function"):
+        first_epoch([0.1], 0.9)
+
+
+def test_first_epoch_at_needs_every_metric_at_its_threshold_in_the_same_epoch():
+    from poisonlab.experiment import first_epoch_at
+    from poisonlab.train import History
+
+    h = History()
+    # epoch 1: ASR 100% from a model that answers 0 to everything (CA 10%); it does not count
+    h.metrics = {"clean_accuracy": [0.1, 0.6, 0.9, 0.95], "attack_success_rate": [1.0, 0.5, 0.92, 0.99]}
+    assert first_epoch_at(h, {"attack_success_rate": 0.9}) == 1
+    assert first_epoch_at(h, {"clean_accuracy": 0.5, "attack_success_rate": 0.9}) == 3
+    assert first_epoch_at(h, {"clean_accuracy": 0.8}) == 3
+    assert first_epoch_at(h, {"clean_accuracy": 0.6}) == 2  # the threshold itself counts
+    assert first_epoch_at(h, {"clean_accuracy": 0.99}) is None
+    with pytest.raises(ValueError, match="no per-epoch"):
+        first_epoch_at(h, {"loss poisons": 0.1})
+    with pytest.raises(ValueError, match="at least one metric"):
+        first_epoch_at(h, {})

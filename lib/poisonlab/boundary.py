@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -729,3 +730,261 @@ def _check_centres(centres: torch.Tensor, sizes: torch.Tensor, name: str) -> Non
 def _check_dim(x: torch.Tensor, centres: torch.Tensor) -> None:
     if x.shape[1] != centres.shape[1]:
         raise ValueError(f"inputs have {x.shape[1]} features but the defence's centroids {centres.shape[1]}")
+
+
+# -- experiments of chapter 1: one attack, one retrained learner, one number -------------------
+
+
+class AttackRun(NamedTuple):
+    """One gradient attack on a linear learner and what it did.
+
+    Attributes:
+        poisoned: the poisoned training set (:func:`gradient_poison`'s result).
+        theta: the learner's parameters θ̂ (d + 1,), retrained on ``poisoned``.
+        error: the test error of θ̂, in [0, 1].
+    """
+
+    poisoned: PoisonedSet
+    theta: torch.Tensor
+    error: float
+
+
+_ATTACK_MODEL = {"logistic": "logreg", "hinge": "svm"}
+
+
+def attack_and_fit(
+    learner: LinearLearner,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    eps: float,
+    **attack: Any,
+) -> AttackRun:
+    """Craft ⌊ε n⌋ poisons against ``learner``, retrain it on the poisoned set and measure its
+    test error: one point of a budget or regularisation sweep.
+
+    The poisons come from :func:`gradient_poison` with the learner's own loss (``"logreg"`` for the
+    logistic loss, ``"svm"`` for the smoothed hinge) and L2 strength, so the attacker differentiates
+    (eq. (ch1-implicit), Koh & Liang 2017) through exactly the training it attacks.
+
+    Args:
+        learner: the victim, a :class:`~poisonlab.linear.LinearLearner` (a hinge learner must keep
+            the default sharpness β = 10, which the attack assumes).
+        x_train, y_train: the clean training set (n, d) in the box, labels (n,) in {0, 1}.
+        x_val, y_val: the attacker's validation set.
+        x_test, y_test: the test set the error is measured on, never seen by the attacker.
+        eps: budget in [0, 1).
+        **attack: passed to :func:`gradient_poison` (``steps``, ``lr``, ``seed``, ``record``,
+            ``distinct``, ``project``, …), except ``model`` and ``lam``, which the learner sets.
+
+    Returns:
+        An :class:`AttackRun`; deterministic for a given ``seed``.
+    """
+    if not isinstance(learner, LinearLearner):
+        raise ValueError(f"learner must be a LinearLearner, got {type(learner).__name__}")
+    if learner.loss == "hinge" and learner.beta != LinearLearner.beta:
+        raise ValueError(f"learner.beta must be {LinearLearner.beta} for the svm attack, got {learner.beta}")
+    clash = sorted({"model", "lam"} & set(attack))
+    if clash:
+        raise ValueError(f"the learner sets the attack's model and lam; do not pass {', '.join(clash)}")
+    x_test = _validate.inputs("x_test", x_test)
+    y_test = _validate.labels("y_test", y_test, n=x_test.shape[0], num_classes=2)
+    poisoned = gradient_poison(
+        x_train, y_train, x_val, y_val, eps, model=_ATTACK_MODEL[learner.loss], lam=learner.lam, **attack
+    )
+    theta = learner.fit(poisoned.x, poisoned.y)
+    return AttackRun(poisoned, theta, learner.error(theta, x_test, y_test))
+
+
+def flip_sets(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    strategy: str,
+    *,
+    draws: int = 1,
+    lam: float = 1e-2,
+    x_val: torch.Tensor | None = None,
+    y_val: torch.Tensor | None = None,
+) -> list[PoisonedSet]:
+    """The training sets one label-flip strategy produces at budget ε: ``draws`` independent
+    draws (seeds 0, …, draws − 1) for ``"random"``, whose result depends on the draw, and one set
+    for the deterministic strategies (``"nearest"``, ``"confident"``, ``"influence"``).
+
+    Args:
+        x, y: the clean training set (n, ...) and its labels (n,) in {0, 1}.
+        eps: budget in [0, 1); each set has ⌊ε n⌋ flipped labels.
+        strategy: one of :data:`STRATEGIES` (see :func:`label_flip`).
+        draws: number of random draws, >= 1; ignored by the deterministic strategies.
+        lam, x_val, y_val: as in :func:`label_flip` (``x_val``, ``y_val`` for ``"influence"``).
+
+    Returns:
+        A list of :class:`PoisonedSet`, ``draws`` long for ``"random"`` and 1 long otherwise.
+    """
+    _validate.choice("strategy", strategy, STRATEGIES)
+    draws = _validate.positive_int("draws", draws)
+    seeds = range(draws) if strategy == "random" else range(1)
+    return [label_flip(x, y, eps, strategy=strategy, seed=s, lam=lam, x_val=x_val, y_val=y_val) for s in seeds]
+
+
+class MLPAttack(NamedTuple):
+    """The unrolled attack on the small network, and what it did.
+
+    Attributes:
+        clean_error: test error of the network trained on the clean set, in [0, 1].
+        poisoned_error: test error of the same network (same initialisation) trained on the
+            poisoned set, in [0, 1].
+        val_loss: the attacker's validation loss before the first and after the last ascent step.
+    """
+
+    clean_error: float
+    poisoned_error: float
+    val_loss: tuple[float, float]
+
+
+def mlp_attack(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    eps: float,
+    *,
+    steps: int = 30,
+    lr: float = 0.05,
+    lam: float = 1e-2,
+    train_steps: int = 100,
+    train_lr: float = 0.5,
+    seed: int = 0,
+) -> MLPAttack:
+    """Attack the :class:`SmallMLP` by differentiating through its unrolled training
+    (eq. (ch1-unrolled), Muñoz-González et al. 2017), then train the network on the clean and on
+    the poisoned set from the same initialisation and measure both test errors.
+
+    Args:
+        x_train, y_train: the clean training set (n, d) in [0, 1], labels (n,) in {0, 1}.
+        x_val, y_val: the attacker's validation set.
+        x_test, y_test: the test set, never seen by the attacker.
+        eps: budget in [0, 1).
+        steps, lr: the attack's ascent steps (>= 1) and Adam step size (> 0).
+        lam, train_steps, train_lr: the network's weight decay and its full-batch gradient descent,
+            known to the attacker and used by the victim.
+        seed: the network's initialisation and the attack's starting points.
+
+    Returns:
+        An :class:`MLPAttack`; deterministic for a given ``seed``.
+    """
+    x_test = _validate.inputs("x_test", x_test)
+    y_test = _validate.labels("y_test", y_test, n=x_test.shape[0], num_classes=2)
+    poisoned = gradient_poison(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        eps,
+        model="mlp",
+        steps=steps,
+        lr=lr,
+        lam=lam,
+        train_steps=train_steps,
+        train_lr=train_lr,
+        seed=seed,
+    )
+
+    def error(x: torch.Tensor, y: torch.Tensor) -> float:
+        net, theta = train_mlp(x, y, lam=lam, train_steps=train_steps, train_lr=train_lr, seed=seed)
+        return net.error(theta, x_test, y_test)
+
+    losses = poisoned.info["val_loss"]
+    return MLPAttack(error(x_train, y_train), error(poisoned.x, poisoned.y), (losses[0], losses[-1]))
+
+
+class PoisonGroups(NamedTuple):
+    """The distinct points of a concentrated attack, one row per group of identical copies.
+
+    Attributes:
+        start: where each point started, (G, ...).
+        end: where gradient ascent took it, (G, ...).
+        counts: the number of copies of each point.
+        labels: the label each point carries, (G,).
+    """
+
+    start: torch.Tensor
+    end: torch.Tensor
+    counts: list[int]
+    labels: torch.Tensor
+
+
+def poison_groups(poisoned: PoisonedSet) -> PoisonGroups:
+    """Group the poisons of a :func:`gradient_poison` run recorded with ``record=True`` into the
+    distinct points they sit at (Koh, Steinhardt & Liang 2022's concentrated poisons, ``distinct``):
+    poisons with the same label that end at the same position are copies of one point.
+
+    Args:
+        poisoned: a gradient attack's result with ``info["trajectory"]`` (steps + 1, n_p, ...).
+
+    Returns:
+        A :class:`PoisonGroups`, ordered by label and then by each point's first copy.
+    """
+    trajectory = poisoned.info.get("trajectory") if isinstance(poisoned, PoisonedSet) else None
+    if trajectory is None:
+        raise ValueError("poisoned must be a gradient_poison result recorded with record=True")
+    _, labels = poisoned.poisons()
+    end = trajectory[-1].flatten(1)
+    firsts: list[int] = []
+    counts: list[int] = []
+    for i in range(len(labels)):
+        for g, first in enumerate(firsts):
+            if labels[first] == labels[i] and torch.equal(end[first], end[i]):
+                counts[g] += 1
+                break
+        else:
+            firsts.append(i)
+            counts.append(1)
+    order = sorted(range(len(firsts)), key=lambda g: (int(labels[firsts[g]]), firsts[g]))
+    idx = [firsts[g] for g in order]
+    return PoisonGroups(trajectory[0, idx], trajectory[-1, idx], [counts[g] for g in order], labels[idx])
+
+
+def grey_share(x: torch.Tensor, *, lo: float = 0.2, hi: float = 0.8) -> float:
+    """The share of pixel values strictly between ``lo`` and ``hi``: neither near black nor near
+    white. Handwritten digits are almost all ink or background, so crafted images stand out by it.
+
+    Args:
+        x: images (N, C, H, W) or inputs (N, d) in [0, 1], N >= 1.
+        lo, hi: the grey band, 0 <= lo < hi <= 1.
+
+    Returns:
+        A float in [0, 1].
+    """
+    x = _validate.inputs("x", x)
+    if x.numel() == 0:
+        raise ValueError("x must hold at least one value, got an empty tensor")
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"lo and hi must satisfy 0 <= lo < hi <= 1, got lo={lo!r}, hi={hi!r}")
+    return float(((x > lo) & (x < hi)).float().mean())
+
+
+def sanitise_poisoned(
+    poisoned: PoisonedSet, *defences: SphereDefence | SlabDefence
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """:func:`sanitise` a poisoned training set and count how many of its poisons got through.
+
+    Args:
+        poisoned: the training set, clean points and poisons, with ``is_poison``.
+        *defences: one or more fitted defences; a point is kept if every one keeps it.
+
+    Returns:
+        ``(x_kept, y_kept, share)``: the kept inputs and labels, and the share of the poisons kept,
+        in [0, 1] (NaN for a set without poisons).
+    """
+    if not isinstance(poisoned, PoisonedSet):
+        raise ValueError(f"poisoned must be a PoisonedSet, got {type(poisoned).__name__}")
+    x_kept, y_kept, keep = sanitise(poisoned.x, poisoned.y, *defences)
+    n = poisoned.n_poison
+    share = int(keep[poisoned.is_poison].sum()) / n if n else math.nan
+    return x_kept, y_kept, share

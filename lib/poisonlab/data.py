@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,3 +312,37 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
         splits.append((x.float().div_(255.0).contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)))
     (xtr, ytr), (xte, yte) = splits
     return Dataset(name, xtr, ytr, xte, yte, classes)
+
+
+def random_split(
+    x: torch.Tensor, y: torch.Tensor, sizes: Sequence[int], *, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Disjoint random parts of a dataset, e.g. the learner's training set and the attacker's
+    fresh images.
+
+    One random permutation of the N examples (drawn from its own generator, seeded by ``seed``) is
+    cut into consecutive pieces of the given sizes; examples beyond ``sum(sizes)`` are left out.
+
+    Args:
+        x: inputs (N, ...).
+        y: labels (N,).
+        sizes: the size of each part, every one >= 0, summing to at most N.
+        seed: seeds the permutation; the same seed gives the same parts.
+
+    Returns:
+        One ``(x_part, y_part)`` per size, in the order of ``sizes``.
+    """
+    x = _validate.inputs("x", x)
+    y = _validate.labels("y", y, n=x.shape[0])
+    sizes = [_validate.positive_int("sizes", s, allow_zero=True) for s in sizes]
+    if not sizes:
+        raise ValueError("sizes must name at least one part, got none")
+    if sum(sizes) > len(y):
+        raise ValueError(f"sizes must sum to at most the {len(y)} examples, got {sum(sizes)}")
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    parts, start = [], 0
+    for size in sizes:
+        part = order[start : start + size]
+        parts.append((x[part], y[part]))
+        start += size
+    return parts

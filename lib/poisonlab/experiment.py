@@ -12,6 +12,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -257,3 +258,40 @@ def epoch_spread(
         lo.append(min(values) if values else math.nan)
         hi.append(max(values) if values else math.nan)
     return mean, lo, hi
+
+
+def first_epoch(values: Sequence[Any], test: Callable[[Any], bool]) -> int | None:
+    """The first epoch (1-based) whose value passes ``test``, or ``None`` if none does.
+
+    Args:
+        values: one value per epoch, e.g. ``history.metrics["clean_accuracy"]``.
+        test: a predicate on one value, e.g. ``lambda v: v >= 0.8``.
+
+    Returns:
+        An epoch in [1, len(values)], or ``None``.
+    """
+    if not callable(test):
+        raise ValueError(f"test must be a function of one value, got {type(test).__name__}")
+    return next((e + 1 for e, v in enumerate(values) if test(v)), None)
+
+
+def first_epoch_at(history: History, thresholds: Mapping[str, float]) -> int | None:
+    """The first epoch (1-based) at which every named per-epoch metric of one run is at least its
+    threshold, e.g. ``{"clean_accuracy": 0.5, "attack_success_rate": 0.9}``: 90% ASR while the CA
+    is at least 50%, below which an ASR means nothing (a model that answers the target class to
+    everything scores 100%).
+
+    Args:
+        history: a run recorded with ``train_and_score(..., per_epoch=True)``.
+        thresholds: ``{metric: lowest value}``, at least one metric, each in ``history.metrics``.
+
+    Returns:
+        An epoch in [1, epochs], or ``None`` if the run never gets there.
+    """
+    if not thresholds:
+        raise ValueError("thresholds must name at least one metric, got none")
+    missing = sorted(k for k in thresholds if k not in history.metrics)
+    if missing:
+        raise ValueError(f"history has no per-epoch {missing}; it has {sorted(history.metrics)}")
+    rows = zip(*(history.metrics[k] for k in thresholds))
+    return first_epoch(list(rows), lambda row: all(v >= t for v, t in zip(row, thresholds.values())))
