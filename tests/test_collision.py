@@ -190,3 +190,41 @@ def test_success_under_budget_counts_wins_the_judge_and_the_budget_accept():
 def test_success_under_budget_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         collision.success_under_budget(*args)
+
+
+def test_end_to_end_flipped_asks_one_victim_per_target(transfer_setting):
+    extractor, judge, pair, pick, targets, bases = transfer_setting
+    x_ft, y_ft = pair.x_train[pick], pair.y_train[pick]
+    copies = targets[:2].unsqueeze(1).repeat(1, 20, 1, 1, 1)  # 20 copies of each target, labelled as the base
+    flipped = experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], copies, 1)
+    assert flipped.dtype == torch.bool and flipped.tolist() == [True, True]
+    mixed = torch.stack([copies[0, :12], bases[:12]])  # the second target gets 8s, not copies of itself
+    expected = [experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[j], mixed[j], 1) for j in range(2)]
+    assert experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], mixed, 1).tolist() == expected
+    clean = experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], None, 1)
+    assert clean.tolist() == [
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, t, targets[:0], 1) for t in targets[:2]
+    ]
+    with pytest.raises(ValueError, match="one per target"):
+        experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], copies[:1], 1)
+    with pytest.raises(ValueError, match="targets must be images"):
+        experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[0], None, 1)
+
+
+def test_bases_per_target_draws_different_bases_target_by_target():
+    pool = torch.arange(100, 130)
+    picks = collision.bases_per_target(pool, 5, 4)
+    assert picks.shape == (5, 4) and bool(torch.isin(picks, pool).all())
+    assert all(len(set(row.tolist())) == 4 for row in picks)  # no base twice for one target
+    assert torch.equal(collision.bases_per_target(pool, 2, 4), picks[:2])  # a target's draw ignores the others
+    assert torch.equal(collision.bases_per_target(pool, 5, 4), picks)
+    assert not torch.equal(collision.bases_per_target(pool, 5, 4, seed=1)[0], picks[0])
+    assert torch.equal(collision.bases_per_target(pool, 5, 4, seed=1)[:4], picks[1:])
+    with pytest.raises(ValueError, match="count must be at most"):
+        collision.bases_per_target(pool, 5, 31)
+    with pytest.raises(ValueError, match="pool must be a 1-D"):
+        collision.bases_per_target(pool.view(5, 6), 5, 4)
+    with pytest.raises(ValueError, match="n_targets"):
+        collision.bases_per_target(pool, 0, 4)
+    with pytest.raises(ValueError, match="seed"):
+        collision.bases_per_target(pool, 5, 4, seed=0.5)

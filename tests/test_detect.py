@@ -260,3 +260,62 @@ def test_chapter_4_checkers_pass_right_answers_and_reject_wrong_ones():
             assert not ex.check_switch_share(lambda s1, d: s1 / d**2).ok  # never says "no switch"
             assert not ex.check_switch_share(lambda s1, d: min(1.0, 2 * s1 / d**2)).ok  # s = 2 of the bound
             assert ex.check_switch_share(lambda s1, d: (_ for _ in ()).throw(NotImplementedError)).passed == 0
+
+
+def test_auc_chance_width_holds_95_percent_of_the_aucs_of_useless_scores():
+    n_pos, n_neg = 40, 160
+    w = detect.auc_chance_width(n_pos, n_neg)
+    assert w == pytest.approx(1.96 * math.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg)))
+    assert detect.auc_chance_width(n_pos, n_neg, z=2.58) == pytest.approx(w * 2.58 / 1.96)
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(n_pos + n_neg) < n_pos
+    aucs = torch.tensor([detect.roc_auc(torch.rand(n_pos + n_neg, generator=g), truth) for _ in range(1000)])
+    outside = float(((aucs - 0.5).abs() > w).float().mean())
+    assert 0.03 < outside < 0.07  # about 5% of random scores fall outside ½ ± w
+    assert float(aucs.std()) == pytest.approx(w / 1.96, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "args, match", [((0, 10), "n_pos"), ((10, -1), "n_neg"), ((10, 10.5), "n_neg"), ((10, 10, 0.0), "z")]
+)
+def test_auc_chance_width_rejects_empty_groups_and_bad_quantiles(args, match):
+    n_pos, n_neg, *z = args
+    with pytest.raises(ValueError, match=match):
+        detect.auc_chance_width(n_pos, n_neg, **({"z": z[0]} if z else {}))
+
+
+def test_removal_recall_counts_the_poisons_in_the_removed_top_of_the_class():
+    scores = torch.arange(20.0)
+    is_poison = torch.zeros(20, dtype=torch.bool)
+    is_poison[[0, 17, 18, 19]] = True  # three on top, one at the bottom
+    assert detect.removal_recall(scores, is_poison, 0.1) == 0.75  # ⌈1.5 · 0.1 · 20⌉ = 3 removed
+    assert detect.removal_recall(scores, is_poison, 0.1, factor=0.5) == 0.25  # only the top one
+    assert detect.removal_recall(-scores, is_poison, 0.1) == 0.25  # reversed, the bottom poison is on top
+    assert detect.removal_recall(scores, is_poison, 0.0) == 0.0  # ε = 0 removes nothing
+    with pytest.raises(ValueError, match="no poison"):
+        detect.removal_recall(scores, torch.zeros(20, dtype=torch.bool), 0.1)
+    with pytest.raises(ValueError, match="is_poison must be shaped"):
+        detect.removal_recall(scores, is_poison[:10], 0.1)
+    with pytest.raises(ValueError, match="1-D"):
+        detect.removal_recall(scores.view(4, 5), is_poison, 0.1)
+    with pytest.raises(ValueError, match="eps"):
+        detect.removal_recall(scores, is_poison, 1.0)
+
+
+def test_spike_visibility_is_loud_for_a_planted_spike_and_quiet_without_one():
+    reps, labels, is_poison = spiked(shift=12.0)
+    one = labels == 1
+    loud = detect.spike_visibility(reps[one], is_poison[one])
+    assert loud.separation == detect.separation(reps[one], is_poison[one]) and loud.separation > 1
+    assert loud.auc == detect.detection_report(detect.spectral_scores(reps[one], labels[one]), is_poison[one]).auc
+    assert loud.auc > 0.99 and loud.cos2 == pytest.approx(detect.alignment(reps[one], is_poison[one]) ** 2)
+    assert loud.cos2 > 0.9
+    quiet_reps, _, _ = spiked(shift=0.0, d=50)
+    quiet = detect.spike_visibility(quiet_reps[one], is_poison[one])
+    assert quiet.separation < 0.1 and abs(quiet.auc - 0.5) < 0.2 and quiet.cos2 < 0.25
+    with pytest.raises(ValueError, match="is_poison must have shape"):
+        detect.spike_visibility(reps[one], is_poison)
+    with pytest.raises(ValueError, match="2-D"):
+        detect.spike_visibility(reps[one][:, 0], is_poison[one])
+    with pytest.raises(ValueError, match="at least 2 poisons"):
+        detect.spike_visibility(reps[one], torch.zeros(int(one.sum()), dtype=torch.bool))

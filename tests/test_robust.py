@@ -171,3 +171,39 @@ def test_coordinate_median_equals_the_middle_of_the_sorted_columns(n):
     x = torch.randn(n, 5, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
     s = x.sort(dim=0).values
     assert torch.equal(robust.coordinate_median(x), 0.5 * (s[(n - 1) // 2] + s[n // 2]))
+
+
+def test_top_eigenvalue_of_clean_points_sits_at_the_marchenko_pastur_edge():
+    x = torch.randn(4000, 100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    edge = (1 + math.sqrt(100 / 4000)) ** 2
+    assert robust.top_eigenvalue(x) == pytest.approx(edge, abs=0.04)
+    assert robust.top_eigenvalue(x + 5.0) == pytest.approx(robust.top_eigenvalue(x))  # centred at the mean
+    spiked = x.clone()
+    spiked[:, 0] *= 2.0  # variance 4 along one coordinate
+    assert robust.top_eigenvalue(spiked) == pytest.approx(4.0, rel=0.1)
+    with pytest.raises(ValueError, match="2-D"):
+        robust.top_eigenvalue(torch.zeros(5))
+    with pytest.raises(ValueError, match="at least 2 row"):
+        robust.top_eigenvalue(torch.zeros(1, 3))
+
+
+def test_tail_poisons_raise_the_variance_along_u_by_the_mixture_excess_and_no_more():
+    eps = 0.2
+    c = robust.contaminated_gaussian(N, D, eps, placement="tail", seed=1)
+    spike = robust.poison_spike(c)
+    t = robust.tail_distance(eps)
+    assert spike.along_u_clean == pytest.approx(1.0, abs=0.05)
+    assert spike.along_u_all - 1 == pytest.approx(eps * (t**2 - 1) - eps**2 * t**2, abs=0.05)
+    assert spike.top_clean == pytest.approx((1 + math.sqrt(D / N)) ** 2, abs=0.05)
+    # the spike stands out against the clean sample, yet stays below the filter's stopping level
+    assert spike.top_clean + 0.15 < spike.top_all < robust.spectral_threshold(eps, N, D)
+    far = robust.poison_spike(robust.contaminated_gaussian(N, D, eps, placement="far", seed=1))
+    assert far.along_u_all > 100 and far.top_all == pytest.approx(far.along_u_all, rel=0.01)
+    assert robust.poison_spike(c) == spike  # deterministic
+    with pytest.raises(ValueError, match="Contaminated"):
+        robust.poison_spike(c.x)
+    only_poisons = robust.Contaminated(
+        c.x[:3], torch.ones(3, dtype=torch.bool), c.true_mean, c.direction, eps, t, "tail"
+    )
+    with pytest.raises(ValueError, match="at least 2 clean"):
+        robust.poison_spike(only_poisons)

@@ -42,6 +42,38 @@ def watermark(base: torch.Tensor, target: torch.Tensor, opacity: float) -> torch
     return gamma * target_b + (1.0 - gamma) * base_b
 
 
+def bases_per_target(pool: torch.Tensor, n_targets: int, count: int, *, seed: int = 0) -> torch.Tensor:
+    """Choose ``count`` different bases for each of ``n_targets`` targets, as Shafahi et al. (2018,
+    sec. 4.2) give one target several poisons made from different base images.
+
+    Target j draws its bases without replacement from ``pool`` with a generator seeded ``seed + j``,
+    so its draw does not depend on how many targets there are (two targets may share a base).
+
+    Args:
+        pool: the candidate bases, a 1-D tensor (B,) (indices into a dataset, say) with B ≥ ``count``.
+        n_targets: T, the number of targets, ≥ 1.
+        count: m, the bases per target, in [1, B].
+        seed: the first target's seed.
+
+    Returns:
+        (T, m): row j holds target j's bases, entries of ``pool``.
+    """
+    if not isinstance(pool, torch.Tensor) or pool.ndim != 1:
+        raise ValueError(
+            f"pool must be a 1-D tensor of candidate bases, got {getattr(pool, 'shape', type(pool).__name__)}"
+        )
+    n_targets = _validate.positive_int("n_targets", n_targets)
+    count = _validate.positive_int("count", count)
+    if count > len(pool):
+        raise ValueError(f"count must be at most the pool's size {len(pool)}, got {count}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    draws = [
+        torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + j))[:count] for j in range(n_targets)
+    ]
+    return torch.stack([pool[d] for d in draws])
+
+
 def _pairs(base: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bases and targets as two (P, C, H, W) batches, broadcasting a single target."""
     if not isinstance(base, torch.Tensor) or not isinstance(target, torch.Tensor):

@@ -611,6 +611,96 @@ def roc_auc(scores: torch.Tensor, is_poison: torch.Tensor) -> float:
     return float((ranks[p].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def auc_chance_width(n_pos: int, n_neg: int, *, z: float = 1.96) -> float:
+    """The half-width of the band ½ ± w in which the AUC of a useless score falls with probability
+    about 95% (for z = 1.96), between ``n_pos`` poisons and ``n_neg`` clean points.
+
+    A score that cannot tell the two groups apart ranks them like a random permutation. Its AUC is
+    the Mann–Whitney statistic U/(n₊ n₋), whose mean is then ½ and whose variance, without ties, is
+    (n₊ + n₋ + 1)/(12 n₊ n₋) (Mann & Whitney 1947); the statistic is close to normal for groups of
+    a few dozen, so
+
+    .. math:: w = z \\sqrt{\\frac{n_+ + n_- + 1}{12\\, n_+ n_-}} .
+
+    An AUC outside ½ ± w says the score separates the groups (or ranks them in reverse).
+
+    Args:
+        n_pos: the number of poisons, ≥ 1.
+        n_neg: the number of clean points, ≥ 1.
+        z: the normal quantile of the band, > 0 (1.96 for 95%, 2.58 for 99%).
+
+    Returns:
+        w > 0.
+    """
+    n_pos = _validate.positive_int("n_pos", n_pos)
+    n_neg = _validate.positive_int("n_neg", n_neg)
+    z = _validate.positive_float("z", z)
+    return z * math.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
+
+
+def removal_recall(scores: torch.Tensor, is_poison: torch.Tensor, eps: float, factor: float = 1.5) -> float:
+    """The share of the poisons that the defence of Tran et al. 2018 (Algorithm 1) removes from
+    one class: the poisons among the ⌈factor · eps · n⌉ highest of the n ``scores``
+    (:func:`remove_top` on a single class, read by :func:`detection_report`).
+
+    Args:
+        scores: suspicion scores (n,) of the points of one class, higher = more suspicious, finite.
+        is_poison: ground truth (n,), with at least one poison.
+        eps: the poison share the defender assumes, in [0, 1).
+        factor: how many times ε to remove, > 0.
+
+    Returns:
+        the recall, in [0, 1].
+    """
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
+        raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != scores.shape:
+        raise ValueError(
+            f"is_poison must be shaped like scores {tuple(scores.shape)}, got {getattr(is_poison, 'shape', None)}"
+        )
+    if not bool(is_poison.bool().any()):
+        raise ValueError("is_poison marks no poison; the share of the poisons removed is undefined")
+    keep = remove_top(scores, torch.zeros(len(scores), dtype=torch.long), eps, factor)
+    return detection_report(~keep, is_poison).recall
+
+
+@dataclass(frozen=True)
+class SpikeVisibility:
+    """How visible one class's poisons are to the spectral signature (see :func:`spike_visibility`).
+
+    Attributes:
+        separation: s of :func:`separation`, ≥ 0.
+        auc: the ROC AUC of :func:`spectral_scores` against the poisons, in [0, 1].
+        cos2: cos² θ, the squared :func:`alignment` of the top direction with Δ, in [0, 1].
+    """
+
+    separation: float
+    auc: float
+    cos2: float
+
+
+def spike_visibility(reps: torch.Tensor, is_poison: torch.Tensor) -> SpikeVisibility:
+    """Chapter 4's three measures of a poisoned class's spike, from its representations: the
+    separation s (the spike against the largest spread of either group, Tran et al. 2018,
+    Lemma 3.1), the AUC of the spectral score τᵢ (their Algorithm 1), and cos² θ between the top
+    direction and Δ (the overlap that the BBP transition predicts; chapter 5, eq. ch5-theta).
+    They need the ground truth: an analysis of a detector, not a detector.
+
+    Args:
+        reps: representations (n, F) of one class, finite, not all equal.
+        is_poison: (n,) bool with at least 2 poisons and 2 clean points.
+    """
+    reps = _finite_matrix("reps", reps)
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != (reps.shape[0],):
+        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {getattr(is_poison, 'shape', None)}")
+    one_class = torch.zeros(reps.shape[0], dtype=torch.long)
+    return SpikeVisibility(
+        separation=separation(reps, is_poison),
+        auc=roc_auc(spectral_scores(reps, one_class), is_poison),
+        cos2=alignment(reps, is_poison) ** 2,
+    )
+
+
 def detection_report(flags_or_scores: torch.Tensor, is_poison: torch.Tensor) -> DetectionReport:
     """Precision and recall of boolean flags, or the ROC AUC of real-valued scores (flags get an
     AUC too, as 0/1 scores), against the ground truth ``is_poison`` (N,)."""

@@ -154,6 +154,61 @@ def end_to_end_flips(
     return bool(predict(model, target.unsqueeze(0))[0] == base_label)
 
 
+def end_to_end_flipped(
+    extractor: nn.Module,
+    x_finetune: torch.Tensor,
+    y_finetune: torch.Tensor,
+    targets: torch.Tensor,
+    poisons: torch.Tensor | None,
+    base_label: int,
+    *,
+    epochs: int = 10,
+    lr: float = 0.01,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> torch.Tensor:
+    """:func:`end_to_end_flips` for T targets, each with its own poisons: one end-to-end victim per
+    target (Shafahi et al. 2018, sec. 4.2), trained and asked in turn.
+
+    Args:
+        extractor: a pretrained :class:`~poisonlab.models.Classifier` (left untouched).
+        x_finetune, y_finetune: the clean fine-tuning set, labels in [0, K).
+        targets: the target images (T, C, H, W), T ≥ 1.
+        poisons: the poisons (T, m, C, H, W), row t for target t (m ≥ 0); ``None`` for none, which
+            asks whether the clean victim already reads each target as ``base_label``.
+        base_label: the poisons' (true) class in the fine-tuning labels.
+        epochs, lr, batch_size, seed: as in :func:`end_to_end_flips`, the same for every target.
+
+    Returns:
+        (T,) bool: whether each target is classified as ``base_label`` after training.
+    """
+    if not isinstance(targets, torch.Tensor) or targets.ndim != 4 or len(targets) == 0:
+        raise ValueError(f"targets must be images (T, C, H, W) with T >= 1, got {getattr(targets, 'shape', None)}")
+    if poisons is None:
+        poisons = targets.new_zeros(len(targets), 0, *targets.shape[1:])
+    if not isinstance(poisons, torch.Tensor) or poisons.ndim != 5 or poisons.shape[0] != len(targets):
+        raise ValueError(
+            f"poisons must be (T, m, C, H, W) with T = {len(targets)} rows, one per target, "
+            f"got {getattr(poisons, 'shape', None)}"
+        )
+    flipped = [
+        end_to_end_flips(
+            extractor,
+            x_finetune,
+            y_finetune,
+            target,
+            own,
+            base_label,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+        )
+        for target, own in zip(targets, poisons)
+    ]
+    return torch.tensor(flipped, dtype=torch.bool)
+
+
 def mean_losses(
     model: nn.Module, groups: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, batch_size: int = 1024
 ) -> dict[str, float]:

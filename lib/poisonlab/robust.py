@@ -333,3 +333,52 @@ def mean_error(estimate: torch.Tensor, true_mean: torch.Tensor) -> float:
             f"estimate and true_mean must have the same shape, got {tuple(estimate.shape)} and {tuple(true_mean.shape)}"
         )
     return float((estimate.double() - true_mean.double()).norm())
+
+
+def top_eigenvalue(x: torch.Tensor) -> float:
+    """λ, the largest eigenvalue of the sample covariance of the points ``x`` (n, d), n ≥ 2, centred
+    at their mean and normalised by n. For n clean N(0, I_d) points it sits near the
+    Marchenko–Pastur edge (1 + √(d/n))² (Marchenko & Pastur 1967), the level that
+    :func:`spectral_threshold` starts from; a direction with more variance than that stands out."""
+    x = _points("x", x, min_rows=2)
+    centred = x - x.mean(0)
+    return float(torch.linalg.eigvalsh(centred.T @ centred / len(x))[-1])
+
+
+@dataclass(frozen=True)
+class PoisonSpike:
+    """What the poisons of one :class:`Contaminated` sample add to its second moments (see
+    :func:`poison_spike`): the top eigenvalue λ of the covariance and the variance along the
+    poisons' direction u, each of the clean points alone and of all the points."""
+
+    top_clean: float
+    top_all: float
+    along_u_clean: float
+    along_u_all: float
+
+
+def poison_spike(sample: Contaminated) -> PoisonSpike:
+    """The spike that the poisons of ``sample`` make: :func:`top_eigenvalue` of the clean points and
+    of all the points, and the variance (n − 1 in the denominator) of their projections on the unit
+    direction u along which the poisons sit.
+
+    For poisons at t_ε along u (``placement="tail"``), the variance along u grows from about 1 to
+    about 1 + ε(t_ε² − 1) − ε² t_ε² (the mixture's variance), below the excess C ε log(1/ε) that
+    :func:`spectral_threshold` tolerates, which is why the filter keeps them (see the module's
+    docstring). Under additive contamination the rise of λ over the clean sample's own value is
+    evidence nonetheless: nothing was removed to make room for the poisons.
+
+    Args:
+        sample: a :class:`Contaminated` sample (:func:`contaminated_gaussian`), with at least 2 clean points.
+    """
+    if not isinstance(sample, Contaminated):
+        raise ValueError(f"sample must be a Contaminated sample (contaminated_gaussian), got {type(sample).__name__}")
+    if int((~sample.is_poison).sum()) < 2:
+        raise ValueError(f"sample needs at least 2 clean points, got {int((~sample.is_poison).sum())}")
+    clean = sample.x[~sample.is_poison]
+    return PoisonSpike(
+        top_clean=top_eigenvalue(clean),
+        top_all=top_eigenvalue(sample.x),
+        along_u_clean=float((clean @ sample.direction).var()),
+        along_u_all=float((sample.x @ sample.direction).var()),
+    )
