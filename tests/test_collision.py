@@ -190,3 +190,17 @@ def test_success_under_budget_counts_wins_the_judge_and_the_budget_accept():
 def test_success_under_budget_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         collision.success_under_budget(*args)
+
+
+def test_perturbation_norms_are_the_mean_l2_and_linf_of_the_moves():
+    bases = torch.zeros(2, 1, 2, 2)
+    poisons = bases.clone()
+    poisons[0, 0, 0, 0] = 0.3  # L2 0.3, L∞ 0.3
+    poisons[1, 0] = torch.tensor([[0.4, 0.0], [0.0, -0.3]])  # L2 0.5, L∞ 0.4
+    l2, linf = collision.perturbation_norms(poisons, bases)
+    assert l2 == pytest.approx(0.4) and linf == pytest.approx(0.35)
+    assert collision.perturbation_norms(bases, bases) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        collision.perturbation_norms(poisons, bases[:1])
+    with pytest.raises(ValueError, match="P >= 1"):
+        collision.perturbation_norms(poisons[:0], bases[:0])
