@@ -228,3 +228,17 @@ def test_bases_per_target_draws_different_bases_target_by_target():
         collision.bases_per_target(pool, 0, 4)
     with pytest.raises(ValueError, match="seed"):
         collision.bases_per_target(pool, 5, 4, seed=0.5)
+
+
+def test_perturbation_norms_are_the_mean_l2_and_linf_of_the_moves():
+    bases = torch.zeros(2, 1, 2, 2)
+    poisons = bases.clone()
+    poisons[0, 0, 0, 0] = 0.3  # L2 0.3, L∞ 0.3
+    poisons[1, 0] = torch.tensor([[0.4, 0.0], [0.0, -0.3]])  # L2 0.5, L∞ 0.4
+    l2, linf = collision.perturbation_norms(poisons, bases)
+    assert l2 == pytest.approx(0.4) and linf == pytest.approx(0.35)
+    assert collision.perturbation_norms(bases, bases) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        collision.perturbation_norms(poisons, bases[:1])
+    with pytest.raises(ValueError, match="P >= 1"):
+        collision.perturbation_norms(poisons[:0], bases[:0])

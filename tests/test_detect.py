@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from poisonlab import detect, models
+from poisonlab import detect, models, train
 from sklearn.metrics import roc_auc_score
 
 
@@ -319,3 +319,107 @@ def test_spike_visibility_is_loud_for_a_planted_spike_and_quiet_without_one():
         detect.spike_visibility(reps[one][:, 0], is_poison[one])
     with pytest.raises(ValueError, match="at least 2 poisons"):
         detect.spike_visibility(reps[one], torch.zeros(int(one.sum()), dtype=torch.bool))
+
+
+def patched_images(n=60, n_poison=8, seed=0):
+    """n 1×8×8 images of 3 classes; n_poison of class 0 carry a bright 3×3 corner (the poisons)."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.3 * torch.rand(n, 1, 8, 8, generator=g)
+    y = torch.arange(n) % 3
+    is_poison = torch.zeros(n, dtype=torch.bool)
+    is_poison[torch.nonzero(y == 0).flatten()[:n_poison]] = True
+    x[is_poison, :, -3:, -3:] = 1.0
+    return x, y, is_poison
+
+
+def test_signature_stats_see_a_planted_spike_in_the_target_class():
+    reps, labels, is_poison = spiked(shift=8.0)
+    stats = detect.signature_stats(reps, labels, is_poison, 1)
+    assert stats["auc"] > 0.95 and stats["cos"] > 0.8 and stats["s"] > 1
+    scores = detect.spectral_scores(reps, labels)
+    assert detect.signature_stats(reps, labels, is_poison, 1, scores=scores) == stats
+    flat = detect.signature_stats(*spiked(shift=0.0), 1)  # no spike: the top direction looks past the poisons
+    assert flat["cos"] < 0.5 and flat["s"] < stats["s"]
+    with pytest.raises(ValueError, match="target"):
+        detect.signature_stats(reps, labels, is_poison, 7)
+    with pytest.raises(ValueError, match="is_poison"):
+        detect.signature_stats(reps, labels, is_poison[:10], 1)
+    with pytest.raises(ValueError, match="scores"):
+        detect.signature_stats(reps, labels, is_poison, 1, scores=scores[:10])
+
+
+def test_signature_aucs_find_a_patch_the_representation_keeps():
+    x, y, is_poison = patched_images()
+    model = models.make("logreg", (1, 8, 8), 3, seed=0)  # its representation is the pixels
+    t = y == 0
+    aucs = detect.signature_aucs(model, x[t], y[t], is_poison[t])
+    assert list(aucs) == ["representation", "gradient"] and 0.0 <= aucs["gradient"] <= 1.0
+    assert aucs["representation"] > 0.95
+    assert aucs["representation"] == detect.roc_auc(detect.spectral_scores(x[t].flatten(1), y[t]), is_poison[t])
+    with pytest.raises(ValueError, match="one class"):
+        detect.signature_aucs(model, x, y, is_poison)
+    with pytest.raises(ValueError, match="is_poison"):
+        detect.signature_aucs(model, x[t], y[t], is_poison)
+
+
+def test_early_gradient_scores_score_the_target_class_of_a_short_run():
+    x, y, is_poison = patched_images()
+    scores = detect.early_gradient_scores(x, y, 0, epochs=1, lr=0.1, seed=3, model="mlp")
+    assert scores.shape == (60,) and bool((scores[y != 0] == 0).all()) and bool((scores[y == 0] >= 0).all())
+    net = models.make("mlp", (1, 8, 8), 3, seed=3)
+    train.fit(net, x, y, epochs=1, lr=0.1, seed=3, progress=False)
+    assert torch.equal(scores[y == 0], detect.gradient_scores(net, x[y == 0], y[y == 0]))  # the same short run
+    assert torch.equal(scores, detect.early_gradient_scores(x, y, 0, epochs=1, lr=0.1, seed=3, model="mlp"))
+    with pytest.raises(ValueError, match="target"):
+        detect.early_gradient_scores(x, y, 5)
+    with pytest.raises(ValueError, match="epochs"):
+        detect.early_gradient_scores(x, y, 0, epochs=0)
+
+
+def test_activation_report_flags_the_small_cluster_of_the_target_class():
+    reps, labels, is_poison = spiked(shift=12.0)
+    report = detect.activation_report(reps, labels, is_poison, 1, dims=5)
+    clusters = detect.activation_clusters(reps, labels, dims=5)
+    assert torch.equal(report["flags"], clusters.flags)
+    assert report["by_size"] and report["recall"] == 1.0 and report["precision"] > 0.9
+    assert report["relative_size"] == clusters.relative_size[1] and report["auc"] > 0.9
+    verdicts = detect.activation_verdicts(clusters)
+    assert report["clean_by_size"] == int(verdicts[0].by_size)  # the one other class
+    with pytest.raises(ValueError, match="target"):
+        detect.activation_report(reps, labels, is_poison, 3, dims=5)
+    with pytest.raises(ValueError, match="is_poison"):
+        detect.activation_report(reps, labels, is_poison[:5], 1, dims=5)
+
+
+def test_detectors_on_class_report_three_aucs_and_the_verdict():
+    x, y, is_poison = patched_images()
+    model = models.make("logreg", (1, 8, 8), 3, seed=0)
+    found = detect.detectors_on_class(model, x, y, is_poison, 0, dims=3)
+    assert list(found)[:3] == ["representation", "gradient", "clustering"]
+    assert found["representation"] > 0.95 and found["separation"] > 0
+    t = y == 0
+    alone = detect.activation_report(x[t].flatten(1), y[t], is_poison[t], 0, dims=3)
+    assert found["clustering"] == alone["auc"] and found["by_size"] == alone["by_size"]
+    with pytest.raises(ValueError, match="target"):
+        detect.detectors_on_class(model, x, y, is_poison, 4, dims=3)
+    with pytest.raises(ValueError, match="is_poison"):
+        detect.detectors_on_class(model, x, y, is_poison[:3], 0, dims=3)
+
+
+def test_poisons_removed_and_the_threshold_of_the_removal():
+    labels = torch.tensor([0] * 5 + [1] * 5)
+    scores = torch.tensor([0.1, 0.9, 0.5, 0.8, 0.2, 5.0, 1.0, 2.0, 3.0, 4.0])
+    is_poison = torch.zeros(10, dtype=torch.bool)
+    is_poison[[1, 2, 9]] = True
+    # eps = 0.2, factor 1.5: ⌈1.5 · 0.2 · 5⌉ = 2 removed per class: 0.9, 0.8 and 5.0, 4.0
+    assert detect.poisons_removed(scores, labels, is_poison, 0.2) == 2
+    assert detect.poisons_removed(scores, labels, is_poison, 0.2, classes=[0]) == 1
+    assert detect.removal_threshold(scores, labels, 0.2, classes=[0]) == pytest.approx(0.8)
+    assert detect.removal_threshold(scores, labels, 0.2) == pytest.approx(0.8)
+    assert detect.removal_threshold(scores, labels, 0.2, classes=[1]) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="nothing is removed"):
+        detect.removal_threshold(scores, labels, 0.0)
+    with pytest.raises(ValueError, match="is_poison"):
+        detect.poisons_removed(scores, labels, is_poison[:4], 0.2)
+    with pytest.raises(ValueError, match="eps"):
+        detect.poisons_removed(scores, labels, is_poison, 1.5)

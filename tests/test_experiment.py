@@ -2,7 +2,8 @@ import math
 
 import pytest
 import torch
-from poisonlab.experiment import train_and_score
+from poisonlab import detect
+from poisonlab.experiment import mean_sd, per_run, signature_run, train_and_score
 from poisonlab.triggers import Patch, backdoor
 
 
@@ -139,3 +140,51 @@ def test_first_epoch_at_needs_every_metric_at_its_threshold_in_the_same_epoch():
         first_epoch_at(h, {"loss poisons": 0.1})
     with pytest.raises(ValueError, match="at least one metric"):
         first_epoch_at(h, {})
+
+
+def tiny_backdoor(seed=0):
+    """90 clean 1×8×8 images of 3 classes, class 1 brighter in its top half."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = 0.5 * torch.rand(90, 1, 8, 8, generator=g), torch.arange(90) % 3
+    x[y == 1, :, :4] += 0.4  # something to learn
+    return x, y
+
+
+def test_signature_run_trains_scores_and_watches_the_signatures():
+    x, y = tiny_backdoor()
+    trigger = Patch(3, pattern="white")
+    ps = backdoor(x, y, trigger, 0, count=6, source=2, seed=1)
+    run = signature_run(ps, x[:30], y[:30], trigger, 2, model="mlp", epochs=2, lr=0.1, batch_size=16, per_epoch=True)
+    assert run["set"] is ps and run["seed"] == 0 and not run["model"].training
+    assert 0 <= run["ca"] <= 1 and 0 <= run["asr"] <= 1
+    assert run["reps"].shape == (90, 128) and run["input"].shape == run["representation"].shape == (90,)
+    assert torch.equal(run["input"], detect.spectral_scores(ps.x.flatten(1), ps.y))
+    assert len(run["per_epoch"]["representation"]) == len(run["per_epoch"]["gradient"]) == 2
+    t = ps.y == 0
+    last = detect.signature_aucs(run["model"], ps.x[t], ps.y[t], ps.is_poison[t])
+    assert run["per_epoch"]["representation"][-1] == last["representation"]  # scored after the last epoch
+    again = signature_run(ps, x[:30], y[:30], trigger, 2, model="mlp", epochs=2, lr=0.1, batch_size=16)
+    assert torch.equal(again["representation"], run["representation"])  # same seed, same run
+    assert "representation" not in again["per_epoch"]
+    with pytest.raises(ValueError, match="target"):
+        signature_run(backdoor(x, y, trigger, None, count=6), x, y, trigger, 2, model="mlp", epochs=1)
+    with pytest.raises(ValueError, match="source"):
+        signature_run(ps, x[y != 2], y[y != 2], trigger, 2, model="mlp", epochs=1)
+
+
+def test_mean_sd_formats_the_mean_and_the_sample_sd():
+    assert mean_sd([1.0, 2.0, 3.0]) == "2.00 ± 1.00"
+    assert mean_sd([0.5, 0.7], ".0%") == "60% ± 14%"
+    with pytest.raises(ValueError, match="at least two"):
+        mean_sd([1.0])
+    with pytest.raises(ValueError, match="spec"):
+        mean_sd([1.0, 2.0], "q")
+
+
+def test_per_run_picks_one_value_per_run_along_a_path():
+    records = [{"ca": 0.9, "rep": {"auc": 0.8}}, {"ca": 0.7, "rep": {"auc": 0.6}}]
+    assert per_run(records, "ca") == [0.9, 0.7] and per_run(records, "rep", "auc") == [0.8, 0.6]
+    with pytest.raises(ValueError, match="run 1"):
+        per_run([records[0], {"ca": 1.0}], "rep", "auc")
+    with pytest.raises(ValueError, match="at least one key"):
+        per_run(records)

@@ -80,3 +80,15 @@ def test_confusion_rows_are_distributions_over_predictions():
         metrics.confusion(torch.tensor([0, 3]), torch.tensor([0, 1]), 3)
     with pytest.raises(ValueError):
         metrics.confusion(torch.tensor([0, 1]), torch.tensor([0]), 3)
+
+
+def test_share_labelled_counts_the_inputs_read_as_the_label():
+    x = images_of([1, 1, 2, 3])
+    assert metrics.share_labelled(Oracle(), x, 1) == 0.5
+    assert metrics.share_labelled(Oracle(), corner(x), 0) == 1.0
+    assert metrics.share_labelled(Oracle(), x, 9) == 0.0
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.share_labelled(Oracle(), x[:0], 1)
+    for label in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="label"):
+            metrics.share_labelled(Oracle(), x, label)

@@ -60,3 +60,21 @@ def test_warm_up_leaves_the_random_state_and_the_thread_count_alone(monkeypatch)
     parallel.warm_up()
     assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
     assert parallel._WARM
+
+
+def test_run_grid_groups_the_runs_by_setting_in_order():
+    grid = parallel.run_grid(
+        lambda setting, seed: (setting, seed * 10), ["a", ("b", 2)], [1, 2, 3], workers=2, progress=False
+    )
+    assert list(grid) == ["a", ("b", 2)]
+    assert grid["a"] == [("a", 10), ("a", 20), ("a", 30)] and grid["b", 2] == [(("b", 2), s) for s in (10, 20, 30)]
+    serial = parallel.run_grid(
+        lambda setting, seed: (setting, seed * 10), ["a", ("b", 2)], [1, 2, 3], workers=1, progress=False
+    )
+    assert serial == grid
+    with pytest.raises(ValueError, match="distinct"):
+        parallel.run_grid(lambda s, i: i, [1, 1], [0], progress=False)
+    with pytest.raises(ValueError, match="seeds"):
+        parallel.run_grid(lambda s, i: i, [1, 2], [], progress=False)
+    with pytest.raises(ValueError, match="hashable"):
+        parallel.run_grid(lambda s, i: i, [[1], [2]], [0], progress=False)

@@ -244,3 +244,14 @@ def test_pixels_rejects_bad_keys():
         triggers.Pixels(torch.ones(4))
     with pytest.raises(ValueError, match="shaped"):
         triggers.Pixels(torch.ones(1, 4, 4))(torch.zeros(2, 1, 5, 5))  # a key for another image size
+
+
+def test_count_for_share_makes_the_poisons_that_share_of_the_class():
+    assert triggers.count_for_share(0.1, 400) == 44  # 44 / 444 ≈ 10%
+    assert triggers.count_for_share(0.5, 30) == 30
+    assert triggers.count_for_share(0.01, 10) == 1  # at least one poison
+    for share in (0, 1.0, -0.1, "a"):
+        with pytest.raises(ValueError, match="share"):
+            triggers.count_for_share(share, 400)
+    with pytest.raises(ValueError, match="n_genuine"):
+        triggers.count_for_share(0.1, 0)

@@ -74,6 +74,27 @@ def bases_per_target(pool: torch.Tensor, n_targets: int, count: int, *, seed: in
     return torch.stack([pool[d] for d in draws])
 
 
+def perturbation_norms(poisons: torch.Tensor, bases: torch.Tensor) -> tuple[float, float]:
+    """How far the poisons moved from their bases: the mean L2 and the mean L∞ norm of p − b over
+    the P poisons (the budgets Shafahi et al. 2018 bound the perturbation by).
+
+    Args:
+        poisons: poisons (P, C, H, W), P >= 1; bases: their base images, the same shape.
+
+    Returns:
+        ``(mean L2, mean L∞)``, each >= 0.
+    """
+    if not isinstance(poisons, torch.Tensor) or not isinstance(bases, torch.Tensor) or poisons.shape != bases.shape:
+        raise ValueError(
+            f"poisons and bases must be tensors of the same shape, got {getattr(poisons, 'shape', poisons)!r} "
+            f"and {getattr(bases, 'shape', bases)!r}"
+        )
+    if poisons.ndim < 2 or poisons.shape[0] == 0:
+        raise ValueError(f"poisons must be a batch (P, ...) with P >= 1, got shape {tuple(poisons.shape)}")
+    moved = (poisons - bases).flatten(1)
+    return float(moved.norm(dim=1).mean()), float(moved.abs().max(1).values.mean())
+
+
 def _pairs(base: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bases and targets as two (P, C, H, W) batches, broadcasting a single target."""
     if not isinstance(base, torch.Tensor) or not isinstance(target, torch.Tensor):

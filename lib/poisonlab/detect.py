@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from poisonlab import _validate
+from poisonlab import _validate, models
+from poisonlab.train import embed, fit
 
 
 def _finite_matrix(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -194,6 +195,81 @@ def alignment(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
     return float((v @ delta).abs() / delta.norm())
 
 
+def signature_stats(
+    reps: torch.Tensor,
+    labels: torch.Tensor,
+    is_poison: torch.Tensor,
+    target: int,
+    *,
+    scores: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """How the spectral signature fares in the attacked class, from the ground truth: the AUC of
+    the scores τ (Tran et al. 2018, Algorithm 1), the alignment |cos θ| between the top direction
+    and Δ (:func:`alignment`) and the separation s (:func:`separation`, Lemma 3.1).
+
+    Args:
+        reps: representations (N, F) of the whole training set (or its pixels, flattened), finite.
+        labels: the given labels (N,); class ``target`` needs at least 2 poisons and 2 clean points.
+        is_poison: ground truth (N,), bool.
+        target: the attacked class.
+        scores: the scores (N,) of :func:`spectral_scores` when already computed; computed from
+            ``reps`` otherwise.
+
+    Returns:
+        ``{"auc": AUC in [0, 1], "cos": |cos θ| in [0, 1], "s": s >= 0}``.
+    """
+    labels = _validate.labels("labels", labels, n=_finite_matrix("reps", reps).shape[0]).cpu()
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != labels.shape:
+        raise ValueError(
+            f"is_poison must be a tensor of shape {tuple(labels.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
+        )
+    t = labels == _class_present("target", target, labels)
+    truth = is_poison.bool().cpu()[t]
+    scores = spectral_scores(reps, labels) if scores is None else scores
+    if not isinstance(scores, torch.Tensor) or scores.shape != labels.shape:
+        raise ValueError(
+            f"scores must be a tensor of shape {tuple(labels.shape)}, got {getattr(scores, 'shape', scores)!r}"
+        )
+    return {"auc": roc_auc(scores[t], truth), "cos": alignment(reps[t], truth), "s": separation(reps[t], truth)}
+
+
+def _class_present(name: str, value: object, labels: torch.Tensor) -> int:
+    """``value`` as a class index after checking that it occurs in ``labels``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a class index (int), got {value!r}")
+    if not bool((labels == value).any()):
+        raise ValueError(f"{name} {value} does not occur in the labels (present: {torch.unique(labels).tolist()})")
+    return value
+
+
+def signature_aucs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, is_poison: torch.Tensor) -> dict[str, float]:
+    """The AUCs of the two spectral signatures of one class under ``model``: the representation
+    score (Tran et al. 2018, Algorithm 1) and the gradient score (:func:`gradient_scores`). Cheap
+    enough to call after every epoch (``fit(..., callback=lambda _, m: signature_aucs(m, ...))``) to
+    watch a signature form or fade during training.
+
+    Args:
+        model: a :class:`~poisonlab.models.Classifier` (``features`` and ``head``).
+        x: the class's training inputs (n, ...); y: their given labels (n,), one class.
+        is_poison: ground truth (n,) with at least one poison and one clean point.
+
+    Returns:
+        ``{"representation": AUC, "gradient": AUC}``, each in [0, 1].
+    """
+    y = _validate.labels("y", y, n=x.shape[0])
+    if len(torch.unique(y)) != 1:
+        raise ValueError(f"x and y must hold one class, got classes {torch.unique(y).tolist()}")
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != y.shape:
+        raise ValueError(
+            f"is_poison must be a tensor of shape {tuple(y.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
+        )
+    reps = embed(model, x)
+    return {
+        "representation": roc_auc(spectral_scores(reps, y), is_poison),
+        "gradient": roc_auc(gradient_scores(model, x, y), is_poison),
+    }
+
+
 def head_gradients(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,6 +361,44 @@ def gradient_scores(
         proj = torch.einsum("nk,kf,nf->n", ac, v, bc) - (mean * v).sum()
         scores[idx] = proj.pow(2)
     return scores.float()
+
+
+def early_gradient_scores(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: int,
+    *,
+    epochs: int = 1,
+    lr: float = 0.05,
+    seed: int = 0,
+    model: str = "cnn",
+) -> torch.Tensor:
+    """Gradient signatures read early: train a fresh ``model`` for a few ``epochs`` on the (poisoned)
+    training set, then score the class ``target`` by :func:`gradient_scores`. Poisons that a
+    network has not fitted yet still have large, aligned gradients; once they are fitted the
+    signature fades (the "look early" idea of Li et al. 2021, "Anti-backdoor learning", applied
+    to the gradient covariance signature).
+
+    Args:
+        x: training inputs (N, C, H, W); y: their given labels (N,) in [0, K).
+        target: the class to score, present in ``y`` with at least 2 points.
+        epochs: the short run's epochs, >= 1 (SGD with momentum, :func:`poisonlab.train.fit`'s
+            defaults otherwise).
+        lr: its learning rate, > 0.
+        seed: seeds the initial weights and the shuffling.
+        model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+
+    Returns:
+        Scores (N,) ≥ 0: the gradient scores in class ``target``, 0 elsewhere.
+    """
+    y = _validate.labels("y", y, n=x.shape[0]).cpu()
+    t = y == _class_present("target", target, y)
+    epochs = _validate.positive_int("epochs", epochs)
+    net = models.make(model, tuple(x.shape[1:]), int(y.max()) + 1, seed=seed)
+    fit(net, x, y, epochs=epochs, lr=lr, seed=seed, progress=False)
+    scores = torch.zeros(len(y))
+    scores[t] = gradient_scores(net, x[t], y[t])
+    return scores
 
 
 def _kmeans2(z: torch.Tensor, *, seed: int, restarts: int = 5, iters: int = 50) -> torch.Tensor:
@@ -468,6 +582,114 @@ def activation_verdicts(clusters: Clusters, *, size: float = 0.35, silhouette: f
     return out
 
 
+def activation_report(
+    reps: torch.Tensor,
+    labels: torch.Tensor,
+    is_poison: torch.Tensor,
+    target: int,
+    *,
+    dims: int = 10,
+    reduce: str = "pca",
+    seed: int = 0,
+    size: float = 0.35,
+    silhouette: float = 0.10,
+) -> dict[str, float | int | bool | torch.Tensor]:
+    """Activation clustering (Chen et al. 2018) run and judged on a training set with a known
+    attacked class: :func:`activation_clusters`, then :func:`activation_verdicts` for the class
+    ``target`` and for the others (false alarms), and the flags of ``target`` against the truth.
+
+    Args:
+        reps: representations (N, F), finite.
+        labels: given labels (N,); ``target`` must be present.
+        is_poison: ground truth (N,), bool.
+        target: the attacked class.
+        dims, reduce, seed: as in :func:`activation_clusters`.
+        size, silhouette: the thresholds of :func:`activation_verdicts`.
+
+    Returns:
+        A dict with ``flags`` (N,) bool; for ``target``: ``relative_size``, ``silhouette``,
+        ``by_size`` and ``by_silhouette`` (its :class:`Verdict`), and ``recall``, ``precision``
+        and ``auc`` of its flags (:func:`detection_report`); and ``clean_by_size`` and
+        ``clean_by_silhouette``, the other classes flagged by each rule (ints).
+    """
+    labels = _validate.labels("labels", labels, n=_finite_matrix("reps", reps).shape[0]).cpu()
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != labels.shape:
+        raise ValueError(
+            f"is_poison must be a tensor of shape {tuple(labels.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
+        )
+    target = _class_present("target", target, labels)
+    clusters = activation_clusters(reps, labels, dims=dims, reduce=reduce, seed=seed)
+    verdicts = activation_verdicts(clusters, size=size, silhouette=silhouette)
+    t = labels == target
+    found = detection_report(clusters.flags[t], is_poison.bool().cpu()[t])
+    mine = verdicts[target]
+    return {
+        "flags": clusters.flags,
+        "relative_size": mine.relative_size,
+        "silhouette": mine.silhouette,
+        "by_size": mine.by_size,
+        "by_silhouette": mine.by_silhouette,
+        "recall": found.recall,
+        "precision": found.precision,
+        "auc": found.auc,
+        "clean_by_size": sum(v.by_size for c, v in verdicts.items() if c != target),
+        "clean_by_silhouette": sum(v.by_silhouette for c, v in verdicts.items() if c != target),
+    }
+
+
+def detectors_on_class(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    is_poison: torch.Tensor,
+    target: int,
+    *,
+    dims: int = 10,
+    reduce: str = "pca",
+    seed: int = 0,
+    size: float = 0.35,
+    silhouette: float = 0.10,
+) -> dict[str, float | bool]:
+    """The three detectors of chapter 4 on the attacked class of one trained model, from the
+    ground truth: the AUCs of the representation score (Tran et al. 2018), the gradient score
+    (:func:`gradient_scores`) and the flags of activation clustering (Chen et al. 2018, on that
+    class alone), the separation s (:func:`separation`), and activation clustering's verdict.
+
+    Args:
+        model: a :class:`~poisonlab.models.Classifier` trained on ``(x, y)``.
+        x: the training inputs (N, ...); y: their given labels (N,).
+        is_poison: ground truth (N,), bool, with at least 2 poisons and 2 clean points in ``target``.
+        target: the attacked class.
+        dims, reduce, seed, size, silhouette: as in :func:`activation_report`.
+
+    Returns:
+        ``{"representation", "gradient", "clustering"}`` (AUCs in [0, 1], in that order), then
+        ``"separation"`` (s >= 0), ``"relative_size"``, ``"silhouette"``, ``"by_size"`` and
+        ``"by_silhouette"`` (the class's :class:`Verdict`).
+    """
+    y = _validate.labels("y", y, n=x.shape[0]).cpu()
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != y.shape:
+        raise ValueError(
+            f"is_poison must be a tensor of shape {tuple(y.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
+        )
+    t = y == _class_present("target", target, y)
+    truth = is_poison.bool().cpu()[t]
+    reps = embed(model, x)
+    clusters = activation_report(
+        reps[t], y[t], truth, target, dims=dims, reduce=reduce, seed=seed, size=size, silhouette=silhouette
+    )
+    return {
+        "representation": roc_auc(spectral_scores(reps, y)[t], truth),
+        "gradient": roc_auc(gradient_scores(model, x[t], y[t]), truth),
+        "clustering": clusters["auc"],
+        "separation": separation(reps[t], truth),
+        "relative_size": clusters["relative_size"],
+        "silhouette": clusters["silhouette"],
+        "by_size": clusters["by_size"],
+        "by_silhouette": clusters["by_silhouette"],
+    }
+
+
 def reclassification_ratio(predictions: torch.Tensor, label: int) -> float:
     """Exclusionary reclassification (Chen et al. 2018, Section 4.2): train a model *without* a
     suspect cluster, classify the cluster with it, and compare l, the points read as their given
@@ -531,6 +753,37 @@ def remove_top(
         if drop:
             keep[idx[scores[idx].topk(drop).indices]] = False
     return keep
+
+
+def poisons_removed(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    is_poison: torch.Tensor,
+    eps: float,
+    factor: float = 1.5,
+    *,
+    classes: Sequence[int] | None = None,
+) -> int:
+    """How many poisons the removal of :func:`remove_top` takes out (same arguments; ``is_poison``
+    (N,) is the ground truth): the poisons among the top ⌈factor · eps · n_c⌉ scores of each class
+    (Tran et al. 2018, Algorithm 1). An integer in [0, number of poisons]."""
+    keep = remove_top(scores, labels, eps, factor, classes=classes)
+    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != keep.shape:
+        raise ValueError(
+            f"is_poison must be a tensor of shape {tuple(keep.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
+        )
+    return int((~keep & is_poison.bool().cpu()).sum())
+
+
+def removal_threshold(
+    scores: torch.Tensor, labels: torch.Tensor, eps: float, factor: float = 1.5, *, classes: Sequence[int] | None = None
+) -> float:
+    """The lowest score that the removal of :func:`remove_top` takes out (same arguments): the cut
+    drawn on a histogram of the scores. Raises when the removal takes out nothing (eps = 0)."""
+    removed = ~remove_top(scores, labels, eps, factor, classes=classes)
+    if not bool(removed.any()):
+        raise ValueError(f"nothing is removed at eps = {eps} and factor = {factor}; there is no threshold")
+    return float(scores.detach().cpu()[removed].min())
 
 
 @dataclass

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
 
-from poisonlab import _validate, models
+from poisonlab import _validate, detect, models
 from poisonlab.metrics import accuracy, attack_success_rate
 from poisonlab.poison import PoisonedSet
-from poisonlab.train import History, fit, logits, predict
+from poisonlab.train import History, embed, fit, logits, predict
 
 
 @dataclass
@@ -112,6 +113,114 @@ def train_and_score(
     )
     final = score(net)
     return Score(net, final["clean_accuracy"], final.get("attack_success_rate", float("nan")), history)
+
+
+class SignatureRun(TypedDict):
+    """One backdoored training run of chapter 4 and what the spectral signatures see in it
+    (returned by :func:`signature_run`; a plain dict, so it travels back from a worker process).
+
+    Attributes:
+        seed: the seed of the run.
+        set: the poisoned training set (a :class:`~poisonlab.poison.PoisonedSet`).
+        model: the trained network (eval mode).
+        ca: clean accuracy on the test set, in [0, 1].
+        asr: attack success rate on the source class's test images, in [0, 1].
+        reps: representations (N, F) of the training set under ``model``.
+        per_epoch: the training history's per-epoch metrics; with ``per_epoch=True`` also
+            ``"representation"`` and ``"gradient"``, the two signatures' AUCs in the target class
+            after every epoch.
+        input: spectral scores (N,) of the flattened pixels.
+        representation: spectral scores (N,) of ``reps``.
+    """
+
+    seed: int
+    set: PoisonedSet
+    model: nn.Module
+    ca: float
+    asr: float
+    reps: torch.Tensor
+    per_epoch: dict[str, list[float]]
+    input: torch.Tensor
+    representation: torch.Tensor
+
+
+def signature_run(
+    poisoned: PoisonedSet,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    trigger: Callable[[torch.Tensor], torch.Tensor],
+    source: int,
+    *,
+    model: str = "cnn",
+    epochs: int = 12,
+    lr: float = 0.05,
+    batch_size: int = 128,
+    seed: int = 0,
+    per_epoch: bool = False,
+) -> SignatureRun:
+    """Train a fresh ``model`` on a backdoored set and measure what Tran et al. 2018 (Algorithm 1)
+    would see: clean accuracy, attack success from ``source`` to the set's target, and the
+    spectral scores of the pixels and of the trained network's representations.
+
+    Training is :func:`poisonlab.train.fit` with SGD, momentum 0.9 and a cosine-annealed learning
+    rate, as in :func:`train_and_score`. With ``per_epoch``, the representation and gradient
+    signatures of the target class are scored after every epoch
+    (:func:`poisonlab.detect.signature_aucs`).
+
+    Args:
+        poisoned: a :class:`~poisonlab.poison.PoisonedSet` with images (N, C, H, W) and a target
+            class (all-to-one), e.g. from :func:`poisonlab.triggers.backdoor`.
+        x_test, y_test: clean test images (M, C, H, W) and labels (M,).
+        trigger: the attacker's trigger.
+        source: the class whose test images the attack aims at (its ASR is reported).
+        model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+        epochs, lr, batch_size: the training run.
+        seed: seeds the initial weights and the shuffling.
+        per_epoch: also score the signatures after every epoch (a few seconds per epoch).
+
+    Returns:
+        A :class:`SignatureRun`.
+    """
+    if not isinstance(poisoned, PoisonedSet) or poisoned.target is None:
+        raise ValueError("poisoned must be a PoisonedSet with a target class (an all-to-one attack)")
+    y_test = _validate.labels("y_test", y_test, n=x_test.shape[0])
+    k = int(torch.cat([poisoned.y, y_test]).max()) + 1
+    _validate.class_index("source", source, k)
+    from_source = y_test == source
+    if not bool(from_source.any()):
+        raise ValueError(f"source {source} has no test images to measure the attack on")
+    target = poisoned.target
+    t = poisoned.y == target
+
+    def watch(_: int, net: nn.Module) -> dict[str, float]:
+        return detect.signature_aucs(net, poisoned.x[t], poisoned.y[t], poisoned.is_poison[t])
+
+    net = models.make(model, tuple(poisoned.x.shape[1:]), k, seed=seed)
+    history = fit(
+        net,
+        poisoned.x,
+        poisoned.y,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        schedule="cosine",
+        seed=seed,
+        callback=watch if per_epoch else None,
+        progress=False,
+    )
+    net.eval()
+    reps = embed(net, poisoned.x)
+    return {
+        "seed": seed,
+        "set": poisoned,
+        "model": net,
+        "ca": accuracy(net, x_test, y_test),
+        "asr": attack_success_rate(net, x_test[from_source], y_test[from_source], trigger, target),
+        "reps": reps,
+        "per_epoch": history.metrics,
+        "input": detect.spectral_scores(poisoned.x.flatten(1), poisoned.y),
+        "representation": detect.spectral_scores(reps, poisoned.y),
+    }
 
 
 def end_to_end_flips(
@@ -350,3 +459,42 @@ def first_epoch_at(history: History, thresholds: Mapping[str, float]) -> int | N
         raise ValueError(f"history has no per-epoch {missing}; it has {sorted(history.metrics)}")
     rows = zip(*(history.metrics[k] for k in thresholds))
     return first_epoch(list(rows), lambda row: all(v >= t for v, t in zip(row, thresholds.values())))
+
+
+def mean_sd(values: Sequence[float], spec: str = ".2f") -> str:
+    """``"mean ± sd"`` of one quantity measured over several runs (e.g. seeds), for a table cell:
+    the mean and the sample standard deviation (n − 1 in the denominator), each formatted with
+    ``spec`` (e.g. ``".1%"``).
+
+    Args:
+        values: one number per run, at least two (a single run has no spread).
+        spec: a format spec for a float.
+    """
+    v = [float(a) for a in values]
+    if len(v) < 2:
+        raise ValueError(f"mean_sd needs at least two values for a spread, got {len(v)}")
+    try:
+        return f"{statistics.mean(v):{spec}} ± {statistics.stdev(v):{spec}}"
+    except ValueError:
+        raise ValueError(f"spec must be a format spec for a float, got {spec!r}") from None
+
+
+def per_run(records: Sequence[Mapping[str, Any]], *keys: str) -> list[Any]:
+    """One value per run from per-run results: ``[record[k1][k2]…]`` for each record, in order.
+    E.g. ``per_run(stats, "rep", "auc")`` for records ``{"rep": {"auc": …}, …}``.
+
+    Args:
+        records: one (possibly nested) mapping per run.
+        *keys: the path to the value, at least one key.
+    """
+    if not keys:
+        raise ValueError("per_run needs at least one key")
+    out = []
+    for i, record in enumerate(records):
+        value = record
+        for key in keys:
+            if not isinstance(value, Mapping) or key not in value:
+                raise ValueError(f"run {i} has no {'/'.join(keys)!r} (missing {key!r})")
+            value = value[key]
+        out.append(value)
+    return out

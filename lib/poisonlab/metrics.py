@@ -30,6 +30,24 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return float((predict(model, x, batch_size=batch_size) == y.cpu()).float().mean())
 
 
+def share_labelled(model: nn.Module, x: torch.Tensor, label: int, *, batch_size: int = 1024) -> float:
+    """The share of ``x`` that ``model`` labels ``label``, in [0, 1]: e.g. how many clean-label
+    poisons an independent judge still reads as their base class (Shafahi et al. 2018 require
+    poisons that a human labels correctly; chapter 3 stands a clean network in for the human).
+
+    Args:
+        model: a classifier returning (N, K) logits.
+        x: inputs, shape (N, ...), N >= 1.
+        label: a class index >= 0.
+    """
+    x = _validate.inputs("x", x)
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one example, got 0")
+    if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+        raise ValueError(f"label must be a class index >= 0, got {label!r}")
+    return float((predict(model, x, batch_size=batch_size) == label).double().mean())
+
+
 def attack_success_rate(
     model: nn.Module,
     x: torch.Tensor,

@@ -20,14 +20,14 @@ import multiprocessing
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import torch
 
 from poisonlab.progress import progress_bar
 
-__all__ = ["default_workers", "run_parallel", "warm_up"]
+__all__ = ["default_workers", "run_grid", "run_parallel", "warm_up"]
 
 _TASK: tuple[Callable[..., Any], list[Any]] | None = None
 _WARM = False
@@ -134,6 +134,35 @@ def run_parallel(
                 return _collect(pool.imap(_run_one, range(len(jobs))), len(jobs), desc, unit, progress)
     finally:
         _TASK = None
+
+
+def run_grid(
+    fn: Callable[[Any, Any], Any], settings: Iterable[Hashable], seeds: Iterable[Any], **kwargs: Any
+) -> dict[Any, list[Any]]:
+    """``{setting: [fn(setting, seed) for seed in seeds]}`` for every setting, all runs computed by
+    one :func:`run_parallel` call (jobs in the order setting by setting, seed by seed): a sweep
+    repeated over seeds, grouped by setting.
+
+    Args:
+        fn: the work of one run, called as ``fn(setting, seed)``.
+        settings: the settings of the sweep, distinct and hashable (e.g. poison rates, or tuples).
+        seeds: the seeds (or run indices) every setting is repeated with, at least one.
+        **kwargs: passed to :func:`run_parallel` (``workers``, ``desc``, ``unit``, ``progress``).
+
+    Returns:
+        A dict from each setting, in order, to its results, one per seed, in order.
+    """
+    settings, seeds = list(settings), list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got none")
+    try:
+        distinct = len(set(settings)) == len(settings)
+    except TypeError:
+        raise ValueError(f"settings must be hashable (they key the results), got {settings!r}") from None
+    if not distinct:
+        raise ValueError(f"settings must be distinct, got {settings!r}")
+    done = run_parallel(fn, [(setting, seed) for setting in settings for seed in seeds], **kwargs)
+    return {setting: done[i * len(seeds) : (i + 1) * len(seeds)] for i, setting in enumerate(settings)}
 
 
 def _collect(results: Iterable[Any], total: int, desc: str | None, unit: str, progress: bool) -> list[Any]:

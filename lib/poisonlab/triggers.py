@@ -228,6 +228,21 @@ def relabel(y: torch.Tensor, target: int | None, num_classes: int) -> torch.Tens
     return torch.full_like(y, target) if target is not None else (y + 1) % num_classes
 
 
+def count_for_share(share: float, n_genuine: int) -> int:
+    """How many poisons make up a share ε of a class once added to its n genuine images: the
+    nearest integer to ε n / (1 − ε) (so that count / (count + n) ≈ ε), at least 1.
+
+    Args:
+        share: ε, the poisons' share of the class, in (0, 1).
+        n_genuine: n, the class's genuine training images, >= 1.
+    """
+    share = _validate.fraction("share", share)
+    if share == 0.0:
+        raise ValueError("share must be in (0, 1), got 0")
+    n_genuine = _validate.positive_int("n_genuine", n_genuine)
+    return max(1, round(share * n_genuine / (1 - share)))
+
+
 def backdoor(
     x: torch.Tensor,
     y: torch.Tensor,
