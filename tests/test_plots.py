@@ -385,3 +385,12 @@ def test_curves_differ_by_line_style_as_well_as_colour():
     colour = [line.get_color() for line in paired.lines if line.get_label() == "theory"]
     other = [line.get_color() for line in apart.lines if line.get_label() == "theory"]
     assert colour != other  # unpaired theory does not borrow the measurement's colour
+
+
+def test_legend_points_is_the_smallest_legend_text_and_reaches_the_page():
+    fig = plots.roc_curves({"a": (torch.rand(10), torch.arange(10) < 3)})
+    assert plots.legend_points(fig) == 8
+    assert 'data-legend-pt="8" data-dpi="110"' in plots.figure_html(fig)
+    assert (
+        plots.legend_points(plots.heatmap([[0.5]], row_labels=["1"], col_labels=["a"], xlabel="x", ylabel="y")) is None
+    )

@@ -89,6 +89,9 @@ Promise.all([mathjax, loaded]).then(([state]) => {
     widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
     images: images.map((img) => ({
       src: img.currentSrc || img.src, width: img.naturalWidth, alt: img.getAttribute("alt"),
+      shown: img.getBoundingClientRect().width,
+      legend_pt: parseFloat(img.getAttribute("data-legend-pt")) || null,
+      dpi: parseFloat(img.getAttribute("data-dpi")) || null,
     })),
   });
 });
@@ -185,6 +188,23 @@ def test_every_image_has_alt_text(site):
     }
     missing = {page: images for page, images in missing.items() if images}
     assert not missing, f"images without alt text: {missing}"
+
+
+def legend_reads_at(img: dict) -> float | None:
+    """How large, in points, a figure's legend reads on the page: its size in the figure, scaled by
+    the share of its width the page shows it at (figures wider than the text column shrink)."""
+    if not img.get("legend_pt") or not img.get("width") or not img.get("shown"):
+        return None
+    return img["legend_pt"] * (img["shown"] / img["width"]) * img["dpi"] / 96
+
+
+def test_figure_legends_read_at_9_points_or_more(site):
+    small = {
+        page: [round(pt, 1) for img in found["images"] if (pt := legend_reads_at(img)) is not None and pt < 8.95]
+        for page, found in site.items()
+    }
+    small = {page: sizes for page, sizes in small.items() if sizes}
+    assert not small, f"legends smaller than 9 pt at the column's width: {small}"
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -70,7 +70,18 @@ def figure_html(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
     png = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt_text(fig))}" style="max-width:100%">'
+    legend = legend_points(fig)
+    # the legend's size and the resolution, so that a test can tell how large the legend reads on a page
+    sizes = f' data-legend-pt="{legend:g}" data-dpi="{fig.dpi:g}"' if legend else ""
+    return f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt_text(fig))}"{sizes} style="max-width:100%">'
+
+
+def legend_points(fig: Figure) -> float | None:
+    """The size in points of the smallest legend text of ``fig`` (None when it has no legend). On a
+    page that shows the figure at a share k of its width, it reads as ``size · k · dpi / 96`` points."""
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    sizes = [t.get_fontsize() for legend in legends for t in legend.get_texts() if t.get_text().strip()]
+    return min(sizes) if sizes else None
 
 
 def _register_figure_html() -> None:
