@@ -659,7 +659,7 @@ class SlabDefence:
         return cls(c, s)
 
     def distances(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """|(x_i − c_{y_i})·u|, shape (n,)."""
+        """The absolute projections ``|(x_i − c_{y_i})·u|``, shape (n,)."""
         xd, yd = as_design(x, y)
         _check_dim(xd, self.centres)
         return ((xd - self.centres[yd]) @ self.direction).abs()

@@ -204,7 +204,7 @@ def signature_stats(
     scores: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """How the spectral signature fares in the attacked class, from the ground truth: the AUC of
-    the scores τ (Tran et al. 2018, Algorithm 1), the alignment |cos θ| between the top direction
+    the scores τ (Tran et al. 2018, Algorithm 1), the alignment ``|cos θ|`` between the top direction
     and Δ (:func:`alignment`) and the separation s (:func:`separation`, Lemma 3.1).
 
     Args:
@@ -216,7 +216,7 @@ def signature_stats(
             ``reps`` otherwise.
 
     Returns:
-        ``{"auc": AUC in [0, 1], "cos": |cos θ| in [0, 1], "s": s >= 0}``.
+        ``{"auc": AUC in [0, 1], "cos": the alignment in [0, 1], "s": s >= 0}``.
     """
     labels = _validate.labels("labels", labels, n=_finite_matrix("reps", reps).shape[0]).cpu()
     if not isinstance(is_poison, torch.Tensor) or is_poison.shape != labels.shape:
