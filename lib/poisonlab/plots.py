@@ -95,9 +95,37 @@ def _register_figure_html() -> None:
         shell.display_formatter.formatters["text/html"].for_type(Figure, figure_html)
 
 
+#: The widest figure, in inches, that the site's text column (about 680 px; figures are drawn at
+#: 110 dpi) shows at full size: a wider one is shrunk, and its legend with it.
+MAX_WIDTH = 6.0
+
+
 def _figure(**kwargs) -> Figure:
+    """A figure in the book's style, no wider than :data:`MAX_WIDTH` (a wider size is scaled down,
+    keeping its proportions, so that its text reads at the size it was set in)."""
+    w, h = kwargs.get("figsize") or mpl.rcParams["figure.figsize"]
+    if w > MAX_WIDTH:
+        kwargs["figsize"] = (MAX_WIDTH, h * MAX_WIDTH / w)
     with mpl.rc_context(STYLE):
         return Figure(**kwargs)
+
+
+def _panel_grid(n: int, panel: tuple[float, float], extra_height: float = 0.0) -> tuple[int, int, tuple[float, float]]:
+    """(rows, columns, figure size) for ``n`` side-by-side panels of about ``panel`` inches each:
+    as many columns as fit in :data:`MAX_WIDTH` at no less than 2.9 inches a panel, the rest in rows;
+    a panel keeps its height when it has to be narrower, so that its legend has room."""
+    cols = max(1, min(n, int(MAX_WIDTH // 2.9)))
+    rows = math.ceil(n / cols)
+    width = min(MAX_WIDTH, panel[0] * cols)
+    return rows, cols, (width, rows * panel[1] + extra_height)  # narrower panels keep their height
+
+
+def _panel_axes(fig: Figure, n: int, rows: int, cols: int, **kwargs) -> list:
+    """The first ``n`` axes of a rows × cols grid, the spare ones hidden."""
+    axes = list(fig.subplots(rows, cols, squeeze=False, **kwargs).flatten())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return axes[:n]
 
 
 def image_grid(
@@ -407,7 +435,8 @@ def linear_boundaries(
     """
     if not panels:
         raise ValueError("panels must hold at least one panel")
-    ncols = min(_validate.positive_int("ncols", ncols), len(panels))
+    # at most as many columns as fit the text column at a readable size
+    ncols = min(_validate.positive_int("ncols", ncols), len(panels), int(MAX_WIDTH // 2.9))
     nrows = math.ceil(len(panels) / ncols)
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(3.3 * ncols, 3.4 * nrows + (0.4 if title else 0)))
@@ -534,8 +563,9 @@ def line_panels(
     scale = 100.0 if percent else 1.0
     marks = "osD^v<>p"
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=size or (4.6 * len(panels), 3.8))
-        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        rows, cols, grid = _panel_grid(len(panels), (4.6, 3.8))
+        fig = _figure(figsize=size or grid)
+        axes = _panel_axes(fig, len(panels), rows, cols)
         for ax, panel in zip(axes, panels):
             if not panel["series"]:
                 raise ValueError("every panel needs at least one series")
@@ -725,8 +755,9 @@ def score_histograms(
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=(3.6 * len(panels) + 0.4, 3.3))
-        axes = fig.subplots(1, len(panels), squeeze=False, sharey=False)[0]
+        rows, cols, grid = _panel_grid(len(panels), (3.6, 3.3))
+        fig = _figure(figsize=grid)
+        axes = _panel_axes(fig, len(panels), rows, cols)
         for ax, panel in zip(axes, panels):
             s = torch.as_tensor(panel["scores"], dtype=torch.float64).detach().cpu()
             p = torch.as_tensor(panel["is_poison"]).bool().cpu()
@@ -799,8 +830,9 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
         raise ValueError("panels must hold at least one panel")
     marks = "osD^v<>p"
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=(4.8 * len(panels), 3.9))
-        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        rows, cols, grid = _panel_grid(len(panels), (4.8, 3.9))
+        fig = _figure(figsize=grid)
+        axes = _panel_axes(fig, len(panels), rows, cols)
         for ax, panel in zip(axes, panels):
             points, curves = panel.get("points", {}), panel.get("curves", {})
             if not points and not curves:
@@ -937,8 +969,9 @@ def projections(
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=(4.2 * len(panels), 4.0))
-        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        rows, cols, grid = _panel_grid(len(panels), (4.2, 4.0))
+        fig = _figure(figsize=grid)
+        axes = _panel_axes(fig, len(panels), rows, cols)
         for ax, panel in zip(axes, panels):
             c = torch.as_tensor(panel["coords"]).detach().cpu().double()
             p = torch.as_tensor(panel["is_poison"]).bool().cpu()
