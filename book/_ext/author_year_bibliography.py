@@ -11,45 +11,17 @@ cannot match with the citation. This registers the pybtex formatting style ``aut
 
 from __future__ import annotations
 
-from collections import Counter
-from string import ascii_lowercase
-
+from poisonlab_course.citations import author_year_label, disambiguated
 from pybtex.plugin import register_plugin
-from pybtex.richtext import Text
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
 
-
-def _surname(person) -> str:
-    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
-
-
-def author_year_label(entry) -> str:
-    """ "Surname, year", "Surname and Surname, year" or "Surname et al., year" of a pybtex entry."""
-    people = entry.persons.get("author") or entry.persons.get("editor") or []
-    names = [_surname(p) for p in people]
-    if not names:
-        who = entry.key
-    elif len(names) == 1:
-        who = names[0]
-    elif len(names) == 2:
-        who = f"{names[0]} and {names[1]}"
-    else:
-        who = f"{names[0]} et al."
-    return f"{who}, {entry.fields.get('year', 'n.d.')}"
+__all__ = ["author_year_label", "AuthorYearLabelStyle", "AuthorYearStyle"]
 
 
 class AuthorYearLabelStyle(BaseLabelStyle):
     def format_labels(self, sorted_entries):
-        labels = [author_year_label(e) for e in sorted_entries]
-        shared = Counter(labels)
-        seen: Counter = Counter()
-        for label in labels:
-            if shared[label] > 1:
-                yield label + ascii_lowercase[seen[label]]
-                seen[label] += 1
-            else:
-                yield label
+        yield from disambiguated(author_year_label(e) for e in sorted_entries)
 
 
 class AuthorYearStyle(UnsrtStyle):

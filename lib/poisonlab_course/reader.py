@@ -37,6 +37,7 @@ import nbformat
 import yaml
 
 from poisonlab_course.assignments import BEGIN, SOLUTION_BLOCK, exercises, stub
+from poisonlab_course.citations import labels_by_key
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: the package is installed editable from it
 OUT = ROOT / "notebooks"
@@ -89,21 +90,6 @@ def _markdown_of(doc: str) -> str:
     return (ROOT / f"{doc}.md").read_text()
 
 
-def _author_year(entry) -> str:
-    """ "Gu et al., 2017", "Koh and Liang, 2017" or "Tukey, 1975", as the site cites author–year."""
-    people = entry.persons.get("author") or entry.persons.get("editor") or []
-    names = ["".join(p.last_names).replace("{", "").replace("}", "") for p in people]
-    if not names:
-        who = entry.fields.get("title", "?")
-    elif len(names) == 1:
-        who = names[0]
-    elif len(names) == 2:
-        who = f"{names[0]} and {names[1]}"
-    else:
-        who = f"{names[0]} et al."
-    return f"{who}, {entry.fields.get('year', 'n.d.')}"
-
-
 def book() -> Book:
     """Number the book as the site does: labelled equations through the whole book in reading order,
     exercises per chapter ("Exercise 4.2"), theorems and corollaries through the book."""
@@ -140,8 +126,7 @@ def book() -> Book:
         for m in TARGET.finditer(text):
             heading = HEADING.search(text, m.end())
             out.sections[m.group("label")] = (doc, heading.group("title").strip() if heading else m.group("label"))
-    bib = parse_file(str(ROOT / CONFIG["bibtex_bibfiles"][0]))
-    out.citations = {key: _author_year(entry) for key, entry in bib.entries.items()}
+    out.citations = labels_by_key(parse_file(str(ROOT / CONFIG["bibtex_bibfiles"][0])))
     return out
 
 
