@@ -188,3 +188,17 @@ def test_exercise_passes_on_the_solution_and_fails_on_the_stub(path, index, solu
     assert BEGIN not in student and "NotImplementedError" in student
     result = _check_result(student, check)
     assert not result.ok and "not written yet" in repr(result)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_code_cell_on_the_page_is_short(path):
+    """A code cell the page shows (collapsed or not) reads at a glance: 25 lines at most. Longer
+    mechanics belong in poisonlab, where they get tests."""
+    long = [
+        (i, len(c.source.splitlines()))
+        for i, c in enumerate(_read(path).cells)
+        if c.cell_type == "code"
+        and not {"remove-cell", "remove-input"} & set(_tags(c))
+        and len(c.source.splitlines()) > 25
+    ]
+    assert not long, f"(cell, lines) over 25 lines on the page: {long}"
