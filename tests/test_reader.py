@@ -115,8 +115,10 @@ def test_the_reader_copy_matches_the_chapter_and_its_last_run(path):
         executed = reader.executed_chapter(path)
     except LookupError as error:
         pytest.skip(str(error))
-    fresh = reader.text_of(reader.reader_copy(path, executed, reader.book()))
-    assert fresh == (COPIES / path.name).read_text(), f"notebooks/{path.name} is out of date: run `make notebooks`"
+    stored = (COPIES / path.name).read_text()
+    assert reader.matches(stored, path, executed, reader.book()), (
+        f"notebooks/{path.name} is out of date: run `make notebooks`"
+    )
 
 
 def test_the_setup_cell_installs_the_course_on_colab(tmp_path):
@@ -238,6 +240,28 @@ def test_the_book_is_numbered_as_the_site_numbers_it():
     assert bk.numbered["ch4-ex-mean-scores"] == "Exercise 4.2" and bk.numbered["ch5-ex-detector"] == "Exercise 5.1"
     assert bk.numbered["ch5-tv-theorem"] == "Theorem 1" and bk.numbered["ch5-price"] == "Corollary 2"
     assert bk.citations["gu2017badnets"] == "Gu et al., 2017"
+
+
+def test_the_sync_check_accepts_other_timings_and_nothing_else(tmp_path):
+    chapter = tmp_path / "09-x.ipynb"
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# T\n\nIt took {glue:text}`run_seconds:.2f` s for {glue:text}`n` runs.")]
+    )
+    nbformat.write(nb, chapter)
+
+    def run(seconds, n):
+        out = nbformat.v4.new_output("display_data", data={"text/plain": ""})
+        executed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell()])
+        for key, value in (("run_seconds", seconds), ("n", n)):
+            out = nbformat.v4.new_output("display_data", data={"text/plain": repr(value)})
+            out.metadata = {"scrapbook": {"name": key, "mime_prefix": ""}}
+            executed.cells[0].outputs.append(out)
+        return executed
+
+    stored = reader.text_of(reader.reader_copy(chapter, run(1.15, 3), BOOK))
+    assert "It took 1.15 s for 3 runs." in stored
+    assert reader.matches(stored, chapter, run(1.33, 3), BOOK)  # another machine's timing
+    assert not reader.matches(stored, chapter, run(1.15, 4), BOOK)  # another result
 
 
 def test_a_cell_that_needs_an_answer_says_so_until_it_is_written(capsys):
