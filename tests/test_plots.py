@@ -394,3 +394,17 @@ def test_legend_points_is_the_smallest_legend_text_and_reaches_the_page():
     assert (
         plots.legend_points(plots.heatmap([[0.5]], row_labels=["1"], col_labels=["a"], xlabel="x", ylabel="y")) is None
     )
+
+
+def test_a_long_title_is_wrapped_so_the_image_stays_as_wide_as_the_figure():
+    import base64
+    import io
+
+    from PIL import Image
+
+    title = "The filter removes far poisons and keeps those at t_ε (n = 20,000, d = 100, 3 samples per point)"
+    fig = plots.lines([0.02, 0.1], {"a": [0.1, 0.2], "b": [0.2, 0.1]}, xlabel="ε", ylabel="error", title=title)
+    page = plots.figure_html(fig)
+    width = Image.open(io.BytesIO(base64.b64decode(page.split("base64,")[1].split('"')[0]))).size[0]
+    assert width <= plots.MAX_WIDTH * fig.dpi + 12  # the crop keeps a 0.05 in margin
+    assert "\n" in fig.axes[0].get_title() and plots.alt_text(fig) == title  # wrapped, read as one sentence

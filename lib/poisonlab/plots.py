@@ -67,13 +67,41 @@ def figure_html(fig: Figure) -> str:
     import html
     import io
 
+    fit_to_width(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=0.05, facecolor="white")
     png = base64.b64encode(buffer.getvalue()).decode("ascii")
     legend = legend_points(fig)
     # the legend's size and the resolution, so that a test can tell how large the legend reads on a page
     sizes = f' data-legend-pt="{legend:g}" data-dpi="{fig.dpi:g}"' if legend else ""
     return f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt_text(fig))}"{sizes} style="max-width:100%">'
+
+
+def fit_to_width(fig: Figure) -> Figure:
+    """Keep ``fig``'s titles within its width, so that a tight crop does not make the image wider
+    than the figure (and the page shrink it): a title too long for its width is wrapped onto more
+    lines. (Legends below the panels are given few enough columns when they are made.) Changes
+    ``fig`` in place and returns it."""
+    import textwrap
+
+    if not hasattr(fig.canvas, "get_renderer"):  # a figure built without pyplot: measure with Agg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    fig.draw_without_rendering()
+    titles = [(fig._suptitle, fig.bbox.width)] if fig._suptitle is not None else []
+    for ax in fig.axes:  # a centred title may reach as far as the nearer edge of the figure allows
+        centre = (ax.bbox.x0 + ax.bbox.x1) / 2
+        if ax.get_visible():
+            titles.append((ax.title, 2 * min(centre - fig.bbox.x0, fig.bbox.x1 - centre)))
+    for text, room in titles:
+        words = " ".join(text.get_text().split())
+        chars = len(words)
+        while words and text.get_window_extent(renderer).width > room and chars > 12:
+            chars = int(chars * 0.85)
+            text.set_text(textwrap.fill(words, chars))
+    return fig
 
 
 def legend_points(fig: Figure) -> float | None:
@@ -363,7 +391,7 @@ def collision_map(
         ax.scatter(p[:, 0], p[:, 1], s=26, marker="x", color=WRONG, label="poison")
         ax.scatter(t[:, 0], t[:, 1], s=60, marker="*", color="black", label="target")
         ax.set(xlabel=xlabel, ylabel=ylabel)
-        fig.legend(loc="outside lower center", ncols=5, fontsize=8)
+        fig.legend(loc="outside lower center", ncols=3, fontsize=8)  # 3 columns fit MAX_WIDTH
         if title:
             ax.set_title(title)
     return fig
@@ -453,7 +481,7 @@ def linear_boundaries(
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(label, handle)
-        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 6), fontsize=9)
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 3), fontsize=9)
         if title:
             fig.suptitle(title)
     return fig
