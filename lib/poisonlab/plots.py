@@ -123,9 +123,9 @@ def _register_figure_html() -> None:
         shell.display_formatter.formatters["text/html"].for_type(Figure, figure_html)
 
 
-#: The widest figure, in inches, that the site's text column (about 680 px; figures are drawn at
-#: 110 dpi) shows at full size: a wider one is shrunk, and its legend with it.
-MAX_WIDTH = 6.0
+#: The widest figure, in inches, that the site's text column (676 px; figures are drawn at 110 dpi,
+#: and cropped with a small margin) shows at full size: a wider one is shrunk, and its legend with it.
+MAX_WIDTH = 5.9
 
 
 def _figure(**kwargs) -> Figure:

@@ -12,7 +12,8 @@ and the written solutions in plain view. This module writes, for every chapter, 
   site's numbers, "(13)", and each labelled equation tagged with its number; references to exercises
   and theorems as "Exercise 4.2" and "Theorem 1", and to other pages as links to the site;
 - exercises as headed sections, theorems and notes as quoted blocks, proofs in place, and the written
-  solutions removed; every exercise's code cell as the student's stub (:func:`assignments.stub`);
+  solutions removed; every exercise's code cell as the student's stub (:func:`assignments.stub`),
+  and the hidden cells that check the reference answer left out;
 - the setup cell in view, with its Colab install line;
 - a code cell that later calls an exercise's function inside ``try``, so that until the reader has
   written it the cell says so instead of stopping *Run all*.
@@ -253,6 +254,9 @@ def plain_markdown(source: str, values: dict[str, str], bk: Book, page: str) -> 
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
 
 
+#: The first line of a hidden cell that checks an exercise's reference answer (not in the copies).
+ANSWER_CHECK = "# Checks for the exercise's answer"
+
 NEEDS_ANSWER = """\
 try:
 {body}
@@ -299,6 +303,8 @@ def reader_copy(
             if text:
                 cells.append(nbformat.v4.new_markdown_cell(text))
         elif cell.cell_type == "code":
+            if cell.source.startswith(ANSWER_CHECK):
+                continue  # it checks the reference answer, which the copy leaves to the reader
             code = stub(cell.source) if BEGIN in cell.source else cell.source
             if index in needed:
                 code = guarded(code, *needed[index])
