@@ -44,7 +44,9 @@ def test_no_solution_text_survives_into_the_student_notebook(nbgrader_course, pa
     assert secret, "every chapter has exercises with solutions"
     student = nbgrader_course / "release" / path.stem / f"{path.stem}.ipynb"
     text = "\n".join(c.source for c in nbformat.read(student, as_version=4).cells)
-    leaked = sorted(line for line in secret if line in text)
+    lines = {line.strip() for line in text.splitlines()}
+    # a short line (`continue`) counts only as a whole line: "# Checks (continued)." is no leak
+    leaked = sorted(line for line in secret if line in lines or (len(line) > 20 and line in text))
     assert not leaked, f"solution lines in the student notebook: {leaked[:5]}"
     assert "BEGIN HIDDEN TESTS" not in text and "_importlib.reload" not in text
 
