@@ -15,7 +15,7 @@ WORKER_THREADS ?= $(shell echo $$(( $(CORES) / $(PYTEST_WORKERS) > 0 ? $(CORES) 
 
 help:
 	@echo "make book    execute the chapters and build the site into _build/html"
-	@echo "make site-test  open every page of the built site offline in headless Chromium (after make book)"
+	@echo "make site-test  open every page of the built site, and every reader copy in JupyterLab, offline in headless Chromium (after make book)"
 	@echo "make test    unit tests and every chapter executed as a test"
 	@echo "make notebooks  reader copies of the chapters for Colab and Jupyter in notebooks/"
 	@echo "make lab     open JupyterLab on the chapters"
@@ -45,17 +45,20 @@ notebooks: $(STAMP)
 
 # The built site read offline in a real browser: formulas typeset, images loaded, no request to
 # another host, no JavaScript error; screenshots of the chapters in _build/screenshots.
+# Then the reader copies in notebooks/, opened in JupyterLab in the same browser: Markdown rendered,
+# formulas typeset, no MyST markup, no solution; screenshots lab-<chapter>.png.
 # Needs Chromium and chromedriver (.ci/run installs Debian's chromium and chromium-driver).
 site-test: $(STAMP)
 	@test -s _build/html/index.html || { echo "no site in _build/html: run make book first"; exit 2; }
-	$(BIN)/python -m pytest -q tests/test_site_browser.py
+	$(BIN)/python -m pytest -q tests/test_site_browser.py tests/test_reader_jupyterlab.py
 
 # Each pytest worker (and the notebook kernel it starts) gets its share of the cores: two
 # workers each running torch on every core oversubscribe the CPU and run several times slower.
 # tests/test_chapters_execute.py executes each chapter into the site's cache (_build/.jupyter_cache),
 # so that `make book` afterwards executes only the chapters that changed since.
-# The site's browser test reads the built site, so it runs after `make book`, as `make site-test`.
-NOT_SITE := --ignore=tests/test_site_browser.py
+# The site's browser test reads the built site, so it runs after `make book`, as `make site-test`,
+# with the browser test of the reader copies in JupyterLab.
+NOT_SITE := --ignore=tests/test_site_browser.py --ignore=tests/test_reader_jupyterlab.py
 test: $(STAMP)
 	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests $(NOT_SITE)
 
