@@ -132,3 +132,18 @@ def test_learner_rejects_bad_settings():
         LinearLearner().fit(torch.rand(4, 2), torch.tensor([0, 1, 2, 0]))
     with pytest.raises(ValueError, match="steps"):
         unrolled_gradient(torch.zeros(3), torch.zeros(1, 2), lambda t, p: t.sum(), lambda t: t.sum(), steps=0, lr=0.1)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+@pytest.mark.parametrize("n", [5, 30])  # fewer points than parameters (Woodbury), and more (Cholesky)
+def test_solver_inverts_the_hessian_with_fewer_or_more_points_than_parameters(loss, n):
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, 12, generator=g, dtype=torch.float64)
+    y = (torch.rand(n, generator=g) > 0.5).long()
+    learner = LinearLearner(loss, 1e-3, beta=5.0)
+    theta = torch.randn(13, generator=g, dtype=torch.float64)
+    v = torch.randn(13, generator=g, dtype=torch.float64)
+    z = learner.solver(theta, x, y)(v)
+    assert z.shape == v.shape
+    assert torch.allclose(learner.hessian(theta, x, y) @ z, v, atol=1e-9)
+    assert torch.allclose(z, torch.linalg.solve(learner.hessian(theta, x, y), v), rtol=1e-8, atol=1e-8)

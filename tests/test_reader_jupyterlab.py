@@ -377,18 +377,7 @@ def test_every_formula_is_typeset(shown, stem):
     assert shown(stem)["maths"] == []
 
 
-#: Copies whose text is known to be wrong, and how.
-KNOWN = {
-    stem: "the exercises' introduction still describes the site's page: the body goes between the "
-    "`### BEGIN SOLUTION` and `### END SOLUTION` markers, the reference solution collapsed; the "
-    "reader copy's stubs have neither"
-    for stem in ("00-prologue", "01-boundary-shifting")
-}
-
-
-@pytest.mark.parametrize(
-    "stem", [pytest.param(s, marks=pytest.mark.xfail(s in KNOWN, reason=KNOWN.get(s, ""), strict=True)) for s in STEMS]
-)
+@pytest.mark.parametrize("stem", STEMS)
 def test_no_solution_is_shown(shown, stem):
     assert shown(stem)["solution"] == []
 
