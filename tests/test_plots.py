@@ -408,3 +408,162 @@ def test_a_long_title_is_wrapped_so_the_image_stays_as_wide_as_the_figure():
     width = Image.open(io.BytesIO(base64.b64decode(page.split("base64,")[1].split('"')[0]))).size[0]
     assert width <= plots.MAX_WIDTH * fig.dpi + 12  # the crop keeps a 0.05 in margin
     assert "\n" in fig.axes[0].get_title() and plots.alt_text(fig) == title  # wrapped, read as one sentence
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).size
+
+
+def test_an_explorer_frame_is_saved_whole_with_its_title_in_words():
+    import base64
+
+    from poisonlab.triggers import Patch
+    from poisonlab.widgets import _png, describe_trigger, trigger_figure
+
+    assert describe_trigger(Patch(3, opacity=0.6)) == "3×3 checkerboard patch, opacity 0.6"
+    assert describe_trigger(Patch(2, "top-left", pattern="white")) == "2×2 white patch at the top-left, opacity 1"
+    x, y = torch.rand(10, 1, 8, 8), torch.arange(10) % 2
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    fig = trigger_figure(model, x, y, 0, Patch(3, opacity=0.6), sample=torch.arange(8), classes=["0", "1"])
+    assert (
+        fig.get_suptitle().startswith("3×3 checkerboard patch, opacity 0.6: ASR ")
+        and "Patch(" not in fig.get_suptitle()
+    )
+    width, height = _png_size(base64.b64decode(_png(fig)))
+    assert width >= 0.95 * plots.MAX_WIDTH * fig.dpi  # the frame fills the text column, at the figure's dpi
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    assert title.x0 >= 0 and title.x1 <= fig.bbox.width and title.y1 <= fig.bbox.height  # inside the saved image
+
+
+def test_image_grid_captions_never_run_into_each_other():
+    cases = [
+        (torch.rand(16, 1, 8, 8), [f"a {i % 9 + 1}, labelled 0" for i in range(16)], 1.25),
+        (torch.rand(24, 1, 8, 8), ["typical 1"] * 8 + ["own outlier"] * 8 + ["poison"] * 8, 1.1),
+        (torch.rand(4, 1, 8, 8), ["base (judge: 8)", "poison (judge: 8)", "|poison − base|, rescaled", "target"], 1.9),
+    ]
+    for images, titles, size in cases:
+        fig = plots.image_grid(images, titles=titles, size=size, title="t")
+        plots.png_bytes(fig)
+        renderer = fig.canvas.get_renderer()
+        boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+        for a, b in zip(boxes, boxes[1:]):
+            if abs(a.y0 - b.y0) < 1 and abs(a.y1 - b.y1) < 1:  # neighbours in a row
+                assert a.x1 < b.x0, (a, b)
+        assert all(box.x0 >= 0 and box.x1 <= fig.bbox.width for box in boxes)
+        assert min(ax.title.get_fontsize() for ax in fig.axes if ax.get_title()) >= 8
+    short = plots.image_grid(torch.rand(8, 1, 8, 8), titles=["→ 0"] * 8)
+    assert short.axes[0].get_title() == "→ 0" and short.axes[0].title.get_fontsize() == 10  # short ones unchanged
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_legends_sit_outside_every_panels_data_area():
+    panel = {"x": [1, 2, 3], "series": {"clean": [0.1, 0.5, 0.9], "poisoned": [0.9, 0.5, 0.1]}, "xlabel": "epoch"}
+    scores, truth = torch.rand(50), torch.arange(50) < 5
+    hist = {"scores": scores, "is_poison": truth, "threshold": 0.5, "title": "ε = 1%"}
+    theory = {"xlabel": "x", "curves": {"theory": ([1, 2], [0.1, 0.2])}, "points": {"measured": ([1, 2], [0.1, 0.2])}}
+    recall = {"xlabel": "x", "points": {"recall": ([1, 2], [0.3, 0.4])}, "vlines": {"threshold": 1.5}}
+    history = History(loss=[1.0, 0.5], train_accuracy=[0.5, 0.9], metrics={"test_accuracy": [0.6, 0.8]})
+    figures = [
+        plots.lines([1, 2, 3], panel["series"], xlabel="x", ylabel="y"),
+        plots.line_panels([panel, panel], ylabel="rate (%)"),
+        plots.score_histograms([hist, hist, hist]),
+        plots.measured_and_theory([theory, recall], ylabel="y"),  # different entries: one legend per panel
+        plots.projections([{"coords": torch.randn(20, 2), "is_poison": truth[:20]}] * 2),
+        plots.training_curves(history),
+        plots.embedding(torch.randn(20, 2), torch.arange(20) % 2, ["a", "b"], highlight=truth[:20]),
+    ]
+    for fig in figures:
+        plots.png_bytes(fig)
+        renderer = fig.canvas.get_renderer()
+        legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert legends and plots.legend_points(fig) >= 8  # 8 pt at 110 dpi reads at 9 pt in the column
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= fig.bbox.width + 1 and box.y0 >= 0  # not clipped
+            for ax in fig.axes:
+                if ax.get_visible() and (ax.lines or ax.patches or ax.collections):
+                    assert not _overlaps(box, ax.get_window_extent(renderer)), (fig, legend)
+    assert len(figures[3].legends) == 0 and sum(ax.get_legend() is not None for ax in figures[3].axes) == 2
+
+
+def test_a_steep_boundary_spans_the_whole_axes():
+    box = (-0.04, 1.04, -0.04, 1.04)
+    steep = plots.boundary_segment(torch.tensor([10.0, 0.3, -5.0]), box)
+    assert steep[:, 1].min() == pytest.approx(-0.04) and steep[:, 1].max() == pytest.approx(1.04)
+    flat = plots.boundary_segment(torch.tensor([0.3, 10.0, -5.0]), box)
+    assert flat[:, 0].min() == pytest.approx(-0.04) and flat[:, 0].max() == pytest.approx(1.04)
+    diagonal = plots.boundary_segment(torch.tensor([1.0, 1.0, -1.0]), (0, 1, 0, 1))
+    assert sorted(map(tuple, diagonal.round(6))) == [(0.0, 1.0), (1.0, 0.0)]
+    assert plots.boundary_segment(torch.tensor([1.0, 1.0, -5.0]), (0, 1, 0, 1)).shape == (0, 2)  # misses the box
+    x, y = _toy()
+    fig = plots.linear_boundaries(x, y, [{"theta": torch.tensor([10.0, 0.3, -5.0]), "title": "t"}])
+    line = [ln for ln in fig.axes[0].lines if ln.get_label() == "poisoned boundary"][0]
+    assert min(line.get_ydata()) == pytest.approx(-0.04) and max(line.get_ydata()) == pytest.approx(1.04)
+
+
+def test_a_heatmap_with_long_row_labels_keeps_a_legible_matrix():
+    names = [
+        "BadNets patch",
+        "blend, α = 0.2",
+        "feature collision, fails the judge (β = 0.1, γ = 0.3)",
+        "feature collision, target not flipped (β = 100, γ = 0.1)",
+        "feature collision, fails the judge (β = 1, γ = 0.3)",
+        "feature collision, flips (β = 0.3, γ = 0.3)",
+    ]
+    fig = plots.heatmap(
+        torch.rand(6, 3),
+        row_labels=names,
+        col_labels=["representation", "gradient", "activation\nclustering"],
+        xlabel="detector",
+        ylabel="poisons",
+        percent=False,
+        size=(8.5, 3.2),
+    )
+    width, _ = _png_size(plots.png_bytes(fig))
+    assert width <= plots.MAX_WIDTH * fig.dpi + 12
+    matrix = fig.axes[0].get_window_extent(fig.canvas.get_renderer())
+    assert matrix.width / fig.dpi >= 2.0 and matrix.height / fig.dpi / 6 >= 0.3  # inches
+    assert any("\n" in t.get_text() for t in fig.axes[0].get_yticklabels())  # the long names wrapped
+    assert fig.axes[0].get_xticklabels()[0].get_rotation() == 30  # "representation" is wider than its column
+
+
+def test_a_heatmap_can_centre_a_diverging_colour_map():
+    kwargs = dict(row_labels=["a", "b"], col_labels=["x", "y"], xlabel="x", ylabel="y", percent=False)
+    default = plots.heatmap([[0.2, 0.5], [0.8, 1.0]], **kwargs)
+    assert default.axes[0].images[0].get_cmap().name == "viridis"
+    centred = plots.heatmap([[0.2, 0.5], [0.8, 1.0]], center=0.5, **kwargs)
+    image = centred.axes[0].images[0]
+    assert image.get_cmap().name == "RdBu_r" and float(image.norm(0.5)) == pytest.approx(0.5)
+    assert float(image.norm(0.0)) == 0.0 and float(image.norm(1.0)) == 1.0
+    with pytest.raises(ValueError, match="center"):
+        plots.heatmap([[0.2]], row_labels=["a"], col_labels=["x"], xlabel="x", ylabel="y", center=1.5)
+
+
+def test_alt_text_describes_a_figure_whose_title_is_no_sentence():
+    captions = ["base (judge: 8)", "poison (judge: 8)", "difference", "target"]
+    fig = plots.image_grid(torch.rand(4, 1, 8, 8), titles=captions, title="L2 = 4.94; target flipped: True")
+    alt = plots.alt_text(fig)
+    assert alt.startswith("4 images captioned base (judge: 8); poison (judge: 8)") and "flipped: yes" in alt
+    fig = plots.image_grid(torch.rand(2, 1, 8, 8), title="Patch(size=3, location='bottom-right', opacity=1): ASR 98%")
+    alt = plots.alt_text(fig)
+    assert "Patch(" not in alt and "patch (size 3, location bottom-right, opacity 1): ASR 98%" in alt
+    assert alt.startswith("2 images")
+    sentence = plots.image_grid(torch.rand(2, 1, 8, 8), title="Triggered digits are read as 0")
+    assert plots.alt_text(sentence) == "Triggered digits are read as 0"
+    x, y = _toy()
+    thetas = [torch.tensor([1.0, 0.1 * i, -0.5]) for i in range(3)]
+    html = plots.boundary_animation(
+        x, y, thetas, torch.rand(3, 10, 2), torch.zeros(10).long(), title="ε = 10%, ascent "
+    )
+    assert (
+        'alt="The decision boundary turning as 10 poison points move over 3 steps of the attack (ε = 10%, ascent)"'
+        in html.data
+    )

@@ -9,6 +9,7 @@ Okabe–Ito palette :data:`PALETTE` (Okabe & Ito 2008).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
@@ -44,19 +45,70 @@ STYLE: dict = {
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
 
 
-def alt_text(fig: Figure) -> str:
-    """A figure's alternative text for readers who cannot see it: its title (the sentence that says
-    what to see), else its panels' titles, else what its first panel plots against what."""
-    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
-    if suptitle.strip():
-        return " ".join(suptitle.split())
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title().strip()]
+_REPR = re.compile(r"\b([A-Za-z_]\w*)\(([^()]*=[^()]*)\)")  # Patch(size=3, location='bottom-right')
+
+
+def _plain(text: str) -> str:
+    """``text`` with code turned into words: a repr ``Patch(size=3, pattern='white')`` reads
+    "patch (size 3, pattern white)", a Python bool "yes" or "no"."""
+
+    def words(match: re.Match) -> str:
+        args = ", ".join(" ".join(a.replace("=", " ", 1).replace("'", "").split()) for a in match[2].split(","))
+        return f"{match[1].lower()} ({args})"
+
+    text = _REPR.sub(words, " ".join(text.split()))
+    return re.sub(r"\bFalse\b", "no", re.sub(r"\bTrue\b", "yes", text))
+
+
+def _is_sentence(text: str) -> bool:
+    """Whether a title reads as a statement a reader can take as the figure's description: words
+    (at least two), no code (a repr, a Python bool), not a fragment cut at a comma or a colon."""
+    text = " ".join(text.split())
+    words = re.findall(r"[^\W\d_]{2,}", text)
+    return (
+        len(words) >= 2
+        and not _REPR.search(text)
+        and not re.search(r"\b(True|False|None)\b", text)
+        and not text.endswith((",", ":", ";", "(", "-", "–"))
+    )
+
+
+def _what_is_shown(fig: Figure) -> str:
+    """What ``fig`` draws, in words: an image grid's size and its captions, else its panels' titles,
+    else what its first panel plots against what."""
+    shown = [ax for ax in fig.axes if ax.get_visible() and (ax.images or ax.lines or ax.collections or ax.patches)]
+    grid = [ax for ax in shown if ax.images and not ax.get_xlabel()]
+    titles = [" ".join(ax.get_title().split()) for ax in shown if ax.get_title().strip()]
+    if grid and len(grid) == len(shown) and len(grid) > 1:
+        captions = list(dict.fromkeys(titles))
+        said = f"{len(grid)} images"
+        if captions:
+            listed = "; ".join(captions[:8]) + ("; …" if len(captions) > 8 else "")
+            said += f" captioned {listed}"
+        return said
     if titles:
-        return "; ".join(" ".join(t.split()) for t in titles)
+        return "; ".join(titles)
     for ax in fig.axes:
         if ax.get_xlabel() or ax.get_ylabel():
             return f"A plot of {ax.get_ylabel() or 'values'} against {ax.get_xlabel() or 'position'}"
     return "A figure"
+
+
+def alt_text(fig: Figure) -> str:
+    """A figure's alternative text for readers who cannot see it: its title (the sentence that says
+    what to see); where the title is no sentence (code, a fragment, a list of numbers), what the
+    figure shows followed by the title in words; without a title, its panels' titles, else what
+    its first panel plots against what."""
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    suptitle = " ".join(suptitle.split())
+    if suptitle and _is_sentence(suptitle):
+        return suptitle
+    shown = _what_is_shown(fig)
+    if suptitle:
+        title = _plain(suptitle).rstrip(",:;(-– ")
+        shown = shown[0].upper() + shown[1:]
+        return f"{shown} ({title})"
+    return shown
 
 
 def figure_html(fig: Figure) -> str:
@@ -65,16 +117,24 @@ def figure_html(fig: Figure) -> str:
     is imported in IPython), so that the site's images carry their title as alt text."""
     import base64
     import html
+
+    png = base64.b64encode(png_bytes(fig)).decode("ascii")
+    legend = legend_points(fig)
+    # the legend's size and the resolution, so that a test can tell how large the legend reads on a page
+    sizes = f' data-legend-pt="{legend:g}" data-dpi="{fig.dpi:g}"' if legend else ""
+    return f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt_text(fig))}"{sizes} style="max-width:100%">'
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes, the way the book shows every figure: titles wrapped to its width
+    (:func:`fit_to_width`), cropped to what it draws with a small margin, at the figure's dpi, on
+    white. Changes ``fig``'s titles in place."""
     import io
 
     fit_to_width(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=0.05, facecolor="white")
-    png = base64.b64encode(buffer.getvalue()).decode("ascii")
-    legend = legend_points(fig)
-    # the legend's size and the resolution, so that a test can tell how large the legend reads on a page
-    sizes = f' data-legend-pt="{legend:g}" data-dpi="{fig.dpi:g}"' if legend else ""
-    return f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt_text(fig))}"{sizes} style="max-width:100%">'
+    return buffer.getvalue()
 
 
 def fit_to_width(fig: Figure) -> Figure:
@@ -186,7 +246,10 @@ def image_grid(
             raise ValueError(f"{name} must have one entry per image ({n}), got {len(seq)}")
     ncols = min(_validate.positive_int("ncols", ncols), n)
     nrows = math.ceil(n / ncols)
-    extra = 0.3 if titles is not None else 0.0
+    size = min(size, MAX_WIDTH / ncols)  # a grid wider than the column: smaller images, same text
+    captions, fontsize = _fit_captions(titles, room=72 * size - 4) if titles is not None else ([], 10)
+    lines = max((c.count("\n") + 1 for c in captions), default=0)
+    extra = 0.1 + lines * fontsize * 1.25 / 72 if titles is not None else 0.0
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(ncols * size, nrows * (size + extra) + (0.4 if title else 0)))
         axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -209,10 +272,44 @@ def image_grid(
                 ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
             if titles is not None:
                 color = title_colors[i] if title_colors is not None else "black"
-                ax.set_title(titles[i], fontsize=10, color=color)
+                ax.set_title(captions[i], fontsize=fontsize, color=color, linespacing=1.0)
         if title:
             fig.suptitle(title)
     return fig
+
+
+def _text_width(text: str, fontsize: float) -> float:
+    """The width in points of the widest line of ``text`` in the book's font at ``fontsize``."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    prop = FontProperties(size=fontsize)
+    return max(
+        (TextToPath().get_text_width_height_descent(line, prop, ismath=False)[0] for line in text.split("\n")),
+        default=0.0,
+    )
+
+
+def _two_lines(text: str) -> str:
+    """``text`` broken at the space that best balances its two lines (unchanged without a space)."""
+    words = text.split(" ")
+    if len(words) < 2:
+        return text
+    splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+    first, second = min(splits, key=lambda p: max(len(p[0]), len(p[1])))
+    return f"{first}\n{second}"
+
+
+def _fit_captions(titles: Sequence[str], *, room: float) -> tuple[list[str], float]:
+    """Captions that each fit ``room`` points, so that neighbours never run into each other, and
+    their font size: one line at 10 or 9 pt, else two lines at 10 or 9 pt, else one or two lines
+    at 8 or 7 pt (all captions of a grid in one size; only those too wide are wrapped)."""
+    titles = [" ".join(str(t).split()) for t in titles]
+    for wrap, fontsize in ((False, 10), (False, 9), (True, 10), (True, 9), (False, 8), (True, 8), (True, 7)):
+        captions = [_two_lines(t) if wrap and _text_width(t, fontsize) > room else t for t in titles]
+        if all(_text_width(c, fontsize) <= room for c in captions):
+            return captions, fontsize
+    return captions, 7
 
 
 def predictions(
@@ -260,7 +357,7 @@ def training_curves(history: History, *, title: str | None = None, extra: Mappin
         for key, label in extra.items():
             ax_acc.plot(epochs, np.array(history.metrics[key]) * 100, marker="s", label=label)
         ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-        ax_acc.legend()
+        _legend_under(ax_acc, fontsize=9)  # below its x-label, never over a curve
         for ax in (ax_loss, ax_acc):
             ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         if title:
@@ -345,7 +442,7 @@ def embedding(
         if title:
             ax.set_title(title)
         if highlight is not None:  # class names are written on the clusters; no legend needed
-            ax.legend(loc="best", fontsize=8)
+            fig.legend(loc="outside lower center", fontsize=8)  # below the axes, never over a point
     return fig
 
 
@@ -397,16 +494,35 @@ def collision_map(
     return fig
 
 
-def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
-    """Draw w·x + b = 0 across the unit square."""
+def boundary_segment(theta: torch.Tensor, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The part of the line w·x + b = 0 (``theta`` = (w₁, w₂, b)) inside ``box`` = (x0, x1, y0, y1),
+    as its two end points, shape (2, 2); shape (0, 2) when the line misses the box. The line is
+    parametrised by the coordinate along which it runs further (x for a flat line, y for a steep
+    one), so that a near-vertical boundary spans the box as fully as a flat one."""
     w0, w1, b = (float(v) for v in theta[:3])
-    xs = np.linspace(0, 1, 200)
-    if abs(w1) > 1e-12:
-        ys = -(w0 * xs + b) / w1
-        keep = (ys >= 0) & (ys <= 1)
-        ax.plot(xs[keep], ys[keep], **style)
-    elif abs(w0) > 1e-12:
-        ax.axvline(-b / w0, **style)
+    x0, x1, y0, y1 = box
+    if max(abs(w0), abs(w1)) < 1e-12:
+        return np.empty((0, 2))
+    if abs(w1) >= abs(w0):  # flat: y as a function of x, clipped to the box's rows
+        t = np.array([x0, x1])
+        lo, hi = sorted((-(w1 * y0 + b) / w0, -(w1 * y1 + b) / w0)) if abs(w0) > 1e-12 else (-np.inf, np.inf)
+        t = np.clip(t, max(x0, lo), min(x1, hi))
+        if t[0] >= t[1]:
+            return np.empty((0, 2))
+        return np.stack([t, -(w0 * t + b) / w1], axis=1)
+    t = np.array([y0, y1])  # steep: x as a function of y, clipped to the box's columns
+    lo, hi = sorted((-(w0 * x0 + b) / w1, -(w0 * x1 + b) / w1)) if abs(w1) > 1e-12 else (-np.inf, np.inf)
+    t = np.clip(t, max(y0, lo), min(y1, hi))
+    if t[0] >= t[1]:
+        return np.empty((0, 2))
+    return np.stack([-(w1 * t + b) / w0, t], axis=1)
+
+
+def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
+    """Draw w·x + b = 0 across the axes' visible box (the whole of it, however steep the line)."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    segment = boundary_segment(theta, (min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)))
+    ax.plot(segment[:, 0], segment[:, 1], scalex=False, scaley=False, **style)  # empty: still in the legend
 
 
 def _scatter_2d(
@@ -534,7 +650,7 @@ def attack_landscape(
             ncols=3,
             fontsize=8,
             frameon=True,
-            facecolor="0.55",
+            facecolor="0.2",  # dark, so that white text and the white path both read on it
             labelcolor="white",
         )
         if title:
@@ -567,12 +683,87 @@ def lines(
     )
 
 
-def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str, legend_size: int) -> None:
-    """Axis labels, the panel's optional ``title`` and a legend: the end of every panel."""
+def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str) -> None:
+    """Axis labels and the panel's optional ``title``: the end of every panel (its legend is drawn
+    below the panels, by :func:`_legends_below`, once all panels are drawn)."""
     ax.set(xlabel=xlabel, ylabel=ylabel)
     if panel.get("title"):
         ax.set_title(panel["title"])
-    ax.legend(fontsize=legend_size)
+
+
+def _entries(ax) -> dict:
+    """``{label: handle}`` of the artists of ``ax`` that carry a label, in drawing order."""
+    entries: dict = {}
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+        entries.setdefault(label, handle)
+    return entries
+
+
+def _renderer(fig: Figure):
+    if not hasattr(fig.canvas, "get_renderer"):  # a figure built without pyplot: measure with Agg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
+
+
+def _legends_below(fig: Figure, axes: Sequence, *, fontsize: float) -> None:
+    """Legends outside the data: one legend below all panels when every panel shows the same
+    entries (or there is one panel), else each panel's own legend below its x-label. Each gets as
+    many columns as fit its width."""
+    entries = [_entries(ax) for ax in axes]
+    if not any(entries):
+        return
+    renderer = _renderer(fig)
+    if len({tuple(e) for e in entries if e}) == 1:
+        shared: dict = {}
+        for e in entries:
+            for label, handle in e.items():
+                shared.setdefault(label, handle)
+        for ncols in range(min(len(shared), 4), 0, -1):
+            legend = fig.legend(
+                list(shared.values()), list(shared), loc="outside lower center", ncols=ncols, fontsize=fontsize
+            )
+            if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+                return
+            legend.remove()
+        return
+    for ax, e in zip(axes, entries):
+        if e:
+            _legend_under(ax, e, fontsize=fontsize, room=fig.bbox.width / max(1, _columns(axes)))
+
+
+def _columns(axes: Sequence) -> int:
+    """How many panels ``axes`` holds side by side."""
+    spec = axes[0].get_subplotspec() if axes and axes[0].get_subplotspec() is not None else None
+    return spec.get_gridspec().ncols if spec is not None else 1
+
+
+def _legend_under(ax, entries: dict | None = None, *, fontsize: float, room: float | None = None) -> None:
+    """``ax``'s legend just below its tick labels and x-label, outside the data (the layout makes room
+    for it), with as many columns as fit ``room`` pixels (by default the axes' width)."""
+    from matplotlib import transforms
+
+    fig = ax.get_figure()
+    entries = entries if entries is not None else _entries(ax)
+    if not entries:
+        return
+    renderer = _renderer(fig)
+    below = ax.bbox.y0 - ax.get_tightbbox(renderer).y0  # tick labels and x-label, in pixels
+    anchor = transforms.offset_copy(ax.transAxes, fig=fig, y=-(below * 72 / fig.dpi + 2), units="points")
+    room = room or ax.bbox.width
+    for ncols in range(min(len(entries), 4), 0, -1):
+        legend = ax.legend(
+            list(entries.values()),
+            list(entries),
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            bbox_transform=anchor,
+            ncols=ncols,
+            fontsize=fontsize,
+        )
+        if ncols == 1 or legend.get_window_extent(renderer).width <= room:
+            return
 
 
 def line_panels(
@@ -614,10 +805,29 @@ def line_panels(
                 ax.set_xscale("log")
                 ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=ylabel, legend_size=9)
+            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=ylabel)
+        _legends_below(fig, axes, fontsize=9)
         if title:
             fig.suptitle(title)
     return fig
+
+
+def _wrap_label(label: str, fontsize: float, room: float) -> str:
+    """``label`` on as few lines as keep it within ``room`` points: broken before a parenthesis
+    first ("feature collision, fails the judge" / "(β = 0.1, γ = 0.3)"), then between words."""
+    import textwrap
+
+    label = str(label)
+    if "\n" in label or _text_width(label, fontsize) <= room:
+        return label
+    head, sep, tail = label.partition(" (")
+    if sep and _text_width(head, fontsize) <= room and _text_width("(" + tail, fontsize) <= room:
+        return f"{head}\n({tail}"
+    for chars in range(len(label) - 1, 7, -1):
+        wrapped = textwrap.fill(label, chars, break_long_words=False)
+        if _text_width(wrapped, fontsize) <= room:
+            return wrapped
+    return textwrap.fill(label, 8, break_long_words=False)
 
 
 def heatmap(
@@ -632,9 +842,15 @@ def heatmap(
     percent: bool = True,
     annotate: bool = True,
     size: tuple[float, float] | None = None,
+    center: float | None = None,
+    cmap: str | None = None,
 ) -> Figure:
     """A grid of numbers in [0, 1] as colours, each cell annotated with its value
     (e.g. ASR over trigger size × opacity, or where triggered inputs of each class land).
+
+    Long row labels are wrapped onto more lines (taking at most about a third of the width), and
+    column labels wider than their column are slanted, so that the matrix keeps its width; a
+    ``size`` wider than :data:`MAX_WIDTH` is narrowed to it, keeping its height.
 
     Args:
         values: shape (R, C), values in [0, 1]; row r is drawn at the top for r = 0.
@@ -643,7 +859,14 @@ def heatmap(
         colorbar_label: what the colour means.
         percent: draw and annotate values as percentages.
         annotate: write each value in its cell.
+        size: the figure's (width, height) in inches.
+        center: a value in (0, 1) that is neutral (0.5 for an AUC: chance): drawn white on a
+            diverging colour map (``RdBu_r`` unless ``cmap`` is given), so that values below it
+            read as different from values above it. By default the sequential ``viridis``.
+        cmap: the colour map's name.
     """
+    from matplotlib.colors import TwoSlopeNorm
+
     v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
     if v.ndim != 2 or v.size == 0:
         raise ValueError(f"values must be a non-empty (rows, cols) grid, got shape {v.shape}")
@@ -653,17 +876,31 @@ def heatmap(
         )
     if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
         raise ValueError("values must be finite and lie in [0, 1]")
+    if center is not None and not 0 < center < 1:
+        raise ValueError(f"center must lie in (0, 1), got {center}")
     scale = 100.0 if percent else 1.0
+    width, height = size or (1.0 + 0.75 * v.shape[1] + 1.3, 0.9 + 0.5 * v.shape[0])
+    width = min(width, MAX_WIDTH)  # narrower, not shrunk: the text keeps its size, the labels wrap
+    rows = [_wrap_label(label, 10, room=72 * width / 3) for label in row_labels]
+    lines = sum(label.count("\n") + 1 for label in rows)
+    height = max(height, 0.9 + 0.2 * lines + 0.15 * v.shape[0] + (0.3 if title else 0))
+    if center is None:
+        norm, colour_map = None, cmap or "viridis"
+    else:
+        norm, colour_map = TwoSlopeNorm(vcenter=center * scale, vmin=0, vmax=scale), cmap or "RdBu_r"
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=size or (1.0 + 0.75 * v.shape[1] + 1.3, 0.9 + 0.5 * v.shape[0]))
+        fig = _figure(figsize=(width, height))
         ax = fig.subplots()
-        image = ax.imshow(v * scale, cmap="viridis", vmin=0, vmax=scale, aspect="auto")
+        image = ax.imshow(
+            v * scale, cmap=colour_map, norm=norm, vmin=None if norm else 0, vmax=None if norm else scale, aspect="auto"
+        )
         ax.set_xticks(range(v.shape[1]), col_labels)
-        ax.set_yticks(range(v.shape[0]), row_labels)
+        ax.set_yticks(range(v.shape[0]), rows)
         ax.set(xlabel=xlabel, ylabel=ylabel)
         ax.grid(False)
         if annotate:
             for (r, c), value in np.ndenumerate(v):
+                dark = abs(value - center) > 0.3 if center is not None else value <= 0.6
                 ax.text(
                     c,
                     r,
@@ -671,11 +908,18 @@ def heatmap(
                     ha="center",
                     va="center",
                     fontsize=8,
-                    color="black" if value > 0.6 else "white",
+                    color="white" if dark else "black",
                 )
         fig.colorbar(image, ax=ax, label=colorbar_label)
         if title:
             ax.set_title(title)
+        fig.draw_without_rendering()  # the laid-out column width: slant column labels that overflow it
+        column = 72 * ax.bbox.width / fig.dpi / v.shape[1]
+        if max(_text_width(str(label), 10) for label in col_labels) > column - 4:
+            ax.tick_params(axis="x", labelrotation=30)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
+                label.set_rotation_mode("anchor")
     return fig
 
 
@@ -752,17 +996,30 @@ def boundary_animation(
             ax.clear()
             _scatter_2d(ax, x, y, poison_x=poison_path[frame], poison_y=poison_y)
             if clean_theta is not None:
-                _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5)
-            _boundary_line(ax, thetas[frame], color=WRONG, linewidth=2.2)
+                _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
+            _boundary_line(ax, thetas[frame], color=WRONG, linewidth=2.2, label="poisoned boundary")
             ax.set_title(f"{title}step {frame}")
             return []
 
+        draw(0)  # one legend for every frame, below the axes: the entries are the same throughout
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
         anim = animation.FuncAnimation(fig, draw, frames=len(thetas), interval=interval_ms, blit=False)
         html = anim.to_jshtml(default_mode="once")
     import html as html_text
 
-    alt = f"{title}the decision boundary and the poisons over {len(thetas)} steps of the attack"
-    return HTML(html.replace("<img id=", f'<img alt="{html_text.escape(alt.strip())}" id=', 1))
+    return HTML(html.replace("<img id=", f'<img alt="{html_text.escape(animation_alt(title, poison_path))}" id=', 1))
+
+
+def animation_alt(title: str, poison_path: torch.Tensor) -> str:
+    """The alternative text of :func:`boundary_animation`: what it shows, then its ``title``
+    (a prefix such as "ε = 10%, ascent ") as a note."""
+    frames, count = poison_path.shape[0], poison_path.shape[1]
+    said = (
+        f"The decision boundary turning as {count} poison point{'s' if count != 1 else ''} "
+        f"move{'' if count != 1 else 's'} over {frames} steps of the attack"
+    )
+    note = _plain(title).strip(" ,:;–-")
+    return f"{said} ({note})" if note else said
 
 
 def score_histograms(
@@ -804,7 +1061,8 @@ def score_histograms(
                 ax.axvline(
                     float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1, label="removal cut"
                 )
-            _label_panel(ax, panel, xlabel=xlabel, ylabel="density", legend_size=8)
+            _label_panel(ax, panel, xlabel=xlabel, ylabel="density")
+        _legends_below(fig, axes, fontsize=8)
         if title:
             fig.suptitle(title)
     return fig
@@ -905,7 +1163,8 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
             if panel.get("logy"):
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=panel.get("ylabel", ylabel), legend_size=8)
+            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=panel.get("ylabel", ylabel))
+        _legends_below(fig, axes, fontsize=8)
         if title:
             fig.suptitle(title)
     return fig
@@ -1012,7 +1271,8 @@ def projections(
             if bool(cover.any()):
                 ax.scatter(c[cover, 0], c[cover, 1], s=14, marker="^", alpha=0.8, color=PALETTE[3], label="cover")
             ax.scatter(c[p, 0], c[p, 1], s=22, marker="x", color=WRONG, label="poison")
-            _label_panel(ax, panel, xlabel=xlabel, ylabel=ylabel, legend_size=8)
+            _label_panel(ax, panel, xlabel=xlabel, ylabel=ylabel)
+        _legends_below(fig, axes, fontsize=8)
         if title:
             fig.suptitle(title)
     return fig

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -28,13 +27,28 @@ from poisonlab.triggers import LOCATIONS, Patch
 
 
 def _png(fig) -> str:
-    """``fig`` as a base64 PNG, closed afterwards."""
+    """``fig`` as a base64 PNG saved as the book shows every figure (:func:`plots.png_bytes`: titles
+    wrapped to the width, a tight crop that keeps titles and legends whole, the figure's dpi),
+    closed afterwards."""
     import matplotlib.pyplot as plt
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    png = plots.png_bytes(fig)
     plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(png).decode("ascii")
+
+
+def describe_trigger(trigger: Callable[[torch.Tensor], torch.Tensor]) -> str:
+    """A trigger in words, for a title: a :class:`~poisonlab.triggers.Patch` reads as "3×3
+    checkerboard patch, opacity 0.6" (with its corner unless it is the bottom-right one); any
+    other trigger by its class name."""
+    if isinstance(trigger, Patch):
+        pattern = trigger._pattern if isinstance(trigger._pattern, str) else "custom"
+        if isinstance(trigger.location, str):
+            where = "" if trigger.location == "bottom-right" else f" at the {trigger.location}"
+        else:
+            where = f" at row {trigger.location[0]}, column {trigger.location[1]}"
+        return f"{trigger.size}×{trigger.size} {pattern} patch{where}, opacity {trigger.opacity:g}"
+    return type(trigger).__name__
 
 
 def frames_html(
@@ -141,7 +155,9 @@ def epsilon_explorer(
         px, py = poisons[eps]
         title = f"ε = {eps:.0%}, {len(py)} poisons" + (f", test error {errors[eps]:.1%}" if errors is not None else "")
         panel = [{"theta": thetas[eps], "poison_x": px, "poison_y": py, "title": title}]
-        return plots.linear_boundaries(x, y, panel, clean_theta=clean_theta, ncols=1)
+        fig = plots.linear_boundaries(x, y, panel, clean_theta=clean_theta, ncols=1)
+        fig.set_size_inches(4.6, 4.9)  # one panel alone: large enough to read in the text column
+        return fig
 
     def show(_=None) -> None:
         fig = frame(slider.value)
@@ -251,6 +267,6 @@ def trigger_figure(
         stamped,
         titles=[f"→ {classes[int(p)]}" for p in pred],
         title_colors=[plots.WRONG if int(p) == target else plots.CORRECT for p in pred],
-        title=f"{trigger!r}: ASR {asr:.1%}",
+        title=f"{describe_trigger(trigger)}: ASR {asr:.1%}",
         ncols=min(len(sample), 8),
     )
