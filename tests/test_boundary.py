@@ -483,6 +483,24 @@ def test_poison_groups_finds_each_concentrated_point_and_its_copies(blobs):
         boundary.poison_groups(blobs.x_train)
 
 
+def test_poison_groups_with_a_tolerance_joins_nearby_poisons_of_one_label(blobs):
+    ps = boundary.gradient_poison(
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, lam=1e-3, steps=2, record=True
+    )
+    traj = ps.info["trajectory"].clone()
+    _, yp = ps.poisons()
+    traj[-1] = torch.tensor([0.5, 0.5])  # every poison at one spot, then three of them nudged
+    traj[-1, :3] += torch.tensor([0.01, -0.02])
+    ps.info["trajectory"] = traj
+    exact = boundary.poison_groups(ps)
+    near = boundary.poison_groups(ps, tol=0.05)
+    assert sum(exact.counts) == sum(near.counts) == len(yp)
+    assert len(near.counts) == len(set(yp.tolist())) < len(exact.counts)
+    assert len(boundary.poison_groups(ps, tol=0.001).counts) == len(exact.counts)
+    with pytest.raises(ValueError, match="tol"):
+        boundary.poison_groups(ps, tol=-1)
+
+
 def test_grey_share_counts_values_strictly_inside_the_band():
     x = torch.tensor([[0.0, 0.2, 0.5, 0.79], [0.8, 1.0, 0.3, 0.1]])
     assert boundary.grey_share(x) == 3 / 8

@@ -919,13 +919,16 @@ class PoisonGroups(NamedTuple):
     labels: torch.Tensor
 
 
-def poison_groups(poisoned: PoisonedSet) -> PoisonGroups:
+def poison_groups(poisoned: PoisonedSet, *, tol: float = 0.0) -> PoisonGroups:
     """Group the poisons of a :func:`gradient_poison` run recorded with ``record=True`` into the
     distinct points they sit at (Koh, Steinhardt & Liang 2022's concentrated poisons, ``distinct``):
     poisons with the same label that end at the same position are copies of one point.
 
     Args:
         poisoned: a gradient attack's result with ``info["trajectory"]`` (steps + 1, n_p, ...).
+        tol: poisons with the same label whose end positions differ by at most ``tol`` in every
+            coordinate join the group of the first such poison (0: exact copies only). A plot uses
+            it to count the markers that cover each other.
 
     Returns:
         A :class:`PoisonGroups`, ordered by label and then by each point's first copy.
@@ -933,13 +936,15 @@ def poison_groups(poisoned: PoisonedSet) -> PoisonGroups:
     trajectory = poisoned.info.get("trajectory") if isinstance(poisoned, PoisonedSet) else None
     if trajectory is None:
         raise ValueError("poisoned must be a gradient_poison result recorded with record=True")
+    if not (isinstance(tol, int | float) and tol >= 0):
+        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
     _, labels = poisoned.poisons()
     end = trajectory[-1].flatten(1)
     firsts: list[int] = []
     counts: list[int] = []
     for i in range(len(labels)):
         for g, first in enumerate(firsts):
-            if labels[first] == labels[i] and torch.equal(end[first], end[i]):
+            if labels[first] == labels[i] and float((end[first] - end[i]).abs().max()) <= tol:
                 counts[g] += 1
                 break
         else:
