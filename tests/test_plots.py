@@ -567,3 +567,38 @@ def test_alt_text_describes_a_figure_whose_title_is_no_sentence():
         'alt="The decision boundary turning as 10 poison points move over 3 steps of the attack (ε = 10%, ascent)"'
         in html.data
     )
+
+
+def _histogram_panels(k: int = 3) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(200) < 10
+    return [
+        {"scores": torch.rand(200, generator=g) + truth, "is_poison": truth, "threshold": 1.2, "title": f"ε = {i}%"}
+        for i in range(1, k + 1)
+    ]
+
+
+def test_score_histograms_share_one_x_label_and_fit_the_column():
+    xlabel = "spectral score τ (share of the class maximum)"  # wider than a panel
+    for ncols in (None, 3):
+        fig = plots.score_histograms(_histogram_panels(), xlabel=xlabel, title="t", ncols=ncols)
+        width, _ = _png_size(plots.png_bytes(fig))
+        assert width <= plots.MAX_WIDTH * fig.dpi + 12  # the crop keeps a 0.05 in margin
+        shown = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(shown) == 3 and all(ax.get_xlabel() == "" for ax in shown)
+        written = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() == xlabel and t.get_visible()]
+        assert len(written) == 1  # once, for the whole figure
+        renderer = fig.canvas.get_renderer()
+        label = written[0].get_window_extent(renderer)
+        for ax in shown:  # below every panel, clear of their tick labels and of the legend's entries
+            assert label.y1 <= ax.get_tightbbox(renderer).y0 + 1
+        for legend in fig.legends:
+            for entry in legend.get_texts():
+                assert not _overlaps(label, entry.get_window_extent(renderer))
+    row = plots.score_histograms(_histogram_panels(), ncols=3)
+    assert len(row.axes) == 3 and len({round(ax.get_position().y0, 3) for ax in row.axes}) == 1  # one row, no spare
+    assert [ax.get_ylabel() for ax in row.axes] == ["density", "", ""]
+    single = plots.score_histograms(_histogram_panels(1), xlabel="τ")
+    assert single.axes[0].get_xlabel() == "τ"  # one panel keeps its own x-label
+    with pytest.raises(ValueError, match="ncols"):
+        plots.score_histograms(_histogram_panels(), ncols=0)

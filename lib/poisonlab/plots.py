@@ -707,22 +707,35 @@ def _renderer(fig: Figure):
     return fig.canvas.get_renderer()
 
 
-def _legends_below(fig: Figure, axes: Sequence, *, fontsize: float) -> None:
+def _legends_below(fig: Figure, axes: Sequence, *, fontsize: float, xlabel: str | None = None) -> None:
     """Legends outside the data: one legend below all panels when every panel shows the same
     entries (or there is one panel), else each panel's own legend below its x-label. Each gets as
-    many columns as fit its width."""
+    many columns as fit its width.
+
+    ``xlabel`` is an x-label the panels share, written once below all of them: as the heading of
+    the shared legend (the figure's bottom margin holds one block, so a separate label there would
+    sit on the legend), else as the figure's x-label."""
     entries = [_entries(ax) for ax in axes]
+    shared_entries = len({tuple(e) for e in entries if e}) == 1
+    if xlabel and not shared_entries:
+        fig.supxlabel(xlabel, fontsize=mpl.rcParams["axes.labelsize"])
     if not any(entries):
         return
     renderer = _renderer(fig)
-    if len({tuple(e) for e in entries if e}) == 1:
+    if shared_entries:
         shared: dict = {}
         for e in entries:
             for label, handle in e.items():
                 shared.setdefault(label, handle)
+        heading = {"title": xlabel, "title_fontsize": mpl.rcParams["axes.labelsize"]} if xlabel else {}
         for ncols in range(min(len(shared), 4), 0, -1):
             legend = fig.legend(
-                list(shared.values()), list(shared), loc="outside lower center", ncols=ncols, fontsize=fontsize
+                list(shared.values()),
+                list(shared),
+                loc="outside lower center",
+                ncols=ncols,
+                fontsize=fontsize,
+                **heading,
             )
             if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
                 return
@@ -1028,6 +1041,7 @@ def score_histograms(
     xlabel: str = "spectral score τ (share of the class maximum)",
     title: str | None = None,
     bins: int = 30,
+    ncols: int | None = None,
 ) -> Figure:
     """Side-by-side histograms of suspicion scores, clean points against poisons, one panel each.
 
@@ -1036,13 +1050,24 @@ def score_histograms(
     cut of :func:`poisonlab.detect.remove_top`). Scores are divided by their maximum so panels on
     different scales compare; each group is normalised to unit area, so a handful of poisons is
     as visible as thousands of clean points.
+
+    Several panels share one x-label, written once below them, and the y-label stands at the left
+    of each row. ``ncols`` sets the panels per row (e.g. 3 for three budgets side by side); by
+    default as many as fit :data:`MAX_WIDTH` at a readable size. The figure is never wider than
+    :data:`MAX_WIDTH`.
     """
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
-        rows, cols, grid = _panel_grid(len(panels), (3.6, 3.3))
+        if ncols is None:
+            rows, cols, grid = _panel_grid(len(panels), (3.6, 3.3))
+        else:  # narrower panels in one row are also a little lower, so that they keep their shape
+            cols = min(_validate.positive_int("ncols", ncols), len(panels))
+            rows = math.ceil(len(panels) / cols)
+            grid = (min(MAX_WIDTH, 3.6 * cols), rows * (3.3 if cols <= 2 else 2.7))
         fig = _figure(figsize=grid)
         axes = _panel_axes(fig, len(panels), rows, cols)
+        shared_x = len(panels) > 1  # one x-label for the figure: side by side, each panel's would collide
         for ax, panel in zip(axes, panels):
             s = torch.as_tensor(panel["scores"], dtype=torch.float64).detach().cpu()
             p = torch.as_tensor(panel["is_poison"]).bool().cpu()
@@ -1061,8 +1086,11 @@ def score_histograms(
                 ax.axvline(
                     float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1, label="removal cut"
                 )
-            _label_panel(ax, panel, xlabel=xlabel, ylabel="density")
-        _legends_below(fig, axes, fontsize=8)
+            first_column = ax.get_subplotspec().colspan.start == 0
+            _label_panel(
+                ax, panel, xlabel="" if shared_x else xlabel, ylabel="density" if first_column or not shared_x else ""
+            )
+        _legends_below(fig, axes, fontsize=8, xlabel=xlabel if shared_x else None)
         if title:
             fig.suptitle(title)
     return fig
