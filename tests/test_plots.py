@@ -602,3 +602,18 @@ def test_score_histograms_share_one_x_label_and_fit_the_column():
     assert single.axes[0].get_xlabel() == "τ"  # one panel keeps its own x-label
     with pytest.raises(ValueError, match="ncols"):
         plots.score_histograms(_histogram_panels(), ncols=0)
+
+
+def test_roc_curves_draw_yes_no_flags_as_a_single_point():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(100) < 20
+    flags = (truth & (torch.arange(100) % 2 == 0)) | (torch.arange(100) >= 80)  # 10 of 20 poisons, 20 of 80 clean
+    fig = plots.roc_curves({"scores": (torch.rand(100, generator=g), truth), "flags": (flags.double(), truth)})
+    ax = fig.axes[0]
+    point = [line for line in ax.lines if line.get_label().startswith("flags")][0]
+    assert list(point.get_xdata()) == [25.0] and list(point.get_ydata()) == [50.0]  # the operating point only
+    assert point.get_linestyle() == "None" and point.get_marker() == "o"  # no line through the corners
+    curve = [line for line in ax.lines if line.get_label().startswith("scores")][0]
+    assert len(curve.get_xdata()) > 3 and curve.get_linestyle() != "None"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0].startswith("chance") and labels[2] == "flags (AUC 0.62)"

@@ -1098,7 +1098,8 @@ def score_histograms(
 
 def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title: str | None = None) -> Figure:
     """ROC curves of several detectors: ``{name: (scores (N,), is_poison (N,))}``, each with its
-    AUC in the legend and the chance diagonal for reference."""
+    AUC in the legend and the chance diagonal for reference. A detector that gives yes/no flags
+    (at most two distinct scores) has a single operating point: it is drawn as a marker alone."""
     from poisonlab.detect import roc_auc, roc_curve  # plots sit on top of the pipeline
 
     if not curves:
@@ -1109,15 +1110,23 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
         ax.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1, label="chance (AUC 0.50)")
         for i, (name, (scores, is_poison)) in enumerate(curves.items()):
             fpr, tpr = roc_curve(scores, is_poison)
-            flags = len(fpr) <= 3  # yes/no flags: one operating point, joined to the corners
-            ax.plot(
-                100 * fpr.numpy(),
-                100 * tpr.numpy(),
-                linestyle=LINESTYLES[i % len(LINESTYLES)],
-                marker="o" if flags else None,
-                markevery=[1] if flags else None,
-                label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})",
-            )
+            label = f"{name} (AUC {roc_auc(scores, is_poison):.2f})"
+            if len(fpr) <= 3:  # yes/no flags: one operating point, drawn alone (a line to the corners
+                point = 1 if len(fpr) == 3 else -1  # would only run along the chance diagonal)
+                ax.plot(
+                    [100 * float(fpr[point])],
+                    [100 * float(tpr[point])],
+                    linestyle="none",
+                    marker="o",
+                    markersize=8,
+                    markeredgecolor="black",
+                    markeredgewidth=0.8,
+                    label=label,
+                    clip_on=False,
+                    zorder=4,
+                )
+                continue
+            ax.plot(100 * fpr.numpy(), 100 * tpr.numpy(), linestyle=LINESTYLES[i % len(LINESTYLES)], label=label)
         ax.set(xlabel="clean points flagged (%)", ylabel="poisons flagged (%)", xlim=(0, 100), ylim=(0, 101))
         ax.set_aspect("equal")
         fig.legend(fontsize=8, loc="outside lower center", ncols=1)  # below the axes, never over a curve
