@@ -617,3 +617,32 @@ def test_roc_curves_draw_yes_no_flags_as_a_single_point():
     assert len(curve.get_xdata()) > 3 and curve.get_linestyle() != "None"
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels[0].startswith("chance") and labels[2] == "flags (AUC 0.62)"
+
+
+def test_line_panels_draw_band_edges_integer_epochs_and_a_reference_line():
+    epochs = list(range(1, 13))
+    up, down = [0.5 + 0.04 * e for e in epochs], [0.98 - 0.04 * e for e in epochs]
+    panel = {
+        "x": epochs,
+        "series": {"a": up, "b": down},
+        "bands": {"a": ([v - 0.1 for v in up], [v + 0.1 for v in up]), "b": ([v - 0.1 for v in down], down)},
+        "xlabel": "epoch",
+        "hline": (0.5, "chance"),
+    }
+    fig = plots.line_panels([panel, panel], ylabel="AUC", percent=False)
+    ax = fig.axes[0]
+    for label, (lo, hi) in panel["bands"].items():
+        line = [ln for ln in ax.lines if ln.get_label() == label][0]
+        edges = [ln for ln in ax.lines if ln.get_color() == line.get_color() and ln is not line]
+        assert sorted(tuple(ln.get_ydata()) for ln in edges) == sorted([tuple(lo), tuple(hi)])  # both edges drawn
+        assert all(ln.get_linewidth() < line.get_linewidth() for ln in edges)  # thin, under the mean's line
+    assert all(fill.get_alpha() <= 0.15 for fill in ax.collections)  # a light fill
+    chance = [ln for ln in ax.lines if ln.get_label() == "chance"][0]
+    assert set(chance.get_ydata()) == {0.5} and chance.get_linestyle() == ":"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "chance"]  # once, for both panels
+    fig.draw_without_rendering()
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks)  # no tick at epoch 2.5
+    percent = plots.line_panels([{**panel, "hline": (0.5, "chance")}], ylabel="AUC (%)")
+    assert {50.0} == set([ln for ln in percent.axes[0].lines if ln.get_label() == "chance"][0].get_ydata())

@@ -788,8 +788,16 @@ def line_panels(
     size: tuple[float, float] | None = None,
 ) -> Figure:
     """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
-    ({label: values}), ``xlabel`` and optionally ``title``, ``logx``, ``logy`` and ``bands`` ({label:
-    (low values, high values)}, a shaded spread around that series; NaN values leave gaps)."""
+    ({label: values}), ``xlabel`` and optionally:
+
+    - ``title``, ``logx``, ``logy``;
+    - ``bands``: {label: (low values, high values)}, the spread around that series (e.g. min–max
+      over seeds), drawn as a light fill with thin edges in the series' colour, so that where two
+      bands overlap each one's extent stays readable; NaN values leave gaps;
+    - ``hline``: (value, label), a horizontal reference line in the series' units (e.g.
+      ``(0.5, "chance")`` for an AUC), drawn dotted and listed in the legend.
+
+    Integer x values (epochs) get integer ticks only."""
     if not panels:
         raise ValueError("panels must hold at least one panel")
     scale = 100.0 if percent else 1.0
@@ -811,13 +819,21 @@ def line_panels(
                     lo, hi = (np.asarray(v, dtype=float) * scale for v in band)
                     if lo.shape != (len(ys),) or hi.shape != (len(ys),):
                         raise ValueError(f"the band of {label!r} needs a low and a high value per x position")
-                    ax.fill_between(panel["x"], lo, hi, alpha=0.2, color=ax.lines[-1].get_color(), linewidth=0)
+                    colour = ax.lines[-1].get_color()
+                    ax.fill_between(panel["x"], lo, hi, alpha=0.12, color=colour, linewidth=0)
+                    for edge in (lo, hi):  # the band's extent, readable where it overlaps another band
+                        ax.plot(panel["x"], edge, color=colour, linewidth=0.7, alpha=0.9, label="_band edge")
+            if panel.get("hline") is not None:
+                value, label = panel["hline"]
+                ax.axhline(float(value) * scale, color="0.3", linestyle=":", linewidth=1.3, label=label, zorder=1.5)
             if panel.get("logy"):
                 ax.set_yscale("log")
             if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
                 ax.set_xscale("log")
                 ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+            elif all(float(v).is_integer() for v in panel["x"]):  # epochs, counts: no tick at 2.5
+                ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
             _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=ylabel)
         _legends_below(fig, axes, fontsize=9)
         if title:
