@@ -455,7 +455,7 @@ def test_image_grid_captions_never_run_into_each_other():
             if abs(a.y0 - b.y0) < 1 and abs(a.y1 - b.y1) < 1:  # neighbours in a row
                 assert a.x1 < b.x0, (a, b)
         assert all(box.x0 >= 0 and box.x1 <= fig.bbox.width for box in boxes)
-        assert min(ax.title.get_fontsize() for ax in fig.axes if ax.get_title()) >= 8
+        assert min((ax.title.get_fontsize() for ax in fig.axes if ax.get_title()), default=8) >= 8
     short = plots.image_grid(torch.rand(8, 1, 8, 8), titles=["→ 0"] * 8)
     assert short.axes[0].get_title() == "→ 0" and short.axes[0].title.get_fontsize() == 10  # short ones unchanged
 
@@ -646,3 +646,23 @@ def test_line_panels_draw_band_edges_integer_epochs_and_a_reference_line():
     assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks)  # no tick at epoch 2.5
     percent = plots.line_panels([{**panel, "hline": (0.5, "chance")}], ylabel="AUC (%)")
     assert {50.0} == set([ln for ln in percent.axes[0].lines if ln.get_label() == "chance"][0].get_ydata())
+
+
+def test_image_grid_labels_a_row_of_one_caption_once_at_its_left():
+    images = torch.rand(18, 1, 8, 8)
+    fig = plots.image_grid(images, titles=["typical"] * 6 + ["own 7-like"] * 6 + ["poison"] * 6, ncols=6, size=1.1)
+    assert [ax.get_ylabel() for ax in fig.axes[::6]] == ["typical", "own 7-like", "poison"]
+    assert all(ax.get_title() == "" for ax in fig.axes)  # not under every image
+    assert all(ax.get_ylabel() == "" for i, ax in enumerate(fig.axes) if i % 6)
+    assert plots.alt_text(fig) == "18 images captioned typical; own 7-like; poison"
+    width, _ = _png_size(plots.png_bytes(fig))
+    assert width <= plots.MAX_WIDTH * fig.dpi + 12
+    mixed = plots.image_grid(images, titles=["7"] * 6 + [f"→ {i}" for i in range(6)] + ["diff."] * 6, ncols=6)
+    assert [ax.get_ylabel() for ax in mixed.axes[::6]] == ["7", "", "diff."]  # a row of different captions keeps them
+    assert [ax.get_title() for ax in mixed.axes[6:12]] == [f"→ {i}" for i in range(6)]
+    given = plots.image_grid(images, row_labels=["typical", "own 7-like", "poison"], ncols=6)
+    assert [ax.get_ylabel() for ax in given.axes[::6]] == ["typical", "own 7-like", "poison"]
+    one_row = plots.image_grid(images[:6], titles=["→ 0"] * 6, ncols=6)
+    assert one_row.axes[0].get_title() == "→ 0" and one_row.axes[0].get_ylabel() == ""  # a single row: per image
+    with pytest.raises(ValueError, match="one entry per row"):
+        plots.image_grid(images, row_labels=["a", "b"], ncols=6)

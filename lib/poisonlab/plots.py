@@ -80,7 +80,8 @@ def _what_is_shown(fig: Figure) -> str:
     grid = [ax for ax in shown if ax.images and not ax.get_xlabel()]
     titles = [" ".join(ax.get_title().split()) for ax in shown if ax.get_title().strip()]
     if grid and len(grid) == len(shown) and len(grid) > 1:
-        captions = list(dict.fromkeys(titles))
+        said = [" ".join(t.split()) for ax in grid for t in (ax.get_ylabel(), ax.get_title()) if t.strip()]
+        captions = list(dict.fromkeys(said))  # row labels and captions, in reading order
         said = f"{len(grid)} images"
         if captions:
             listed = "; ".join(captions[:8]) + ("; …" if len(captions) > 8 else "")
@@ -224,16 +225,19 @@ def image_grid(
     title: str | None = None,
     ncols: int = 8,
     size: float = 1.25,
+    row_labels: Sequence[str] | None = None,
 ) -> Figure:
     """Show a batch of images in a grid.
 
     Args:
         images: shape (N, C, H, W), values in [0, 1]; C = 1 is drawn in grey, C = 3 in colour.
-        titles: one short caption per image.
+        titles: one short caption per image. In a grid of several rows, a row whose images all
+            carry the same caption (in the same colour) is labelled once, at its left, instead.
         title_colors: one colour per caption (e.g. :data:`CORRECT` / :data:`WRONG`).
         title: the figure's title; state the finding.
         ncols: images per row.
         size: inches per image.
+        row_labels: one label per row, written once at the row's left (e.g. "typical", "poison").
     """
     images = _validate.images("images", images).detach().cpu()
     n = images.shape[0]
@@ -246,12 +250,29 @@ def image_grid(
             raise ValueError(f"{name} must have one entry per image ({n}), got {len(seq)}")
     ncols = min(_validate.positive_int("ncols", ncols), n)
     nrows = math.ceil(n / ncols)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"row_labels must have one entry per row ({nrows}), got {len(row_labels)}")
+    labels: list = [None] * nrows if row_labels is None else [(str(label), "black") for label in row_labels]
+    if titles is not None and row_labels is None and nrows > 1:  # rows of one caption: label each row once
+        colors = title_colors if title_colors is not None else ["black"] * n
+        for r in range(nrows):
+            row = range(r * ncols, min(n, (r + 1) * ncols))
+            if len({(str(titles[i]), mpl.colors.to_hex(colors[i])) for i in row}) == 1:
+                labels[r] = (str(titles[row[0]]), colors[row[0]])
+        if any(labels):
+            titles = ["" if labels[i // ncols] else t for i, t in enumerate(titles)]
+    labelled = any(labels)
     size = min(size, MAX_WIDTH / ncols)  # a grid wider than the column: smaller images, same text
+    if labelled and ncols * size + 0.3 > MAX_WIDTH:  # room for the row labels at the left
+        size = (MAX_WIDTH - 0.3) / ncols
+    if titles is not None and not any(str(t).strip() for t in titles):
+        titles = None
     captions, fontsize = _fit_captions(titles, room=72 * size - 4) if titles is not None else ([], 10)
     lines = max((c.count("\n") + 1 for c in captions), default=0)
     extra = 0.1 + lines * fontsize * 1.25 / 72 if titles is not None else 0.0
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=(ncols * size, nrows * (size + extra) + (0.4 if title else 0)))
+        width = ncols * size + (0.3 if labelled else 0)
+        fig = _figure(figsize=(width, nrows * (size + extra) + (0.4 if title else 0)))
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for i, ax in enumerate(axes.flat):
             if i >= n:
@@ -270,9 +291,12 @@ def image_grid(
                 ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
                 ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-            if titles is not None:
+            if titles is not None and captions[i]:
                 color = title_colors[i] if title_colors is not None else "black"
                 ax.set_title(captions[i], fontsize=fontsize, color=color, linespacing=1.0)
+            if i % ncols == 0 and labels[i // ncols]:
+                text, color = labels[i // ncols]
+                ax.set_ylabel(_wrap_label(text, 10, room=72 * size - 4), fontsize=10, color=color, linespacing=1.0)
         if title:
             fig.suptitle(title)
     return fig
