@@ -666,3 +666,36 @@ def test_image_grid_labels_a_row_of_one_caption_once_at_its_left():
     assert one_row.axes[0].get_title() == "→ 0" and one_row.axes[0].get_ylabel() == ""  # a single row: per image
     with pytest.raises(ValueError, match="one entry per row"):
         plots.image_grid(images, row_labels=["a", "b"], ncols=6)
+
+
+def test_epsilon_explorer_frames_share_one_legend(monkeypatch):
+    from poisonlab import widgets
+
+    drawn = []
+    monkeypatch.setattr(widgets, "_png", lambda fig: drawn.append(fig) or "")
+    x, y = _toy()
+    theta = torch.tensor([1.0, 0.0, -0.5])
+    poisons = {  # the first budget has no poison labelled 0, the last no poison labelled 1
+        0.01: (torch.rand(1, 2), torch.tensor([1])),
+        0.05: (torch.rand(3, 2), torch.tensor([1, 0, 1])),
+        0.1: (torch.rand(2, 2), torch.tensor([0, 0])),
+    }
+    widgets.epsilon_explorer(x, y, dict.fromkeys(poisons, theta), poisons, clean_theta=theta)
+    assert len(drawn) == 3
+    legends = [[t.get_text() for t in fig.legends[0].get_texts()] for fig in drawn]
+    assert legends[0] == legends[1] == legends[2]
+    assert legends[0] == [
+        "class 0",
+        "class 1",
+        "poison, label 0",
+        "poison, label 1",
+        "clean boundary",
+        "poisoned boundary",
+    ]
+    titles = [fig.axes[0].get_title() for fig in drawn]
+    assert titles[0].startswith("ε = 1%, 1 poison") and "1 poisons" not in titles[0]
+    assert titles[1].startswith("ε = 5%, 3 poisons")
+    plain = plots.linear_boundaries(
+        x, y, [{"theta": theta, "poison_x": torch.rand(1, 2), "poison_y": torch.tensor([1])}]
+    )
+    assert "poison, label 0" not in [t.get_text() for t in plain.legends[0].get_texts()]  # by default: only shown ones

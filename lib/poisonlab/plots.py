@@ -550,8 +550,16 @@ def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
 
 
 def _scatter_2d(
-    ax, x: torch.Tensor, y: torch.Tensor, *, poison_x: torch.Tensor | None = None, poison_y: torch.Tensor | None = None
+    ax,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    poison_x: torch.Tensor | None = None,
+    poison_y: torch.Tensor | None = None,
+    poison_labels: Sequence[int] = (),
 ) -> None:
+    """The clean points by class and the poisons (large crosses in their label's colour). A label in
+    ``poison_labels`` gets its legend entry even where no poison carries it (an empty group)."""
     x, y = x.cpu().numpy(), y.cpu().numpy()
     for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
         ax.scatter(
@@ -565,10 +573,12 @@ def _scatter_2d(
             linewidths=0.3,
             label=f"class {k}",
         )
-    if poison_x is not None and len(poison_x):
-        px, py = poison_x.detach().cpu().numpy(), poison_y.cpu().numpy()
+    if poison_x is None or not len(poison_x):
+        poison_x, poison_y = torch.empty(0, 2), torch.empty(0, dtype=torch.long)
+    if len(poison_x) or poison_labels:
+        px, py = poison_x.detach().cpu().numpy().reshape(-1, 2), poison_y.cpu().numpy()
         for k, color in enumerate((PALETTE[5], PALETTE[1])):
-            if (py == k).any():
+            if (py == k).any() or k in poison_labels:
                 ax.scatter(
                     px[py == k, 0],
                     px[py == k, 1],
@@ -592,14 +602,19 @@ def linear_boundaries(
     clean_theta: torch.Tensor | None = None,
     title: str | None = None,
     ncols: int = 4,
+    poison_labels: Sequence[int] | None = None,
 ) -> Figure:
-    """Panels of 2-D data with a linear decision boundary each.
+    """Panels of 2-D data with a linear decision boundary each, and one legend below them whose
+    entries come in a fixed order (classes, poisons by label, clean and poisoned boundary).
 
     Args:
         x, y: the clean points (N, 2) and labels (N,) in {0, 1}.
         panels: one dict per panel with ``theta`` (w₁, w₂, b), ``title`` and optionally
             ``poison_x`` (P, 2) and ``poison_y`` (P,).
         clean_theta: the clean model's boundary, drawn dashed in every panel for comparison.
+        poison_labels: the poison labels the legend lists even where no panel shows them, so that
+            figures drawn one after another (the frames of a slider) share one legend; by default
+            only those that some panel shows.
     """
     if not panels:
         raise ValueError("panels must hold at least one panel")
@@ -609,8 +624,9 @@ def linear_boundaries(
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(3.3 * ncols, 3.4 * nrows + (0.4 if title else 0)))
         axes = fig.subplots(nrows, ncols, squeeze=False)
+        listed = tuple(int(k) for k in poison_labels) if poison_labels is not None else ()
         for ax, panel in zip(axes.flat, panels):
-            _scatter_2d(ax, x, y, poison_x=panel.get("poison_x"), poison_y=panel.get("poison_y"))
+            _scatter_2d(ax, x, y, poison_x=panel.get("poison_x"), poison_y=panel.get("poison_y"), poison_labels=listed)
             if clean_theta is not None:
                 _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
             _boundary_line(ax, panel["theta"], color=WRONG, linewidth=2.2, label="poisoned boundary")
@@ -621,7 +637,15 @@ def linear_boundaries(
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(label, handle)
-        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 3), fontsize=9)
+        order = ["class 0", "class 1", "poison, label 0", "poison, label 1", "clean boundary", "poisoned boundary"]
+        labels = sorted(legend, key=lambda label: order.index(label) if label in order else len(order))
+        fig.legend(
+            [legend[label] for label in labels],
+            labels,
+            loc="outside lower center",
+            ncols=min(len(labels), 3),
+            fontsize=9,
+        )
         if title:
             fig.suptitle(title)
     return fig
