@@ -699,3 +699,25 @@ def test_epsilon_explorer_frames_share_one_legend(monkeypatch):
         x, y, [{"theta": theta, "poison_x": torch.rand(1, 2), "poison_y": torch.tensor([1])}]
     )
     assert "poison, label 0" not in [t.get_text() for t in plain.legends[0].get_texts()]  # by default: only shown ones
+
+
+def _luminance(colour) -> float:
+    def channel(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in matplotlib.colors.to_rgb(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_phase_diagram_legend_reads_and_every_column_has_a_tick():
+    xs = [1, 2, 3, 4, 6, 8, 10]
+    values = torch.full((2, len(xs)), 0.7)
+    fig = plots.phase_diagram(values, xs, [0.01, 0.1], xlabel="shift", ylabel="ε", curve=([2, 6], [0.1, 0.01]))
+    legend = fig.legends[0]
+    box = _luminance(legend.get_frame().get_facecolor())
+    for text in legend.get_texts():
+        light, dark = sorted((_luminance(text.get_color()), box), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 7  # WCAG AAA contrast for the 8 pt text
+    assert legend.get_frame().get_alpha() in (None, 1)
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == xs and [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in xs]

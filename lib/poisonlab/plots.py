@@ -1290,8 +1290,10 @@ def phase_diagram(
 
     Args:
         values: shape (len(y), len(x)); row i is measured at y[i], column j at x[j].
-        x, y: the grid's values, increasing; cells are drawn centred on them (y on a log axis).
-        curve: optional (xs, ys) in the same units, drawn as a white line.
+        x, y: the grid's values, increasing; cells are drawn centred on them (y on a log axis),
+            each with its tick.
+        curve: optional (xs, ys) in the same units, drawn as a white dashed line (its legend is
+            white text on a dark box).
         vmin, vmax: the colour scale's range.
     """
     v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
@@ -1332,9 +1334,10 @@ def phase_diagram(
             ax.plot(curve[0], curve[1], color="white", linewidth=2, linestyle="--", label=curve_label)
             ax.set_xlim(edges(xs, False)[0], edges(xs, False)[-1])
             ax.set_ylim(edges(ys, True)[0], edges(ys, True)[-1])
-            fig.legend(
-                loc="outside lower center", fontsize=8, frameon=True, facecolor="0.35", labelcolor="white"
-            )  # below the axes, never over a cell; grey so the white line shows
+            fig.legend(  # below the axes, never over a cell; dark, so that white text and the white line read
+                loc="outside lower center", fontsize=8, frameon=True, facecolor="0.15", framealpha=1, labelcolor="white"
+            )
+        ax.set_xticks(list(xs), [f"{t:g}" for t in xs])  # a tick under every column
         ax.set(xlabel=xlabel, ylabel=ylabel)
         fig.colorbar(mesh, ax=ax, label=colorbar_label)
         if title:
