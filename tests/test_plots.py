@@ -721,3 +721,28 @@ def test_phase_diagram_legend_reads_and_every_column_has_a_tick():
     assert legend.get_frame().get_alpha() in (None, 1)
     ax = fig.axes[0]
     assert list(ax.get_xticks()) == xs and [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in xs]
+
+
+def test_measured_and_theory_labels_each_point_above_it():
+    s, auc = [0.05, 0.1, 0.5, 1.0], [0.52, 0.6, 0.9, 0.99]
+    labels = ["ε = 2%", "ε = 3%", "ε = 5%", "ε = 10%"]
+    panel = {
+        "xlabel": "s",
+        "logx": True,
+        "points": {"AUC": (s, auc), "cos²": (s, [0.0, 0.1, 0.5, 0.9])},
+        "labels": {"AUC": labels},
+    }
+    fig = plots.measured_and_theory([panel], ylabel="y", title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == labels  # the AUC points only
+    assert [tuple(t.xy) for t in ax.texts] == list(zip(s, auc))
+    plots.png_bytes(fig)
+    renderer = fig.canvas.get_renderer()
+    for text, x, y in zip(ax.texts, s, auc):  # above its point, centred on it
+        box = text.get_window_extent(renderer)
+        px, py = ax.transData.transform((x, y))
+        assert box.y0 > py and abs((box.x0 + box.x1) / 2 - px) < 1
+    with pytest.raises(ValueError, match="labels"):
+        plots.measured_and_theory([{**panel, "labels": {"AUC": labels[:2]}}], ylabel="y")
+    with pytest.raises(ValueError, match="not one of the points"):
+        plots.measured_and_theory([{**panel, "labels": {"recall": labels}}], ylabel="y")

@@ -1207,7 +1207,8 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
     values, or at ``xticks``), ``logy``, ``ylabel`` (overrides the shared one), and:
 
     - ``points``: {label: (x, y)} measured values, drawn as markers (optionally ``errors``:
-      {label: half-widths}, drawn as error bars);
+      {label: half-widths}, drawn as error bars, and ``labels``: {label: one text per point},
+      written above each point, e.g. the budget it was measured at);
     - ``curves``: {label: (x, y)} theory, drawn as lines (each its own line style) in the same
       colour order as the points, so that the i-th curve is the theory of the i-th points; with
       ``paired`` false, the curves take colours of their own;
@@ -1224,6 +1225,9 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
             points, curves = panel.get("points", {}), panel.get("curves", {})
             if not points and not curves:
                 raise ValueError("every panel needs points or curves")
+            for label in panel.get("labels", {}):
+                if label not in points:
+                    raise ValueError(f"labels given for {label!r}, which is not one of the points {list(points)}")
             colours = [PALETTE[i] for i in (5, 1, 3, 6, 7, 2)]
             offset = 0 if panel.get("paired", True) else len(points)
             for i, (label, (xs, ys)) in enumerate(curves.items()):
@@ -1253,6 +1257,22 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
                     linewidth=1,
                     label=label,
                 )
+                texts = panel.get("labels", {}).get(label)
+                if texts is not None:
+                    if len(texts) != len(xs):
+                        raise ValueError(f"points {label!r} have {len(xs)} values but {len(texts)} labels")
+                    tops = np.asarray(ys, dtype=float) + (np.asarray(err, dtype=float) if err is not None else 0.0)
+                    for x, top, text in zip(xs, tops, texts):  # above the point (and its error bar)
+                        ax.annotate(
+                            str(text),
+                            (float(x), float(top)),
+                            textcoords="offset points",
+                            xytext=(0, 6),
+                            ha="center",
+                            va="bottom",
+                            fontsize=8,
+                            color="0.15",
+                        )
             for label, x in panel.get("vlines", {}).items():
                 ax.axvline(float(x), color="grey", linestyle="--", linewidth=1, label=label)
             if panel.get("logx"):  # ticks at the measured positions (or ``xticks``), as plain numbers
