@@ -455,7 +455,7 @@ def test_image_grid_captions_never_run_into_each_other():
             if abs(a.y0 - b.y0) < 1 and abs(a.y1 - b.y1) < 1:  # neighbours in a row
                 assert a.x1 < b.x0, (a, b)
         assert all(box.x0 >= 0 and box.x1 <= fig.bbox.width for box in boxes)
-        assert min(ax.title.get_fontsize() for ax in fig.axes if ax.get_title()) >= 8
+        assert min((ax.title.get_fontsize() for ax in fig.axes if ax.get_title()), default=8) >= 8
     short = plots.image_grid(torch.rand(8, 1, 8, 8), titles=["→ 0"] * 8)
     assert short.axes[0].get_title() == "→ 0" and short.axes[0].title.get_fontsize() == 10  # short ones unchanged
 
@@ -567,3 +567,182 @@ def test_alt_text_describes_a_figure_whose_title_is_no_sentence():
         'alt="The decision boundary turning as 10 poison points move over 3 steps of the attack (ε = 10%, ascent)"'
         in html.data
     )
+
+
+def _histogram_panels(k: int = 3) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(200) < 10
+    return [
+        {"scores": torch.rand(200, generator=g) + truth, "is_poison": truth, "threshold": 1.2, "title": f"ε = {i}%"}
+        for i in range(1, k + 1)
+    ]
+
+
+def test_score_histograms_share_one_x_label_and_fit_the_column():
+    xlabel = "spectral score τ (share of the class maximum)"  # wider than a panel
+    for ncols in (None, 3):
+        fig = plots.score_histograms(_histogram_panels(), xlabel=xlabel, title="t", ncols=ncols)
+        width, _ = _png_size(plots.png_bytes(fig))
+        assert width <= plots.MAX_WIDTH * fig.dpi + 12  # the crop keeps a 0.05 in margin
+        shown = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(shown) == 3 and all(ax.get_xlabel() == "" for ax in shown)
+        written = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() == xlabel and t.get_visible()]
+        assert len(written) == 1  # once, for the whole figure
+        renderer = fig.canvas.get_renderer()
+        label = written[0].get_window_extent(renderer)
+        for ax in shown:  # below every panel, clear of their tick labels and of the legend's entries
+            assert label.y1 <= ax.get_tightbbox(renderer).y0 + 1
+        for legend in fig.legends:
+            for entry in legend.get_texts():
+                assert not _overlaps(label, entry.get_window_extent(renderer))
+    row = plots.score_histograms(_histogram_panels(), ncols=3)
+    assert len(row.axes) == 3 and len({round(ax.get_position().y0, 3) for ax in row.axes}) == 1  # one row, no spare
+    assert [ax.get_ylabel() for ax in row.axes] == ["density", "", ""]
+    single = plots.score_histograms(_histogram_panels(1), xlabel="τ")
+    assert single.axes[0].get_xlabel() == "τ"  # one panel keeps its own x-label
+    with pytest.raises(ValueError, match="ncols"):
+        plots.score_histograms(_histogram_panels(), ncols=0)
+
+
+def test_roc_curves_draw_yes_no_flags_as_a_single_point():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(100) < 20
+    flags = (truth & (torch.arange(100) % 2 == 0)) | (torch.arange(100) >= 80)  # 10 of 20 poisons, 20 of 80 clean
+    fig = plots.roc_curves({"scores": (torch.rand(100, generator=g), truth), "flags": (flags.double(), truth)})
+    ax = fig.axes[0]
+    point = [line for line in ax.lines if line.get_label().startswith("flags")][0]
+    assert list(point.get_xdata()) == [25.0] and list(point.get_ydata()) == [50.0]  # the operating point only
+    assert point.get_linestyle() == "None" and point.get_marker() == "o"  # no line through the corners
+    curve = [line for line in ax.lines if line.get_label().startswith("scores")][0]
+    assert len(curve.get_xdata()) > 3 and curve.get_linestyle() != "None"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0].startswith("chance") and labels[2] == "flags (AUC 0.62)"
+
+
+def test_line_panels_draw_band_edges_integer_epochs_and_a_reference_line():
+    epochs = list(range(1, 13))
+    up, down = [0.5 + 0.04 * e for e in epochs], [0.98 - 0.04 * e for e in epochs]
+    panel = {
+        "x": epochs,
+        "series": {"a": up, "b": down},
+        "bands": {"a": ([v - 0.1 for v in up], [v + 0.1 for v in up]), "b": ([v - 0.1 for v in down], down)},
+        "xlabel": "epoch",
+        "hline": (0.5, "chance"),
+    }
+    fig = plots.line_panels([panel, panel], ylabel="AUC", percent=False)
+    ax = fig.axes[0]
+    for label, (lo, hi) in panel["bands"].items():
+        line = [ln for ln in ax.lines if ln.get_label() == label][0]
+        edges = [ln for ln in ax.lines if ln.get_color() == line.get_color() and ln is not line]
+        assert sorted(tuple(ln.get_ydata()) for ln in edges) == sorted([tuple(lo), tuple(hi)])  # both edges drawn
+        assert all(ln.get_linewidth() < line.get_linewidth() for ln in edges)  # thin, under the mean's line
+    assert all(fill.get_alpha() <= 0.15 for fill in ax.collections)  # a light fill
+    chance = [ln for ln in ax.lines if ln.get_label() == "chance"][0]
+    assert set(chance.get_ydata()) == {0.5} and chance.get_linestyle() == ":"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "chance"]  # once, for both panels
+    fig.draw_without_rendering()
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks)  # no tick at epoch 2.5
+    percent = plots.line_panels([{**panel, "hline": (0.5, "chance")}], ylabel="AUC (%)")
+    assert {50.0} == set([ln for ln in percent.axes[0].lines if ln.get_label() == "chance"][0].get_ydata())
+
+
+def test_image_grid_labels_a_row_of_one_caption_once_at_its_left():
+    images = torch.rand(18, 1, 8, 8)
+    fig = plots.image_grid(images, titles=["typical"] * 6 + ["own 7-like"] * 6 + ["poison"] * 6, ncols=6, size=1.1)
+    assert [ax.get_ylabel() for ax in fig.axes[::6]] == ["typical", "own 7-like", "poison"]
+    assert all(ax.get_title() == "" for ax in fig.axes)  # not under every image
+    assert all(ax.get_ylabel() == "" for i, ax in enumerate(fig.axes) if i % 6)
+    assert plots.alt_text(fig) == "18 images captioned typical; own 7-like; poison"
+    width, _ = _png_size(plots.png_bytes(fig))
+    assert width <= plots.MAX_WIDTH * fig.dpi + 12
+    mixed = plots.image_grid(images, titles=["7"] * 6 + [f"→ {i}" for i in range(6)] + ["diff."] * 6, ncols=6)
+    assert [ax.get_ylabel() for ax in mixed.axes[::6]] == ["7", "", "diff."]  # a row of different captions keeps them
+    assert [ax.get_title() for ax in mixed.axes[6:12]] == [f"→ {i}" for i in range(6)]
+    given = plots.image_grid(images, row_labels=["typical", "own 7-like", "poison"], ncols=6)
+    assert [ax.get_ylabel() for ax in given.axes[::6]] == ["typical", "own 7-like", "poison"]
+    one_row = plots.image_grid(images[:6], titles=["→ 0"] * 6, ncols=6)
+    assert one_row.axes[0].get_title() == "→ 0" and one_row.axes[0].get_ylabel() == ""  # a single row: per image
+    with pytest.raises(ValueError, match="one entry per row"):
+        plots.image_grid(images, row_labels=["a", "b"], ncols=6)
+
+
+def test_epsilon_explorer_frames_share_one_legend(monkeypatch):
+    from poisonlab import widgets
+
+    drawn = []
+    monkeypatch.setattr(widgets, "_png", lambda fig: drawn.append(fig) or "")
+    x, y = _toy()
+    theta = torch.tensor([1.0, 0.0, -0.5])
+    poisons = {  # the first budget has no poison labelled 0, the last no poison labelled 1
+        0.01: (torch.rand(1, 2), torch.tensor([1])),
+        0.05: (torch.rand(3, 2), torch.tensor([1, 0, 1])),
+        0.1: (torch.rand(2, 2), torch.tensor([0, 0])),
+    }
+    widgets.epsilon_explorer(x, y, dict.fromkeys(poisons, theta), poisons, clean_theta=theta)
+    assert len(drawn) == 3
+    legends = [[t.get_text() for t in fig.legends[0].get_texts()] for fig in drawn]
+    assert legends[0] == legends[1] == legends[2]
+    assert legends[0] == [
+        "class 0",
+        "class 1",
+        "poison, label 0",
+        "poison, label 1",
+        "clean boundary",
+        "poisoned boundary",
+    ]
+    titles = [fig.axes[0].get_title() for fig in drawn]
+    assert titles[0].startswith("ε = 1%, 1 poison") and "1 poisons" not in titles[0]
+    assert titles[1].startswith("ε = 5%, 3 poisons")
+    plain = plots.linear_boundaries(
+        x, y, [{"theta": theta, "poison_x": torch.rand(1, 2), "poison_y": torch.tensor([1])}]
+    )
+    assert "poison, label 0" not in [t.get_text() for t in plain.legends[0].get_texts()]  # by default: only shown ones
+
+
+def _luminance(colour) -> float:
+    def channel(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in matplotlib.colors.to_rgb(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_phase_diagram_legend_reads_and_every_column_has_a_tick():
+    xs = [1, 2, 3, 4, 6, 8, 10]
+    values = torch.full((2, len(xs)), 0.7)
+    fig = plots.phase_diagram(values, xs, [0.01, 0.1], xlabel="shift", ylabel="ε", curve=([2, 6], [0.1, 0.01]))
+    legend = fig.legends[0]
+    box = _luminance(legend.get_frame().get_facecolor())
+    for text in legend.get_texts():
+        light, dark = sorted((_luminance(text.get_color()), box), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 7  # WCAG AAA contrast for the 8 pt text
+    assert legend.get_frame().get_alpha() in (None, 1)
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == xs and [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in xs]
+
+
+def test_measured_and_theory_labels_each_point_above_it():
+    s, auc = [0.05, 0.1, 0.5, 1.0], [0.52, 0.6, 0.9, 0.99]
+    labels = ["ε = 2%", "ε = 3%", "ε = 5%", "ε = 10%"]
+    panel = {
+        "xlabel": "s",
+        "logx": True,
+        "points": {"AUC": (s, auc), "cos²": (s, [0.0, 0.1, 0.5, 0.9])},
+        "labels": {"AUC": labels},
+    }
+    fig = plots.measured_and_theory([panel], ylabel="y", title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == labels  # the AUC points only
+    assert [tuple(t.xy) for t in ax.texts] == list(zip(s, auc))
+    plots.png_bytes(fig)
+    renderer = fig.canvas.get_renderer()
+    for text, x, y in zip(ax.texts, s, auc):  # above its point, centred on it
+        box = text.get_window_extent(renderer)
+        px, py = ax.transData.transform((x, y))
+        assert box.y0 > py and abs((box.x0 + box.x1) / 2 - px) < 1
+    with pytest.raises(ValueError, match="labels"):
+        plots.measured_and_theory([{**panel, "labels": {"AUC": labels[:2]}}], ylabel="y")
+    with pytest.raises(ValueError, match="not one of the points"):
+        plots.measured_and_theory([{**panel, "labels": {"recall": labels}}], ylabel="y")

@@ -80,7 +80,8 @@ def _what_is_shown(fig: Figure) -> str:
     grid = [ax for ax in shown if ax.images and not ax.get_xlabel()]
     titles = [" ".join(ax.get_title().split()) for ax in shown if ax.get_title().strip()]
     if grid and len(grid) == len(shown) and len(grid) > 1:
-        captions = list(dict.fromkeys(titles))
+        said = [" ".join(t.split()) for ax in grid for t in (ax.get_ylabel(), ax.get_title()) if t.strip()]
+        captions = list(dict.fromkeys(said))  # row labels and captions, in reading order
         said = f"{len(grid)} images"
         if captions:
             listed = "; ".join(captions[:8]) + ("; …" if len(captions) > 8 else "")
@@ -224,16 +225,19 @@ def image_grid(
     title: str | None = None,
     ncols: int = 8,
     size: float = 1.25,
+    row_labels: Sequence[str] | None = None,
 ) -> Figure:
     """Show a batch of images in a grid.
 
     Args:
         images: shape (N, C, H, W), values in [0, 1]; C = 1 is drawn in grey, C = 3 in colour.
-        titles: one short caption per image.
+        titles: one short caption per image. In a grid of several rows, a row whose images all
+            carry the same caption (in the same colour) is labelled once, at its left, instead.
         title_colors: one colour per caption (e.g. :data:`CORRECT` / :data:`WRONG`).
         title: the figure's title; state the finding.
         ncols: images per row.
         size: inches per image.
+        row_labels: one label per row, written once at the row's left (e.g. "typical", "poison").
     """
     images = _validate.images("images", images).detach().cpu()
     n = images.shape[0]
@@ -246,12 +250,29 @@ def image_grid(
             raise ValueError(f"{name} must have one entry per image ({n}), got {len(seq)}")
     ncols = min(_validate.positive_int("ncols", ncols), n)
     nrows = math.ceil(n / ncols)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"row_labels must have one entry per row ({nrows}), got {len(row_labels)}")
+    labels: list = [None] * nrows if row_labels is None else [(str(label), "black") for label in row_labels]
+    if titles is not None and row_labels is None and nrows > 1:  # rows of one caption: label each row once
+        colors = title_colors if title_colors is not None else ["black"] * n
+        for r in range(nrows):
+            row = range(r * ncols, min(n, (r + 1) * ncols))
+            if len({(str(titles[i]), mpl.colors.to_hex(colors[i])) for i in row}) == 1:
+                labels[r] = (str(titles[row[0]]), colors[row[0]])
+        if any(labels):
+            titles = ["" if labels[i // ncols] else t for i, t in enumerate(titles)]
+    labelled = any(labels)
     size = min(size, MAX_WIDTH / ncols)  # a grid wider than the column: smaller images, same text
+    if labelled and ncols * size + 0.3 > MAX_WIDTH:  # room for the row labels at the left
+        size = (MAX_WIDTH - 0.3) / ncols
+    if titles is not None and not any(str(t).strip() for t in titles):
+        titles = None
     captions, fontsize = _fit_captions(titles, room=72 * size - 4) if titles is not None else ([], 10)
     lines = max((c.count("\n") + 1 for c in captions), default=0)
     extra = 0.1 + lines * fontsize * 1.25 / 72 if titles is not None else 0.0
     with mpl.rc_context(STYLE):
-        fig = _figure(figsize=(ncols * size, nrows * (size + extra) + (0.4 if title else 0)))
+        width = ncols * size + (0.3 if labelled else 0)
+        fig = _figure(figsize=(width, nrows * (size + extra) + (0.4 if title else 0)))
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for i, ax in enumerate(axes.flat):
             if i >= n:
@@ -270,9 +291,12 @@ def image_grid(
                 ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
                 ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-            if titles is not None:
+            if titles is not None and captions[i]:
                 color = title_colors[i] if title_colors is not None else "black"
                 ax.set_title(captions[i], fontsize=fontsize, color=color, linespacing=1.0)
+            if i % ncols == 0 and labels[i // ncols]:
+                text, color = labels[i // ncols]
+                ax.set_ylabel(_wrap_label(text, 10, room=72 * size - 4), fontsize=10, color=color, linespacing=1.0)
         if title:
             fig.suptitle(title)
     return fig
@@ -526,8 +550,16 @@ def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
 
 
 def _scatter_2d(
-    ax, x: torch.Tensor, y: torch.Tensor, *, poison_x: torch.Tensor | None = None, poison_y: torch.Tensor | None = None
+    ax,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    poison_x: torch.Tensor | None = None,
+    poison_y: torch.Tensor | None = None,
+    poison_labels: Sequence[int] = (),
 ) -> None:
+    """The clean points by class and the poisons (large crosses in their label's colour). A label in
+    ``poison_labels`` gets its legend entry even where no poison carries it (an empty group)."""
     x, y = x.cpu().numpy(), y.cpu().numpy()
     for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
         ax.scatter(
@@ -541,10 +573,12 @@ def _scatter_2d(
             linewidths=0.3,
             label=f"class {k}",
         )
-    if poison_x is not None and len(poison_x):
-        px, py = poison_x.detach().cpu().numpy(), poison_y.cpu().numpy()
+    if poison_x is None or not len(poison_x):
+        poison_x, poison_y = torch.empty(0, 2), torch.empty(0, dtype=torch.long)
+    if len(poison_x) or poison_labels:
+        px, py = poison_x.detach().cpu().numpy().reshape(-1, 2), poison_y.cpu().numpy()
         for k, color in enumerate((PALETTE[5], PALETTE[1])):
-            if (py == k).any():
+            if (py == k).any() or k in poison_labels:
                 ax.scatter(
                     px[py == k, 0],
                     px[py == k, 1],
@@ -568,14 +602,19 @@ def linear_boundaries(
     clean_theta: torch.Tensor | None = None,
     title: str | None = None,
     ncols: int = 4,
+    poison_labels: Sequence[int] | None = None,
 ) -> Figure:
-    """Panels of 2-D data with a linear decision boundary each.
+    """Panels of 2-D data with a linear decision boundary each, and one legend below them whose
+    entries come in a fixed order (classes, poisons by label, clean and poisoned boundary).
 
     Args:
         x, y: the clean points (N, 2) and labels (N,) in {0, 1}.
         panels: one dict per panel with ``theta`` (w₁, w₂, b), ``title`` and optionally
             ``poison_x`` (P, 2) and ``poison_y`` (P,).
         clean_theta: the clean model's boundary, drawn dashed in every panel for comparison.
+        poison_labels: the poison labels the legend lists even where no panel shows them, so that
+            figures drawn one after another (the frames of a slider) share one legend; by default
+            only those that some panel shows.
     """
     if not panels:
         raise ValueError("panels must hold at least one panel")
@@ -585,8 +624,9 @@ def linear_boundaries(
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(3.3 * ncols, 3.4 * nrows + (0.4 if title else 0)))
         axes = fig.subplots(nrows, ncols, squeeze=False)
+        listed = tuple(int(k) for k in poison_labels) if poison_labels is not None else ()
         for ax, panel in zip(axes.flat, panels):
-            _scatter_2d(ax, x, y, poison_x=panel.get("poison_x"), poison_y=panel.get("poison_y"))
+            _scatter_2d(ax, x, y, poison_x=panel.get("poison_x"), poison_y=panel.get("poison_y"), poison_labels=listed)
             if clean_theta is not None:
                 _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
             _boundary_line(ax, panel["theta"], color=WRONG, linewidth=2.2, label="poisoned boundary")
@@ -597,7 +637,15 @@ def linear_boundaries(
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(label, handle)
-        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 3), fontsize=9)
+        order = ["class 0", "class 1", "poison, label 0", "poison, label 1", "clean boundary", "poisoned boundary"]
+        labels = sorted(legend, key=lambda label: order.index(label) if label in order else len(order))
+        fig.legend(
+            [legend[label] for label in labels],
+            labels,
+            loc="outside lower center",
+            ncols=min(len(labels), 3),
+            fontsize=9,
+        )
         if title:
             fig.suptitle(title)
     return fig
@@ -707,22 +755,35 @@ def _renderer(fig: Figure):
     return fig.canvas.get_renderer()
 
 
-def _legends_below(fig: Figure, axes: Sequence, *, fontsize: float) -> None:
+def _legends_below(fig: Figure, axes: Sequence, *, fontsize: float, xlabel: str | None = None) -> None:
     """Legends outside the data: one legend below all panels when every panel shows the same
     entries (or there is one panel), else each panel's own legend below its x-label. Each gets as
-    many columns as fit its width."""
+    many columns as fit its width.
+
+    ``xlabel`` is an x-label the panels share, written once below all of them: as the heading of
+    the shared legend (the figure's bottom margin holds one block, so a separate label there would
+    sit on the legend), else as the figure's x-label."""
     entries = [_entries(ax) for ax in axes]
+    shared_entries = len({tuple(e) for e in entries if e}) == 1
+    if xlabel and not shared_entries:
+        fig.supxlabel(xlabel, fontsize=mpl.rcParams["axes.labelsize"])
     if not any(entries):
         return
     renderer = _renderer(fig)
-    if len({tuple(e) for e in entries if e}) == 1:
+    if shared_entries:
         shared: dict = {}
         for e in entries:
             for label, handle in e.items():
                 shared.setdefault(label, handle)
+        heading = {"title": xlabel, "title_fontsize": mpl.rcParams["axes.labelsize"]} if xlabel else {}
         for ncols in range(min(len(shared), 4), 0, -1):
             legend = fig.legend(
-                list(shared.values()), list(shared), loc="outside lower center", ncols=ncols, fontsize=fontsize
+                list(shared.values()),
+                list(shared),
+                loc="outside lower center",
+                ncols=ncols,
+                fontsize=fontsize,
+                **heading,
             )
             if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
                 return
@@ -775,8 +836,16 @@ def line_panels(
     size: tuple[float, float] | None = None,
 ) -> Figure:
     """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
-    ({label: values}), ``xlabel`` and optionally ``title``, ``logx``, ``logy`` and ``bands`` ({label:
-    (low values, high values)}, a shaded spread around that series; NaN values leave gaps)."""
+    ({label: values}), ``xlabel`` and optionally:
+
+    - ``title``, ``logx``, ``logy``;
+    - ``bands``: {label: (low values, high values)}, the spread around that series (e.g. min–max
+      over seeds), drawn as a light fill with thin edges in the series' colour, so that where two
+      bands overlap each one's extent stays readable; NaN values leave gaps;
+    - ``hline``: (value, label), a horizontal reference line in the series' units (e.g.
+      ``(0.5, "chance")`` for an AUC), drawn dotted and listed in the legend.
+
+    Integer x values (epochs) get integer ticks only."""
     if not panels:
         raise ValueError("panels must hold at least one panel")
     scale = 100.0 if percent else 1.0
@@ -798,13 +867,21 @@ def line_panels(
                     lo, hi = (np.asarray(v, dtype=float) * scale for v in band)
                     if lo.shape != (len(ys),) or hi.shape != (len(ys),):
                         raise ValueError(f"the band of {label!r} needs a low and a high value per x position")
-                    ax.fill_between(panel["x"], lo, hi, alpha=0.2, color=ax.lines[-1].get_color(), linewidth=0)
+                    colour = ax.lines[-1].get_color()
+                    ax.fill_between(panel["x"], lo, hi, alpha=0.12, color=colour, linewidth=0)
+                    for edge in (lo, hi):  # the band's extent, readable where it overlaps another band
+                        ax.plot(panel["x"], edge, color=colour, linewidth=0.7, alpha=0.9, label="_band edge")
+            if panel.get("hline") is not None:
+                value, label = panel["hline"]
+                ax.axhline(float(value) * scale, color="0.3", linestyle=":", linewidth=1.3, label=label, zorder=1.5)
             if panel.get("logy"):
                 ax.set_yscale("log")
             if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
                 ax.set_xscale("log")
                 ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+            elif all(float(v).is_integer() for v in panel["x"]):  # epochs, counts: no tick at 2.5
+                ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
             _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=ylabel)
         _legends_below(fig, axes, fontsize=9)
         if title:
@@ -1028,6 +1105,7 @@ def score_histograms(
     xlabel: str = "spectral score τ (share of the class maximum)",
     title: str | None = None,
     bins: int = 30,
+    ncols: int | None = None,
 ) -> Figure:
     """Side-by-side histograms of suspicion scores, clean points against poisons, one panel each.
 
@@ -1036,13 +1114,24 @@ def score_histograms(
     cut of :func:`poisonlab.detect.remove_top`). Scores are divided by their maximum so panels on
     different scales compare; each group is normalised to unit area, so a handful of poisons is
     as visible as thousands of clean points.
+
+    Several panels share one x-label, written once below them, and the y-label stands at the left
+    of each row. ``ncols`` sets the panels per row (e.g. 3 for three budgets side by side); by
+    default as many as fit :data:`MAX_WIDTH` at a readable size. The figure is never wider than
+    :data:`MAX_WIDTH`.
     """
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
-        rows, cols, grid = _panel_grid(len(panels), (3.6, 3.3))
+        if ncols is None:
+            rows, cols, grid = _panel_grid(len(panels), (3.6, 3.3))
+        else:  # narrower panels in one row are also a little lower, so that they keep their shape
+            cols = min(_validate.positive_int("ncols", ncols), len(panels))
+            rows = math.ceil(len(panels) / cols)
+            grid = (min(MAX_WIDTH, 3.6 * cols), rows * (3.3 if cols <= 2 else 2.7))
         fig = _figure(figsize=grid)
         axes = _panel_axes(fig, len(panels), rows, cols)
+        shared_x = len(panels) > 1  # one x-label for the figure: side by side, each panel's would collide
         for ax, panel in zip(axes, panels):
             s = torch.as_tensor(panel["scores"], dtype=torch.float64).detach().cpu()
             p = torch.as_tensor(panel["is_poison"]).bool().cpu()
@@ -1061,8 +1150,11 @@ def score_histograms(
                 ax.axvline(
                     float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1, label="removal cut"
                 )
-            _label_panel(ax, panel, xlabel=xlabel, ylabel="density")
-        _legends_below(fig, axes, fontsize=8)
+            first_column = ax.get_subplotspec().colspan.start == 0
+            _label_panel(
+                ax, panel, xlabel="" if shared_x else xlabel, ylabel="density" if first_column or not shared_x else ""
+            )
+        _legends_below(fig, axes, fontsize=8, xlabel=xlabel if shared_x else None)
         if title:
             fig.suptitle(title)
     return fig
@@ -1070,7 +1162,8 @@ def score_histograms(
 
 def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title: str | None = None) -> Figure:
     """ROC curves of several detectors: ``{name: (scores (N,), is_poison (N,))}``, each with its
-    AUC in the legend and the chance diagonal for reference."""
+    AUC in the legend and the chance diagonal for reference. A detector that gives yes/no flags
+    (at most two distinct scores) has a single operating point: it is drawn as a marker alone."""
     from poisonlab.detect import roc_auc, roc_curve  # plots sit on top of the pipeline
 
     if not curves:
@@ -1081,15 +1174,23 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
         ax.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1, label="chance (AUC 0.50)")
         for i, (name, (scores, is_poison)) in enumerate(curves.items()):
             fpr, tpr = roc_curve(scores, is_poison)
-            flags = len(fpr) <= 3  # yes/no flags: one operating point, joined to the corners
-            ax.plot(
-                100 * fpr.numpy(),
-                100 * tpr.numpy(),
-                linestyle=LINESTYLES[i % len(LINESTYLES)],
-                marker="o" if flags else None,
-                markevery=[1] if flags else None,
-                label=f"{name} (AUC {roc_auc(scores, is_poison):.2f})",
-            )
+            label = f"{name} (AUC {roc_auc(scores, is_poison):.2f})"
+            if len(fpr) <= 3:  # yes/no flags: one operating point, drawn alone (a line to the corners
+                point = 1 if len(fpr) == 3 else -1  # would only run along the chance diagonal)
+                ax.plot(
+                    [100 * float(fpr[point])],
+                    [100 * float(tpr[point])],
+                    linestyle="none",
+                    marker="o",
+                    markersize=8,
+                    markeredgecolor="black",
+                    markeredgewidth=0.8,
+                    label=label,
+                    clip_on=False,
+                    zorder=4,
+                )
+                continue
+            ax.plot(100 * fpr.numpy(), 100 * tpr.numpy(), linestyle=LINESTYLES[i % len(LINESTYLES)], label=label)
         ax.set(xlabel="clean points flagged (%)", ylabel="poisons flagged (%)", xlim=(0, 100), ylim=(0, 101))
         ax.set_aspect("equal")
         fig.legend(fontsize=8, loc="outside lower center", ncols=1)  # below the axes, never over a curve
@@ -1106,7 +1207,8 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
     values, or at ``xticks``), ``logy``, ``ylabel`` (overrides the shared one), and:
 
     - ``points``: {label: (x, y)} measured values, drawn as markers (optionally ``errors``:
-      {label: half-widths}, drawn as error bars);
+      {label: half-widths}, drawn as error bars, and ``labels``: {label: one text per point},
+      written above each point, e.g. the budget it was measured at);
     - ``curves``: {label: (x, y)} theory, drawn as lines (each its own line style) in the same
       colour order as the points, so that the i-th curve is the theory of the i-th points; with
       ``paired`` false, the curves take colours of their own;
@@ -1123,6 +1225,9 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
             points, curves = panel.get("points", {}), panel.get("curves", {})
             if not points and not curves:
                 raise ValueError("every panel needs points or curves")
+            for label in panel.get("labels", {}):
+                if label not in points:
+                    raise ValueError(f"labels given for {label!r}, which is not one of the points {list(points)}")
             colours = [PALETTE[i] for i in (5, 1, 3, 6, 7, 2)]
             offset = 0 if panel.get("paired", True) else len(points)
             for i, (label, (xs, ys)) in enumerate(curves.items()):
@@ -1152,6 +1257,22 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
                     linewidth=1,
                     label=label,
                 )
+                texts = panel.get("labels", {}).get(label)
+                if texts is not None:
+                    if len(texts) != len(xs):
+                        raise ValueError(f"points {label!r} have {len(xs)} values but {len(texts)} labels")
+                    tops = np.asarray(ys, dtype=float) + (np.asarray(err, dtype=float) if err is not None else 0.0)
+                    for x, top, text in zip(xs, tops, texts):  # above the point (and its error bar)
+                        ax.annotate(
+                            str(text),
+                            (float(x), float(top)),
+                            textcoords="offset points",
+                            xytext=(0, 6),
+                            ha="center",
+                            va="bottom",
+                            fontsize=8,
+                            color="0.15",
+                        )
             for label, x in panel.get("vlines", {}).items():
                 ax.axvline(float(x), color="grey", linestyle="--", linewidth=1, label=label)
             if panel.get("logx"):  # ticks at the measured positions (or ``xticks``), as plain numbers
@@ -1189,8 +1310,10 @@ def phase_diagram(
 
     Args:
         values: shape (len(y), len(x)); row i is measured at y[i], column j at x[j].
-        x, y: the grid's values, increasing; cells are drawn centred on them (y on a log axis).
-        curve: optional (xs, ys) in the same units, drawn as a white line.
+        x, y: the grid's values, increasing; cells are drawn centred on them (y on a log axis),
+            each with its tick.
+        curve: optional (xs, ys) in the same units, drawn as a white dashed line (its legend is
+            white text on a dark box).
         vmin, vmax: the colour scale's range.
     """
     v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
@@ -1231,9 +1354,10 @@ def phase_diagram(
             ax.plot(curve[0], curve[1], color="white", linewidth=2, linestyle="--", label=curve_label)
             ax.set_xlim(edges(xs, False)[0], edges(xs, False)[-1])
             ax.set_ylim(edges(ys, True)[0], edges(ys, True)[-1])
-            fig.legend(
-                loc="outside lower center", fontsize=8, frameon=True, facecolor="0.35", labelcolor="white"
-            )  # below the axes, never over a cell; grey so the white line shows
+            fig.legend(  # below the axes, never over a cell; dark, so that white text and the white line read
+                loc="outside lower center", fontsize=8, frameon=True, facecolor="0.15", framealpha=1, labelcolor="white"
+            )
+        ax.set_xticks(list(xs), [f"{t:g}" for t in xs])  # a tick under every column
         ax.set(xlabel=xlabel, ylabel=ylabel)
         fig.colorbar(mesh, ax=ax, label=colorbar_label)
         if title:

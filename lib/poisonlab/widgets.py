@@ -150,12 +150,16 @@ def epsilon_explorer(
         options=[(f"{e:.0%}", e) for e in budgets], value=budgets[0], description="budget ε", continuous_update=False
     )
     out = w.Output()
+    # every poison label of any budget, so that each frame's legend lists the same entries in the
+    # same order (an empty group included) and does not jump as the slider moves
+    labels = sorted({int(k) for _, py in poisons.values() for k in torch.as_tensor(py).flatten().tolist()})
 
     def frame(eps: float):
         px, py = poisons[eps]
-        title = f"ε = {eps:.0%}, {len(py)} poisons" + (f", test error {errors[eps]:.1%}" if errors is not None else "")
+        count = f"{len(py)} poison{'' if len(py) == 1 else 's'}"
+        title = f"ε = {eps:.0%}, {count}" + (f", test error {errors[eps]:.1%}" if errors is not None else "")
         panel = [{"theta": thetas[eps], "poison_x": px, "poison_y": py, "title": title}]
-        fig = plots.linear_boundaries(x, y, panel, clean_theta=clean_theta, ncols=1)
+        fig = plots.linear_boundaries(x, y, panel, clean_theta=clean_theta, ncols=1, poison_labels=labels)
         fig.set_size_inches(4.6, 4.9)  # one panel alone: large enough to read in the text column
         return fig
 
