@@ -506,7 +506,23 @@ def test_a_steep_boundary_spans_the_whole_axes():
     x, y = _toy()
     fig = plots.linear_boundaries(x, y, [{"theta": torch.tensor([10.0, 0.3, -5.0]), "title": "t"}])
     line = [ln for ln in fig.axes[0].lines if ln.get_label() == "poisoned boundary"][0]
-    assert min(line.get_ydata()) == pytest.approx(-0.04) and max(line.get_ydata()) == pytest.approx(1.04)
+    y0, y1 = fig.axes[0].get_ylim()
+    assert min(line.get_ydata()) == pytest.approx(y0) and max(line.get_ydata()) == pytest.approx(y1)
+
+
+def test_toy_points_at_the_edge_of_the_unit_square_clear_the_spines():
+    x = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    y = torch.tensor([0, 1, 0, 1])
+    panel = {"theta": torch.tensor([1.0, 0.0, -0.5]), "poison_x": x[:2], "poison_y": y[:2], "title": "t"}
+    fig = plots.linear_boundaries(x, y, [panel])
+    plots.png_bytes(fig)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    assert ax.get_xlim() == pytest.approx((-0.08, 1.08)) and ax.get_ylim() == pytest.approx((-0.08, 1.08))
+    frame = ax.get_window_extent(renderer)
+    for points in ax.collections:  # every marker, the large poison crosses included, lies inside the spines
+        box = points.get_window_extent(renderer)
+        assert frame.x0 < box.x0 and box.x1 < frame.x1 and frame.y0 < box.y0 and box.y1 < frame.y1
 
 
 def test_a_heatmap_with_long_row_labels_keeps_a_legible_matrix():

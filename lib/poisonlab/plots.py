@@ -525,9 +525,16 @@ def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
     ax.plot(segment[:, 0], segment[:, 1], scalex=False, scaley=False, **style)  # empty: still in the legend
 
 
+#: How far the 2-D toy panels reach past the unit square on each side, so that a point at 0 or 1
+#: (a poison pushed to the edge of the feature box) clears the spines.
+TOY_MARGIN = 0.08
+
+
 def _scatter_2d(
     ax, x: torch.Tensor, y: torch.Tensor, *, poison_x: torch.Tensor | None = None, poison_y: torch.Tensor | None = None
 ) -> None:
+    """The two classes of a 2-D toy set (and optionally its poisons) on the unit square, with
+    :data:`TOY_MARGIN` to spare on each side."""
     x, y = x.cpu().numpy(), y.cpu().numpy()
     for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
         ax.scatter(
@@ -557,7 +564,8 @@ def _scatter_2d(
                     zorder=5,
                     clip_on=False,
                 )
-    ax.set(xlim=(-0.04, 1.04), ylim=(-0.04, 1.04), xlabel="feature 1", ylabel="feature 2", aspect="equal")
+    box = (-TOY_MARGIN, 1 + TOY_MARGIN)
+    ax.set(xlim=box, ylim=box, xlabel="feature 1", ylabel="feature 2", aspect="equal")
 
 
 def linear_boundaries(
