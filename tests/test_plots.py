@@ -3,6 +3,7 @@ import subprocess
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -583,3 +584,21 @@ def test_alt_text_describes_a_figure_whose_title_is_no_sentence():
         'alt="The decision boundary turning as 10 poison points move over 3 steps of the attack (ε = 10%, ascent)"'
         in html.data
     )
+
+
+def test_attack_landscape_is_a_smooth_surface_with_its_colourbar_close_and_a_legible_legend():
+    from matplotlib.colors import to_rgb
+
+    x, y = _toy()
+    grid = torch.linspace(0, 1, 5)
+    fig = plots.attack_landscape(grid, torch.rand(5, 5), x, y, path=torch.rand(4, 2), path_label=1)
+    plots.png_bytes(fig)
+    renderer = fig.canvas.get_renderer()
+    ax, colourbar = fig.axes
+    assert ax.collections[0]._shading == "gouraud"  # interpolated between the grid points, not blocks
+    gap = colourbar.get_window_extent(renderer).x0 - ax.get_window_extent(renderer).x1
+    assert 0 < gap < 0.025 * fig.bbox.width
+    legend = ax.get_legend()
+    face = np.mean(to_rgb(legend.get_frame().get_facecolor()))
+    assert face <= 0.25 and all(np.mean(to_rgb(t.get_color())) == 1 for t in legend.get_texts())  # white on dark
+    assert legend.get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0  # below the axes

@@ -624,14 +624,19 @@ def attack_landscape(
     title: str | None = None,
 ) -> Figure:
     """A heat map of the attacker's objective over the position of one poison point, with the
-    training data, the clean boundary and the attack point's gradient-ascent path."""
+    training data, the clean boundary and the attack point's gradient-ascent path.
+
+    The objective, measured on the ``grid`` × ``grid`` points, is interpolated between them (Gouraud
+    shading), so that the surface reads as the smooth function it samples rather than as blocks.
+    Around the grid, where the objective was not measured, the axes are dark grey."""
     g = grid.cpu().numpy()
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(6.2, 5.0))
         ax = fig.subplots()
-        mesh = ax.pcolormesh(g, g, values.cpu().numpy(), cmap="viridis", shading="auto")
-        fig.colorbar(mesh, ax=ax, label=value_label)
+        mesh = ax.pcolormesh(g, g, values.cpu().numpy(), cmap="viridis", shading="gouraud")
+        fig.colorbar(mesh, ax=ax, label=value_label, pad=0.02)  # close to the surface it reads
         _scatter_2d(ax, x, y)
+        ax.set_facecolor("0.3")  # outside the measured grid: a dark rim, on which a white path still reads
         if clean_theta is not None:
             _boundary_line(ax, clean_theta, color="white", linestyle="--", linewidth=1.5, label="clean boundary")
         if path is not None:
