@@ -602,3 +602,34 @@ def test_attack_landscape_is_a_smooth_surface_with_its_colourbar_close_and_a_leg
     face = np.mean(to_rgb(legend.get_frame().get_facecolor()))
     assert face <= 0.25 and all(np.mean(to_rgb(t.get_color())) == 1 for t in legend.get_texts())  # white on dark
     assert legend.get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0  # below the axes
+
+
+def test_animation_frames_share_one_legend_below_the_axes_and_say_what_they_count():
+    x, y = _toy()
+    thetas = [torch.tensor([1.0, 0.1 * i, -0.5]) for i in range(3)]
+    path, labels = torch.rand(3, 2, 2), torch.tensor([0, 1])
+    with matplotlib.rc_context(plots.STYLE):
+        fig, draw = plots._animation_figure(
+            x, y, thetas, path, labels, clean_theta=thetas[0], steps_per_frame=5, errors=[0.02, 0.05, 0.064]
+        )
+        (legend,) = fig.legends
+        expected = ["class 0", "class 1", "clean boundary", "poisoned boundary", "poison, label 0", "poison, label 1"]
+        assert [t.get_text() for t in legend.get_texts()] == expected
+        titles = []
+        for k in range(3):
+            draw(k)
+            plots.png_bytes(fig)
+            renderer = fig.canvas.get_renderer()
+            assert fig.legends == [legend] and [t.get_text() for t in legend.get_texts()] == expected  # never changes
+            assert legend.get_window_extent(renderer).y1 < fig.axes[0].get_window_extent(renderer).y0  # below
+            titles.append(fig.axes[0].get_title())
+    assert titles[0] == "ascent step 0 of 10\ntest error 2.0%" and titles[2] == "ascent step 10 of 10\ntest error 6.4%"
+    with matplotlib.rc_context(plots.STYLE):
+        fig, draw = plots._animation_figure(x, y, thetas, path, torch.tensor([1, 1]), title="ε = 10%: ")
+        draw(1)
+    assert fig.axes[0].get_title() == "ε = 10%: frame 2 of 3"  # without the step count, the frame's number
+    assert [t.get_text() for t in fig.legends[0].get_texts()][-1] == "poison, label 1"
+    html = plots.boundary_animation(x, y, thetas, path, labels, steps_per_frame=5, title="ε = 10%: ")
+    assert "over 10 ascent steps (3 frames, one every 5 ascent steps) (ε = 10%)" in html.data
+    with pytest.raises(ValueError, match="one test error per frame"):
+        plots.boundary_animation(x, y, thetas, path, labels, errors=[0.1])

@@ -979,6 +979,82 @@ def paired_bars(
     return fig
 
 
+def _toy_legend(poison_labels: Sequence[int] = (0, 1)) -> dict:
+    """``{label: handle}`` for the entries of a 2-D toy panel (:func:`_scatter_2d` with a clean and a
+    poisoned boundary), drawn as stand-ins rather than taken from the axes: the same entries, in
+    the same order, whatever one panel or frame happens to show."""
+    from matplotlib.lines import Line2D
+
+    entries: dict = {}
+    for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
+        entries[f"class {k}"] = Line2D(
+            [], [], linestyle="none", marker=marker, markersize=5, color=color, alpha=0.75, markeredgecolor="white"
+        )
+    entries["clean boundary"] = Line2D([], [], color="0.45", linestyle="--", linewidth=1.5)
+    entries["poisoned boundary"] = Line2D([], [], color=WRONG, linewidth=2.2)
+    for k in sorted({int(v) for v in poison_labels}):
+        entries[f"poison, label {k}"] = Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="X",
+            markersize=9,
+            color=(PALETTE[5], PALETTE[1])[k],
+            markeredgecolor="black",
+            markeredgewidth=1.0,
+        )
+    return entries
+
+
+def _frame_label(frame: int, frames: int, steps_per_frame: int | None, errors: Sequence[float] | None) -> str:
+    """What frame ``frame`` of ``frames`` shows: the ascent step it was taken at (when each frame
+    is ``steps_per_frame`` steps after the one before), else its number; and its test error."""
+    if steps_per_frame is not None:
+        said = f"ascent step {frame * steps_per_frame} of {(frames - 1) * steps_per_frame}"
+    else:
+        said = f"frame {frame + 1} of {frames}"
+    return said + (f"\ntest error {errors[frame]:.1%}" if errors is not None else "")
+
+
+def _animation_figure(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thetas: Sequence[torch.Tensor],
+    poison_path: torch.Tensor,
+    poison_y: torch.Tensor,
+    *,
+    clean_theta: torch.Tensor | None = None,
+    title: str = "",
+    steps_per_frame: int | None = None,
+    errors: Sequence[float] | None = None,
+):
+    """The figure of :func:`boundary_animation` and the function that draws its frame k on it."""
+    if len(thetas) != poison_path.shape[0]:
+        raise ValueError(f"need one theta per frame: {len(thetas)} thetas, {poison_path.shape[0]} frames")
+    if steps_per_frame is not None:
+        steps_per_frame = _validate.positive_int("steps_per_frame", steps_per_frame)
+    if errors is not None and len(errors) != len(thetas):
+        raise ValueError(f"need one test error per frame: {len(errors)} errors, {len(thetas)} frames")
+    fig = _figure(figsize=(4.6, 4.6))
+    ax = fig.subplots()
+
+    def draw(frame: int):
+        ax.clear()
+        _scatter_2d(ax, x, y, poison_x=poison_path[frame], poison_y=poison_y)
+        if clean_theta is not None:
+            _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
+        _boundary_line(ax, thetas[frame], color=WRONG, linewidth=2.2, label="poisoned boundary")
+        ax.set_title(f"{title}{_frame_label(frame, len(thetas), steps_per_frame, errors)}")
+        return []
+
+    # one legend for every frame, below the axes, from fixed stand-ins: it never changes as the frames play
+    entries = _toy_legend(poison_y.tolist())
+    if clean_theta is None:
+        del entries["clean boundary"]
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=3, fontsize=8)
+    return fig, draw
+
+
 def boundary_animation(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -989,48 +1065,55 @@ def boundary_animation(
     clean_theta: torch.Tensor | None = None,
     title: str = "",
     interval_ms: int = 250,
+    steps_per_frame: int | None = None,
+    errors: Sequence[float] | None = None,
 ):
     """An animation of the boundary and the poisons as the attack iterates.
 
     Returns an :class:`IPython.display.HTML` holding matplotlib's JavaScript player, which plays
     in Jupyter and on the static site alike. ``poison_path`` is (frames, P, 2), ``thetas`` one
-    parameter vector per frame.
+    parameter vector per frame. Each frame's title is ``title`` followed by what the frame shows:
+    "ascent step k of n" when frames are ``steps_per_frame`` ascent steps apart (frame 0 the
+    start), else "frame k of n"; and, given ``errors`` (one per frame), the test error of the
+    boundary it draws. The legend below the axes (the two classes, the clean and the poisoned
+    boundary, the poisons) is the same in every frame.
     """
     from IPython.display import HTML
     from matplotlib import animation
 
-    if len(thetas) != poison_path.shape[0]:
-        raise ValueError(f"need one theta per frame: {len(thetas)} thetas, {poison_path.shape[0]} frames")
     with mpl.rc_context({**STYLE, "animation.embed_limit": 40.0, "figure.dpi": 80}):
-        fig = _figure(figsize=(4.6, 4.6))
-        ax = fig.subplots()
-
-        def draw(frame: int):
-            ax.clear()
-            _scatter_2d(ax, x, y, poison_x=poison_path[frame], poison_y=poison_y)
-            if clean_theta is not None:
-                _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
-            _boundary_line(ax, thetas[frame], color=WRONG, linewidth=2.2, label="poisoned boundary")
-            ax.set_title(f"{title}step {frame}")
-            return []
-
-        draw(0)  # one legend for every frame, below the axes: the entries are the same throughout
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
+        fig, draw = _animation_figure(
+            x,
+            y,
+            thetas,
+            poison_path,
+            poison_y,
+            clean_theta=clean_theta,
+            title=title,
+            steps_per_frame=steps_per_frame,
+            errors=errors,
+        )
+        draw(0)
         anim = animation.FuncAnimation(fig, draw, frames=len(thetas), interval=interval_ms, blit=False)
         html = anim.to_jshtml(default_mode="once")
     import html as html_text
 
-    return HTML(html.replace("<img id=", f'<img alt="{html_text.escape(animation_alt(title, poison_path))}" id=', 1))
+    alt = animation_alt(title, poison_path, steps_per_frame=steps_per_frame)
+    return HTML(html.replace("<img id=", f'<img alt="{html_text.escape(alt)}" id=', 1))
 
 
-def animation_alt(title: str, poison_path: torch.Tensor) -> str:
+def animation_alt(title: str, poison_path: torch.Tensor, *, steps_per_frame: int | None = None) -> str:
     """The alternative text of :func:`boundary_animation`: what it shows, then its ``title``
-    (a prefix such as "ε = 10%, ascent ") as a note."""
+    (a prefix such as "ε = 10%, ascent ") as a note. Given ``steps_per_frame``, it counts the
+    ascent steps the frames span and says how far apart they are."""
     frames, count = poison_path.shape[0], poison_path.shape[1]
-    said = (
-        f"The decision boundary turning as {count} poison point{'s' if count != 1 else ''} "
-        f"move{'' if count != 1 else 's'} over {frames} steps of the attack"
-    )
+    moved = f"{count} poison point{'s' if count != 1 else ''} move{'' if count != 1 else 's'}"
+    if steps_per_frame is None:
+        said = f"The decision boundary turning as {moved} over {frames} steps of the attack"
+    else:
+        steps = (frames - 1) * steps_per_frame
+        every = "every ascent step" if steps_per_frame == 1 else f"one every {steps_per_frame} ascent steps"
+        said = f"The decision boundary turning as {moved} over {steps} ascent steps ({frames} frames, {every})"
     note = _plain(title).strip(" ,:;–-")
     return f"{said} ({note})" if note else said
 
