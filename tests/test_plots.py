@@ -633,3 +633,27 @@ def test_animation_frames_share_one_legend_below_the_axes_and_say_what_they_coun
     assert "over 10 ascent steps (3 frames, one every 5 ascent steps) (ε = 10%)" in html.data
     with pytest.raises(ValueError, match="one test error per frame"):
         plots.boundary_animation(x, y, thetas, path, labels, errors=[0.1])
+
+
+def test_paired_bars_can_hatch_the_second_series_choose_colours_and_count_in_whole_numbers():
+    from matplotlib.colors import to_hex
+
+    fig = plots.paired_bars(["a", "b"], [0.1, 0.2], [0.3, 0.4], hatch="//")
+    bars = fig.axes[0].patches
+    assert [bar.get_hatch() for bar in bars] == [None, None, "//", "//"]  # the second series only
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["clean", "poisoned"]
+    default = [to_hex(bar.get_facecolor()) for bar in bars]
+    assert default == [plots.PALETTE[5].lower()] * 2 + [plots.WRONG.lower()] * 2  # unchanged by default
+    fig = plots.paired_bars(["a", "b"], [0.9, 0.9], [0.1, 0.9], names=("CA", "ASR"), colors=plots.METRIC_COLORS)
+    chosen = [to_hex(bar.get_facecolor()) for bar in fig.axes[0].patches]
+    assert chosen == [plots.METRIC_COLORS[0].lower()] * 2 + [plots.METRIC_COLORS[1].lower()] * 2
+    assert not set(chosen) & set(default)  # a metric split does not reuse the clean/poisoned colours
+    with pytest.raises(ValueError, match="two colours"):
+        plots.paired_bars(["a"], [0.1], [0.2], colors=("red",))
+    fig = plots.paired_bars(["a", "b"], [3, 1], [7, 2], percent=False, ylabel="poisons removed")
+    plots.png_bytes(fig)
+    ticks = [t for t in fig.axes[0].get_yticks() if fig.axes[0].get_ylim()[0] <= t <= fig.axes[0].get_ylim()[1]]
+    assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["3", "1", "7", "2"]  # counts, not "3.0"
+    fig = plots.paired_bars(["a"], [0.5], [1.5], percent=False)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.5", "1.5"]  # not counts: one decimal

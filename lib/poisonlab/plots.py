@@ -936,6 +936,11 @@ def heatmap(
     return fig
 
 
+#: Colours for bars that split two metrics (clean accuracy, attack success rate) rather than a clean
+#: and a poisoned model, so that a reader does not carry the blue/vermilion key of the one to the other.
+METRIC_COLORS = (PALETTE[3], PALETTE[7])  # bluish green, reddish purple
+
+
 def paired_bars(
     labels: Sequence[str],
     before: Sequence[float],
@@ -946,32 +951,46 @@ def paired_bars(
     title: str | None = None,
     percent: bool = True,
     ranges: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]]] | None = None,
+    colors: tuple[str, str] | None = None,
+    hatch: str | None = None,
 ) -> Figure:
     """Two bars per group (e.g. a model's test error before and after an attack).
 
     ``ranges`` optionally gives, for the ``before`` and the ``after`` bars, one (low, high) pair per
-    group (e.g. min–max over seeds when the bars are means), drawn as error bars."""
+    group (e.g. min–max over seeds when the bars are means), drawn as error bars. ``colors`` are
+    the two series' colours (by default blue and vermilion, for clean and poisoned; for two metrics
+    such as CA and ASR use e.g. :data:`METRIC_COLORS`); ``hatch`` (e.g. ``"//"``) hatches the
+    ``after`` bars, so that colour is not the only cue. Counts (``percent`` off and every value a
+    whole number) get whole-number ticks and labels."""
     if not (len(labels) == len(before) == len(after)) or not labels:
         raise ValueError("labels, before and after must have the same, non-zero length")
     if ranges is not None and (len(ranges) != 2 or any(len(r) != len(labels) for r in ranges)):
         raise ValueError("ranges must hold one (low, high) pair per group for the before and the after bars")
+    if colors is not None and len(colors) != 2:
+        raise ValueError(f"colors must hold two colours, one per series, got {len(colors)}")
     scale = 100.0 if percent else 1.0
+    numbers = [float(v) for v in (*before, *after, *(v for r in ranges or () for pair in r for v in pair))]
+    counts = not percent and all(math.isfinite(v) and v == int(v) for v in numbers)
     pos = np.arange(len(labels))
+    first, second = colors or (PALETTE[5], WRONG)
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(max(4.0, 1.3 * len(labels) + 2), 3.6))
         ax = fig.subplots()
         for k, (offset, values, name, color) in enumerate(
-            ((-0.2, before, names[0], PALETTE[5]), (0.2, after, names[1], WRONG))
+            ((-0.2, before, names[0], first), (0.2, after, names[1], second))
         ):
             heights = np.asarray(values, dtype=float) * scale
             yerr = None
             if ranges is not None:
                 lo, hi = (np.asarray([r[i] for r in ranges[k]], dtype=float) * scale for i in (0, 1))
                 yerr = np.vstack([np.clip(heights - lo, 0, None), np.clip(hi - heights, 0, None)])
-            bars = ax.bar(pos + offset, heights, width=0.38, label=name, color=color, yerr=yerr, capsize=3)
-            ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+            style = {"hatch": hatch, "edgecolor": "white", "linewidth": 0} if k == 1 and hatch else {}
+            bars = ax.bar(pos + offset, heights, width=0.38, label=name, color=color, yerr=yerr, capsize=3, **style)
+            ax.bar_label(bars, fmt="%d" if counts else "%.1f", fontsize=8, padding=2)
         ax.set_xticks(pos, labels)
         ax.set(ylabel=ylabel)
+        if counts:
+            ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         ax.margins(y=0.15)
         fig.legend(loc="outside lower center", ncols=2)  # below the axes, never over a bar
         if title:
