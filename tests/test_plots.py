@@ -657,3 +657,24 @@ def test_paired_bars_can_hatch_the_second_series_choose_colours_and_count_in_who
     assert [t.get_text() for t in fig.axes[0].texts] == ["3", "1", "7", "2"]  # counts, not "3.0"
     fig = plots.paired_bars(["a"], [0.5], [1.5], percent=False)
     assert [t.get_text() for t in fig.axes[0].texts] == ["0.5", "1.5"]  # not counts: one decimal
+
+
+def test_lines_name_a_single_curve_by_its_axes_and_keep_markers_where_curves_meet_visible():
+    single = plots.lines([1, 2, 3], {"a": [0.1, 0.2, 0.3]}, xlabel="x", ylabel="y (%)")
+    assert plots.legend_points(single) is None  # one curve: no legend
+    assert plots.legend_points(plots.lines([1, 2], {"a": [0.1, 0.2]}, xlabel="x", ylabel="y", legend=True)) == 9
+    meeting = plots.lines([1, 2, 3], {"a": [0.7, 0.3, 0.0], "b": [0.1, 0.2, 0.0]}, xlabel="x", ylabel="y")
+    a, b = meeting.axes[0].lines
+    assert a.get_markerfacecolor() == b.get_markerfacecolor() == "none"  # hollow: the lower one shows through
+    assert a.get_markersize() > b.get_markersize() + 3  # the later one drawn inside the earlier
+    legend = meeting.legends[0]  # the legend shows the markers as drawn
+    assert [h.get_markerfacecolor() for h in legend.legend_handles] == ["none", "none"]
+    apart = plots.lines([1, 2], {"a": [0.7, 0.3], "b": [0.1, 0.2]}, xlabel="x", ylabel="y")
+    assert all(line.get_markerfacecolor() != "none" for line in apart.axes[0].lines)  # unchanged when apart
+    chosen = plots.lines(
+        [1, 2], {"a": [0.1, 0.2], "b": [0.1, 0.3]}, xlabel="x", ylabel="y", markers={"a": "^", "b": {"markersize": 3}}
+    )
+    a, b = chosen.axes[0].lines
+    assert a.get_marker() == "^" and b.get_markersize() == 3 and a.get_markerfacecolor() != "none"
+    with pytest.raises(ValueError, match="not a series"):
+        plots.lines([1], {"a": [0.1]}, xlabel="x", ylabel="y", markers={"c": "o"})

@@ -682,18 +682,62 @@ def lines(
     logx: bool = False,
     size: tuple[float, float] = (6.0, 3.8),
     bands: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    markers: Mapping[str, str | Mapping[str, object]] | None = None,
+    legend: bool | None = None,
 ) -> Figure:
     """Several curves over one x-axis (e.g. test error against the budget ε for each attack).
 
     Values in [0, 1] are drawn as percentages when ``percent`` is set. ``bands`` optionally maps a
     series' label to (low, high) values per x, drawn as a shaded band (e.g. min–max over seeds).
+
+    ``markers`` optionally maps a series' label to its marker: a marker symbol (``"o"``) or the
+    marker's matplotlib properties (``{"marker": "o", "markersize": 9, "markerfacecolor": "none"}``).
+    Without it, when two series share a point (the same value at the same x), every series is
+    drawn with hollow markers, each smaller than the one before, so that a point where curves meet
+    shows all of them. ``legend`` names the series below the axes; by default only when there are
+    two or more (a single curve is named by the axis label and the title).
     """
-    return line_panels(
+    fig = line_panels(
         [{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx, "bands": bands or {}}],
         ylabel=ylabel,
         percent=percent,
         size=size,
     )
+    ax = fig.axes[0]
+    drawn = {line.get_label(): line for line in ax.lines if line.get_label() in series}
+    styles = dict(markers) if markers is not None else _nested_markers(series, drawn)
+    for label, style in styles.items():
+        if label not in series:
+            raise ValueError(f"markers names {label!r}, which is not a series")
+        drawn[label].set(**({"marker": style} if isinstance(style, str) else dict(style)))
+    shown = legend if legend is not None else len(series) > 1
+    for old in [*fig.legends, ax.get_legend()]:  # drawn before the markers changed: draw it again, or not
+        if old is not None:
+            old.remove()
+    if shown:
+        with mpl.rc_context(STYLE):
+            _legends_below(fig, [ax], fontsize=9)
+    return fig
+
+
+def _nested_markers(series: Mapping[str, Sequence[float]], drawn: Mapping[str, object]) -> dict:
+    """Hollow markers of decreasing size for every series when two of them share a point (an equal,
+    finite value at the same x), so that markers drawn on top of each other all stay visible;
+    otherwise none (the curves keep their filled markers)."""
+    values = [np.asarray(v, dtype=float) for v in series.values()]
+    shared = any(
+        np.any(np.isfinite(a) & np.isclose(a, b, rtol=1e-9, atol=1e-12))
+        for i, a in enumerate(values)
+        for b in values[i + 1 :]
+    )
+    marked = [label for label in series if drawn[label].get_marker() not in (None, "None", "", " ")]
+    if not shared or len(marked) < 2:
+        return {}
+    sizes = np.linspace(10.0, 4.5, len(marked))
+    return {
+        label: {"markersize": float(size), "markerfacecolor": "none", "markeredgewidth": 1.5}
+        for label, size in zip(marked, sizes)
+    }
 
 
 def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str) -> None:
