@@ -678,3 +678,15 @@ def test_lines_name_a_single_curve_by_its_axes_and_keep_markers_where_curves_mee
     assert a.get_marker() == "^" and b.get_markersize() == 3 and a.get_markerfacecolor() != "none"
     with pytest.raises(ValueError, match="not a series"):
         plots.lines([1], {"a": [0.1]}, xlabel="x", ylabel="y", markers={"c": "o"})
+
+
+def test_collision_map_draws_clean_clouds_that_read_and_legend_keys_as_large_as_the_others():
+    clean, labels = torch.randn(30, 2), torch.arange(30) % 2
+    b, p, t = torch.randn(4, 2), torch.randn(4, 2), torch.randn(4, 2)
+    fig = plots.collision_map(clean, labels, ["3", "8"], b, p, t)
+    clouds = [c for c in fig.axes[0].collections if c.get_label().startswith("clean ")]
+    assert len(clouds) == 2 and all(c.get_alpha() >= 0.5 for c in clouds)
+    legend = fig.legends[0]
+    keys = {text.get_text(): handle for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+    for name in ("clean 3", "clean 8"):
+        assert keys[name].get_sizes()[0] >= keys["base"].get_sizes()[0] and keys[name].get_alpha() == 1.0

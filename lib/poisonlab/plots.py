@@ -458,7 +458,7 @@ def collision_map(
     xlabel: str = "component 1",
     ylabel: str = "component 2",
 ) -> Figure:
-    """Where feature-collision poisons land: clean points (faint, by class), and for each pair an
+    """Where feature-collision poisons land: clean points (by class, half-transparent), and for each pair an
     arrow from its base to its poison and a dotted line from the poison to its target (a star).
 
     Args:
@@ -478,8 +478,14 @@ def collision_map(
         ax = fig.subplots()
         for j, name in enumerate(classes):
             pts = c[lab == j]
-            ax.scatter(
-                pts[:, 0], pts[:, 1], s=7, alpha=0.25, color=PALETTE[(5, 1, 3, 6, 7, 2)[j % 6]], label=f"clean {name}"
+            ax.scatter(  # dense enough to tell the clouds apart, light enough to keep the arrows on top legible
+                pts[:, 0],
+                pts[:, 1],
+                s=9,
+                alpha=0.6,
+                color=PALETTE[(5, 1, 3, 6, 7, 2)[j % 6]],
+                linewidths=0,
+                label=f"clean {name}",
             )
         for i in range(len(b)):
             ax.annotate("", xy=p[i], xytext=b[i], arrowprops=dict(arrowstyle="->", color="0.35", lw=0.7))
@@ -488,7 +494,11 @@ def collision_map(
         ax.scatter(p[:, 0], p[:, 1], s=26, marker="x", color=WRONG, label="poison")
         ax.scatter(t[:, 0], t[:, 1], s=60, marker="*", color="black", label="target")
         ax.set(xlabel=xlabel, ylabel=ylabel)
-        fig.legend(loc="outside lower center", ncols=3, fontsize=8)  # 3 columns fit MAX_WIDTH
+        legend = fig.legend(loc="outside lower center", ncols=3, fontsize=8)  # 3 columns fit MAX_WIDTH
+        for handle, text in zip(legend.legend_handles, legend.get_texts()):
+            if text.get_text().startswith("clean "):  # the clouds' dots, as large and opaque as the other keys
+                handle.set_sizes([30])
+                handle.set_alpha(1.0)
         if title:
             ax.set_title(title)
     return fig
