@@ -581,7 +581,7 @@ def test_alt_text_describes_a_figure_whose_title_is_no_sentence():
         x, y, thetas, torch.rand(3, 10, 2), torch.zeros(10).long(), title="ε = 10%, ascent "
     )
     assert (
-        'alt="The decision boundary turning as 10 poison points move over 3 steps of the attack (ε = 10%, ascent)"'
+        'alt="The decision boundary turning as 10 poison points move over 3 frames of the attack (ε = 10%, ascent)"'
         in html.data
     )
 

@@ -1182,7 +1182,7 @@ def animation_alt(title: str, poison_path: torch.Tensor, *, steps_per_frame: int
     frames, count = poison_path.shape[0], poison_path.shape[1]
     moved = f"{count} poison point{'s' if count != 1 else ''} move{'' if count != 1 else 's'}"
     if steps_per_frame is None:
-        said = f"The decision boundary turning as {moved} over {frames} steps of the attack"
+        said = f"The decision boundary turning as {moved} over {frames} frames of the attack"
     else:
         steps = (frames - 1) * steps_per_frame
         every = "every ascent step" if steps_per_frame == 1 else f"one every {steps_per_frame} ascent steps"
