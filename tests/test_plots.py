@@ -3,6 +3,7 @@ import subprocess
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -506,7 +507,23 @@ def test_a_steep_boundary_spans_the_whole_axes():
     x, y = _toy()
     fig = plots.linear_boundaries(x, y, [{"theta": torch.tensor([10.0, 0.3, -5.0]), "title": "t"}])
     line = [ln for ln in fig.axes[0].lines if ln.get_label() == "poisoned boundary"][0]
-    assert min(line.get_ydata()) == pytest.approx(-0.04) and max(line.get_ydata()) == pytest.approx(1.04)
+    y0, y1 = fig.axes[0].get_ylim()
+    assert min(line.get_ydata()) == pytest.approx(y0) and max(line.get_ydata()) == pytest.approx(y1)
+
+
+def test_toy_points_at_the_edge_of_the_unit_square_clear_the_spines():
+    x = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    y = torch.tensor([0, 1, 0, 1])
+    panel = {"theta": torch.tensor([1.0, 0.0, -0.5]), "poison_x": x[:2], "poison_y": y[:2], "title": "t"}
+    fig = plots.linear_boundaries(x, y, [panel])
+    plots.png_bytes(fig)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    assert ax.get_xlim() == pytest.approx((-0.08, 1.08)) and ax.get_ylim() == pytest.approx((-0.08, 1.08))
+    frame = ax.get_window_extent(renderer)
+    for points in ax.collections:  # every marker, the large poison crosses included, lies inside the spines
+        box = points.get_window_extent(renderer)
+        assert frame.x0 < box.x0 and box.x1 < frame.x1 and frame.y0 < box.y0 and box.y1 < frame.y1
 
 
 def test_a_heatmap_with_long_row_labels_keeps_a_legible_matrix():
@@ -564,7 +581,7 @@ def test_alt_text_describes_a_figure_whose_title_is_no_sentence():
         x, y, thetas, torch.rand(3, 10, 2), torch.zeros(10).long(), title="ε = 10%, ascent "
     )
     assert (
-        'alt="The decision boundary turning as 10 poison points move over 3 steps of the attack (ε = 10%, ascent)"'
+        'alt="The decision boundary turning as 10 poison points move over 3 frames of the attack (ε = 10%, ascent)"'
         in html.data
     )
 
@@ -746,3 +763,109 @@ def test_measured_and_theory_labels_each_point_above_it():
         plots.measured_and_theory([{**panel, "labels": {"AUC": labels[:2]}}], ylabel="y")
     with pytest.raises(ValueError, match="not one of the points"):
         plots.measured_and_theory([{**panel, "labels": {"recall": labels}}], ylabel="y")
+
+
+def test_attack_landscape_is_a_smooth_surface_with_its_colourbar_close_and_a_legible_legend():
+    from matplotlib.colors import to_rgb
+
+    x, y = _toy()
+    grid = torch.linspace(0, 1, 5)
+    fig = plots.attack_landscape(grid, torch.rand(5, 5), x, y, path=torch.rand(4, 2), path_label=1)
+    plots.png_bytes(fig)
+    renderer = fig.canvas.get_renderer()
+    ax, colourbar = fig.axes
+    assert ax.collections[0]._shading == "gouraud"  # interpolated between the grid points, not blocks
+    gap = colourbar.get_window_extent(renderer).x0 - ax.get_window_extent(renderer).x1
+    assert 0 < gap < 0.025 * fig.bbox.width
+    legend = ax.get_legend()
+    face = np.mean(to_rgb(legend.get_frame().get_facecolor()))
+    assert face <= 0.25 and all(np.mean(to_rgb(t.get_color())) == 1 for t in legend.get_texts())  # white on dark
+    assert legend.get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0  # below the axes
+
+
+def test_animation_frames_share_one_legend_below_the_axes_and_say_what_they_count():
+    x, y = _toy()
+    thetas = [torch.tensor([1.0, 0.1 * i, -0.5]) for i in range(3)]
+    path, labels = torch.rand(3, 2, 2), torch.tensor([0, 1])
+    with matplotlib.rc_context(plots.STYLE):
+        fig, draw = plots._animation_figure(
+            x, y, thetas, path, labels, clean_theta=thetas[0], steps_per_frame=5, errors=[0.02, 0.05, 0.064]
+        )
+        (legend,) = fig.legends
+        expected = ["class 0", "class 1", "clean boundary", "poisoned boundary", "poison, label 0", "poison, label 1"]
+        assert [t.get_text() for t in legend.get_texts()] == expected
+        titles = []
+        for k in range(3):
+            draw(k)
+            plots.png_bytes(fig)
+            renderer = fig.canvas.get_renderer()
+            assert fig.legends == [legend] and [t.get_text() for t in legend.get_texts()] == expected  # never changes
+            assert legend.get_window_extent(renderer).y1 < fig.axes[0].get_window_extent(renderer).y0  # below
+            titles.append(fig.axes[0].get_title())
+    assert titles[0] == "ascent step 0 of 10\ntest error 2.0%" and titles[2] == "ascent step 10 of 10\ntest error 6.4%"
+    with matplotlib.rc_context(plots.STYLE):
+        fig, draw = plots._animation_figure(x, y, thetas, path, torch.tensor([1, 1]), title="ε = 10%: ")
+        draw(1)
+    assert fig.axes[0].get_title() == "ε = 10%: frame 2 of 3"  # without the step count, the frame's number
+    assert [t.get_text() for t in fig.legends[0].get_texts()][-1] == "poison, label 1"
+    html = plots.boundary_animation(x, y, thetas, path, labels, steps_per_frame=5, title="ε = 10%: ")
+    assert "over 10 ascent steps (3 frames, one every 5 ascent steps) (ε = 10%)" in html.data
+    with pytest.raises(ValueError, match="one test error per frame"):
+        plots.boundary_animation(x, y, thetas, path, labels, errors=[0.1])
+
+
+def test_paired_bars_can_hatch_the_second_series_choose_colours_and_count_in_whole_numbers():
+    from matplotlib.colors import to_hex
+
+    fig = plots.paired_bars(["a", "b"], [0.1, 0.2], [0.3, 0.4], hatch="//")
+    bars = fig.axes[0].patches
+    assert [bar.get_hatch() for bar in bars] == [None, None, "//", "//"]  # the second series only
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["clean", "poisoned"]
+    default = [to_hex(bar.get_facecolor()) for bar in bars]
+    assert default == [plots.PALETTE[5].lower()] * 2 + [plots.WRONG.lower()] * 2  # unchanged by default
+    fig = plots.paired_bars(["a", "b"], [0.9, 0.9], [0.1, 0.9], names=("CA", "ASR"), colors=plots.METRIC_COLORS)
+    chosen = [to_hex(bar.get_facecolor()) for bar in fig.axes[0].patches]
+    assert chosen == [plots.METRIC_COLORS[0].lower()] * 2 + [plots.METRIC_COLORS[1].lower()] * 2
+    assert not set(chosen) & set(default)  # a metric split does not reuse the clean/poisoned colours
+    with pytest.raises(ValueError, match="two colours"):
+        plots.paired_bars(["a"], [0.1], [0.2], colors=("red",))
+    fig = plots.paired_bars(["a", "b"], [3, 1], [7, 2], percent=False, ylabel="poisons removed")
+    plots.png_bytes(fig)
+    ticks = [t for t in fig.axes[0].get_yticks() if fig.axes[0].get_ylim()[0] <= t <= fig.axes[0].get_ylim()[1]]
+    assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["3", "1", "7", "2"]  # counts, not "3.0"
+    fig = plots.paired_bars(["a"], [0.5], [1.5], percent=False)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.5", "1.5"]  # not counts: one decimal
+
+
+def test_lines_name_a_single_curve_by_its_axes_and_keep_markers_where_curves_meet_visible():
+    single = plots.lines([1, 2, 3], {"a": [0.1, 0.2, 0.3]}, xlabel="x", ylabel="y (%)")
+    assert plots.legend_points(single) is None  # one curve: no legend
+    assert plots.legend_points(plots.lines([1, 2], {"a": [0.1, 0.2]}, xlabel="x", ylabel="y", legend=True)) == 9
+    meeting = plots.lines([1, 2, 3], {"a": [0.7, 0.3, 0.0], "b": [0.1, 0.2, 0.0]}, xlabel="x", ylabel="y")
+    a, b = meeting.axes[0].lines
+    assert a.get_markerfacecolor() == b.get_markerfacecolor() == "none"  # hollow: the lower one shows through
+    assert a.get_markersize() > b.get_markersize() + 3  # the later one drawn inside the earlier
+    legend = meeting.legends[0]  # the legend shows the markers as drawn
+    assert [h.get_markerfacecolor() for h in legend.legend_handles] == ["none", "none"]
+    apart = plots.lines([1, 2], {"a": [0.7, 0.3], "b": [0.1, 0.2]}, xlabel="x", ylabel="y")
+    assert all(line.get_markerfacecolor() != "none" for line in apart.axes[0].lines)  # unchanged when apart
+    chosen = plots.lines(
+        [1, 2], {"a": [0.1, 0.2], "b": [0.1, 0.3]}, xlabel="x", ylabel="y", markers={"a": "^", "b": {"markersize": 3}}
+    )
+    a, b = chosen.axes[0].lines
+    assert a.get_marker() == "^" and b.get_markersize() == 3 and a.get_markerfacecolor() != "none"
+    with pytest.raises(ValueError, match="not a series"):
+        plots.lines([1], {"a": [0.1]}, xlabel="x", ylabel="y", markers={"c": "o"})
+
+
+def test_collision_map_draws_clean_clouds_that_read_and_legend_keys_as_large_as_the_others():
+    clean, labels = torch.randn(30, 2), torch.arange(30) % 2
+    b, p, t = torch.randn(4, 2), torch.randn(4, 2), torch.randn(4, 2)
+    fig = plots.collision_map(clean, labels, ["3", "8"], b, p, t)
+    clouds = [c for c in fig.axes[0].collections if c.get_label().startswith("clean ")]
+    assert len(clouds) == 2 and all(c.get_alpha() >= 0.5 for c in clouds)
+    legend = fig.legends[0]
+    keys = {text.get_text(): handle for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+    for name in ("clean 3", "clean 8"):
+        assert keys[name].get_sizes()[0] >= keys["base"].get_sizes()[0] and keys[name].get_alpha() == 1.0

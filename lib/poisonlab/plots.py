@@ -482,7 +482,7 @@ def collision_map(
     xlabel: str = "component 1",
     ylabel: str = "component 2",
 ) -> Figure:
-    """Where feature-collision poisons land: clean points (faint, by class), and for each pair an
+    """Where feature-collision poisons land: clean points (by class, half-transparent), and for each pair an
     arrow from its base to its poison and a dotted line from the poison to its target (a star).
 
     Args:
@@ -502,8 +502,14 @@ def collision_map(
         ax = fig.subplots()
         for j, name in enumerate(classes):
             pts = c[lab == j]
-            ax.scatter(
-                pts[:, 0], pts[:, 1], s=7, alpha=0.25, color=PALETTE[(5, 1, 3, 6, 7, 2)[j % 6]], label=f"clean {name}"
+            ax.scatter(  # dense enough to tell the clouds apart, light enough to keep the arrows on top legible
+                pts[:, 0],
+                pts[:, 1],
+                s=9,
+                alpha=0.6,
+                color=PALETTE[(5, 1, 3, 6, 7, 2)[j % 6]],
+                linewidths=0,
+                label=f"clean {name}",
             )
         for i in range(len(b)):
             ax.annotate("", xy=p[i], xytext=b[i], arrowprops=dict(arrowstyle="->", color="0.35", lw=0.7))
@@ -512,7 +518,11 @@ def collision_map(
         ax.scatter(p[:, 0], p[:, 1], s=26, marker="x", color=WRONG, label="poison")
         ax.scatter(t[:, 0], t[:, 1], s=60, marker="*", color="black", label="target")
         ax.set(xlabel=xlabel, ylabel=ylabel)
-        fig.legend(loc="outside lower center", ncols=3, fontsize=8)  # 3 columns fit MAX_WIDTH
+        legend = fig.legend(loc="outside lower center", ncols=3, fontsize=8)  # 3 columns fit MAX_WIDTH
+        for handle, text in zip(legend.legend_handles, legend.get_texts()):
+            if text.get_text().startswith("clean "):  # the clouds' dots, as large and opaque as the other keys
+                handle.set_sizes([30])
+                handle.set_alpha(1.0)
         if title:
             ax.set_title(title)
     return fig
@@ -549,6 +559,11 @@ def _boundary_line(ax, theta: torch.Tensor, **style) -> None:
     ax.plot(segment[:, 0], segment[:, 1], scalex=False, scaley=False, **style)  # empty: still in the legend
 
 
+#: How far the 2-D toy panels reach past the unit square on each side, so that a point at 0 or 1
+#: (a poison pushed to the edge of the feature box) clears the spines.
+TOY_MARGIN = 0.08
+
+
 def _scatter_2d(
     ax,
     x: torch.Tensor,
@@ -558,7 +573,8 @@ def _scatter_2d(
     poison_y: torch.Tensor | None = None,
     poison_labels: Sequence[int] = (),
 ) -> None:
-    """The clean points by class and the poisons (large crosses in their label's colour). A label in
+    """The two classes of a 2-D toy set (and optionally its poisons, large crosses in their label's
+    colour) on the unit square, with :data:`TOY_MARGIN` to spare on each side. A label in
     ``poison_labels`` gets its legend entry even where no poison carries it (an empty group)."""
     x, y = x.cpu().numpy(), y.cpu().numpy()
     for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
@@ -591,7 +607,8 @@ def _scatter_2d(
                     zorder=5,
                     clip_on=False,
                 )
-    ax.set(xlim=(-0.04, 1.04), ylim=(-0.04, 1.04), xlabel="feature 1", ylabel="feature 2", aspect="equal")
+    box = (-TOY_MARGIN, 1 + TOY_MARGIN)
+    ax.set(xlim=box, ylim=box, xlabel="feature 1", ylabel="feature 2", aspect="equal")
 
 
 def linear_boundaries(
@@ -664,14 +681,19 @@ def attack_landscape(
     title: str | None = None,
 ) -> Figure:
     """A heat map of the attacker's objective over the position of one poison point, with the
-    training data, the clean boundary and the attack point's gradient-ascent path."""
+    training data, the clean boundary and the attack point's gradient-ascent path.
+
+    The objective, measured on the ``grid`` × ``grid`` points, is interpolated between them (Gouraud
+    shading), so that the surface reads as the smooth function it samples rather than as blocks.
+    Around the grid, where the objective was not measured, the axes are dark grey."""
     g = grid.cpu().numpy()
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(6.2, 5.0))
         ax = fig.subplots()
-        mesh = ax.pcolormesh(g, g, values.cpu().numpy(), cmap="viridis", shading="auto")
-        fig.colorbar(mesh, ax=ax, label=value_label)
+        mesh = ax.pcolormesh(g, g, values.cpu().numpy(), cmap="viridis", shading="gouraud")
+        fig.colorbar(mesh, ax=ax, label=value_label, pad=0.02)  # close to the surface it reads
         _scatter_2d(ax, x, y)
+        ax.set_facecolor("0.3")  # outside the measured grid: a dark rim, on which a white path still reads
         if clean_theta is not None:
             _boundary_line(ax, clean_theta, color="white", linestyle="--", linewidth=1.5, label="clean boundary")
         if path is not None:
@@ -717,18 +739,62 @@ def lines(
     logx: bool = False,
     size: tuple[float, float] = (6.0, 3.8),
     bands: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    markers: Mapping[str, str | Mapping[str, object]] | None = None,
+    legend: bool | None = None,
 ) -> Figure:
     """Several curves over one x-axis (e.g. test error against the budget ε for each attack).
 
     Values in [0, 1] are drawn as percentages when ``percent`` is set. ``bands`` optionally maps a
     series' label to (low, high) values per x, drawn as a shaded band (e.g. min–max over seeds).
+
+    ``markers`` optionally maps a series' label to its marker: a marker symbol (``"o"``) or the
+    marker's matplotlib properties (``{"marker": "o", "markersize": 9, "markerfacecolor": "none"}``).
+    Without it, when two series share a point (the same value at the same x), every series is
+    drawn with hollow markers, each smaller than the one before, so that a point where curves meet
+    shows all of them. ``legend`` names the series below the axes; by default only when there are
+    two or more (a single curve is named by the axis label and the title).
     """
-    return line_panels(
+    fig = line_panels(
         [{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx, "bands": bands or {}}],
         ylabel=ylabel,
         percent=percent,
         size=size,
     )
+    ax = fig.axes[0]
+    drawn = {line.get_label(): line for line in ax.lines if line.get_label() in series}
+    styles = dict(markers) if markers is not None else _nested_markers(series, drawn)
+    for label, style in styles.items():
+        if label not in series:
+            raise ValueError(f"markers names {label!r}, which is not a series")
+        drawn[label].set(**({"marker": style} if isinstance(style, str) else dict(style)))
+    shown = legend if legend is not None else len(series) > 1
+    for old in [*fig.legends, ax.get_legend()]:  # drawn before the markers changed: draw it again, or not
+        if old is not None:
+            old.remove()
+    if shown:
+        with mpl.rc_context(STYLE):
+            _legends_below(fig, [ax], fontsize=9)
+    return fig
+
+
+def _nested_markers(series: Mapping[str, Sequence[float]], drawn: Mapping[str, object]) -> dict:
+    """Hollow markers of decreasing size for every series when two of them share a point (an equal,
+    finite value at the same x), so that markers drawn on top of each other all stay visible;
+    otherwise none (the curves keep their filled markers)."""
+    values = [np.asarray(v, dtype=float) for v in series.values()]
+    shared = any(
+        np.any(np.isfinite(a) & np.isclose(a, b, rtol=1e-9, atol=1e-12))
+        for i, a in enumerate(values)
+        for b in values[i + 1 :]
+    )
+    marked = [label for label in series if drawn[label].get_marker() not in (None, "None", "", " ")]
+    if not shared or len(marked) < 2:
+        return {}
+    sizes = np.linspace(10.0, 4.5, len(marked))
+    return {
+        label: {"markersize": float(size), "markerfacecolor": "none", "markeredgewidth": 1.5}
+        for label, size in zip(marked, sizes)
+    }
 
 
 def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str) -> None:
@@ -1000,6 +1066,11 @@ def heatmap(
     return fig
 
 
+#: Colours for bars that split two metrics (clean accuracy, attack success rate) rather than a clean
+#: and a poisoned model, so that a reader does not carry the blue/vermilion key of the one to the other.
+METRIC_COLORS = (PALETTE[3], PALETTE[7])  # bluish green, reddish purple
+
+
 def paired_bars(
     labels: Sequence[str],
     before: Sequence[float],
@@ -1010,37 +1081,127 @@ def paired_bars(
     title: str | None = None,
     percent: bool = True,
     ranges: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]]] | None = None,
+    colors: tuple[str, str] | None = None,
+    hatch: str | None = None,
 ) -> Figure:
     """Two bars per group (e.g. a model's test error before and after an attack).
 
     ``ranges`` optionally gives, for the ``before`` and the ``after`` bars, one (low, high) pair per
-    group (e.g. min–max over seeds when the bars are means), drawn as error bars."""
+    group (e.g. min–max over seeds when the bars are means), drawn as error bars. ``colors`` are
+    the two series' colours (by default blue and vermilion, for clean and poisoned; for two metrics
+    such as CA and ASR use e.g. :data:`METRIC_COLORS`); ``hatch`` (e.g. ``"//"``) hatches the
+    ``after`` bars, so that colour is not the only cue. Counts (``percent`` off and every value a
+    whole number) get whole-number ticks and labels."""
     if not (len(labels) == len(before) == len(after)) or not labels:
         raise ValueError("labels, before and after must have the same, non-zero length")
     if ranges is not None and (len(ranges) != 2 or any(len(r) != len(labels) for r in ranges)):
         raise ValueError("ranges must hold one (low, high) pair per group for the before and the after bars")
+    if colors is not None and len(colors) != 2:
+        raise ValueError(f"colors must hold two colours, one per series, got {len(colors)}")
     scale = 100.0 if percent else 1.0
+    numbers = [float(v) for v in (*before, *after, *(v for r in ranges or () for pair in r for v in pair))]
+    counts = not percent and all(math.isfinite(v) and v == int(v) for v in numbers)
     pos = np.arange(len(labels))
+    first, second = colors or (PALETTE[5], WRONG)
     with mpl.rc_context(STYLE):
         fig = _figure(figsize=(max(4.0, 1.3 * len(labels) + 2), 3.6))
         ax = fig.subplots()
         for k, (offset, values, name, color) in enumerate(
-            ((-0.2, before, names[0], PALETTE[5]), (0.2, after, names[1], WRONG))
+            ((-0.2, before, names[0], first), (0.2, after, names[1], second))
         ):
             heights = np.asarray(values, dtype=float) * scale
             yerr = None
             if ranges is not None:
                 lo, hi = (np.asarray([r[i] for r in ranges[k]], dtype=float) * scale for i in (0, 1))
                 yerr = np.vstack([np.clip(heights - lo, 0, None), np.clip(hi - heights, 0, None)])
-            bars = ax.bar(pos + offset, heights, width=0.38, label=name, color=color, yerr=yerr, capsize=3)
-            ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+            style = {"hatch": hatch, "edgecolor": "white", "linewidth": 0} if k == 1 and hatch else {}
+            bars = ax.bar(pos + offset, heights, width=0.38, label=name, color=color, yerr=yerr, capsize=3, **style)
+            ax.bar_label(bars, fmt="%d" if counts else "%.1f", fontsize=8, padding=2)
         ax.set_xticks(pos, labels)
         ax.set(ylabel=ylabel)
+        if counts:
+            ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         ax.margins(y=0.15)
         fig.legend(loc="outside lower center", ncols=2)  # below the axes, never over a bar
         if title:
             ax.set_title(title)
     return fig
+
+
+def _toy_legend(poison_labels: Sequence[int] = (0, 1)) -> dict:
+    """``{label: handle}`` for the entries of a 2-D toy panel (:func:`_scatter_2d` with a clean and a
+    poisoned boundary), drawn as stand-ins rather than taken from the axes: the same entries, in
+    the same order, whatever one panel or frame happens to show."""
+    from matplotlib.lines import Line2D
+
+    entries: dict = {}
+    for k, (color, marker) in enumerate(((PALETTE[5], "o"), (PALETTE[1], "s"))):
+        entries[f"class {k}"] = Line2D(
+            [], [], linestyle="none", marker=marker, markersize=5, color=color, alpha=0.75, markeredgecolor="white"
+        )
+    entries["clean boundary"] = Line2D([], [], color="0.45", linestyle="--", linewidth=1.5)
+    entries["poisoned boundary"] = Line2D([], [], color=WRONG, linewidth=2.2)
+    for k in sorted({int(v) for v in poison_labels}):
+        entries[f"poison, label {k}"] = Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="X",
+            markersize=9,
+            color=(PALETTE[5], PALETTE[1])[k],
+            markeredgecolor="black",
+            markeredgewidth=1.0,
+        )
+    return entries
+
+
+def _frame_label(frame: int, frames: int, steps_per_frame: int | None, errors: Sequence[float] | None) -> str:
+    """What frame ``frame`` of ``frames`` shows: the ascent step it was taken at (when each frame
+    is ``steps_per_frame`` steps after the one before), else its number; and its test error."""
+    if steps_per_frame is not None:
+        said = f"ascent step {frame * steps_per_frame} of {(frames - 1) * steps_per_frame}"
+    else:
+        said = f"frame {frame + 1} of {frames}"
+    return said + (f"\ntest error {errors[frame]:.1%}" if errors is not None else "")
+
+
+def _animation_figure(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thetas: Sequence[torch.Tensor],
+    poison_path: torch.Tensor,
+    poison_y: torch.Tensor,
+    *,
+    clean_theta: torch.Tensor | None = None,
+    title: str = "",
+    steps_per_frame: int | None = None,
+    errors: Sequence[float] | None = None,
+):
+    """The figure of :func:`boundary_animation` and the function that draws its frame k on it."""
+    if len(thetas) != poison_path.shape[0]:
+        raise ValueError(f"need one theta per frame: {len(thetas)} thetas, {poison_path.shape[0]} frames")
+    if steps_per_frame is not None:
+        steps_per_frame = _validate.positive_int("steps_per_frame", steps_per_frame)
+    if errors is not None and len(errors) != len(thetas):
+        raise ValueError(f"need one test error per frame: {len(errors)} errors, {len(thetas)} frames")
+    fig = _figure(figsize=(4.6, 4.6))
+    ax = fig.subplots()
+
+    def draw(frame: int):
+        ax.clear()
+        _scatter_2d(ax, x, y, poison_x=poison_path[frame], poison_y=poison_y)
+        if clean_theta is not None:
+            _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
+        _boundary_line(ax, thetas[frame], color=WRONG, linewidth=2.2, label="poisoned boundary")
+        ax.set_title(f"{title}{_frame_label(frame, len(thetas), steps_per_frame, errors)}")
+        return []
+
+    # one legend for every frame, below the axes, from fixed stand-ins: it never changes as the frames play
+    entries = _toy_legend(poison_y.tolist())
+    if clean_theta is None:
+        del entries["clean boundary"]
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=3, fontsize=8)
+    return fig, draw
 
 
 def boundary_animation(
@@ -1053,48 +1214,55 @@ def boundary_animation(
     clean_theta: torch.Tensor | None = None,
     title: str = "",
     interval_ms: int = 250,
+    steps_per_frame: int | None = None,
+    errors: Sequence[float] | None = None,
 ):
     """An animation of the boundary and the poisons as the attack iterates.
 
     Returns an :class:`IPython.display.HTML` holding matplotlib's JavaScript player, which plays
     in Jupyter and on the static site alike. ``poison_path`` is (frames, P, 2), ``thetas`` one
-    parameter vector per frame.
+    parameter vector per frame. Each frame's title is ``title`` followed by what the frame shows:
+    "ascent step k of n" when frames are ``steps_per_frame`` ascent steps apart (frame 0 the
+    start), else "frame k of n"; and, given ``errors`` (one per frame), the test error of the
+    boundary it draws. The legend below the axes (the two classes, the clean and the poisoned
+    boundary, the poisons) is the same in every frame.
     """
     from IPython.display import HTML
     from matplotlib import animation
 
-    if len(thetas) != poison_path.shape[0]:
-        raise ValueError(f"need one theta per frame: {len(thetas)} thetas, {poison_path.shape[0]} frames")
     with mpl.rc_context({**STYLE, "animation.embed_limit": 40.0, "figure.dpi": 80}):
-        fig = _figure(figsize=(4.6, 4.6))
-        ax = fig.subplots()
-
-        def draw(frame: int):
-            ax.clear()
-            _scatter_2d(ax, x, y, poison_x=poison_path[frame], poison_y=poison_y)
-            if clean_theta is not None:
-                _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
-            _boundary_line(ax, thetas[frame], color=WRONG, linewidth=2.2, label="poisoned boundary")
-            ax.set_title(f"{title}step {frame}")
-            return []
-
-        draw(0)  # one legend for every frame, below the axes: the entries are the same throughout
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
+        fig, draw = _animation_figure(
+            x,
+            y,
+            thetas,
+            poison_path,
+            poison_y,
+            clean_theta=clean_theta,
+            title=title,
+            steps_per_frame=steps_per_frame,
+            errors=errors,
+        )
+        draw(0)
         anim = animation.FuncAnimation(fig, draw, frames=len(thetas), interval=interval_ms, blit=False)
         html = anim.to_jshtml(default_mode="once")
     import html as html_text
 
-    return HTML(html.replace("<img id=", f'<img alt="{html_text.escape(animation_alt(title, poison_path))}" id=', 1))
+    alt = animation_alt(title, poison_path, steps_per_frame=steps_per_frame)
+    return HTML(html.replace("<img id=", f'<img alt="{html_text.escape(alt)}" id=', 1))
 
 
-def animation_alt(title: str, poison_path: torch.Tensor) -> str:
+def animation_alt(title: str, poison_path: torch.Tensor, *, steps_per_frame: int | None = None) -> str:
     """The alternative text of :func:`boundary_animation`: what it shows, then its ``title``
-    (a prefix such as "ε = 10%, ascent ") as a note."""
+    (a prefix such as "ε = 10%, ascent ") as a note. Given ``steps_per_frame``, it counts the
+    ascent steps the frames span and says how far apart they are."""
     frames, count = poison_path.shape[0], poison_path.shape[1]
-    said = (
-        f"The decision boundary turning as {count} poison point{'s' if count != 1 else ''} "
-        f"move{'' if count != 1 else 's'} over {frames} steps of the attack"
-    )
+    moved = f"{count} poison point{'s' if count != 1 else ''} move{'' if count != 1 else 's'}"
+    if steps_per_frame is None:
+        said = f"The decision boundary turning as {moved} over {frames} frames of the attack"
+    else:
+        steps = (frames - 1) * steps_per_frame
+        every = "every ascent step" if steps_per_frame == 1 else f"one every {steps_per_frame} ascent steps"
+        said = f"The decision boundary turning as {moved} over {steps} ascent steps ({frames} frames, {every})"
     note = _plain(title).strip(" ,:;–-")
     return f"{said} ({note})" if note else said
 
