@@ -33,6 +33,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_support import chromium, start_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIES = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -61,14 +62,6 @@ MYST += [":label:", "```{"]
 SOLUTION = ["### BEGIN SOLUTION", "Show the solution", "{solution"]
 #: TeX left as text: a macro, display delimiters, or a dollar sign that opens a formula.
 RAW_TEX = re.compile(r"\\[A-Za-z]+|\$\$|\$(?=[A-Za-z\\{(])")
-
-
-def _chromium() -> tuple[str, str] | None:
-    browser = next(
-        (shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
-    )
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
 
 
 def _free_port() -> int:
@@ -160,38 +153,14 @@ def _wait_for(server: subprocess.Popen, url: str, log: Path, timeout: float = 60
 def _start_browser(profile: Path):
     """Headless Chromium that reaches nothing but this machine: every host name other than
     127.0.0.1 is unresolvable, and nothing of Chromium's own goes online."""
-    from selenium import webdriver
-
-    chromium, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,900",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
-    driver.set_script_timeout(90)
-    driver.set_page_load_timeout(60)
-    return driver
+    return start_chromium(reach_local=True, profile=profile, script_timeout=90)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """The server's address and root folder, and the browser, which starts while the server does.
     Both are stopped at the end, the server with the kernels it started."""
-    if _chromium() is None:
+    if chromium() is None:
         pytest.skip("Chromium and chromedriver are needed: apt-get install chromium chromium-driver")
     pytest.importorskip("selenium.webdriver", reason="selenium is needed (the test extra)")
     pytest.importorskip("jupyterlab", reason="jupyterlab is needed (the lab extra)")

@@ -13,10 +13,10 @@ when Chromium, chromedriver or Selenium is missing (``.ci/run`` installs them).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from browser_support import chromium, start_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -31,14 +31,6 @@ pytestmark = [
     pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the site is not built: run `make book` first"),
     pytest.mark.xdist_group("site-browser"),
 ]
-
-
-def _chromium() -> tuple[str, str] | None:
-    browser = next(
-        (shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
-    )
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
 
 
 # What the page shows once MathJax is done: run in the page after it has loaded.
@@ -101,7 +93,7 @@ Promise.all([mathjax, loaded]).then(([state]) => {
 @pytest.fixture(scope="module")
 def site():
     """Every page's findings, from one pass of the browser over the site."""
-    if _chromium() is None:
+    if chromium() is None:
         pytest.skip("Chromium and chromedriver are needed: apt-get install chromium chromium-driver")
     pytest.importorskip("selenium.webdriver", reason="selenium is needed (the test extra)")
     return read_site()
@@ -109,29 +101,7 @@ def site():
 
 def read_site(site: Path = SITE, pages: list[str] = PAGES, screenshots: Path = SCREENSHOTS) -> dict:
     """Open every page once, offline, and record what the tests check: {page: findings}."""
-    from selenium import webdriver
-
-    browser, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-        # offline: no host name resolves, so a page that needs another host shows it
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
-    driver.set_script_timeout(60)
-    driver.set_page_load_timeout(60)
+    driver = start_chromium()
     screenshots.mkdir(parents=True, exist_ok=True)
     results = {}
     try:
