@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from poisonlab import _validate
 from poisonlab.bilevel import implicit_gradient, unrolled_gradient
 from poisonlab.linear import LinearLearner, as_design
-from poisonlab.poison import PoisonedSet
+from poisonlab.poison import PoisonedSet, count_for_rate
 from poisonlab.progress import progress_bar
 
 MODELS = ("logreg", "svm", "mlp")
@@ -41,8 +41,7 @@ STRATEGIES = ("random", "nearest", "confident", "influence")
 def n_poisons(n: int, eps: float) -> int:
     """⌊ε n⌋, the number of points a budget ε buys in a set of n (rounded first, so that
     0.29 · 100 gives 29 despite floating point)."""
-    eps = _validate.fraction("eps", eps)
-    return math.floor(round(eps * n, 9))
+    return count_for_rate(_validate.fraction("eps", eps), n)
 
 
 def label_flip(

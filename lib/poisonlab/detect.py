@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poisonlab import _validate, models
+from poisonlab.poison import count_for_rate
 from poisonlab.train import embed, fit
 
 
@@ -749,7 +750,7 @@ def remove_top(
         present = sorted(set(int(c) for c in classes))
     for c in present:
         idx = torch.nonzero(labels == c).flatten()
-        drop = min(len(idx), math.ceil(factor * eps * len(idx) - 1e-9))
+        drop = count_for_rate(min(1.0, factor * eps), len(idx), rounding="ceil")
         if drop:
             keep[idx[scores[idx].topk(drop).indices]] = False
     return keep

@@ -1,13 +1,42 @@
-"""The one type every attack returns and every defence reads."""
+"""The one type every attack returns and every defence reads, and the one rule that turns a rate into a count."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from poisonlab import _validate
+
+ROUNDINGS = ("floor", "nearest", "ceil")
+
+
+def count_for_rate(rate: float, n: int, *, rounding: str = "floor") -> int:
+    """How many of ``n`` points a share ``rate`` makes: the one rate-to-count rule of the package.
+
+    ``rate · n`` is first rounded to 9 decimals, so that floating point cannot lose or add a point
+    (0.29 · 100 is 28.999999999999996 in floating point, and gives 29), then
+
+    * ``"floor"`` (default): ⌊rate · n⌋, what an attacker's budget buys in whole points;
+    * ``"nearest"``: the nearest integer (ties to even), the share of a sample that is contaminated;
+    * ``"ceil"``: ⌈rate · n⌉, what a defender must remove to be sure of covering the share.
+
+    Args:
+        rate: the share, in [0, 1].
+        n: the number of points, >= 0.
+        rounding: one of :data:`ROUNDINGS`.
+
+    Returns:
+        An integer in [0, n].
+    """
+    rate = _validate.fraction("rate", rate, closed=True)
+    n = _validate.positive_int("n", n, allow_zero=True)
+    _validate.choice("rounding", rounding, ROUNDINGS)
+    exact = round(rate * n, 9)
+    count = {"floor": math.floor, "nearest": round, "ceil": math.ceil}[rounding](exact)
+    return min(n, int(count))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import torch
 
 from poisonlab import _validate
+from poisonlab.poison import count_for_rate
 
 EIGENVALUE_SLACK = 3.0
 """C in the filter's stopping rule λ ≤ (1 + √(d/n))² + C ε log(1/ε) (DKK+17's reference code uses C = 3)."""
@@ -180,7 +181,7 @@ def contaminated_gaussian(
     u /= u.norm()
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
     is_poison = torch.zeros(n, dtype=torch.bool)
-    is_poison[torch.randperm(n, generator=g)[: round(eps * n)]] = True
+    is_poison[torch.randperm(n, generator=g)[: count_for_rate(eps, n, rounding="nearest")]] = True
     z = x[is_poison]
     if placement == "tail":
         z = z - (z @ u)[:, None] * u

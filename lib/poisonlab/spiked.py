@@ -27,6 +27,7 @@ import torch
 from scipy.sparse.linalg import eigsh
 
 from poisonlab import _validate
+from poisonlab.poison import count_for_rate
 
 
 @dataclass
@@ -79,7 +80,7 @@ def sample(n: int, d: int, eps: float, shift: float, *, sigma: float = 1.0, seed
     u = torch.randn(d, generator=g, dtype=torch.float64)
     u /= u.norm()
     x = sigma * torch.randn(n, d, generator=g, dtype=torch.float64)
-    k = round(eps * n)
+    k = count_for_rate(eps, n, rounding="nearest")
     is_poison = torch.zeros(n, dtype=torch.bool)
     is_poison[torch.randperm(n, generator=g)[:k]] = True
     x[is_poison] += shift * u

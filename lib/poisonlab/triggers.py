@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from poisonlab import _validate
-from poisonlab.poison import PoisonedSet
+from poisonlab.poison import PoisonedSet, count_for_rate
 
 #: Named patch positions: the corner (or centre) the square touches.
 LOCATIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center")
@@ -291,7 +291,7 @@ def backdoor(
     if (rate is None) == (count is None):
         raise ValueError("give exactly one of rate (a fraction of the training set) or count (a number of poisons)")
     n_poison = (
-        int(_validate.fraction("rate", rate) * len(y))
+        count_for_rate(_validate.fraction("rate", rate), len(y))
         if rate is not None
         else _validate.positive_int("count", count, allow_zero=True)
     )
