@@ -1,5 +1,7 @@
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from poisonlab import triggers
 from poisonlab.triggers import Blend, Patch, backdoor
 
@@ -255,3 +257,21 @@ def test_count_for_share_makes_the_poisons_that_share_of_the_class():
             triggers.count_for_share(share, 400)
     with pytest.raises(ValueError, match="n_genuine"):
         triggers.count_for_share(0.1, 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["patch", "blend", "corner patch"]), st.floats(-2.0, 3.0, allow_nan=False), st.integers(0, 2**16)
+)
+def test_a_trigger_changes_only_the_pixels_of_its_mask(kind, offset, seed):
+    # images deliberately partly outside [0, 1]: pixels outside the trigger must come back untouched
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) + offset
+    trigger = {
+        "patch": Patch(3, opacity=0.7),
+        "blend": Blend("noise", alpha=0.2, seed=seed),
+        "corner patch": Patch(2, "top-left"),
+    }[kind]
+    m = trigger.mask((1, 8, 8)).expand_as(x) > 0
+    out = trigger(x)
+    assert torch.equal(out[~m], x[~m])
+    assert bool(((out[m] >= 0) & (out[m] <= 1)).all())

@@ -58,7 +58,8 @@ class Trigger:
         shape = tuple(x.shape[1:])
         m = self.mask(shape).to(x.device, x.dtype)
         delta = self.pattern(shape).to(x.device, x.dtype)
-        return ((1 - m) * x + m * delta).clamp(0.0, 1.0)
+        # only the trigger's pixels change (and are kept in [0, 1]); every other pixel is x's own
+        return torch.where(m > 0, ((1 - m) * x + m * delta).clamp(0.0, 1.0), x)
 
 
 def _pattern_tensor(name: str, pattern: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -560,7 +561,7 @@ def adaptive_blend(
 
     def stamp(batch: torch.Tensor, is_cover: bool) -> torch.Tensor:
         m = alpha * (masks[count:] if is_cover else masks[:count])
-        return ((1 - m) * batch + m * key).clamp(0.0, 1.0)
+        return torch.where(m > 0, ((1 - m) * batch + m * key).clamp(0.0, 1.0), batch)
 
     return _with_cover(
         x,
