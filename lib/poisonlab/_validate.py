@@ -6,6 +6,7 @@ and what is allowed, e.g. ``"eps must be in [0, 1), got 1.3"``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,26 @@ def fraction(name: str, value: Any, *, closed: bool = False) -> float:
     if not ok:
         raise ValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
     return v
+
+
+def seed(value: Any, name: str = "seed") -> int:
+    """Return a random seed as a Python int: an integer (NumPy's and torch's integer scalars
+    included, ``bool`` excluded) in [0, 2**63). ``None`` is refused: every result of the package
+    is reproducible, so a seed is always given (or left at its default)."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}")
+    v = int(value)
+    if not 0 <= v < 2**63:
+        raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}")
+    return v
+
+
+def generator(value: Any, name: str = "seed") -> torch.Generator:
+    """A fresh CPU random generator seeded with ``value`` (checked by :func:`seed`); the global
+    random state is left alone."""
+    return torch.Generator().manual_seed(seed(value, name))
 
 
 def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:

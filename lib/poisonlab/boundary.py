@@ -90,7 +90,7 @@ def label_flip(
     _validate.choice("strategy", strategy, STRATEGIES)
     k = n_poisons(len(y), eps)
     if strategy == "random":
-        idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:k]
+        idx = torch.randperm(len(y), generator=_validate.generator(seed))[:k]
     elif strategy == "influence":
         if x_val is None or y_val is None:
             raise ValueError("strategy 'influence' needs the attacker's validation set x_val, y_val")
@@ -198,7 +198,7 @@ class SmallMLP:
         return self.hidden * self.d + 2 * self.hidden + 1
 
     def init(self, seed: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
+        g = _validate.generator(seed)
         w1 = torch.randn(self.hidden, self.d, generator=g, dtype=torch.float64) / math.sqrt(self.d)
         w2 = torch.randn(self.hidden, generator=g, dtype=torch.float64) / math.sqrt(self.hidden)
         return torch.cat(
@@ -336,7 +336,7 @@ def gradient_poison(
             val_loss=[],
             distinct=distinct,
         )
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     if distinct is None:
         start = torch.randperm(len(yc), generator=g)[:k]
         group = torch.arange(k)

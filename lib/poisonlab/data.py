@@ -215,7 +215,7 @@ def toy2d(kind: str = "blobs", *, n_train: int = 100, n_test: int = 1000, noise:
     n_test = _validate.positive_int("n_test", n_test)
     noise = _validate.positive_float("noise", noise)
     n = n_train + n_test
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_validate.seed(seed))
     if kind == "blobs":
         y = np.arange(n) % 2
         centres = np.array([[-1.5, 0.0], [1.5, 0.0]])
@@ -237,7 +237,7 @@ def _split(
     name: str, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...], *, test_fraction: float, seed: int
 ) -> Dataset:
     """Stratified train/test split: the same fraction of every class goes to the test set."""
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     train_idx, test_idx = [], []
     for k in range(len(classes)):
         idx = torch.nonzero(y == k).flatten()
@@ -474,7 +474,7 @@ def random_split(
         raise ValueError("sizes must name at least one part, got none")
     if sum(sizes) > len(y):
         raise ValueError(f"sizes must sum to at most the {len(y)} examples, got {sum(sizes)}")
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(len(y), generator=_validate.generator(seed))
     parts, start = [], 0
     for size in sizes:
         part = order[start : start + size]

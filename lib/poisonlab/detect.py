@@ -317,7 +317,7 @@ def _top_direction_outer(
         out = torch.einsum("nk,nr,nf->rkf", a, u, b) - torch.einsum("r,kf->rkf", u.sum(0), mean)
         return out.reshape(u.shape[1], -1).T
 
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     q, _ = torch.linalg.qr(torch.randn(k * f, min(rank, k * f), generator=g, dtype=torch.float64))
     for _ in range(iters):
         q, _ = torch.linalg.qr(times_t(times(q)))
@@ -404,7 +404,7 @@ def early_gradient_scores(
 
 def _kmeans2(z: torch.Tensor, *, seed: int, restarts: int = 5, iters: int = 50) -> torch.Tensor:
     """2-means labels (n,) in {0, 1}: the best of ``restarts`` runs of Lloyd's algorithm."""
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     best, best_cost = None, math.inf
     for _ in range(restarts):
         centres = z[torch.randperm(len(z), generator=g)[:2]].clone()
@@ -512,7 +512,7 @@ def activation_clusters(
     scores = torch.zeros(reps.shape[0])
     sizes, sil = {}, {}
     labels = _validate.labels("labels", labels, n=reps.shape[0]).cpu()
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     for idx in _classes(labels, reps.shape[0]):
         c = int(labels[idx[0]])
         centred = reps[idx] - reps[idx].mean(0)

@@ -255,7 +255,7 @@ def end_to_end_flips(
         raise ValueError(f"target must be one image (C, H, W), got shape {tuple(target.shape)}")
     model = copy.deepcopy(extractor)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(_validate.seed(seed))
         model.head = nn.Linear(model.head.in_features, k)
     x = torch.cat([x_finetune, poisons]) if len(poisons) else x_finetune
     y = torch.cat([y_finetune, torch.full((len(poisons),), base_label, dtype=torch.long)])

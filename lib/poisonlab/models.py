@@ -142,5 +142,5 @@ def make(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int =
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     cls = {"logreg": LogisticRegression, "mlp": MLP, "cnn": SmallCNN}[name]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(_validate.seed(seed))
         return cls(input_shape, num_classes, **kwargs)

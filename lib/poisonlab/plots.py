@@ -408,7 +408,8 @@ def project_2d(features: torch.Tensor, *, method: str = "pca", seed: int = 0) ->
     from sklearn.manifold import TSNE
 
     perplexity = min(30.0, (z.shape[0] - 1) / 3)
-    out = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(z.numpy())
+    tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=_validate.seed(seed))
+    out = tsne.fit_transform(z.numpy())
     return torch.tensor(out, dtype=torch.float32)
 
 

@@ -176,7 +176,7 @@ def contaminated_gaussian(
             distance = tail_distance(eps) if eps > 0 else 0.0
     elif not (isinstance(distance, (int, float)) and math.isfinite(distance) and distance >= 0):
         raise ValueError(f"distance must be a finite number >= 0, got {distance!r}")
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     u = torch.randn(d, generator=g, dtype=torch.float64)
     u /= u.norm()
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
@@ -287,7 +287,7 @@ def filter_mask(
     rule = _validate.choice("rule", rule, RULES)
     max_rounds = _validate.positive_int("max_rounds", max_rounds)
     n, d = x.shape
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     keep = torch.ones(n, dtype=torch.bool)
     for _ in range(max_rounds):
         idx = torch.nonzero(keep).flatten()

@@ -247,7 +247,7 @@ def random_search(
     trials = _validate.positive_int("trials", trials)
     batch_size = _validate.positive_int("batch_size", batch_size)
     q = torch.from_numpy(_quantise(_flat_rows("x", x)))
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     guesses = (trials + 1) // 2
     disagreements = 0
     for start in range(0, trials, batch_size):

@@ -76,7 +76,7 @@ def sample(n: int, d: int, eps: float, shift: float, *, sigma: float = 1.0, seed
     d = _validate.positive_int("d", d)
     theta = spike_strength(eps, shift, sigma)  # validates eps, shift, sigma
     del theta
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     u = torch.randn(d, generator=g, dtype=torch.float64)
     u /= u.norm()
     x = sigma * torch.randn(n, d, generator=g, dtype=torch.float64)

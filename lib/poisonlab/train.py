@@ -135,7 +135,7 @@ def fit(
     else:
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     history = History()
     n = x.shape[0]
     total_steps, step = epochs * math.ceil(n / batch_size), 0

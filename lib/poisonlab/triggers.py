@@ -176,7 +176,7 @@ class Blend(Trigger):
             raise ValueError(f"pattern must be 'noise' or a tensor, got {type(pattern).__name__}")
         self._pattern = pattern
         self.alpha = _validate.fraction("alpha", alpha, closed=True)
-        self.seed = seed
+        self.seed = _validate.seed(seed)
 
     def __repr__(self) -> str:
         pattern = self._pattern if isinstance(self._pattern, str) else "tensor"
@@ -187,7 +187,7 @@ class Blend(Trigger):
 
     def pattern(self, shape: tuple[int, int, int]) -> torch.Tensor:
         if isinstance(self._pattern, str):
-            return torch.rand(shape, generator=torch.Generator().manual_seed(self.seed))
+            return torch.rand(shape, generator=_validate.generator(self.seed))
         return _pattern_tensor("pattern", self._pattern, shape)
 
 
@@ -305,7 +305,7 @@ def backdoor(
     candidates = torch.nonzero(eligible).flatten()
     if n_poison > len(candidates):
         raise ValueError(f"asked for {n_poison} poisons but only {len(candidates)} training images are eligible")
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     chosen = candidates[torch.randperm(len(candidates), generator=g)[:n_poison]]
     x_out, y_out = x.clone(), y.clone()
     if n_poison:
@@ -458,7 +458,7 @@ def tact(
         _validate.class_index("cover class", c, k)
         if c == source:
             raise ValueError(f"the cover classes must not include the source class {source}")
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     poisons = _draw(torch.nonzero(y == source).flatten(), count, "poisons", g)
     eligible = torch.isin(y, torch.tensor(list(cover_classes), dtype=y.dtype))
     covers = _draw(torch.nonzero(eligible).flatten(), cover, "cover samples", g)
@@ -487,7 +487,7 @@ def piece_masks(n: int, shape: tuple[int, int, int], pieces: int, keep: float, *
     rows = [round(i * h / pieces) for i in range(pieces + 1)]
     cols = [round(j * w / pieces) for j in range(pieces + 1)]
     on = math.ceil(keep * pieces * pieces - 1e-9)
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     masks = torch.zeros(n, c, h, w)
     for i in range(n):
         for cell in torch.randperm(pieces * pieces, generator=g)[:on].tolist():
@@ -552,7 +552,7 @@ def adaptive_blend(
         if source == target:
             raise ValueError(f"source and target must differ, both are {source}")
         eligible = y == source
-    g = torch.Generator().manual_seed(seed)
+    g = _validate.generator(seed)
     poisons = _draw(torch.nonzero(eligible).flatten(), count, "poisons", g)
     rest = y != target
     rest[poisons] = False

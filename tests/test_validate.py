@@ -1,0 +1,57 @@
+"""The package's input checks (poisonlab._validate), and seeds checked the same way everywhere."""
+
+import numpy as np
+import poisonlab as pl
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from poisonlab import _validate, robust, spiked
+from poisonlab.data import random_split
+from poisonlab.triggers import Blend, Patch, backdoor
+
+X = torch.rand(30, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+Y = torch.arange(30) % 3
+
+#: Every call takes the seed as its one argument; each returns something comparable with torch.equal.
+SEEDED = {
+    "backdoor": lambda s: backdoor(X, Y, Patch(2), 0, 0.1, seed=s).x,
+    "toy2d": lambda s: pl.toy2d(n_train=10, n_test=10, seed=s).x_train,
+    "load": lambda s: pl.load("digits", s).x_train,
+    "make": lambda s: pl.make("mlp", (1, 8, 8), 3, seed=s).head.weight.detach(),
+    "fit": lambda s: pl.fit(pl.make("logreg", (1, 8, 8), 3), X, Y, epochs=1, lr=0.1, seed=s, progress=False).loss,
+    "Blend": lambda s: Blend("noise", seed=s)(X),
+    "random_split": lambda s: random_split(X, Y, [5, 5], seed=s)[0][1],
+    "contaminated_gaussian": lambda s: robust.contaminated_gaussian(50, 3, 0.1, seed=s).x,
+    "spiked.sample": lambda s: spiked.sample(50, 5, 0.1, 2.0, seed=s).x,
+}
+
+
+def _same(a, b):
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_integer_scalars_of_numpy_and_torch_are_seeds_like_ints(name):
+    call = SEEDED[name]
+    want = call(3)
+    assert _same(call(np.int64(3)), want) and _same(call(torch.tensor(3)), want)
+
+
+@pytest.mark.parametrize("name", SEEDED)
+@pytest.mark.parametrize("bad", [None, 1.5, 2.0, True, -1, "0", 2**63])
+def test_a_seed_that_is_not_an_integer_in_range_is_refused_by_name(name, bad):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+        SEEDED[name](bad)
+
+
+@given(st.integers(0, 2**63 - 1))
+def test_seed_returns_the_int_it_was_given(value):
+    assert _validate.seed(value) == value and type(_validate.seed(np.uint64(value))) is int
+
+
+def test_generator_is_seeded_and_leaves_the_global_state_alone():
+    before = torch.random.get_rng_state()
+    a, b = _validate.generator(7), _validate.generator(np.int32(7))
+    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
+    assert torch.equal(torch.random.get_rng_state(), before)
