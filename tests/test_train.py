@@ -151,3 +151,25 @@ def test_cosine_schedule_anneals_the_learning_rate_to_zero(tiny_images):
         models.append(list(model.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(models[0], models[1]))
     assert not all(torch.equal(a, b) for a, b in zip(models[0], models[2]))
+
+
+def test_fit_converts_labels_and_inputs_to_what_the_model_reads(tiny_images):
+    x, y = tiny_images
+    want = pl.fit(pl.make("cnn", (1, 8, 8), 3, seed=0), x, y, epochs=2, lr=0.05, progress=False).loss
+    for xs, ys in ((x.double(), y), (x, y.int()), (x, y.to(torch.uint8))):
+        assert pl.fit(pl.make("cnn", (1, 8, 8), 3, seed=0), xs, ys, epochs=2, lr=0.05, progress=False).loss == want
+    model = pl.make("cnn", (1, 8, 8), 3, seed=0)
+    assert torch.equal(pl.predict(model, x.double()), pl.predict(model, x))
+
+
+def test_fit_refuses_data_the_model_cannot_learn(tiny_images):
+    x, y = tiny_images
+    with pytest.raises(ValueError, match="finite"):
+        nan = x.index_put((torch.tensor([0]),), torch.tensor(float("nan")))  # one image of NaN pixels
+        pl.fit(pl.make("cnn", (1, 8, 8), 3), nan, y, epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="y must be < 2"):
+        pl.fit(pl.make("cnn", (1, 8, 8), 2), x, y, epochs=1, lr=0.1)  # labels up to 2 for a 2-class model
+    with pytest.raises(ValueError, match=r"cannot read inputs of shape \(1, 8, 8\)"):
+        pl.fit(pl.make("mlp", (1, 28, 28), 3), x, y, epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match=r"cannot read inputs of shape \(1, 8, 8\)"):
+        pl.predict(pl.make("mlp", (1, 28, 28), 3), x)

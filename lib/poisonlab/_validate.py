@@ -102,7 +102,9 @@ def inputs(name: str, x: Any) -> torch.Tensor:
 
 
 def labels(name: str, y: Any, n: int | None = None, num_classes: int | None = None) -> torch.Tensor:
-    """Check ``y`` is an integer label vector of shape (n,), with values in [0, num_classes)."""
+    """Check ``y`` is an integer label vector of shape (n,), with values in [0, num_classes), and
+    return it as ``int64`` (labels of any integer dtype, ``uint8`` or ``int32`` say, are converted;
+    an ``int64`` tensor is returned as it is)."""
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of integer labels, got {type(y).__name__}")
     if y.ndim != 1:
@@ -115,7 +117,16 @@ def labels(name: str, y: Any, n: int | None = None, num_classes: int | None = No
         raise ValueError(f"{name} must be >= 0, got a minimum of {int(y.min())}")
     if num_classes is not None and y.numel() and int(y.max()) >= num_classes:
         raise ValueError(f"{name} must be < {num_classes} (the number of classes), got a maximum of {int(y.max())}")
-    return y
+    return y.long()
+
+
+def finite(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check a floating-point tensor holds no NaN or infinity (one NaN input poisons a whole
+    training run without an error)."""
+    if x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} must hold finite numbers, got {bad} NaN or infinite value{'s' * (bad != 1)}")
+    return x
 
 
 def class_index(name: str, value: Any, num_classes: int) -> int:

@@ -114,7 +114,7 @@ def fit(
     Returns:
         A :class:`History` of per-epoch loss and training accuracy.
     """
-    x = _validate.inputs("x", x)
+    x = _validate.finite("x", _validate.inputs("x", x))
     y = _validate.labels("y", y, n=x.shape[0])
     epochs = _validate.positive_int("epochs", epochs)
     lr = _validate.positive_float("lr", lr)
@@ -128,7 +128,10 @@ def fit(
 
     dev = torch.device(device) if device is not None else default_device()
     model.to(dev)
-    x, y = x.to(dev), y.to(dev)
+    x, y = _for_model(model, x.to(dev)), y.to(dev)
+    k = _outputs(model, x)
+    if int(y.max()) >= k:
+        raise ValueError(f"y must be < {k}, the number of classes the model outputs, got a maximum of {int(y.max())}")
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -175,6 +178,33 @@ def fit(
     return history
 
 
+def _for_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the floating-point dtype of the model's parameters (a float64 batch for a float32
+    model is converted, as ``model(x)`` would otherwise fail on the dtype)."""
+    p = next(model.parameters(), None)
+    return x.to(p.dtype) if p is not None and p.is_floating_point() and x.dtype != p.dtype else x
+
+
+def _outputs(model: nn.Module, x: torch.Tensor) -> int:
+    """The number of outputs (classes) of ``model`` on inputs shaped like ``x``, found by running
+    one example; a model that cannot read such inputs raises a ValueError saying so."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x[:1])
+    except RuntimeError as e:
+        raise ValueError(
+            f"the model cannot read inputs of shape {tuple(x.shape[1:])} ({str(e).splitlines()[0]}); "
+            f"build it for this data, e.g. pl.make(name, dataset.input_shape, dataset.num_classes)"
+        ) from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2:
+        raise ValueError(f"the model must output (N, K) logits, got shape {tuple(out.shape)}")
+    return out.shape[1]
+
+
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -186,11 +216,17 @@ def _batched(
     x = _validate.inputs("x", x)
     batch_size = _validate.positive_int("batch_size", batch_size)
     dev = _device_of(model)
+    x = _for_model(model, x)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             out = [fn(x[i : i + batch_size].to(dev)).cpu() for i in range(0, x.shape[0], batch_size)]
+    except RuntimeError as e:
+        raise ValueError(
+            f"the model cannot read inputs of shape {tuple(x.shape[1:])} ({str(e).splitlines()[0]}); "
+            f"build it for this data, e.g. pl.make(name, dataset.input_shape, dataset.num_classes)"
+        ) from None
     finally:
         model.train(was_training)
     if not out:
