@@ -108,6 +108,7 @@ def test_bullseye_is_deterministic_and_leaves_its_inputs_alone(cnn):
     assert torch.equal(first, again)
     assert torch.equal(targets, t0) and torch.equal(bases, b0)
     assert not first.requires_grad
+    assert all(w.grad is None for w in cnn.parameters())  # the extractor is left as it was
 
 
 def test_the_mean_objective_beats_collision_under_the_same_budget_on_a_linear_extractor():

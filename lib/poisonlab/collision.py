@@ -260,7 +260,7 @@ def bullseye_polytope(
     bases: torch.Tensor,
     *,
     eps: float = 0.1,
-    steps: int = 300,
+    steps: int = 200,
     lr: float = 0.01,
     seed: int = 0,
     history: dict[str, list[float]] | None = None,
@@ -321,9 +321,8 @@ def bullseye_polytope(
         with torch.no_grad():
             history.setdefault("loss", []).append(float(losses(p).mean()))
     for _ in range(steps):
-        loss = losses(p).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # the gradient with respect to the poisons only: the extractor's weights get none
+        (p.grad,) = torch.autograd.grad(losses(p).sum(), p)
         opt.step()
         with torch.no_grad():
             p.copy_(_project(p, b, eps))
@@ -352,7 +351,7 @@ def convex_polytope(
     bases: torch.Tensor,
     *,
     eps: float = 0.1,
-    steps: int = 300,
+    steps: int = 200,
     lr: float = 0.01,
     coefficient_steps: int = 10,
     seed: int = 0,
@@ -412,9 +411,7 @@ def convex_polytope(
     for _ in range(steps):
         features = feature_fn(p).view(n_targets, k, -1)
         c = fit_coefficients(features.detach(), c)
-        loss = 0.5 * losses(features, c).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (p.grad,) = torch.autograd.grad(0.5 * losses(features, c).sum(), p)
         opt.step()
         with torch.no_grad():
             p.copy_(_project(p, b, eps))
