@@ -1,4 +1,5 @@
-"""Clean-label poisoning by feature collision (chapter 3): Poison Frogs (Shafahi et al. 2018).
+"""Clean-label poisoning by feature collision (chapter 3): Poison Frogs (Shafahi et al. 2018),
+Convex Polytope (Zhu et al. 2019) and Bullseye Polytope (Aghakhani et al. 2021).
 
 A poison p starts as a correctly labelled *base* image b of the attacker's chosen class and is
 moved, in pixel space, until its representation φ(p) sits on top of the representation φ(t) of a
@@ -9,9 +10,13 @@ moved, in pixel space, until its representation φ(p) sits on top of the represe
 
 A linear head retrained on frozen features then has to classify φ(p) = φ(t) with the base's
 label, and so misclassifies the target. :func:`feature_collision` solves the problem by
-forward–backward splitting (their Algorithm 1), for many (target, base) pairs at once;
+forward–backward splitting (their Algorithm 1), for many (target, base) pairs at once, optionally
+within an ℓ∞ budget ε around each base. :func:`bullseye_polytope` gives one target k poisons
+whose *mean* representation sits on the target's, so that the target lies at the centre of the
+poisons' polytope in feature space; :func:`convex_polytope` (Zhu et al. 2019), which it
+refines, lets the target lie anywhere inside, with convex coefficients it fits alongside.
 :func:`fine_tune_heads` is the transfer-learning victim, also batched: one linear head per
-poison, each trained on the same clean features plus its own poisons.
+target, each trained on the same clean features plus its own poisons.
 """
 
 from __future__ import annotations
@@ -114,6 +119,22 @@ def _pairs(base: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torc
     return b, t.expand_as(b)
 
 
+def _budget(eps: float | None) -> float | None:
+    """``eps`` checked as an ℓ∞ budget: ``None`` (no budget) or a number in (0, 1]."""
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < float(eps) <= 1.0:
+        raise ValueError(f"eps must be None or a number in (0, 1], got {eps!r}")
+    return float(eps)
+
+
+def _project(p: torch.Tensor, b: torch.Tensor, eps: float | None) -> torch.Tensor:
+    """The Euclidean projection of ``p`` on {x : ‖x − b‖∞ ≤ ε} ∩ [0, 1]ⁿ (a box, so a clamp)."""
+    if eps is not None:
+        p = torch.clamp(p, min=b - eps, max=b + eps)
+    return p.clamp(0.0, 1.0)
+
+
 def _check_eval_mode(feature_fn: Callable) -> None:
     module = feature_fn if isinstance(feature_fn, nn.Module) else getattr(feature_fn, "__self__", None)
     if isinstance(module, nn.Module) and module.training:
@@ -132,6 +153,7 @@ def feature_collision(
     lr: float = 0.01,
     steps: int = 500,
     opacity: float = 0.0,
+    eps: float | None = None,
     seed: int = 0,
     history: dict[str, list[float]] | None = None,
 ) -> torch.Tensor:
@@ -144,8 +166,10 @@ def feature_collision(
         \\hat p = p - \\eta \\nabla_p \\lVert \\varphi(p) - \\varphi(t) \\rVert^2, \\qquad
         p = \\frac{\\hat p + \\eta \\beta b}{1 + \\eta \\beta},
 
-    followed by clipping to [0, 1]. All P (target, base) pairs move together as one batch, so
-    crafting 50 poisons costs about as much as crafting one.
+    followed by clipping to [0, 1] and, with a budget ``eps``, by the projection on the ℓ∞ ball
+    ‖p − b‖∞ ≤ ε around the (watermarked) base (the budget of the benchmark of Schwarzschild et
+    al. 2021). All P (target, base) pairs move together as one batch, so crafting 50 poisons costs
+    about as much as crafting one.
 
     Args:
         feature_fn: φ, mapping images (P, C, H, W) to representations (P, F), e.g.
@@ -158,6 +182,8 @@ def feature_collision(
         steps: iterations, ≥ 1.
         opacity: watermark the base with the target at this opacity γ first (:func:`watermark`);
             the proximal step then pulls towards the watermarked base.
+        eps: ``None`` (no budget) or ε in (0, 1]: after every step each poison is projected on
+            [b − ε, b + ε] ∩ [0, 1], b its (watermarked) base, so ‖p − b‖∞ ≤ ε always holds.
         seed: the algorithm is deterministic (it starts from the base); ``seed`` is accepted for a
             uniform interface and recorded nowhere.
         history: if given, filled with ``"feature_distance"`` and ``"input_distance"``: the mean
@@ -172,6 +198,7 @@ def feature_collision(
         raise ValueError(f"beta must be a number >= 0, got {beta!r}")
     lr = _validate.positive_float("lr", lr)
     steps = _validate.positive_int("steps", steps)
+    eps = _budget(eps)
     single = isinstance(base, torch.Tensor) and base.ndim == 3
     b, t = _pairs(base, target)
     b = watermark(b, t, opacity) if opacity else b
@@ -190,7 +217,7 @@ def feature_collision(
         (grad,) = torch.autograd.grad(distance, p)
         with torch.no_grad():
             p = ((p - lr * grad) + lr * beta * b) / (1.0 + lr * beta)
-            p = p.clamp(0.0, 1.0)
+            p = _project(p, b, eps)
         if history is not None:
             with torch.no_grad():
                 history.setdefault("feature_distance", []).append(
@@ -199,6 +226,199 @@ def feature_collision(
                 history.setdefault("input_distance", []).append(float((p - b).flatten(1).norm(dim=1).mean()))
     p = p.detach()
     return p[0] if single else p
+
+
+def _polytope_inputs(
+    feature_fn: Callable, targets: torch.Tensor, bases: torch.Tensor, eps: float, steps: int, lr: float, seed: int
+) -> tuple[float, int, float]:
+    """Check the arguments shared by the polytope attacks; return ε, steps and lr."""
+    _check_eval_mode(feature_fn)
+    targets = _validate.images("targets", targets)
+    if not isinstance(bases, torch.Tensor) or bases.ndim != 5 or not bases.is_floating_point():
+        raise ValueError(
+            "bases must be a floating-point tensor shaped (P, k, C, H, W), k bases for each of the P targets, "
+            f"got {getattr(bases, 'shape', type(bases).__name__)}"
+        )
+    if bases.shape[0] != targets.shape[0] or bases.shape[2:] != targets.shape[1:]:
+        raise ValueError(
+            f"bases must be shaped (P, k, *target image) = ({targets.shape[0]}, k, "
+            f"{', '.join(map(str, targets.shape[1:]))}) for targets shaped {tuple(targets.shape)}, "
+            f"got {tuple(bases.shape)}"
+        )
+    if targets.shape[0] == 0 or bases.shape[1] == 0:
+        raise ValueError(f"need at least one target and one base per target, got bases shaped {tuple(bases.shape)}")
+    if eps is None:
+        raise ValueError("eps must be a number in (0, 1], got None (a polytope attack always has a budget)")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    return _budget(eps), _validate.positive_int("steps", steps), _validate.positive_float("lr", lr)
+
+
+def bullseye_polytope(
+    feature_fn: Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor,
+    bases: torch.Tensor,
+    *,
+    eps: float = 0.1,
+    steps: int = 200,
+    lr: float = 0.01,
+    seed: int = 0,
+    history: dict[str, list[float]] | None = None,
+) -> torch.Tensor:
+    """Craft k clean-label poisons per target whose *mean* representation sits on the target's:
+    Bullseye Polytope (Aghakhani et al. 2021: their loss for one network, under an ℓ∞ budget).
+
+    Target t_i (i = 1…P) gets the poisons p_i1 … p_ik, made from the bases b_i1 … b_ik of the
+    attacker's class, by solving
+
+    .. math::
+        \\min_{p_{i1}, \\dots, p_{ik}} \\;
+        \\frac{\\lVert \\frac{1}{k}\\sum_{j=1}^{k} \\varphi(p_{ij}) - \\varphi(t_i) \\rVert^2}
+             {\\lVert \\varphi(t_i) \\rVert^2}
+        \\quad \\text{s.t.} \\quad \\lVert p_{ij} - b_{ij} \\rVert_\\infty \\le \\varepsilon,
+        \\; p_{ij} \\in [0, 1]^n .
+
+    Feature collision asks every poison to reach the target; here only their centre must, so the
+    target ends up inside the poisons' convex hull (the polytope) at its centre (the bullseye),
+    where a linear head fitted to the poisons labels it as they are labelled. As in the paper,
+    the perturbation is optimised with Adam and projected back on the ℓ∞ ball and on [0, 1] after
+    every step; all P·k poisons go through ``feature_fn`` as one batch. The P problems are
+    independent (the loss is their sum and Adam works element by element), so crafting them
+    together gives, up to rounding, what crafting them one at a time gives.
+
+    Args:
+        feature_fn: φ, mapping images (N, C, H, W) to representations (N, F), e.g.
+            ``model.features`` of a model in eval mode. It must treat samples independently.
+        targets: the target images (P, C, H, W), P ≥ 1.
+        bases: k base images per target (P, k, C, H, W), k ≥ 1, in [0, 1].
+        eps: ε in (0, 1], the ℓ∞ budget: every poison stays within ε of its base, pixel by pixel.
+        steps: Adam iterations, ≥ 1.
+        lr: Adam's step size > 0; each pixel moves by about ``lr`` per step.
+        seed: the algorithm is deterministic (it starts from the bases); ``seed`` is accepted for
+            a uniform interface and recorded nowhere.
+        history: if given, ``history["loss"]`` is filled with the normalised loss above, averaged
+            over the P targets, at the start and after each step (``steps + 1`` values).
+
+    Returns:
+        Poisons (P, k, C, H, W), values in [0, 1], each within ε of its base in ℓ∞, detached.
+        The inputs are not modified.
+    """
+    eps, steps, lr = _polytope_inputs(feature_fn, targets, bases, eps, steps, lr, seed)
+    n_targets, k = bases.shape[:2]
+    b = bases.detach().flatten(0, 1)
+    with torch.no_grad():
+        target_features = feature_fn(targets.detach())
+        scale = target_features.pow(2).sum(1).clamp_min(1e-12)
+
+    def losses(p: torch.Tensor) -> torch.Tensor:
+        centre = feature_fn(p).view(n_targets, k, -1).mean(1)
+        return (centre - target_features).pow(2).sum(1) / scale
+
+    # Adam on p is Adam on the perturbation δ = p − b: the gradients and the updates are the same.
+    p = b.clone().requires_grad_(True)
+    opt = torch.optim.Adam([p], lr=lr)
+    if history is not None:
+        with torch.no_grad():
+            history.setdefault("loss", []).append(float(losses(p).mean()))
+    for _ in range(steps):
+        # the gradient with respect to the poisons only: the extractor's weights get none
+        (p.grad,) = torch.autograd.grad(losses(p).sum(), p)
+        opt.step()
+        with torch.no_grad():
+            p.copy_(_project(p, b, eps))
+        if history is not None:
+            with torch.no_grad():
+                history.setdefault("loss", []).append(float(losses(p).mean()))
+    return p.detach().view_as(bases).clone()
+
+
+def project_simplex(v: torch.Tensor) -> torch.Tensor:
+    """The Euclidean projection of each row of ``v`` (P, k) on the probability simplex
+    {c : c ≥ 0, Σ c = 1} (Duchi et al. 2008, by sorting), batched over the rows."""
+    if not isinstance(v, torch.Tensor) or v.ndim != 2 or v.shape[1] == 0 or not v.is_floating_point():
+        raise ValueError(f"v must be a floating-point tensor shaped (P, k) with k >= 1, got {getattr(v, 'shape', v)!r}")
+    u = v.sort(dim=1, descending=True).values
+    rank = torch.arange(1, v.shape[1] + 1, dtype=v.dtype, device=v.device)
+    gap = u - (u.cumsum(1) - 1.0) / rank
+    rho = (gap > 0).to(v.dtype).mul(rank).argmax(1, keepdim=True)  # the last index with a positive gap
+    theta = (u.cumsum(1).gather(1, rho) - 1.0) / (rho + 1).to(v.dtype)
+    return (v - theta).clamp(min=0.0)
+
+
+def convex_polytope(
+    feature_fn: Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor,
+    bases: torch.Tensor,
+    *,
+    eps: float = 0.1,
+    steps: int = 200,
+    lr: float = 0.01,
+    coefficient_steps: int = 10,
+    seed: int = 0,
+    history: dict[str, list[float]] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Craft k clean-label poisons per target whose features enclose the target's: Convex
+    Polytope (Zhu et al. 2019: their loss for one network, minimised by their alternating updates).
+
+    .. math::
+        \\min_{c_i \\in \\Delta_k,\\; p_{i1}, \\dots, p_{ik}} \\;
+        \\frac{1}{2}\\frac{\\lVert \\varphi(t_i) - \\sum_{j=1}^{k} c_{ij} \\varphi(p_{ij}) \\rVert^2}
+             {\\lVert \\varphi(t_i) \\rVert^2}
+        \\quad \\text{s.t.} \\quad \\lVert p_{ij} - b_{ij} \\rVert_\\infty \\le \\varepsilon .
+
+    Every iteration alternates: ``coefficient_steps`` projected-gradient steps on the convex
+    coefficients c_i (step 1/L, L the largest eigenvalue of the poisons' Gram matrix, then the
+    projection on the simplex Δ_k, :func:`project_simplex`), one Adam step on the poisons, and the
+    projection on the ℓ∞ ball and [0, 1]. Fixing c_ij = 1/k gives :func:`bullseye_polytope`'s
+    objective (up to the factor 1/2), whose target sits at the centre of the polytope rather than
+    anywhere inside it (Aghakhani et al. 2021).
+
+    Args:
+        feature_fn, targets, bases, eps, steps, lr, seed: as in :func:`bullseye_polytope`.
+        coefficient_steps: projected-gradient steps on the coefficients per iteration, ≥ 1.
+        history: if given, ``history["loss"]`` gets the mean normalised loss (without the 1/2) at the
+            start and after each step.
+
+    Returns:
+        ``(poisons, coefficients)``: poisons (P, k, C, H, W) in [0, 1], each within ε of its base
+        in ℓ∞; coefficients (P, k), each row on the simplex. Both detached.
+    """
+    eps, steps, lr = _polytope_inputs(feature_fn, targets, bases, eps, steps, lr, seed)
+    coefficient_steps = _validate.positive_int("coefficient_steps", coefficient_steps)
+    n_targets, k = bases.shape[:2]
+    b = bases.detach().flatten(0, 1)
+    with torch.no_grad():
+        target_features = feature_fn(targets.detach())
+        scale = target_features.pow(2).sum(1).clamp_min(1e-12)
+    c = torch.full((n_targets, k), 1.0 / k, dtype=b.dtype, device=b.device)
+
+    def fit_coefficients(features: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        gram = features @ features.transpose(1, 2)  # (P, k, k)
+        step = 1.0 / torch.linalg.eigvalsh(gram)[:, -1:].clamp_min(1e-12)
+        for _ in range(coefficient_steps):
+            residual = torch.einsum("pk,pkf->pf", c, features) - target_features
+            c = project_simplex(c - step * torch.einsum("pkf,pf->pk", features, residual))
+        return c
+
+    def losses(features: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return (torch.einsum("pk,pkf->pf", c, features) - target_features).pow(2).sum(1) / scale
+
+    p = b.clone().requires_grad_(True)
+    opt = torch.optim.Adam([p], lr=lr)
+    if history is not None:
+        with torch.no_grad():
+            history.setdefault("loss", []).append(float(losses(feature_fn(p).view(n_targets, k, -1), c).mean()))
+    for _ in range(steps):
+        features = feature_fn(p).view(n_targets, k, -1)
+        c = fit_coefficients(features.detach(), c)
+        (p.grad,) = torch.autograd.grad(0.5 * losses(features, c).sum(), p)
+        opt.step()
+        with torch.no_grad():
+            p.copy_(_project(p, b, eps))
+        if history is not None:
+            with torch.no_grad():
+                history.setdefault("loss", []).append(float(losses(feature_fn(p).view(n_targets, k, -1), c).mean()))
+    return p.detach().view_as(bases).clone(), c
 
 
 def fine_tune_heads(

@@ -1,0 +1,181 @@
+"""Clean-label attacks under one ℓ∞ budget: feature collision ×5 against Bullseye Polytope, in
+chapter 3's transfer-learning setting.
+
+The setting: ``mnist5k``; a frozen MLP feature extractor (two hidden layers of 256, the
+chapter's); a clean CNN judge; targets are test 3s, poisons are made from training 8s outside
+the fine-tuning set that the judge reads as 8s, the k = 5 nearest each target in the attacker's
+features. For every target, one linear head is trained on the clean fine-tuning features plus
+that target's k poisons (labelled 8, their true class). A target is a *clean-label success* when
+its head reads it as an 8 (and the clean head did not) and the judge reads at least half of its
+poisons as 8s.
+
+Attacks, at each ε: feature collision ×5 (:func:`poisonlab.collision.feature_collision` with the
+budget ``eps``: each of the k poisons collides with the target on its own) and Bullseye Polytope
+(:func:`poisonlab.collision.bullseye_polytope`: the k poisons' mean collides with the target).
+Victims: white-box (the head is trained on the attacker's extractor) and black-box (on an
+extractor the attacker did not train: another seed and another width). Printed per row: the
+success rate with its 95% Wilson interval, the share of targets flipped, the share of poisons the
+judge reads as 8, the mean L2 and L∞ distance to the base, the heads' test accuracy (clean →
+poisoned) and the crafting time of all the targets' poisons, wall clock and CPU time (the second
+depends less on what else the machine is running). No timing is asserted.
+
+    .venv/bin/python benchmarks/clean_label.py                                  # both settings
+    .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.1 0.15
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+import poisonlab as pl
+import torch
+from poisonlab import collision
+from poisonlab.experiment import train_and_score
+from poisonlab.train import embed, predict
+
+TARGET_DIGIT, BASE_DIGIT, BASE = 3, 8, 1  # in the pair's labels 3 → 0 and 8 → 1
+
+
+def nearest_bases(f_targets: torch.Tensor, f_pool: torch.Tensor, k: int) -> torch.Tensor:
+    """(P, k) indices into the pool: the k pool images nearest each target in features."""
+    return torch.cdist(f_targets, f_pool).topk(k, dim=1, largest=False).indices
+
+
+def evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, head_steps) -> dict[str, float]:
+    """One head per target on the victim's features of the clean fine-tuning set plus that target's
+    poisons; the clean-label success and what goes with it."""
+    p, k = poisons.shape[:2]
+    f_ft, f_test = embed(victim, x_ft), embed(victim, x_test)
+    f_poison = embed(victim, poisons.flatten(0, 1)).view(p, k, -1)
+    f_target = embed(victim, targets)
+    none = f_ft.new_zeros(1, 0, f_ft.shape[1])
+    w0, b0 = collision.fine_tune_heads(f_ft, y_ft, none, y_ft.new_zeros(1, 0), 2, steps=head_steps, weight_decay=0.0)
+    labels = torch.full((p, k), BASE, dtype=torch.long)
+    w, b = collision.fine_tune_heads(f_ft, y_ft, f_poison, labels, 2, steps=head_steps, weight_decay=0.0)
+    already = collision.head_predict(w0, b0, f_target)[0] == BASE
+    flipped = (collision.head_predict(w, b, f_target, paired=True) == BASE) & ~already
+    judged = (predict(judge, poisons.flatten(0, 1)) == BASE_DIGIT).view(p, k)
+    success = flipped & (judged.sum(1) >= math.ceil(k / 2))
+    l2, linf = collision.perturbation_norms(poisons.flatten(0, 1), bases.flatten(0, 1))
+    low, high = collision.wilson_interval(int(success.sum()), p)
+    return {
+        "success": float(success.float().mean()),
+        "low": low,
+        "high": high,
+        "flipped": float(flipped.float().mean()),
+        "judge": float(judged.float().mean()),
+        "l2": l2,
+        "linf": linf,
+        "acc_clean": float((collision.head_predict(w0, b0, f_test)[0] == y_test).float().mean()),
+        "acc_poisoned": float((collision.head_predict(w, b, f_test) == y_test).float().mean()),
+        "success_ids": success,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", nargs="+", default=["500:100", "100:50"], help="fine-tuning images:targets")
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2])
+    parser.add_argument("--k", type=int, default=5, help="poisons per target")
+    parser.add_argument("--steps", type=int, default=200, help="crafting iterations of both attacks")
+    parser.add_argument("--bp-lr", type=float, default=0.01, help="Bullseye Polytope's Adam step size")
+    parser.add_argument("--fc-lr", type=float, default=0.05, help="feature collision's forward step size")
+    parser.add_argument("--fc-beta", type=float, default=0.0, help="feature collision's β (the budget bounds it)")
+    parser.add_argument("--head-steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-blackbox", action="store_true", help="skip the black-box victim")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"load average at start: {load} (1, 5, 15 min); torch threads {torch.get_num_threads()}")
+
+    d = pl.load("mnist5k", seed=args.seed)
+    start = time.perf_counter()
+    common = {"epochs": 12, "lr": 0.05}
+    extractor = train_and_score(
+        (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256), seed=args.seed, **common
+    ).model.eval()
+    judge = train_and_score(
+        (d.x_train, d.y_train), d.x_test, d.y_test, model="cnn", seed=args.seed + 7, **common
+    ).model.eval()
+    victims = {"white-box": extractor}
+    if not args.no_blackbox:  # the attacker never sees this one: another seed, another width
+        victims["black-box"] = train_and_score(
+            (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(512, 256), seed=args.seed + 1, **common
+        ).model.eval()
+    print(f"models trained in {time.perf_counter() - start:.0f} s")
+    for name, model in {"extractor": extractor, "judge": judge, **victims}.items():
+        print(f"  {name:10s} test accuracy {float((predict(model, d.x_test) == d.y_test).float().mean()):.1%}")
+
+    task = d.pair(TARGET_DIGIT, BASE_DIGIT)
+    order = torch.randperm(len(task.y_train), generator=torch.Generator().manual_seed(args.seed))
+    rows = []
+    for spec in args.settings:
+        n_ft, n_targets = (int(v) for v in spec.split(":"))
+        pick = order[:n_ft]
+        x_ft, y_ft = task.x_train[pick], task.y_train[pick]
+        outside = torch.ones(len(task.y_train), dtype=torch.bool)
+        outside[pick] = False
+        approved = predict(judge, task.x_train) == BASE_DIGIT
+        pool = torch.nonzero(outside & (task.y_train == BASE) & approved).flatten()
+        threes = torch.nonzero(task.y_test == 0).flatten()
+        chosen = threes[torch.randperm(len(threes), generator=torch.Generator().manual_seed(args.seed + 1))]
+        target_idx = chosen[:n_targets]
+        rest = torch.ones(len(task.y_test), dtype=torch.bool)
+        rest[target_idx] = False
+        x_test, y_test = task.x_test[rest], task.y_test[rest]
+        targets = task.x_test[target_idx]
+        near = nearest_bases(embed(extractor, targets), embed(extractor, task.x_train[pool]), args.k)
+        bases = task.x_train[pool[near]]  # (P, k, C, H, W)
+        print(
+            f"\nfine-tuning set {n_ft} images, {n_targets} targets, k = {args.k} poisons per target "
+            f"({args.k / n_ft:.0%} of the fine-tuning set); base pool {len(pool)} judge-approved 8s"
+        )
+        for eps in args.eps:
+            crafted = {}
+            t0, c0 = time.perf_counter(), time.process_time()
+            fc = collision.feature_collision(
+                extractor.features,
+                targets.repeat_interleave(args.k, 0),
+                bases.flatten(0, 1),
+                beta=args.fc_beta,
+                lr=args.fc_lr,
+                steps=args.steps,
+                eps=eps,
+            ).view_as(bases)
+            crafted["collision ×5"] = (fc, time.perf_counter() - t0, time.process_time() - c0)
+            t0, c0 = time.perf_counter(), time.process_time()
+            bp = collision.bullseye_polytope(
+                extractor.features, targets, bases, eps=eps, steps=args.steps, lr=args.bp_lr, seed=args.seed
+            )
+            crafted["Bullseye"] = (bp, time.perf_counter() - t0, time.process_time() - c0)
+            for attack, (poisons, seconds, cpu) in crafted.items():
+                for victim_name, victim in victims.items():
+                    r = evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, args.head_steps)
+                    rows.append((spec, eps, attack, victim_name, r, seconds, cpu))
+                    print(
+                        f"  ε {eps:.2f}  {attack:13s} {victim_name:9s} success {r['success']:4.0%} "
+                        f"[{r['low']:.0%}, {r['high']:.0%}]  flipped {r['flipped']:4.0%}  judge {r['judge']:4.0%}  "
+                        f"L2 {r['l2']:.2f}  L∞ {r['linf']:.3f}  "
+                        f"head acc {r['acc_clean']:.1%} → {r['acc_poisoned']:.1%}  craft {seconds:.1f} s "
+                        f"(CPU {cpu:.1f} s)",
+                        flush=True,
+                    )
+    columns = ["fine-tuning:targets", "ε", "attack", "victim", "success [95% CI]", "flipped", "judge reads 8"]
+    columns += ["L2", "L∞", "head accuracy", "craft s (CPU s)"]
+    print("\n| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for spec, eps, attack, victim_name, r, seconds, cpu in rows:
+        print(
+            f"| {spec} | {eps:.2f} | {attack} | {victim_name} | {r['success']:.0%} [{r['low']:.0%}, {r['high']:.0%}] "
+            f"| {r['flipped']:.0%} | {r['judge']:.0%} | {r['l2']:.2f} | {r['linf']:.3f} "
+            f"| {r['acc_clean']:.1%} → {r['acc_poisoned']:.1%} | {seconds:.1f} ({cpu:.1f}) |"
+        )
+    print(f"\nload average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Bullseye Polytope and the ℓ∞ budget of feature collision (poisonlab.collision)."""
+
+import pytest
+import torch
+from poisonlab import collision, models
+from torch import nn
+
+
+class Linear(nn.Module):
+    """φ(x) = A·vec(x): a fixed linear feature map, so the mean of the poisons' features is A·mean(p)."""
+
+    def __init__(self, d=16, f=4, seed=0):
+        super().__init__()
+        self.a = torch.randn(f, d, generator=torch.Generator().manual_seed(seed))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.a.T
+
+
+def uniform(*shape, seed, low=0.0, high=1.0):
+    return low + (high - low) * torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return models.make("cnn", (1, 8, 8), 3, seed=0).eval()
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_no_poison_ever_leaves_its_budget(cnn, case):
+    """A property over random budgets, images (pixels at 0 and 1 included) and step sizes: both
+    attacks keep every pixel within ε of its base and inside [0, 1]."""
+    g = torch.Generator().manual_seed(case)
+    eps = float(torch.empty(1).uniform_(0.005, 1.0, generator=g))
+    lr = float(10 ** torch.empty(1).uniform_(-3, 0, generator=g))  # Adam's step, in pixels
+    fc_lr = float(10 ** torch.empty(1).uniform_(0, 2, generator=g))  # a gradient step: φ's gradients are small
+    targets, bases = torch.rand(3, 1, 8, 8, generator=g), torch.rand(3, 2, 1, 8, 8, generator=g)
+    bases[0, 0] = bases[0, 0].round()  # saturated pixels: the box and the ball meet
+    poisons = collision.bullseye_polytope(cnn.features, targets, bases, eps=eps, steps=15, lr=lr)
+    assert float((poisons - bases).abs().max()) <= eps + 1e-6
+    assert 0.0 <= float(poisons.min()) and float(poisons.max()) <= 1.0
+    flat = bases.flatten(0, 1)
+    opacity = float(torch.empty(1).uniform_(0, 0.5, generator=g)) if case % 2 else 0.0
+    fc = collision.feature_collision(
+        cnn.features, targets.repeat_interleave(2, 0), flat, beta=0.0, lr=fc_lr, steps=15, eps=eps, opacity=opacity
+    )
+    marked = collision.watermark(flat, targets.repeat_interleave(2, 0), opacity)  # the budget is around this
+    assert float((fc - marked).abs().max()) <= eps + 1e-6
+    assert 0.0 <= float(fc.min()) and float(fc.max()) <= 1.0
+
+
+def test_the_budget_binds_where_the_unbounded_attack_would_move_further(cnn):
+    targets, bases = uniform(2, 1, 8, 8, seed=1), uniform(2, 1, 8, 8, seed=2)
+    free = collision.feature_collision(cnn.features, targets, bases, beta=0.0, lr=0.5, steps=30)
+    bound = collision.feature_collision(cnn.features, targets, bases, beta=0.0, lr=0.5, steps=30, eps=0.02)
+    assert float((free - bases).abs().max()) > 0.05 and float((bound - bases).abs().max()) <= 0.02 + 1e-6
+    whole = collision.feature_collision(cnn.features, targets, bases, beta=0.0, lr=0.5, steps=30, eps=1.0)
+    assert torch.equal(whole, free)  # ε = 1 leaves all of [0, 1] open: no budget
+
+
+def test_one_budgeted_step_is_the_free_step_clamped_to_the_box(cnn):
+    phi = Linear().eval()
+    t, b = uniform(1, 1, 4, 4, seed=1), uniform(1, 1, 4, 4, seed=2, low=0.25, high=0.75)
+    free = collision.feature_collision(phi, t, b, beta=2.0, lr=0.05, steps=1)
+    bound = collision.feature_collision(phi, t, b, beta=2.0, lr=0.05, steps=1, eps=0.01)
+    assert torch.allclose(bound, torch.minimum(torch.maximum(free, b - 0.01), b + 0.01))
+
+
+def test_polytope_centre_lands_on_the_target_when_the_optimum_is_reachable():
+    """With φ linear, mean_j φ(p_j) = A·mean_j p_j: moving every base by the same δ* (inside the
+    budget) puts the centre exactly on a target t = mean_j b_j + δ*, so the loss can reach 0."""
+    phi = Linear(d=16, f=4).eval()
+    p_targets, k, eps = 3, 4, 0.1
+    bases = uniform(p_targets, k, 1, 4, 4, seed=3, low=0.25, high=0.75)
+    shift = uniform(p_targets, 1, 4, 4, seed=4, low=-0.5 * eps, high=0.5 * eps)
+    targets = bases.mean(1) + shift
+    history = {}
+    poisons = collision.bullseye_polytope(phi, targets, bases, eps=eps, steps=400, lr=0.002, history=history)
+    centre = phi(poisons.flatten(0, 1)).view(p_targets, k, -1).mean(1)
+    relative = (centre - phi(targets)).norm(dim=1) / phi(targets).norm(dim=1)
+    start = (phi(bases.flatten(0, 1)).view(p_targets, k, -1).mean(1) - phi(targets)).norm(dim=1)
+    assert float(relative.max()) < 1e-3 and bool((start / phi(targets).norm(dim=1) > 0.02).all())
+    assert len(history["loss"]) == 401 and history["loss"][-1] < 1e-4 * history["loss"][0]
+    assert float((poisons - bases).abs().max()) <= eps + 1e-6
+
+
+def test_crafting_p_targets_together_equals_one_at_a_time(cnn):
+    targets, bases = uniform(3, 1, 8, 8, seed=5), uniform(3, 2, 1, 8, 8, seed=6)
+    together = collision.bullseye_polytope(cnn.features, targets, bases, eps=0.1, steps=25, lr=0.01)
+    alone = torch.cat(
+        [
+            collision.bullseye_polytope(cnn.features, targets[i : i + 1], bases[i : i + 1], eps=0.1, steps=25, lr=0.01)
+            for i in range(3)
+        ]
+    )
+    assert together.shape == bases.shape
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert float((together - bases).abs().max()) > 0.05  # they did move
+
+
+def test_bullseye_is_deterministic_and_leaves_its_inputs_alone(cnn):
+    targets, bases = uniform(2, 1, 8, 8, seed=7), uniform(2, 3, 1, 8, 8, seed=8)
+    t0, b0 = targets.clone(), bases.clone()
+    state = torch.random.get_rng_state()
+    first = collision.bullseye_polytope(cnn.features, targets, bases, eps=0.05, steps=10, lr=0.01, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is untouched
+    again = collision.bullseye_polytope(cnn.features, targets, bases, eps=0.05, steps=10, lr=0.01, seed=3)
+    assert torch.equal(first, again)
+    assert torch.equal(targets, t0) and torch.equal(bases, b0)
+    assert not first.requires_grad
+    assert all(w.grad is None for w in cnn.parameters())  # the extractor is left as it was
+
+
+def test_the_mean_objective_beats_collision_under_the_same_budget_on_a_linear_extractor():
+    """Bullseye only asks the k poisons' centre to reach φ(t); collision asks each poison to. Under one
+    budget, the centre of the collision poisons ends no closer to the target than Bullseye's."""
+    phi = Linear(d=16, f=8, seed=1).eval()
+    bases = uniform(4, 5, 1, 4, 4, seed=9, low=0.2, high=0.8)
+    targets = uniform(4, 1, 4, 4, seed=10, low=0.2, high=0.8)
+    bp = collision.bullseye_polytope(phi, targets, bases, eps=0.1, steps=300, lr=0.005)
+    fc = collision.feature_collision(
+        phi, targets.repeat_interleave(5, 0), bases.flatten(0, 1), beta=0.0, lr=0.002, steps=300, eps=0.1
+    ).view_as(bases)
+
+    def miss(p):
+        return (phi(p.flatten(0, 1)).view(4, 5, -1).mean(1) - phi(targets)).norm(dim=1)
+
+    assert bool((miss(bp) <= miss(fc) + 1e-4).all())
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"bases": torch.rand(2, 1, 8, 8)}, "bases must be a floating-point tensor shaped"),
+        ({"bases": torch.rand(3, 2, 1, 8, 8)}, "bases must be shaped"),
+        ({"bases": torch.rand(2, 2, 1, 6, 6)}, "bases must be shaped"),
+        ({"bases": torch.rand(2, 0, 1, 8, 8)}, "at least one target"),
+        ({"targets": torch.rand(1, 8, 8)}, "targets must have shape"),
+        ({"eps": None}, "eps"),
+        ({"eps": 0.0}, "eps"),
+        ({"eps": 1.5}, "eps"),
+        ({"eps": True}, "eps"),
+        ({"steps": 0}, "steps"),
+        ({"lr": -0.1}, "lr"),
+        ({"seed": 0.5}, "seed"),
+    ],
+)
+def test_bullseye_rejects_bad_input(cnn, change, match):
+    args = {"targets": torch.rand(2, 1, 8, 8), "bases": torch.rand(2, 2, 1, 8, 8), "eps": 0.1, "steps": 2, "lr": 0.01}
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        collision.bullseye_polytope(cnn.features, args.pop("targets"), args.pop("bases"), **args)
+
+
+def test_bullseye_and_the_budget_reject_a_model_in_training_mode_and_bad_eps():
+    model = models.make("cnn", (1, 8, 8), 3, seed=0)
+    with pytest.raises(ValueError, match="training mode"):
+        collision.bullseye_polytope(model.features, torch.rand(1, 1, 8, 8), torch.rand(1, 2, 1, 8, 8), eps=0.1)
+    model.eval()
+    for eps in (0.0, -0.1, 2.0, "0.1", True):
+        with pytest.raises(ValueError, match=r"eps must be None or a number in \(0, 1\]"):
+            collision.feature_collision(model.features, torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), eps=eps)
+
+
+def test_simplex_projection_lands_on_the_simplex_and_keeps_points_already_there():
+    v = torch.tensor([[0.2, 0.3, 0.5], [2.0, 0.0, 0.0], [0.6, 0.6, -1.0], [-1.0, -1.0, -1.0]])
+    c = collision.project_simplex(v)
+    assert torch.allclose(c.sum(1), torch.ones(4)) and bool((c >= 0).all())
+    assert torch.allclose(c, torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]]))
+    with pytest.raises(ValueError, match="shaped"):
+        collision.project_simplex(torch.rand(3))
+
+
+def test_convex_polytope_encloses_a_reachable_target_within_its_budget():
+    """An invertible linear φ and a target at a convex combination (weights w) of slightly shifted bases:
+    the loss can reach 0, but only with the coefficients free (equal weights, Bullseye's, cannot)."""
+    phi = Linear(d=16, f=16).eval()
+    bases = uniform(2, 4, 1, 4, 4, seed=11, low=0.25, high=0.75)
+    w = torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    shift = uniform(2, 4, 1, 4, 4, seed=12, low=-0.01, high=0.01)
+    targets = torch.einsum("pk,pkchw->pchw", w, bases + shift)
+    history = {}
+    poisons, c = collision.convex_polytope(phi, targets, bases, eps=0.03, steps=300, lr=0.001, history=history)
+    assert poisons.shape == bases.shape and c.shape == (2, 4)
+    assert torch.allclose(c.sum(1), torch.ones(2)) and bool((c >= 0).all())
+    assert float((poisons - bases).abs().max()) <= 0.03 + 1e-6
+    reached = torch.einsum("pk,pkf->pf", c, phi(poisons.flatten(0, 1)).view(2, 4, -1))
+    assert float(((reached - phi(targets)).norm(dim=1) / phi(targets).norm(dim=1)).max()) < 1e-2
+    assert history["loss"][-1] < 1e-3 * history["loss"][0]
+    centre = collision.bullseye_polytope(phi, targets, bases, eps=0.03, steps=300, lr=0.001)
+    missed = (phi(centre.flatten(0, 1)).view(2, 4, -1).mean(1) - phi(targets)).norm(dim=1) / phi(targets).norm(dim=1)
+    assert float(missed[0]) > 0.05  # the unequal mixture is out of Bullseye's reach
+    with pytest.raises(ValueError, match="coefficient_steps"):
+        collision.convex_polytope(phi, targets, bases, eps=0.1, coefficient_steps=0)
