@@ -188,11 +188,13 @@ def gradient_matching(
     ``steps`` signed Adam steps (Adam fed with the sign of the gradient, as the paper does), the step
     size cut tenfold at 3/8, 5/8 and 7/8 of the steps, each step followed by the projection onto the
     constraints. The restart whose final objective (measured without augmentation) is lowest is
-    returned. With several models (an ensemble) the objective is the mean of theirs.
+    returned. With several models (an ensemble) the objective is the mean of theirs. The poisons'
+    gradient is taken of their mean loss, which points the same way as the sum of eq. (3), so the
+    cosine is the same.
 
     Args:
         model: the surrogate, a clean classifier mapping (N, C, H, W) to (N, K) logits, or a
-            sequence of them (an ensemble). Crafting runs in eval mode (no dropout, fixed batch
+            sequence of them (an ensemble, all on one device). Crafting runs in eval mode (no dropout, fixed batch
             statistics); each model's mode is restored afterwards and its weights are not changed.
         target: the target image (C, H, W), or several (T, C, H, W) attacked at once (their losses
             summed), in [0, 1].
