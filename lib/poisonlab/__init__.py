@@ -11,8 +11,9 @@ The module map (ARCHITECTURE.md, at the repository's root, gives each module's j
   optimality and ``bilevel`` differentiates through training;
 - attacks: ``poison`` holds the one type every attack returns (:class:`~poisonlab.poison.PoisonedSet`);
   ``boundary`` shifts a decision boundary (chapter 1), ``triggers`` builds backdoor triggers and
-  poisons with them (chapters 2 and 5), ``collision`` crafts clean-label feature collisions (chapter 3)
-  and ``signed`` plants a backdoor no query can find (chapter 5);
+  poisons with them (chapters 2 and 5), ``collision`` crafts clean-label feature collisions (chapter 3),
+  ``matching`` crafts clean-label poisons by gradient matching against training from scratch, and
+  ``signed`` plants a backdoor no query can find (chapter 5);
 - experiments: ``experiment`` trains and scores one model per setting of a sweep, and ``parallel``
   runs independent runs on several cores with the results of a serial loop;
 - defences: ``detect`` scores training points as suspects (chapters 4–5), ``spiked`` models a
