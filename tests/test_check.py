@@ -306,3 +306,19 @@ def test_limits_checkers_accept_references_and_reject_mistakes():
             assert not limits.check_place_poisons(at(lambda n, d, eps: robust.tail_distance(eps))).ok, v
             assert not limits.check_place_poisons(at(lambda n, d, eps: 8.0)).ok, v  # too far: removed
     assert "shape" in repr(limits.check_place_poisons(lambda n, d, u, eps, seed: torch.zeros(n)))
+
+
+def test_a_learner_function_that_exits_is_reported_and_the_check_goes_on():
+    import sys
+
+    calls = []
+
+    def quits(x):
+        calls.append(x)
+        if x == 1:
+            sys.exit("bye")
+        return x
+
+    res = run("demo", quits, [Case("exits", (1,), 1), Case("returns", (2,), 2)])
+    assert res.passed == 1 and calls == [1, 2]
+    assert "SystemExit" in res.lines[0] and "✓" not in res.lines[0]

@@ -869,3 +869,32 @@ def test_collision_map_draws_clean_clouds_that_read_and_legend_keys_as_large_as_
     keys = {text.get_text(): handle for text, handle in zip(legend.get_texts(), legend.legend_handles)}
     for name in ("clean 3", "clean 8"):
         assert keys[name].get_sizes()[0] >= keys["base"].get_sizes()[0] and keys[name].get_alpha() == 1.0
+
+
+@pytest.mark.parametrize(
+    "draw, match",
+    [
+        (
+            lambda: plots.line_panels([{"x": [1, 2], "series": {"a": [0.1, 0.2]}, "xlable": "epoch"}], ylabel="y"),
+            "xlabel",
+        ),
+        (
+            lambda: plots.line_panels(
+                [{"x": [1, 2], "series": {"a": [0.1, 0.2]}, "xlabel": "epoch", "band": {}}], ylabel="y"
+            ),
+            "unknown keys \\['band'\\]",
+        ),
+        (
+            lambda: plots.score_histograms(
+                [{"scores": torch.rand(5), "is_poison": torch.ones(5).bool(), "treshold": 1}]
+            ),
+            "treshold",
+        ),
+        (lambda: plots.measured_and_theory([{"xlabel": "x", "point": {}}], ylabel="y"), "point"),
+        (lambda: plots.line_panels({"x": [1]}, ylabel="y"), "list of dicts"),
+        (lambda: plots.line_panels([("x", [1])], ylabel="y"), r"panels\[0\] must be a dict"),
+    ],
+)
+def test_a_panel_with_a_misspelt_missing_or_unknown_key_is_refused(draw, match):
+    with pytest.raises(ValueError, match=match):
+        draw()

@@ -55,3 +55,48 @@ def test_generator_is_seeded_and_leaves_the_global_state_alone():
     a, b = _validate.generator(7), _validate.generator(np.int32(7))
     assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_values_checked_at_the_door_are_the_values_kept_and_used():
+    from poisonlab.linear import LinearLearner
+
+    learner = LinearLearner(lam=torch.tensor(0.5), beta=3)
+    assert type(learner.lam) is float and learner.lam == 0.5 and type(learner.beta) is float
+    assert type(spiked.bbp_overlap(torch.tensor(2.0), 0.5)) is float
+    with pytest.raises(ValueError, match="lam"):
+        LinearLearner(lam=float("inf"))
+    with pytest.raises(ValueError, match="theta"):
+        spiked.bbp_overlap(float("nan"), 0.5)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: pl.make("cnn", (1, 8, 8), 3, width=0), "width"),
+        (lambda: pl.make("cnn", (1, 8, 8), 3, channels=(8, 0)), "channels"),
+        (lambda: pl.make("cnn", (1, 8, 8), 3, channels=(8,)), "channels"),
+        (lambda: pl.make("mlp", (1, 8, 8), 3, hidden=(16, -4)), "hidden"),
+    ],
+)
+def test_models_refuse_empty_or_negative_layers(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_ranges_are_compared_with_the_model_and_the_data(tiny_images):
+    from poisonlab.bilevel import implicit_gradient
+    from poisonlab.experiment import train_and_score
+    from poisonlab.metrics import attack_success_rate
+
+    x, y = tiny_images
+    model = pl.make("logreg", (1, 8, 8), 3)
+    with pytest.raises(ValueError, match="target must be < 3"):
+        attack_success_rate(model, x, y, Patch(2), 10)
+    stray = y.clone()
+    stray[0] = 10**6
+    with pytest.raises(ValueError, match="class indices"):
+        train_and_score((x, stray), x, y, epochs=1)
+    with pytest.raises(ValueError, match="cg_iter"):
+        implicit_gradient(torch.zeros(2), torch.zeros(1), lambda t, p: t.sum(), lambda t: t.sum(), cg_iter=0)
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        pl.fit(model, x, y, epochs=1, lr=float("inf"))

@@ -60,14 +60,16 @@ def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
     return v
 
 
-def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as a float after checking it is positive (or non-negative)."""
+def positive_float(name: str, value: Any, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float after checking it is positive (or non-negative) and finite (or,
+    with ``allow_inf``, possibly infinite: a budget of ∞ means no budget)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not (v >= 0.0 if allow_zero else v > 0.0) or v != v:
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    if not (v >= 0.0 if allow_zero else v > 0.0) or v != v or (v == float("inf") and not allow_inf):
+        kind = "a number" if allow_inf else "a finite number"
+        raise ValueError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return v
 
 

@@ -65,6 +65,8 @@ def implicit_gradient(
     Returns:
         The gradient, shaped like ``x_poison``.
     """
+    cg_iter = _validate.positive_int("cg_iter", cg_iter)
+    cg_tol = _validate.positive_float("cg_tol", cg_tol)
     theta = theta.detach()
     xp = x_poison.detach()
     th = theta.clone().requires_grad_(True)

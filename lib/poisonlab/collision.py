@@ -71,11 +71,8 @@ def bases_per_target(pool: torch.Tensor, n_targets: int, count: int, *, seed: in
     count = _validate.positive_int("count", count)
     if count > len(pool):
         raise ValueError(f"count must be at most the pool's size {len(pool)}, got {count}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    draws = [
-        torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + j))[:count] for j in range(n_targets)
-    ]
+    seed = _validate.seed(seed)
+    draws = [torch.randperm(len(pool), generator=_validate.generator(seed + j))[:count] for j in range(n_targets)]
     return torch.stack([pool[d] for d in draws])
 
 
@@ -564,7 +561,7 @@ def success_under_budget(
         raise ValueError("need at least one pair")
     if isinstance(base, bool) or not isinstance(base, int) or base < 0:
         raise ValueError(f"base must be a class index >= 0, got {base!r}")
-    tau = _validate.positive_float("tau", tau)
+    tau = _validate.positive_float("tau", tau, allow_inf=True)
     won = flipped & (judged == base) & (l2 <= tau)
     return float(won.double().mean()), float(l2[won].double().mean()) if bool(won.any()) else math.nan
 

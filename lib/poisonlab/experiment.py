@@ -85,6 +85,11 @@ def train_and_score(
     if watch and not per_epoch:
         raise ValueError("watch records losses after every epoch; pass per_epoch=True with it")
     k = int(torch.cat([y, y_test]).max()) + 1
+    present = len(torch.unique(torch.cat([y, y_test])))
+    if k > 2 * present:  # a stray label (say 10**6) would otherwise build a model with k outputs
+        raise ValueError(
+            f"the labels name {present} classes but reach {k - 1}: labels must be class indices 0, 1, …, K − 1"
+        )
     net = models.make(model, tuple(x.shape[1:]), k, seed=seed, **model_kwargs)
 
     def score(net: nn.Module) -> dict[str, float]:

@@ -52,8 +52,9 @@ class LinearLearner:
 
     def __post_init__(self) -> None:
         _validate.choice("loss", self.loss, LOSSES)
-        _validate.positive_float("lam", self.lam)
-        _validate.positive_float("beta", self.beta)
+        # keep the checked values (plain floats), not what was passed (a tensor, a string of digits)
+        object.__setattr__(self, "lam", _validate.positive_float("lam", self.lam))
+        object.__setattr__(self, "beta", _validate.positive_float("beta", self.beta))
 
     # -- the loss and its first two derivatives, as functions of the margin m -----------------
     def margin_loss(self, m: torch.Tensor) -> torch.Tensor:

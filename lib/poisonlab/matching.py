@@ -250,7 +250,7 @@ def gradient_matching(
     dev = _device_of(models[0])
     x0 = bases.detach().to(dev)
     y = base_labels.to(dev)
-    generator = torch.Generator().manual_seed(seed)
+    generator = _validate.generator(seed)
     milestones = [round(steps * f) for f in (3 / 8, 5 / 8, 7 / 8)]
 
     def project(delta: torch.Tensor) -> torch.Tensor:

@@ -93,6 +93,10 @@ def attack_success_rate(
         got = tuple(x_trig.shape) if isinstance(x_trig, torch.Tensor) else type(x_trig).__name__
         raise ValueError(f"apply_trigger must return a tensor shaped like its input {tuple(x_src.shape)}, got {got}")
     out = logits(model, x_trig, batch_size=batch_size)
+    if target is not None and target >= out.shape[1]:
+        raise ValueError(f"target must be < {out.shape[1]}, the number of classes the model outputs, got {target}")
+    if int(y.max()) >= out.shape[1]:
+        raise ValueError(f"y must be < {out.shape[1]}, the number of classes the model outputs, got {int(y.max())}")
     wanted = target if target is not None else (y[keep].cpu() + 1) % out.shape[1]
     return float((out.argmax(1) == wanted).float().mean())
 

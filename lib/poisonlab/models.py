@@ -61,6 +61,9 @@ class MLP(Classifier):
     def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256, 128)) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
+        if isinstance(hidden, int):
+            hidden = (hidden,)
+        hidden = [_validate.positive_int("hidden", h) for h in hidden]
         widths = [math.prod(self.input_shape), *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
@@ -95,7 +98,10 @@ class SmallCNN(Classifier):
         if h < 4 or w < 4:
             raise ValueError(f"SmallCNN needs images of at least 4×4 pixels, got {h}×{w}")
         self.input_shape = tuple(input_shape)
-        c1, c2 = channels
+        if len(tuple(channels)) != 2:
+            raise ValueError(f"channels must be two positive integers (c1, c2), got {channels!r}")
+        c1, c2 = (_validate.positive_int("channels", c) for c in channels)
+        width = _validate.positive_int("width", width)
         # Each block is conv → max-pool → ReLU. ReLU is increasing, so it commutes with taking a
         # maximum: this is the same network as conv → ReLU → pool, with the same gradients (the same
         # weights after training, bit for bit), but the ReLU runs on a quarter of the values, which

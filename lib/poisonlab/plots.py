@@ -634,6 +634,7 @@ def linear_boundaries(
             figures drawn one after another (the frames of a slider) share one legend; by default
             only those that some panel shows.
     """
+    panels = _check_panels(panels, ("theta",), ("title", "poison_x", "poison_y"))
     if not panels:
         raise ValueError("panels must hold at least one panel")
     # at most as many columns as fit the text column at a readable size
@@ -798,6 +799,22 @@ def _nested_markers(series: Mapping[str, Sequence[float]], drawn: Mapping[str, o
     }
 
 
+def _check_panels(panels: Sequence[Mapping], required: tuple[str, ...], optional: tuple[str, ...]) -> Sequence[Mapping]:
+    """Check every panel is a dict with the ``required`` keys and no key outside ``required`` and
+    ``optional`` (a misspelt key would otherwise be ignored without a word)."""
+    if isinstance(panels, Mapping) or not isinstance(panels, Sequence) or isinstance(panels, str):
+        raise ValueError(f"panels must be a list of dicts, one per panel, got {type(panels).__name__}")
+    for i, panel in enumerate(panels):
+        if not isinstance(panel, Mapping):
+            raise ValueError(f"panels[{i}] must be a dict, got {type(panel).__name__}")
+        missing = [k for k in required if k not in panel]
+        unknown = sorted(set(panel) - set(required) - set(optional))
+        if missing or unknown:
+            found = f"lacks {missing}" if missing else f"has unknown keys {unknown}"
+            raise ValueError(f"panels[{i}] {found}; a panel needs {list(required)} and may have {list(optional)}")
+    return panels
+
+
 def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str) -> None:
     """Axis labels and the panel's optional ``title``: the end of every panel (its legend is drawn
     below the panels, by :func:`_legends_below`, once all panels are drawn)."""
@@ -913,6 +930,7 @@ def line_panels(
       ``(0.5, "chance")`` for an AUC), drawn dotted and listed in the legend.
 
     Integer x values (epochs) get integer ticks only."""
+    panels = _check_panels(panels, ("x", "series", "xlabel"), ("title", "bands", "hline", "logx", "logy"))
     if not panels:
         raise ValueError("panels must hold at least one panel")
     scale = 100.0 if percent else 1.0
@@ -1289,6 +1307,7 @@ def score_histograms(
     default as many as fit :data:`MAX_WIDTH` at a readable size. The figure is never wider than
     :data:`MAX_WIDTH`.
     """
+    panels = _check_panels(panels, ("scores", "is_poison"), ("title", "threshold"))
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
@@ -1383,6 +1402,11 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
       ``paired`` false, the curves take colours of their own;
     - ``vlines``: {label: x} vertical dashed lines (e.g. a threshold).
     """
+    panels = _check_panels(
+        panels,
+        ("xlabel",),
+        ("title", "ylabel", "points", "curves", "errors", "labels", "logx", "logy", "paired", "vlines", "xticks"),
+    )
     if not panels:
         raise ValueError("panels must hold at least one panel")
     marks = "osD^v<>p"
@@ -1546,6 +1570,7 @@ def projections(
     Each panel is a dict with ``coords`` (N, 2), ``is_poison`` (N,) bool and optionally ``title``
     and ``cover`` (N,) bool (points to draw as a third group, e.g. cover samples).
     """
+    panels = _check_panels(panels, ("coords", "is_poison"), ("title", "cover"))
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):

@@ -74,8 +74,8 @@ def sample(n: int, d: int, eps: float, shift: float, *, sigma: float = 1.0, seed
     with Δ = shift · u for a uniformly random unit vector u (seeded)."""
     n = _validate.positive_int("n", n)
     d = _validate.positive_int("d", d)
-    theta = spike_strength(eps, shift, sigma)  # validates eps, shift, sigma
-    del theta
+    spike_strength(eps, shift, sigma)  # validates eps, shift, sigma
+    eps, shift, sigma = float(eps), float(shift), float(sigma)
     g = _validate.generator(seed)
     u = torch.randn(d, generator=g, dtype=torch.float64)
     u /= u.norm()
@@ -96,8 +96,8 @@ def bbp_threshold(gamma: float) -> float:
 def bbp_overlap(theta: float, gamma: float) -> float:
     """The limit of ⟨v̂, Δ/‖Δ‖⟩² (Paul 2007, Theorem 4): (1 − γ/θ²)/(1 + γ/θ) above the
     threshold θ > √γ, and 0 at or below it. ``theta`` ≥ 0, ``gamma`` > 0."""
-    if not theta >= 0:
-        raise ValueError(f"theta must be >= 0, got {theta!r}")
+    theta = _validate.positive_float("theta", theta, allow_zero=True)
+    gamma = _validate.positive_float("gamma", gamma)
     if theta <= bbp_threshold(gamma):
         return 0.0
     return (1 - gamma / theta**2) / (1 + gamma / theta)

@@ -154,8 +154,9 @@ def compare(got: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) 
 def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-5, atol: float = 1e-6) -> CheckResult:
     """Run ``fn`` on every case and collect a friendly report.
 
-    A ``NotImplementedError`` (the stub) is reported as "not written yet"; any other exception is
-    reported by type and message, and the remaining cases still run.
+    A ``NotImplementedError`` (the stub) is reported as "not written yet"; any other exception,
+    ``SystemExit`` from a stray ``exit()`` or ``sys.exit()`` included, is reported by type and
+    message, and the remaining cases still run (only ``KeyboardInterrupt`` stops the check).
     """
     if not callable(fn):
         return CheckResult(exercise, [f"{FAIL} expected a function, got {type(fn).__name__}"], 0, len(cases))
@@ -167,7 +168,7 @@ def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-
         except NotImplementedError:
             lines.append(f"{FAIL} {label}: not written yet — replace `raise NotImplementedError` with your code.")
             continue
-        except Exception as e:  # report any error of the learner's code and keep going
+        except (Exception, SystemExit) as e:  # report any error of the learner's code (exit() too) and keep going
             if case.raises is not None and isinstance(e, case.raises):
                 if case.match is not None and not re.search(case.match, str(e)):
                     lines.append(
