@@ -246,8 +246,7 @@ def _polytope_inputs(
         raise ValueError(f"need at least one target and one base per target, got bases shaped {tuple(bases.shape)}")
     if eps is None:
         raise ValueError("eps must be a number in (0, 1], got None (a polytope attack always has a budget)")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    _validate.seed(seed)
     return _budget(eps), _validate.positive_int("steps", steps), _validate.positive_float("lr", lr)
 
 

@@ -185,6 +185,14 @@ def _for_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x.to(p.dtype) if p is not None and p.is_floating_point() and x.dtype != p.dtype else x
 
 
+def _unreadable(x: torch.Tensor, error: RuntimeError) -> ValueError:
+    """The error for a model that fails on inputs shaped like ``x`` (torch's message kept)."""
+    return ValueError(
+        f"the model cannot read inputs of shape {tuple(x.shape[1:])} ({str(error).splitlines()[0]}); "
+        f"build it for this data, e.g. pl.make(name, dataset.input_shape, dataset.num_classes)"
+    )
+
+
 def _outputs(model: nn.Module, x: torch.Tensor) -> int:
     """The number of outputs (classes) of ``model`` on inputs shaped like ``x``, found by running
     one example; a model that cannot read such inputs raises a ValueError saying so."""
@@ -194,10 +202,7 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> int:
         with torch.no_grad():
             out = model(x[:1])
     except RuntimeError as e:
-        raise ValueError(
-            f"the model cannot read inputs of shape {tuple(x.shape[1:])} ({str(e).splitlines()[0]}); "
-            f"build it for this data, e.g. pl.make(name, dataset.input_shape, dataset.num_classes)"
-        ) from None
+        raise _unreadable(x, e) from None
     finally:
         model.train(was_training)
     if out.ndim != 2:
@@ -223,10 +228,7 @@ def _batched(
         with torch.no_grad():
             out = [fn(x[i : i + batch_size].to(dev)).cpu() for i in range(0, x.shape[0], batch_size)]
     except RuntimeError as e:
-        raise ValueError(
-            f"the model cannot read inputs of shape {tuple(x.shape[1:])} ({str(e).splitlines()[0]}); "
-            f"build it for this data, e.g. pl.make(name, dataset.input_shape, dataset.num_classes)"
-        ) from None
+        raise _unreadable(x, e) from None
     finally:
         model.train(was_training)
     if not out:
