@@ -15,7 +15,9 @@ How a submission is graded, and why:
    (``RLIMIT_DATA``, inherited by the kernel); the worker, its kernel and every process seen under them
    are killed when it ends. A notebook that is not valid JSON, raises, or hangs gets zero for what did
    not run, with a message, and grading goes on. With ``--jobs n``, n workers run side by side, each
-   under its own limits; the grader's own work (step 3) is done one submission at a time.
+   under its own limits; the grader's own work (step 3) is done one submission at a time. Workers that
+   run at the same time run as the same user, so one could reach the temporary folder of another:
+   one at a time, the default, leaves none to reach.
 3. **Scores are computed in the grader's process.** The grader first runs each checker on the instructor's
    reference solution, in its own process, to learn the inputs of every call it makes. The worker only
    calls the student's function on those inputs and saves what it *returned* (with ``torch.save``); no
@@ -511,17 +513,17 @@ def grade(
 
     rows = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        graded = list(zip(submissions, pool.map(timed, submissions)))
-    for (student, chapter, _), (grades, seconds) in graded:
-        rows += grades
-        feedback = out / "feedback" / student / f"{chapter}.md"
-        feedback.parent.mkdir(parents=True, exist_ok=True)
-        total, most = sum(g.points for g in grades), sum(g.max_points for g in grades)
-        sections = [
-            f"## Exercise {g.exercise}: {g.points:g} of {g.max_points:g}\n\n```\n{g.message}\n```" for g in grades
-        ]
-        feedback.write_text(f"# {chapter}: {total:g} of {most:g} points\n\n" + "\n\n".join(sections) + "\n")
-        print(f"{student:>20} {chapter}: {total:g}/{most:g} ({seconds:.1f} s)", flush=True)
+        # each result as soon as it and those before it are in: feedback and progress as grading goes
+        for (student, chapter, _), (grades, seconds) in zip(submissions, pool.map(timed, submissions)):
+            rows += grades
+            feedback = out / "feedback" / student / f"{chapter}.md"
+            feedback.parent.mkdir(parents=True, exist_ok=True)
+            total, most = sum(g.points for g in grades), sum(g.max_points for g in grades)
+            sections = [
+                f"## Exercise {g.exercise}: {g.points:g} of {g.max_points:g}\n\n```\n{g.message}\n```" for g in grades
+            ]
+            feedback.write_text(f"# {chapter}: {total:g} of {most:g} points\n\n" + "\n\n".join(sections) + "\n")
+            print(f"{student:>20} {chapter}: {total:g}/{most:g} ({seconds:.1f} s)", flush=True)
     with open(out / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student", "chapter", "exercise", "points", "max", "message"])
