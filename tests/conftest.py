@@ -74,6 +74,12 @@ def _made_once(tmp_path_factory, name: str, make: Callable[[Path], list[Path]]) 
 
 
 @pytest.fixture(scope="session")
+def made_once(tmp_path_factory) -> Callable[[str, Callable[[Path], list[Path]]], tuple[Path, list[Path]]]:
+    """:func:`_made_once` for the tests' own fixtures: ``made_once(name, make)``."""
+    return lambda name, make: _made_once(tmp_path_factory, name, make)
+
+
+@pytest.fixture(scope="session")
 def nbgrader_course(tmp_path_factory) -> Path:
     """Every chapter made into an nbgrader assignment (``make assignments``), 2 points per exercise."""
     pytest.importorskip("nbgrader")
