@@ -87,14 +87,16 @@ assignments: $(STAMP)
 	$(BIN)/python -m poisonlab_course.assignments --out _build/course --variant $(VARIANT) \
 		$(if $(ROSTER),--roster "$(ROSTER)")
 
-# Each submission runs in its own process, GRADE_TIMEOUT seconds and GRADE_MEMORY MiB at most.
+# Each submission runs in its own process, GRADE_TIMEOUT seconds and GRADE_MEMORY MiB at most;
+# GRADE_JOBS of them side by side.
 GRADE_TIMEOUT ?= 120
 GRADE_MEMORY ?= 2048
+GRADE_JOBS ?= 1
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of <student>/<chapter>.ipynb>"; exit 2; }
 	@test -d _build/course/source || $(MAKE) assignments
 	$(BIN)/python -m poisonlab_course.grade "$(SUBMISSIONS)" --course _build/course --out _build/grades \
-		--timeout $(GRADE_TIMEOUT) --memory $(GRADE_MEMORY)
+		--timeout $(GRADE_TIMEOUT) --memory $(GRADE_MEMORY) --jobs $(GRADE_JOBS)
 
 LINTED := lib tests benchmarks chapters
 lint: $(STAMP)

@@ -1,16 +1,30 @@
 """Shared fixtures: small datasets, loaded once per test session, and the chapters made into nbgrader
-assignments once per test run, whatever the number of pytest-xdist workers."""
+assignments once per test run, whatever the number of pytest-xdist workers.
+
+PyTorch and poisonlab are imported by the fixtures that need them, not here: pytest-xdist's controller
+process loads this file too, and runs no test."""
+
+from __future__ import annotations
 
 import json
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import poisonlab as pl
 import pytest
-import torch
 from filelock import FileLock
+
+if TYPE_CHECKING:
+    import poisonlab as pl
+    import torch
+
+# As poisonlab_course.worker does: without rfc3987-syntax, the jsonschema that nbformat imports (in the
+# test modules, collected after this file) does not compile that package's grammars for the "iri"
+# formats, which no notebook schema uses: seconds in every pytest worker.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -31,11 +45,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def mnist5k() -> pl.Dataset:
+    import poisonlab as pl
+
     return pl.load("mnist5k")
 
 
 @pytest.fixture(scope="session")
 def digits() -> pl.Dataset:
+    import poisonlab as pl
+
     return pl.load("digits")
 
 
@@ -53,6 +71,12 @@ def _made_once(tmp_path_factory, name: str, make: Callable[[Path], list[Path]]) 
             made = make(folder)
             done.write_text(json.dumps([str(p) for p in made]))
     return folder, [Path(p) for p in json.loads(done.read_text())]
+
+
+@pytest.fixture(scope="session")
+def made_once(tmp_path_factory) -> Callable[[str, Callable[[Path], list[Path]]], tuple[Path, list[Path]]]:
+    """:func:`_made_once` for the tests' own fixtures: ``made_once(name, make)``."""
+    return lambda name, make: _made_once(tmp_path_factory, name, make)
 
 
 @pytest.fixture(scope="session")
@@ -82,5 +106,7 @@ def roster_course(tmp_path_factory) -> tuple[Path, list[Path]]:
 @pytest.fixture
 def tiny_images() -> tuple[torch.Tensor, torch.Tensor]:
     """12 random 1×8×8 images in [0, 1] and labels in {0, 1, 2}."""
+    import torch
+
     g = torch.Generator().manual_seed(0)
     return torch.rand(12, 1, 8, 8, generator=g), torch.arange(12) % 3

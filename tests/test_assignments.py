@@ -1,6 +1,7 @@
 """`make assignments`: the chapters become nbgrader assignments with no solution left in them."""
 
 import re
+import sqlite3
 from pathlib import Path
 
 import nbformat
@@ -180,6 +181,25 @@ def test_answers_fitted_to_the_published_cases_fail_another_variant():
     with variant(7):
         assert not limits.check_best_detector(copied).ok
         assert limits.check_best_detector(honest).ok
+
+
+def test_the_gradebook_records_nbgrader_schema_revision_without_running_alembic(tmp_path, monkeypatch):
+    import nbgrader.api
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    # the newest migration: the revision no other migration builds on
+    scripts = [p.read_text() for p in Path(ALEMBIC_DIR, "versions").glob("*.py")]
+    revisions = {m for text in scripts for m in re.findall(r"^revision = '(\w+)'", text, re.M)}
+    older = {m for text in scripts for m in re.findall(r"^down_revision = '(\w+)'", text, re.M)}
+    assert len(revisions - older) == 1
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"nbgrader ran {args}")
+
+    monkeypatch.setattr(nbgrader.api.sp, "check_output", no_subprocess)
+    assignments.generate([CHAPTERS[0]], tmp_path / "course")
+    with sqlite3.connect(tmp_path / "course" / "gradebook.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [((revisions - older).pop(),)]
 
 
 def test_a_variant_release_draws_its_own_cases(roster_course, tmp_path):

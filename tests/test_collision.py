@@ -93,14 +93,23 @@ def test_fine_tuned_heads_fit_their_own_extra_points():
 
 
 @pytest.fixture(scope="module")
-def transfer_setting(mnist5k):
+def transfer_setting(mnist5k, made_once):
     from poisonlab.experiment import train_and_score
 
     d = mnist5k
-    extractor = train_and_score(
-        (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256), epochs=4, lr=0.05
-    ).model.eval()
-    judge = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=4, lr=0.05, seed=7).model.eval()
+
+    def train(folder):  # once per test run: the pytest workers load the same two models
+        extractor = train_and_score(
+            (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256), epochs=4, lr=0.05
+        ).model
+        judge = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=4, lr=0.05, seed=7).model
+        folder.mkdir(parents=True)
+        torch.save({"extractor": extractor, "judge": judge}, folder / "models.pt")
+        return [folder / "models.pt"]
+
+    _, (saved,) = made_once("transfer-models", train)
+    trained = torch.load(saved, weights_only=False)
+    extractor, judge = trained["extractor"].eval(), trained["judge"].eval()
     pair = d.pair(3, 8)  # 3 → 0, 8 → 1
     pick = torch.randperm(len(pair.y_train), generator=torch.Generator().manual_seed(1))[:40]
     targets = pair.x_test[pair.y_test == 0][:12]

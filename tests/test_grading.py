@@ -3,6 +3,7 @@
 (Submissions that crash, hang or cheat: test_grading_integrity.py.)
 """
 
+import threading
 from pathlib import Path
 
 import nbformat
@@ -20,7 +21,7 @@ def test_reference_solutions_score_full_marks_in_every_chapter(nbgrader_course, 
         reference = nbformat.read(nbgrader_course / "source" / path.stem / f"{path.stem}.ipynb", as_version=4)
         (tmp_path / "teacher").mkdir(exist_ok=True)
         nbformat.write(reference, tmp_path / "teacher" / f"{path.stem}.ipynb")
-    rows = grade.grade(tmp_path, nbgrader_course, tmp_path / "out", timeout=120)
+    rows = grade.grade(tmp_path, nbgrader_course, tmp_path / "out", timeout=120, jobs=2)
     assert {g.chapter for g in rows} == {p.stem for p in CHAPTERS}
     assert all(g.points == g.max_points > 0 for g in rows), [(g.chapter, g.exercise, g.message) for g in rows]
 
@@ -41,9 +42,25 @@ def test_each_student_is_graded_on_their_own_variant(roster_course, tmp_path):
         nb = answer(nbformat.read(released[name], as_version=4), 1, right)
         submit(tmp_path / "subs", name, nb)
     submit(tmp_path / "subs", "eve", answer(nbformat.read(released["ada"], as_version=4), 1, right))
-    rows = grade.grade(tmp_path / "subs", course, tmp_path / "out", timeout=60)
+    rows = grade.grade(tmp_path / "subs", course, tmp_path / "out", timeout=60, jobs=2)
     assert points(rows, "ada") == [2.0, 0, 0] and points(rows, "bo") == [2.0, 0, 0]
     assert points(rows, "eve") == [0, 0, 0] and "not on the roster" in rows[-1].message
+
+
+def test_jobs_run_submissions_side_by_side_and_the_rows_keep_their_order(nbgrader_course, tmp_path, monkeypatch):
+    both_running = threading.Barrier(2, timeout=30)
+
+    def run_isolated(nb, workdir, **limits):  # a worker that returns only once the other one runs too
+        both_running.wait()
+        return "stopped after the time limit of 1 s"
+
+    monkeypatch.setattr(grade, "run_isolated", run_isolated)
+    for student in ("a", "b"):
+        submit(tmp_path / "subs", student, student_notebook(nbgrader_course))
+    rows = grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", jobs=2)
+    assert [g.student for g in rows] == ["a"] * 3 + ["b"] * 3 and all("time limit" in g.message for g in rows)
+    with pytest.raises(ValueError, match="jobs"):
+        grade.grade(tmp_path / "subs", nbgrader_course, tmp_path / "out", jobs=0)
 
 
 def test_grade_reports_an_unknown_assignment(nbgrader_course, tmp_path):

@@ -44,6 +44,25 @@ def test_works_that_share_a_label_get_a_letter():
     assert labels == ["Chen et al., 2017a", "Chen et al., 2017b", "Gu, 2017"]
 
 
+def test_a_bibliography_is_labelled_with_one_lookup_of_the_text_backend(monkeypatch):
+    """Each pybtex plugin lookup reads the entry points of every installed package: the labels look
+    up the plain-text backend once, not once for every author's name."""
+    import pybtex.plugin
+    from poisonlab_course import citations
+
+    lookups, find_plugin = [], pybtex.plugin.find_plugin
+
+    def counted(group, name=None, filename=None):
+        lookups.append((group, name))
+        return find_plugin(group, name, filename)
+
+    monkeypatch.setattr(pybtex.plugin, "find_plugin", counted)
+    citations._text_backend.cache_clear()
+    entries = [_entry(k, ["Chen, X", "Liu, C", "Li, B"], "2017") for k in "abcd"]
+    assert [citations.author_year_label(e) for e in entries] == ["Chen et al., 2017"] * 4
+    assert lookups.count(("pybtex.backends", "text")) == 1
+
+
 def test_the_author_year_style_is_registered_with_pybtex():
     from pybtex.plugin import find_plugin
 

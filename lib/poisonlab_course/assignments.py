@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -233,16 +231,31 @@ def _nbgrader(out: Path):
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
+def gradebook_version() -> str:
+    """The revision of nbgrader's database schema, which nbgrader writes into a new gradebook: the head
+    of its alembic migration scripts, read here with alembic's Python API."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    config = Config()
+    config.set_main_option("script_location", ALEMBIC_DIR)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 @contextlib.contextmanager
-def _interpreter_on_path() -> Iterator[None]:
-    """nbgrader runs its helper ``alembic`` by name when it creates a gradebook: the folder of this
-    interpreter's scripts goes first on the PATH meanwhile."""
-    before = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{before}"
+def _gradebook_version_in_process() -> Iterator[None]:
+    """nbgrader learns that revision, when it creates a gradebook, by running the ``alembic`` command
+    in a new Python, seconds for one line of output: meanwhile it reads :func:`gradebook_version`
+    in this process instead."""
+    from nbgrader import api
+
+    before = api.get_alembic_version
+    api.get_alembic_version = gradebook_version
     try:
         yield
     finally:
-        os.environ["PATH"] = before
+        api.get_alembic_version = before
 
 
 def generate(
@@ -278,7 +291,7 @@ def generate(
         nb = source_notebook(path, points=points, variant=variant)
         answers = nb.metadata.pop("written_answers")
         nbformat.write(nb, out / "source" / stem / f"{stem}.ipynb")
-        with _interpreter_on_path():
+        with _gradebook_version_in_process():
             run = api.generate_assignment(stem, force=True)
         student = out / "release" / stem / f"{stem}.ipynb"
         if not run["success"] or not student.exists():

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import cache
 from string import ascii_lowercase
+
+
+@cache
+def _text_backend():
+    """pybtex's plain-text backend, looked up once: each lookup (``Text.render_as``) reads the entry
+    points of every installed package, a tenth of a second or more for every name of a bibliography."""
+    from pybtex.plugin import find_plugin
+
+    return find_plugin("pybtex.backends", "text")()
 
 
 def _surname(person) -> str:
     from pybtex.richtext import Text
 
-    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
+    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render(_text_backend())
 
 
 def author_year_label(entry) -> str:

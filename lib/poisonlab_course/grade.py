@@ -14,7 +14,10 @@ How a submission is graded, and why:
    executes that notebook in an empty temporary folder, under a wall-clock limit and a memory cap
    (``RLIMIT_DATA``, inherited by the kernel); the worker, its kernel and every process seen under them
    are killed when it ends. A notebook that is not valid JSON, raises, or hangs gets zero for what did
-   not run, with a message, and grading goes on.
+   not run, with a message, and grading goes on. With ``--jobs n``, n workers run side by side, each
+   under its own limits; the grader's own work (step 3) is done one submission at a time. Workers that
+   run at the same time run as the same user, so one could reach the temporary folder of another:
+   one at a time, the default, leaves none to reach.
 3. **Scores are computed in the grader's process.** The grader first runs each checker on the instructor's
    reference solution, in its own process, to learn the inputs of every call it makes. The worker only
    calls the student's function on those inputs and saves what it *returned* (with ``torch.save``); no
@@ -30,7 +33,8 @@ Outputs, under ``--out``: ``grades.csv`` (student, chapter, exercise, points, ma
 ``feedback/<student>/<chapter>.md``. Partial credit: an exercise's points are its maximum times the share
 of its checker's cases that passed.
 
-Usage: ``python -m poisonlab_course.grade <folder> [--course DIR] [--out DIR] [--timeout S] [--memory MiB]``.
+Usage: ``python -m poisonlab_course.grade <folder> [--course DIR] [--out DIR] [--timeout S] [--memory MiB]
+[--jobs N]``.
 """
 
 from __future__ import annotations
@@ -40,14 +44,15 @@ import csv
 import io
 import os
 import re
-import resource
 import shlex
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,14 +247,6 @@ def graded_notebook(
     return nb
 
 
-def _limits(memory_mb: int):
-    def apply() -> None:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-
-    return apply
-
-
 _SANDBOX: list[bool] = []  # whether unshare can give the worker a private view of the file system
 
 
@@ -289,22 +286,25 @@ def run_isolated(
     nb: nbformat.NotebookNode, workdir: Path, *, timeout: float, memory_mb: int, hidden: list[Path] | None = None
 ) -> str | None:
     """Execute ``nb`` in a worker process inside ``workdir``, with the folders in ``hidden`` out of its
-    sight (see :func:`sandbox_prefix`); None if it finished, else why not."""
+    sight (see :func:`sandbox_prefix`) and its memory capped by the worker itself before it starts the
+    kernel; None if it finished, else why not. Safe to call from several threads at once."""
     import psutil
 
     path = workdir / "graded.ipynb"
     nbformat.write(nb, path)
     log = workdir / "worker.log"  # a file, not a pipe: a process the submission leaves behind cannot block us
-    command = [*sandbox_prefix(hidden or []), sys.executable, "-m", "poisonlab_course.worker", str(path)]
+    command = [
+        *sandbox_prefix(hidden or []),
+        sys.executable,
+        "-m",
+        "poisonlab_course.worker",
+        str(path),
+        "--memory",
+        str(int(memory_mb)),
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            command,
-            cwd=workdir,
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_limits(memory_mb),
+            command, cwd=workdir, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
         )
     worker = psutil.Process(proc.pid)
     seen: set[psutil.Process] = set()
@@ -422,6 +422,9 @@ INTROSPECTION = re.compile(r"_getframe|f_locals|f_back|f_globals|\binspect\b|\bg
 _SOURCES: dict[str, nbformat.NotebookNode] = {}  # the instructor's notebooks, read once by grade()
 _INPUTS: dict[tuple, list] = {}  # (notebook, exercise, variant) -> the checker's calls, computed once
 _HIDDEN: list[Path] = []  # other folders the workers must not see: the grades, the submissions
+#: Held while a submission's notebook is built and while its answers are replayed: the checkers run in
+#: this process and draw their cases from one global variant, so one submission at a time does that.
+_IN_PROCESS = threading.Lock()
 
 
 def variants(course: Path) -> dict[str, int] | None:
@@ -463,24 +466,27 @@ def grade_one(student: str, chapter: str, path: Path, course: Path, *, timeout: 
         work = Path(tmp)
         answers = work / "answers"
         answers.mkdir()
-        stopped = run_isolated(
-            graded_notebook(source, submission, exercises, answers, variant),
-            work,
-            timeout=timeout,
-            memory_mb=memory_mb,
-            hidden=[course.resolve(), *_HIDDEN],
-        )
+        with _IN_PROCESS:
+            graded = graded_notebook(source, submission, exercises, answers, variant)
+        stopped = run_isolated(graded, work, timeout=timeout, memory_mb=memory_mb, hidden=[course.resolve(), *_HIDDEN])
         grades = []
-        for ex in exercises:
-            share, report = replay(ex, answers / f"exercise-{ex.number}.pt", variant)
-            if stopped and share == 0:
-                report = f"{stopped}; {report}"
-            grades.append(Grade(student, chapter, ex.number, round(share * ex.points, 2), ex.points, report))
+        with _IN_PROCESS:
+            for ex in exercises:
+                share, report = replay(ex, answers / f"exercise-{ex.number}.pt", variant)
+                if stopped and share == 0:
+                    report = f"{stopped}; {report}"
+                grades.append(Grade(student, chapter, ex.number, round(share * ex.points, 2), ex.points, report))
     return grades
 
 
-def grade(folder: Path, course: Path, out: Path, *, timeout: float = 120, memory_mb: int = 2048) -> list[Grade]:
-    """Grade every submission under ``folder``; writes ``out/grades.csv`` and ``out/feedback``."""
+def grade(
+    folder: Path, course: Path, out: Path, *, timeout: float = 120, memory_mb: int = 2048, jobs: int = 1
+) -> list[Grade]:
+    """Grade every submission under ``folder``, ``jobs`` at a time (each under its own limits); writes
+    ``out/grades.csv`` and ``out/feedback``. The rows come in the order of the submissions, whatever
+    order they finish in."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     import importlib
     import pkgutil
 
@@ -497,19 +503,27 @@ def grade(folder: Path, course: Path, out: Path, *, timeout: float = 120, memory
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "feedback", ignore_errors=True)
     _HIDDEN[:] = [out.resolve(), folder.resolve()]
-    rows = []
-    for student, chapter, path in _submissions(folder):
+    sandbox_prefix([])  # decided (and said) once, before the workers start
+    submissions = _submissions(folder)
+
+    def timed(submission: tuple[str, str, Path]) -> tuple[list[Grade], float]:
         start = time.perf_counter()
-        grades = grade_one(student, chapter, path, course, timeout=timeout, memory_mb=memory_mb)
-        rows += grades
-        feedback = out / "feedback" / student / f"{chapter}.md"
-        feedback.parent.mkdir(parents=True, exist_ok=True)
-        total, most = sum(g.points for g in grades), sum(g.max_points for g in grades)
-        sections = [
-            f"## Exercise {g.exercise}: {g.points:g} of {g.max_points:g}\n\n```\n{g.message}\n```" for g in grades
-        ]
-        feedback.write_text(f"# {chapter}: {total:g} of {most:g} points\n\n" + "\n\n".join(sections) + "\n")
-        print(f"{student:>20} {chapter}: {total:g}/{most:g} ({time.perf_counter() - start:.1f} s)", flush=True)
+        grades = grade_one(*submission, course, timeout=timeout, memory_mb=memory_mb)
+        return grades, time.perf_counter() - start
+
+    rows = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        # each result as soon as it and those before it are in: feedback and progress as grading goes
+        for (student, chapter, _), (grades, seconds) in zip(submissions, pool.map(timed, submissions)):
+            rows += grades
+            feedback = out / "feedback" / student / f"{chapter}.md"
+            feedback.parent.mkdir(parents=True, exist_ok=True)
+            total, most = sum(g.points for g in grades), sum(g.max_points for g in grades)
+            sections = [
+                f"## Exercise {g.exercise}: {g.points:g} of {g.max_points:g}\n\n```\n{g.message}\n```" for g in grades
+            ]
+            feedback.write_text(f"# {chapter}: {total:g} of {most:g} points\n\n" + "\n\n".join(sections) + "\n")
+            print(f"{student:>20} {chapter}: {total:g}/{most:g} ({seconds:.1f} s)", flush=True)
     with open(out / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student", "chapter", "exercise", "points", "max", "message"])
@@ -534,10 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "grades")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per submission")
     parser.add_argument("--memory", type=int, default=2048, help="MiB per submission")
+    parser.add_argument("--jobs", type=int, default=1, help="submissions run side by side")
     args = parser.parse_args(argv)
     if args.submissions is None or not args.submissions.is_dir():
         parser.error("give the folder of submissions, e.g. make grade SUBMISSIONS=path/to/folder")
-    grade(args.submissions, args.course, args.out, timeout=args.timeout, memory_mb=args.memory)
+    grade(args.submissions, args.course, args.out, timeout=args.timeout, memory_mb=args.memory, jobs=args.jobs)
     print(f"grades: {args.out / 'grades.csv'}; feedback: {args.out / 'feedback'}")
     return 0
 
