@@ -68,10 +68,10 @@ reader-test: $(STAMP)
 # with the browser test of the reader copies in JupyterLab.
 NOT_SITE := --ignore=tests/test_site_browser.py --ignore=tests/test_reader_jupyterlab.py
 test: $(STAMP)
-	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests $(NOT_SITE)
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load tests $(NOT_SITE)
 
 unit: $(STAMP)
-	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests $(NOT_SITE) \
+	OMP_NUM_THREADS=$(WORKER_THREADS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load tests $(NOT_SITE) \
 		--deselect tests/test_chapters_execute.py::test_chapter_executes
 
 lab: $(STAMP)

@@ -33,16 +33,6 @@ LIMITS = ROOT / "chapters" / "05-limits-of-detection.ipynb"
 ROSTER = "student,variant\nada,\nbo,9\n"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group the tests for pytest-xdist's ``--dist loadgroup`` (``make test``): a test file's tests
-    run in one worker, as with ``loadfile``, so its fixtures are built once; a test that names its
-    own group (each chapter's execution) may run in any worker, so the chapters spread over them."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
-
-
 @pytest.fixture(scope="session")
 def mnist5k() -> pl.Dataset:
     import poisonlab as pl

@@ -21,6 +21,7 @@ from filelock import FileLock
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
+from poisonlab_course import reader
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -90,13 +91,19 @@ def execute_into_cache(path: Path, cache_path: Path, *, fresh: bool = False) -> 
     return f"{path.name}: " + "; ".join(problems) if problems else None
 
 
-@pytest.mark.parametrize(
-    "path", [pytest.param(p, marks=pytest.mark.xdist_group(p.stem)) for p in CHAPTERS], ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_executes(path: Path) -> None:
+    """The chapter executes without error, and its reader copy in ``notebooks/`` is the one
+    regenerated from this very execution (checked here, not in a separate test, because pytest-xdist
+    gives no guarantee that another test runs after this one in the same worker)."""
     failure = execute_into_cache(path, CACHE_PATH, fresh=bool(os.environ.get("CHAPTERS_FRESH")))
     if failure:
         pytest.fail(failure, pytrace=False)
+    executed = reader.executed_chapter(path, CACHE_PATH)
+    stored = (ROOT / "notebooks" / path.name).read_text()
+    assert reader.matches(stored, path, executed, reader.book()), (
+        f"notebooks/{path.name} is out of date with this run of chapters/{path.name}: run `make notebooks`"
+    )
 
 
 def test_a_failing_cell_is_reported_and_a_passing_notebook_is_cached(tmp_path: Path) -> None:

@@ -105,22 +105,6 @@ def test_a_reader_copy_runs_the_chapters_own_code_with_the_exercises_as_stubs(pa
     assert setup.startswith("# Setup") and 'if "google.colab" in sys.modules:' in setup
 
 
-@pytest.mark.parametrize(
-    "path", [pytest.param(p, marks=pytest.mark.xdist_group(p.stem)) for p in CHAPTERS], ids=lambda p: p.stem
-)
-def test_the_reader_copy_matches_the_chapter_and_its_last_run(path):
-    """Regenerated from the chapter's executed copy in the site's cache (test_chapters_execute.py
-    fills it first, in the same worker), the reader copy is the one committed."""
-    try:
-        executed = reader.executed_chapter(path)
-    except LookupError as error:
-        pytest.skip(str(error))
-    stored = (COPIES / path.name).read_text()
-    assert reader.matches(stored, path, executed, reader.book()), (
-        f"notebooks/{path.name} is out of date: run `make notebooks`"
-    )
-
-
 def test_the_setup_cell_installs_the_course_on_colab(tmp_path):
     """The prologue's setup cell, in a fresh kernel where ``google.colab`` exists, installs the
     package (here from this clone instead of the network) and imports it."""
