@@ -423,3 +423,15 @@ def test_poisons_removed_and_the_threshold_of_the_removal():
         detect.poisons_removed(scores, labels, is_poison[:4], 0.2)
     with pytest.raises(ValueError, match="eps"):
         detect.poisons_removed(scores, labels, is_poison, 1.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_silhouette_is_scikit_learns_and_zero_for_one_cluster(seed):
+    from sklearn.metrics import silhouette_score
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(40, 3, generator=g).double()
+    assign = (torch.rand(40, generator=g) < 0.3).long()
+    assign[:2] = torch.tensor([0, 1])  # both clusters present
+    assert detect._silhouette(z, assign) == pytest.approx(silhouette_score(z.numpy(), assign.numpy()), rel=1e-12)
+    assert detect._silhouette(z, torch.zeros(40, dtype=torch.long)) == 0.0

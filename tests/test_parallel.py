@@ -78,3 +78,14 @@ def test_run_grid_groups_the_runs_by_setting_in_order():
         parallel.run_grid(lambda s, i: i, [1, 2], [], progress=False)
     with pytest.raises(ValueError, match="hashable"):
         parallel.run_grid(lambda s, i: i, [[1], [2]], [0], progress=False)
+
+
+def test_workers_run_torch_and_numpys_blas_at_one_thread():
+    """Two workers each using every core would oversubscribe the CPU."""
+    import numpy as np  # noqa: F401  (loads the BLAS library threadpoolctl reports on)
+    from threadpoolctl import threadpool_info
+
+    def threads(_):
+        return torch.get_num_threads(), max(p["num_threads"] for p in threadpool_info())
+
+    assert parallel.run_parallel(threads, [0, 1], workers=2, progress=False) == [(1, 1), (1, 1)]

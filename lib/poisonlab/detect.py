@@ -440,18 +440,18 @@ class Clusters:
 
 
 def _silhouette(z: torch.Tensor, assign: torch.Tensor) -> float:
+    """The mean silhouette (b − a) / max(a, b) of a 2-clustering of the points z (n, d), with a a
+    point's mean distance to the rest of its cluster and b to the other cluster; a point alone in
+    its cluster, or every point of a one-cluster assignment, counts 0 (Rousseeuw 1987)."""
+    n = len(z)
     d = torch.cdist(z, z)
-    out = []
-    for i in range(len(z)):
-        same = assign == assign[i]
-        n_same = int(same.sum())
-        if n_same <= 1 or n_same == len(z):
-            out.append(0.0)
-            continue
-        a = float(d[i, same].sum()) / (n_same - 1)
-        b = float(d[i, ~same].mean())
-        out.append((b - a) / max(a, b, 1e-12))
-    return sum(out) / len(out)
+    same = assign[:, None] == assign[None, :]
+    n_same = same.sum(1)
+    a = (d * same).sum(1) / (n_same - 1).clamp(min=1)
+    b = (d * ~same).sum(1) / (n - n_same).clamp(min=1)
+    s = (b - a) / torch.maximum(torch.maximum(a, b), torch.tensor(1e-12, dtype=d.dtype))
+    s = torch.where((n_same <= 1) | (n_same == n), torch.zeros_like(s), s)
+    return float(s.sum()) / n
 
 
 REDUCTIONS = ("pca", "ica")
