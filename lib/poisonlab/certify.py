@@ -7,7 +7,7 @@ gets the class most base classifiers vote for (ties go to the smallest class ind
 removing one training point changes one part, so it changes at most one vote: one vote leaves the
 winner and at most one vote joins a rival, and the gap between them shrinks by at most 2. Hence
 their Theorem 1: with n_c the votes for class c and ĉ the prediction, the prediction cannot change
-under any ρ insertions or removals of training points as long as
+under any ρ insertions or removals of training points as long as::
 
     ρ ≤ ρ̄(x) = ⌊(n_ĉ − max_{c ≠ ĉ} (n_c + 1[c < ĉ])) / 2⌋,
 
@@ -177,7 +177,7 @@ def certify(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Returns:
         ``(prediction, radius)``, both (M,) int64: the class with most votes (ties to the smallest
-        index) and ρ̄ = ⌊(n_ĉ − max_{c≠ĉ}(n_c + 1[c < ĉ])) / 2⌋ >= 0, the number of inserted or
+        index) and ``ρ̄ = ⌊(n_ĉ − max_{c≠ĉ}(n_c + 1[c < ĉ])) / 2⌋`` >= 0, the number of inserted or
         removed training points the prediction provably survives.
     """
     if not isinstance(counts, torch.Tensor) or counts.dim() != 2 or counts.shape[1] < 2:

@@ -1,0 +1,219 @@
+"""Model inspection: Neural Cleanse (Wang et al. 2019, "Neural Cleanse: Identifying and Mitigating
+Backdoor Attacks in Neural Networks", IEEE S&P).
+
+A backdoor is a shortcut: a small change of any input that sends it to the target class. Neural
+Cleanse looks for that shortcut in the trained model, without the training data. For each class c
+it finds the smallest mask ``m_c ∈ [0, 1]^{H×W}`` and a pattern ``p_c ∈ [0, 1]^{C×H×W}`` such that stamping::
+
+    x' = (1 − m_c) ⊙ x + m_c ⊙ p_c
+
+sends clean inputs x to c (their eq. 2–3)::
+
+    min_{m_c, p_c}  E_x [ CE(f(x'), c) ] + λ ‖m_c‖₁ .
+
+A class the model reaches through a trigger needs a far smaller mask than the others; the outlier
+test on the masks' ℓ1 norms is the **anomaly index**, the distance below the median in units of the
+median absolute deviation (times 1.4826, which makes it a consistent estimate of a Gaussian's
+standard deviation). Wang et al. flag a class whose index exceeds 2. The mitigation they propose
+("unlearning") fine-tunes the model on clean inputs, a share of them stamped with the reversed
+trigger and kept at their true labels.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from poisonlab import _validate
+from poisonlab.progress import progress_bar
+from poisonlab.train import fit
+
+__all__ = ["MAD_SCALE", "ReversedTriggers", "anomaly_index", "reverse_triggers", "stamp", "unlearn"]
+
+#: Consistency constant: 1.4826 · MAD estimates a Gaussian's standard deviation.
+MAD_SCALE = 1.4826
+
+
+@dataclass
+class ReversedTriggers:
+    """The smallest trigger found for each class (:func:`reverse_triggers`).
+
+    Attributes:
+        classes: (K,) the classes inspected.
+        masks: (K, 1, H, W) in [0, 1].
+        patterns: (K, C, H, W) in [0, 1].
+        norms: (K,) the masks' ℓ1 norms (pixels' worth of mask).
+        success: (K,) the share of the inspection images each trigger sends to its class.
+    """
+
+    classes: torch.Tensor
+    masks: torch.Tensor
+    patterns: torch.Tensor
+    norms: torch.Tensor
+    success: torch.Tensor
+
+
+def stamp(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    """(1 − m) ⊙ x + m ⊙ p: images x (N, C, H, W) with a mask (1, H, W) or (1, 1, H, W) and a pattern
+    (C, H, W) broadcast over them."""
+    return (1 - mask) * x + mask * pattern
+
+
+def reverse_triggers(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    classes: list[int] | None = None,
+    steps: int = 150,
+    lr: float = 0.1,
+    lam: float = 0.003,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+) -> ReversedTriggers:
+    """Neural Cleanse's trigger reverse-engineering (Wang et al. 2019, eq. 3), every class at once.
+
+    Masks and patterns are parametrised through a sigmoid (so they stay in [0, 1]) and optimised
+    with Adam for ``steps`` steps, each on a mini-batch of ``batch_size`` of the images ``x``
+    stamped with all the classes' triggers in one forward pass. λ is fixed (the paper adapts it
+    during the search; a fixed λ is enough to rank the classes). The model is not changed.
+
+    Args:
+        model: a classifier (N, C, H, W) → (N, K) logits, in eval mode during the search.
+        x: clean inputs (N, C, H, W) in [0, 1], e.g. a few hundred test images.
+        classes: the classes to inspect; default every class the model outputs.
+        steps: optimisation steps, >= 1.
+        lr: Adam's step size, > 0.
+        lam: the weight λ of the mask's ℓ1 norm, >= 0.
+        batch_size: images per step, >= 1.
+        seed: seeds the initial masks and patterns and the mini-batches.
+        progress: a progress bar over the steps.
+
+    Returns:
+        :class:`ReversedTriggers`, with each trigger's success measured on all of ``x``.
+    """
+    x = _validate.finite("x", _validate.images("x", x))
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one image, got 0")
+    steps = _validate.positive_int("steps", steps)
+    lr = _validate.positive_float("lr", lr)
+    lam = _validate.positive_float("lam", lam, allow_zero=True)
+    batch_size = _validate.positive_int("batch_size", batch_size)
+    g = _validate.generator(seed)
+    was_training = model.training
+    model.eval()
+    params = list(model.parameters())
+    device = params[0].device if params else torch.device("cpu")
+    x = x.to(device)
+    with torch.no_grad():
+        k = int(model(x[:1]).shape[1])
+    wanted = list(range(k)) if classes is None else [_validate.class_index("classes", c, k) for c in classes]
+    if not wanted or len(set(wanted)) != len(wanted):
+        raise ValueError(f"classes must be distinct classes of the model, got {classes!r}")
+    n_cls, (c, h, w) = len(wanted), x.shape[1:]
+    target = torch.tensor(wanted, device=device)
+    mask_logit = torch.randn(n_cls, 1, 1, h, w, generator=g).to(device).requires_grad_()
+    pattern_logit = torch.randn(n_cls, 1, c, h, w, generator=g).to(device).requires_grad_()
+    opt = torch.optim.Adam([mask_logit, pattern_logit], lr=lr, betas=(0.5, 0.9))
+    frozen = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    bar = progress_bar(steps, desc="reversing triggers", unit="step") if progress else None
+    try:
+        for _ in range(steps):
+            batch = x[torch.randint(len(x), (min(batch_size, len(x)),), generator=g).to(device)]
+            mask, pattern = torch.sigmoid(mask_logit), torch.sigmoid(pattern_logit)
+            stamped = stamp(batch[None], mask, pattern).reshape(-1, c, h, w)  # (K·B, C, H, W)
+            labels = target.repeat_interleave(len(batch))
+            loss = F.cross_entropy(model(stamped), labels, reduction="sum") / len(batch)
+            loss = loss + lam * mask.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        for p, f in zip(params, frozen):
+            p.requires_grad_(f)
+        model.train(was_training)
+    with torch.no_grad():
+        masks, patterns = torch.sigmoid(mask_logit)[:, 0], torch.sigmoid(pattern_logit)[:, 0]
+        success = torch.stack(
+            [(model(stamp(x, masks[i], patterns[i])).argmax(1) == wanted[i]).double().mean() for i in range(n_cls)]
+        )
+    return ReversedTriggers(
+        torch.tensor(wanted), masks.cpu(), patterns.cpu(), masks.flatten(1).sum(1).cpu(), success.cpu().float()
+    )
+
+
+def anomaly_index(norms: torch.Tensor) -> torch.Tensor:
+    """How far each mask norm lies *below* the median, in robust standard deviations (Wang et al.
+    2019, Section 4.2): (median − ‖m_c‖₁) / (1.4826 · MAD). Positive for classes with smaller masks
+    than typical; Wang et al. flag a class above 2.
+
+    Args:
+        norms: (K,) the masks' ℓ1 norms, K >= 3, finite, not all equal.
+
+    Returns:
+        (K,) float64.
+    """
+    if not isinstance(norms, torch.Tensor) or norms.dim() != 1 or len(norms) < 3:
+        raise ValueError(f"norms must be a tensor (K,) with K >= 3, got {getattr(norms, 'shape', norms)!r}")
+    norms = _validate.finite("norms", norms.double())
+    median = norms.quantile(0.5)  # the mean of the two middle values when K is even, as NumPy's
+    mad = (norms - median).abs().quantile(0.5)
+    if float(mad) == 0:
+        raise ValueError("norms have a median absolute deviation of 0: the index is undefined")
+    return (median - norms) / (MAD_SCALE * mad)
+
+
+def unlearn(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    pattern: torch.Tensor,
+    *,
+    share: float = 0.2,
+    epochs: int = 2,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> nn.Module:
+    """Neural Cleanse's mitigation by unlearning (Wang et al. 2019, Section 6.3): a copy of ``model``
+    fine-tuned on clean data in which a ``share`` of the images carry the reversed trigger and keep
+    their true labels, so the model learns that the trigger means nothing.
+
+    Args:
+        model: the inspected classifier (not changed).
+        x, y: clean training images (N, C, H, W) and their labels (N,).
+        mask, pattern: the reversed trigger of the flagged class ((1, H, W) and (C, H, W)).
+        share: the share of images stamped, in (0, 1].
+        epochs, lr: the fine-tuning (SGD with momentum, batch 64).
+        seed: which images are stamped, and the shuffling.
+
+    Returns:
+        The fine-tuned copy, in eval mode.
+    """
+    x = _validate.finite("x", _validate.images("x", x))
+    y = _validate.labels("y", y, n=x.shape[0])
+    share = _validate.fraction("share", share, closed=True)
+    if share == 0:
+        raise ValueError("share must be in (0, 1], got 0")
+    if mask.shape[-2:] != x.shape[-2:] or pattern.shape != x.shape[1:]:
+        raise ValueError(
+            f"mask must be (1, H, W) and pattern (C, H, W) for images {tuple(x.shape[1:])}, "
+            f"got {tuple(mask.shape)} and {tuple(pattern.shape)}"
+        )
+    g = _validate.generator(seed)
+    chosen = torch.randperm(len(x), generator=g)[: max(1, round(share * len(x)))]
+    stamped = x.clone()
+    stamped[chosen] = stamp(x[chosen], mask.to(x.device), pattern.to(x.device)).clamp(0, 1)
+    clean = copy.deepcopy(model)
+    fit(clean, stamped, y, epochs=epochs, lr=lr, batch_size=64, seed=seed, progress=False)
+    return clean.eval()
