@@ -114,7 +114,7 @@ def test_detection_report_agrees_with_scikit_learn():
     flags = scores > 1.0
     r = detect.detection_report(flags, truth)
     assert abs(r.precision - int((flags & truth).sum()) / int(flags.sum())) < 1e-12 and r.flagged == float(flags.sum())
-    with pytest.raises(ValueError, match="shaped"):
+    with pytest.raises(ValueError, match="is_poison must be a tensor of shape"):
         detect.detection_report(scores, truth[:5])
     with pytest.raises(ValueError, match="at least one"):
         detect.detection_report(scores, torch.zeros(300, dtype=torch.bool))
@@ -141,7 +141,7 @@ def test_roc_curve_runs_from_origin_to_one_and_its_area_is_the_auc():
     assert abs(area - detect.roc_auc(scores, truth)) < 1e-9
     with pytest.raises(ValueError, match="at least one poison"):
         detect.roc_curve(scores, torch.zeros(200, dtype=torch.bool))
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="is_poison must be a tensor of shape"):
         detect.roc_curve(scores, truth[:10])
 
 
@@ -294,7 +294,7 @@ def test_removal_recall_counts_the_poisons_in_the_removed_top_of_the_class():
     assert detect.removal_recall(scores, is_poison, 0.0) == 0.0  # ε = 0 removes nothing
     with pytest.raises(ValueError, match="no poison"):
         detect.removal_recall(scores, torch.zeros(20, dtype=torch.bool), 0.1)
-    with pytest.raises(ValueError, match="is_poison must be shaped"):
+    with pytest.raises(ValueError, match="is_poison must be a tensor of shape"):
         detect.removal_recall(scores, is_poison[:10], 0.1)
     with pytest.raises(ValueError, match="1-D"):
         detect.removal_recall(scores.view(4, 5), is_poison, 0.1)
@@ -313,7 +313,7 @@ def test_spike_visibility_is_loud_for_a_planted_spike_and_quiet_without_one():
     quiet_reps, _, _ = spiked(shift=0.0, d=50)
     quiet = detect.spike_visibility(quiet_reps[one], is_poison[one])
     assert quiet.separation < 0.1 and abs(quiet.auc - 0.5) < 0.2 and quiet.cos2 < 0.25
-    with pytest.raises(ValueError, match="is_poison must have shape"):
+    with pytest.raises(ValueError, match="is_poison must be a tensor of shape"):
         detect.spike_visibility(reps[one], is_poison)
     with pytest.raises(ValueError, match="2-D"):
         detect.spike_visibility(reps[one][:, 0], is_poison[one])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from poisonlab import _validate, robust, spiked
+from poisonlab import _validate, collision, robust, spiked
 from poisonlab.data import random_split
 from poisonlab.triggers import Blend, Patch, backdoor
 
@@ -100,3 +100,61 @@ def test_ranges_are_compared_with_the_model_and_the_data(tiny_images):
         implicit_gradient(torch.zeros(2), torch.zeros(1), lambda t, p: t.sum(), lambda t: t.sum(), cg_iter=0)
     with pytest.raises(ValueError, match="lr must be a finite number"):
         pl.fit(model, x, y, epochs=1, lr=float("inf"))
+
+
+NAN_IMAGE = torch.zeros(1, 1, 8, 8).index_put_((torch.tensor([0]),), torch.tensor(float("nan")))
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (
+            lambda: pl.Dataset("d", NAN_IMAGE.expand(2, 1, 8, 8), torch.tensor([0, 1]), X[:2], Y[:2] % 2, ("a", "b")),
+            "x_train must hold finite numbers",
+        ),
+        (
+            lambda: pl.Dataset("d", X[:2], Y[:2] % 2, torch.full((2, 1, 8, 8), float("inf")), Y[:2] % 2, ("a", "b")),
+            "x_test must hold finite numbers",
+        ),
+        (lambda: Patch(2, pattern=torch.tensor([[0.5, float("nan")], [0.0, 1.0]])), "pattern must hold finite"),
+        (lambda: Blend(torch.full((8, 8), float("nan"))), "pattern must hold finite"),
+        (lambda: pl.triggers.Pixels(torch.full((8, 8), float("inf"))), "key must hold finite"),
+    ],
+    ids=["dataset-train", "dataset-test", "patch", "blend", "pixels"],
+)
+def test_nan_and_inf_are_refused_at_construction(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("z", [0.0, -1.96, float("nan"), float("inf"), "1.96x"])
+def test_wilson_interval_refuses_a_non_positive_or_non_finite_z(z):
+    with pytest.raises(ValueError, match="z must be"):
+        collision.wilson_interval(3, 10, z)
+
+
+def test_shaped_like_names_the_argument_the_shape_and_its_origin():
+    mask = torch.zeros(4, dtype=torch.bool)
+    assert _validate.shaped_like("is_poison", mask, (4,)) is mask
+    with pytest.raises(
+        ValueError, match=r"is_poison must be a tensor of shape \(5,\) \(the same shape as labels\), got \(4,\)"
+    ):
+        _validate.shaped_like("is_poison", mask, torch.Size([5]), "labels")
+    with pytest.raises(ValueError, match="got list"):
+        _validate.shaped_like("is_poison", [0, 1], (2,))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: backdoor(X, Y, Patch(2), 1, count=2, source=1),
+        lambda: pl.triggers.tact(X, Y, Patch(2), 1, 1, 2, cover=2),
+        lambda: pl.triggers.adaptive_blend(X, Y, torch.rand(8, 8), 2, 2, cover=2, source=2),
+    ],
+    ids=["backdoor", "tact", "adaptive_blend"],
+)
+def test_a_source_equal_to_the_target_is_refused_the_same_way_everywhere(call):
+    with pytest.raises(ValueError, match="source and target must differ, both are"):
+        call()
+    _validate.distinct_classes(None, 1)
+    _validate.distinct_classes(0, None)

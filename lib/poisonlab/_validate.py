@@ -138,3 +138,21 @@ def class_index(name: str, value: Any, num_classes: int) -> int:
     if not 0 <= value < num_classes:
         raise ValueError(f"{name} must be in [0, {num_classes}), got {value}")
     return value
+
+
+def shaped_like(name: str, value: Any, shape: tuple[int, ...] | torch.Size, what: str = "") -> torch.Tensor:
+    """Check ``value`` is a tensor of exactly ``shape`` (e.g. an ``is_poison`` mask matching the
+    labels); ``what`` names what the shape comes from, for the message."""
+    shape = tuple(shape)
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        like = f" (the same shape as {what})" if what else ""
+        raise ValueError(f"{name} must be a tensor of shape {shape}{like}, got {got}")
+    return value
+
+
+def distinct_classes(source: int | None, target: int | None) -> None:
+    """Check a source class differs from the target class (a source-specific attack whose source is
+    its own target changes nothing); ``None`` for either passes."""
+    if source is not None and target is not None and source == target:
+        raise ValueError(f"source and target must differ, both are {source}")

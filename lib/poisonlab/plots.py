@@ -1325,8 +1325,7 @@ def score_histograms(
             p = torch.as_tensor(panel["is_poison"]).bool().cpu()
             if s.ndim != 1 or p.shape != s.shape:
                 raise ValueError("every panel needs 1-D scores and an is_poison mask of the same shape")
-            if not bool(torch.isfinite(s).all()):
-                raise ValueError("scores contain NaN or infinite values")
+            _validate.finite("scores", s)
             if not bool((~p).any()):
                 raise ValueError("every panel needs at least one clean point")
             top = float(s.abs().max()) or 1.0
