@@ -364,12 +364,12 @@ def test_signature_aucs_find_a_patch_the_representation_keeps():
 
 def test_early_gradient_scores_score_the_target_class_of_a_short_run():
     x, y, is_poison = patched_images()
-    scores = detect.early_gradient_scores(x, y, 0, epochs=1, lr=0.1, seed=3, model="mlp")
+    scores = detect.early_gradient_scores(x, y, 0, epochs=1, lr=0.1, seed=3, arch="mlp")
     assert scores.shape == (60,) and bool((scores[y != 0] == 0).all()) and bool((scores[y == 0] >= 0).all())
     net = models.make("mlp", (1, 8, 8), 3, seed=3)
     train.fit(net, x, y, epochs=1, lr=0.1, seed=3, progress=False)
     assert torch.equal(scores[y == 0], detect.gradient_scores(net, x[y == 0], y[y == 0]))  # the same short run
-    assert torch.equal(scores, detect.early_gradient_scores(x, y, 0, epochs=1, lr=0.1, seed=3, model="mlp"))
+    assert torch.equal(scores, detect.early_gradient_scores(x, y, 0, epochs=1, lr=0.1, seed=3, arch="mlp"))
     with pytest.raises(ValueError, match="target"):
         detect.early_gradient_scores(x, y, 5)
     with pytest.raises(ValueError, match="epochs"):

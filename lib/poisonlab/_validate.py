@@ -156,3 +156,14 @@ def distinct_classes(source: int | None, target: int | None) -> None:
     its own target changes nothing); ``None`` for either passes."""
     if source is not None and target is not None and source == target:
         raise ValueError(f"source and target must differ, both are {source}")
+
+
+def renamed(name: str, value: Any, old_name: str, old_value: Any, default: Any) -> Any:
+    """The value of an argument that has a new ``name`` and an ``old_name`` still accepted for
+    existing code (``arch`` was ``model``): ``old_value`` when it is given (not ``None``), else
+    ``value``; both given and different is an error."""
+    if old_value is None:
+        return value
+    if value != default and value != old_value:
+        raise ValueError(f"{name} and its old name {old_name} disagree: {value!r} and {old_value!r}; give only {name}")
+    return old_value

@@ -163,7 +163,7 @@ class Dataset:
         )
 
 
-def load(name: str, seed: int = 0, *, root: str | os.PathLike | None = None, download: bool = True) -> Dataset:
+def load(name: str, *, seed: int = 0, root: str | os.PathLike | None = None, download: bool = True) -> Dataset:
     """Load a dataset by name.
 
     Args:

@@ -79,7 +79,8 @@ def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             present needs at least 2 samples.
 
     Returns:
-        Scores (N,) ≥ 0, comparable within a class.
+        Scores (N,) ≥ 0, comparable within a class; ``float64`` on the CPU, as every score of
+        this module (computed in the dtype of ``reps``).
     """
     reps = _finite_matrix("reps", reps)
     scores = torch.zeros(reps.shape[0], dtype=reps.dtype, device=reps.device)
@@ -88,7 +89,7 @@ def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         centred = r - r.mean(0)
         v = top_direction(centred)
         scores[idx.to(reps.device)] = (centred @ v).pow(2)
-    return scores.cpu()
+    return scores.cpu().double()
 
 
 def mixture_covariance(
@@ -331,7 +332,7 @@ def gradient_scores(
         seed: seeds the starting subspace of the iteration.
 
     Returns:
-        Scores (N,) ≥ 0.
+        Scores (N,) ≥ 0, ``float64`` on the CPU.
     """
     if not hasattr(model, "features") or not hasattr(model, "head"):
         raise ValueError("model must have .features and .head (a poisonlab Classifier)")
@@ -345,7 +346,7 @@ def gradient_scores(
         mean = (ac.T @ bc) / len(idx)
         proj = torch.einsum("nk,kf,nf->n", ac, v, bc) - (mean * v).sum()
         scores[idx] = proj.pow(2)
-    return scores.float()
+    return scores
 
 
 def early_gradient_scores(
@@ -356,10 +357,12 @@ def early_gradient_scores(
     epochs: int = 1,
     lr: float = 0.05,
     seed: int = 0,
-    model: str = "cnn",
+    arch: str = "cnn",
+    model: str | None = None,
 ) -> torch.Tensor:
-    """Gradient signatures read early: train a fresh ``model`` for a few ``epochs`` on the (poisoned)
-    training set, then score the class ``target`` by :func:`gradient_scores`. Poisons that a
+    """Gradient signatures read early: train a fresh model of architecture ``arch`` for a few
+    ``epochs`` on the (poisoned) training set, then score the class ``target`` by
+    :func:`gradient_scores`. Poisons that a
     network has not fitted yet still have large, aligned gradients; once they are fitted the
     signature fades (the "look early" idea of Li et al. 2021, "Anti-backdoor learning", applied
     to the gradient covariance signature).
@@ -371,17 +374,19 @@ def early_gradient_scores(
             defaults otherwise).
         lr: its learning rate, > 0.
         seed: seeds the initial weights and the shuffling.
-        model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+        arch: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+        model: the old name of ``arch``, still accepted.
 
     Returns:
-        Scores (N,) ≥ 0: the gradient scores in class ``target``, 0 elsewhere.
+        Scores (N,) ≥ 0, ``float64``: the gradient scores in class ``target``, 0 elsewhere.
     """
     y = _validate.labels("y", y, n=x.shape[0]).cpu()
     t = y == _class_present("target", target, y)
     epochs = _validate.positive_int("epochs", epochs)
-    net = models.make(model, tuple(x.shape[1:]), int(y.max()) + 1, seed=seed)
+    arch = _validate.renamed("arch", arch, "model", model, "cnn")
+    net = models.make(arch, tuple(x.shape[1:]), int(y.max()) + 1, seed=seed)
     fit(net, x, y, epochs=epochs, lr=lr, seed=seed, progress=False)
-    scores = torch.zeros(len(y))
+    scores = torch.zeros(len(y), dtype=torch.float64)
     scores[t] = gradient_scores(net, x[t], y[t])
     return scores
 
@@ -782,8 +787,8 @@ class DetectionReport:
 
 def roc_curve(scores: torch.Tensor, is_poison: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The ROC curve of ``scores`` (N,) against ``is_poison`` (N,): false- and true-positive rates
-    (each (T + 1,), from (0, 0) to (1, 1)) as the threshold falls through the T distinct scores;
-    tied scores enter together, so the curve's area is :func:`roc_auc`."""
+    (each (T + 1,), ``float64``, from (0, 0) to (1, 1)) as the threshold falls through the T
+    distinct scores; tied scores enter together, so the curve's area is :func:`roc_auc`."""
     if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
         raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
     p = _validate.shaped_like("is_poison", is_poison, scores.shape, "scores").bool().cpu()
