@@ -827,9 +827,12 @@ def tpr_at_fpr(scores: torch.Tensor, is_poison: torch.Tensor, fpr: float) -> flo
 
 
 def roc_auc(scores: torch.Tensor, is_poison: torch.Tensor) -> float:
-    """ROC AUC by the Mann–Whitney statistic (average ranks for ties), in [0, 1]."""
-    s = scores.detach().double().cpu()
-    p = is_poison.bool().cpu()
+    """ROC AUC by the Mann–Whitney statistic (average ranks for ties), in [0, 1], of finite
+    ``scores`` (N,) against ``is_poison`` (N,)."""
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
+        raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
+    p = _validate.shaped_like("is_poison", is_poison, scores.shape, "scores").bool().cpu()
+    s = _validate.finite("scores", scores.detach().double().cpu())
     n_pos, n_neg = int(p.sum()), int((~p).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("the AUC needs at least one poison and one clean point")
