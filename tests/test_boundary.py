@@ -80,7 +80,7 @@ def test_zero_budget_adds_nothing(blobs):
 
 def test_gradient_poison_rejects_bad_input(blobs):
     x, y, xv, yv = blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(ValueError, match="arch"):
         boundary.gradient_poison(x, y, xv, yv, 0.05, arch="resnet")
     with pytest.raises(ValueError, match="eps"):
         boundary.gradient_poison(x, y, xv, yv, 1.5)

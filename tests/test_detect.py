@@ -61,7 +61,7 @@ def test_gradient_scores_match_explicit_per_sample_gradients():
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(60, 1, 6, 6, generator=g), torch.arange(60) % 3
     scores = detect.gradient_scores(model, x, y)
-    expected = torch.zeros(60)
+    expected = torch.zeros(60, dtype=torch.float64)
     for c in range(3):
         idx = torch.nonzero(y == c).flatten()
         grads = []
@@ -72,8 +72,8 @@ def test_gradient_scores_match_explicit_per_sample_gradients():
         gmat = torch.stack(grads).double()
         centred = gmat - gmat.mean(0)
         v = torch.linalg.svd(centred, full_matrices=False).Vh[0]
-        expected[idx] = (centred @ v).pow(2).float()
-    assert torch.allclose(scores, expected, rtol=1e-3, atol=1e-6)
+        expected[idx] = (centred @ v).pow(2)
+    assert scores.dtype == torch.float64 and torch.allclose(scores, expected, rtol=1e-3, atol=1e-6)
 
 
 def test_gradient_scores_reject_models_without_a_head():
