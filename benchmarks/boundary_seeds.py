@@ -99,7 +99,7 @@ def saturation() -> str:
 
     def one(distinct, steps):
         ps = boundary.gradient_poison(
-            x_tr, y_tr, x_att, y_att, 0.10, model="logreg", lam=1e-3, steps=steps, lr=0.15, seed=0, distinct=distinct
+            x_tr, y_tr, x_att, y_att, 0.10, arch="logreg", lam=1e-3, steps=steps, lr=0.15, seed=0, distinct=distinct
         )
         return _logreg_error(pair, ps.x, ps.y), ps.info["val_loss"][0], ps.info["val_loss"][-1]
 
@@ -135,7 +135,7 @@ def _mlp_attack(rate: float, eps: float, steps: int, distinct, start: int, init:
         x_val,
         y_val,
         eps,
-        model="mlp",
+        arch="mlp",
         steps=steps,
         lr=0.05,
         train_steps=100,

@@ -96,15 +96,15 @@ def main() -> None:
     start = time.perf_counter()
     common = {"epochs": 12, "lr": 0.05}
     extractor = train_and_score(
-        (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256), seed=args.seed, **common
+        (d.x_train, d.y_train), d.x_test, d.y_test, arch="mlp", hidden=(256, 256), seed=args.seed, **common
     ).model.eval()
     judge = train_and_score(
-        (d.x_train, d.y_train), d.x_test, d.y_test, model="cnn", seed=args.seed + 7, **common
+        (d.x_train, d.y_train), d.x_test, d.y_test, arch="cnn", seed=args.seed + 7, **common
     ).model.eval()
     victims = {"white-box": extractor}
     if not args.no_blackbox:  # the attacker never sees this one: another seed, another width
         victims["black-box"] = train_and_score(
-            (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(512, 256), seed=args.seed + 1, **common
+            (d.x_train, d.y_train), d.x_test, d.y_test, arch="mlp", hidden=(512, 256), seed=args.seed + 1, **common
         ).model.eval()
     print(f"models trained in {time.perf_counter() - start:.0f} s")
     for name, model in {"extractor": extractor, "judge": judge, **victims}.items():

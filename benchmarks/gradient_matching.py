@@ -93,7 +93,7 @@ def main() -> None:
     surrogate.eval()
     others = [train(d.x_train, d.y_train, d, args, surrogate_seed + s).model.eval() for s in (1, 2)]
     epochs = [checkpoints[0], checkpoints[min(1, len(checkpoints) - 1)], checkpoints[-1]]
-    judge = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", epochs=12, lr=0.05, seed=7)
+    judge = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, arch="mlp", epochs=12, lr=0.05, seed=7)
     judge = judge.model.eval()
     clean = [train(d.x_train, d.y_train, d, args, s) for s in victim_seeds]
     ca_clean = sum(v.clean_accuracy for v in clean) / len(clean)

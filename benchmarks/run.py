@@ -128,7 +128,7 @@ def time_gradient_attack() -> dict:
     y_att = torch.cat([pair.y_train[order[400:]], y_tr])
     start = time.perf_counter()
     ps = boundary.gradient_poison(
-        x_tr, y_tr, x_att, y_att, 0.03, model="logreg", lam=1e-3, steps=80, lr=0.15, distinct=1
+        x_tr, y_tr, x_att, y_att, 0.03, arch="logreg", lam=1e-3, steps=80, lr=0.15, distinct=1
     )
     return {"seconds": time.perf_counter() - start, "poisons": ps.n_poison}
 
@@ -140,7 +140,7 @@ def time_backdoor_run() -> dict:
 
     ds = pl.load("mnist5k")
     trigger = Patch(3)
-    ps = backdoor(ds.x_train, ds.y_train, trigger, 0, 0.05)
+    ps = backdoor(ds.x_train, ds.y_train, trigger, 0, rate=0.05)
     pl.train_and_score(ps, ds.x_test, ds.y_test, trigger, 0, epochs=1)  # warm-up
     start = time.perf_counter()
     score = pl.train_and_score(ps, ds.x_test, ds.y_test, trigger, 0, epochs=12, lr=0.05)

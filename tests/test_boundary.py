@@ -44,7 +44,7 @@ def test_gradient_poison_beats_its_own_starting_point(blobs, model):
         blobs.x_test,
         blobs.y_test,
         0.05,
-        model=model,
+        arch=model,
         lam=1e-3,
         steps=40,
         lr=0.05,
@@ -64,7 +64,7 @@ def test_gradient_poison_beats_its_own_starting_point(blobs, model):
 
 def test_gradient_poison_through_an_unrolled_mlp(blobs):
     ps = boundary.gradient_poison(
-        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, model="mlp", steps=10, lr=0.05, train_steps=30
+        blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test, 0.05, arch="mlp", steps=10, lr=0.05, train_steps=30
     )
     losses = ps.info["val_loss"]
     assert len(losses) == 11 and losses[-1] > losses[0]
@@ -80,8 +80,8 @@ def test_zero_budget_adds_nothing(blobs):
 
 def test_gradient_poison_rejects_bad_input(blobs):
     x, y, xv, yv = blobs.x_train, blobs.y_train, blobs.x_test, blobs.y_test
-    with pytest.raises(ValueError, match="model"):
-        boundary.gradient_poison(x, y, xv, yv, 0.05, model="resnet")
+    with pytest.raises(ValueError, match="arch"):
+        boundary.gradient_poison(x, y, xv, yv, 0.05, arch="resnet")
     with pytest.raises(ValueError, match="eps"):
         boundary.gradient_poison(x, y, xv, yv, 1.5)
     with pytest.raises(ValueError, match="box"):
@@ -401,9 +401,9 @@ def test_attack_and_fit_attacks_the_learner_it_is_given_and_measures_its_test_er
         learner, blobs.x_train, blobs.y_train, x_val, y_val, x_te, y_te, 0.05, steps=20, lr=0.05, seed=1
     )
     by_hand = boundary.gradient_poison(
-        blobs.x_train, blobs.y_train, x_val, y_val, 0.05, model=model, lam=1e-3, steps=20, lr=0.05, seed=1
+        blobs.x_train, blobs.y_train, x_val, y_val, 0.05, arch=model, lam=1e-3, steps=20, lr=0.05, seed=1
     )
-    assert run.poisoned.info["model"] == model and run.poisoned.info["lam"] == 1e-3
+    assert run.poisoned.info["arch"] == model and run.poisoned.info["lam"] == 1e-3
     assert torch.equal(run.poisoned.x, by_hand.x) and torch.equal(run.poisoned.y, by_hand.y)
     theta = learner.fit(by_hand.x, by_hand.y)
     assert torch.allclose(run.theta, theta)
@@ -449,7 +449,7 @@ def test_mlp_attack_trains_the_same_network_on_clean_and_poisoned_data(blobs):
     x_val, y_val, x_te, y_te = blobs.x_test[:300], blobs.y_test[:300], blobs.x_test[300:], blobs.y_test[300:]
     kw = dict(steps=3, lr=0.05, train_steps=20, train_lr=0.5, seed=2)
     out = boundary.mlp_attack(blobs.x_train, blobs.y_train, x_val, y_val, x_te, y_te, 0.05, **kw)
-    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, x_val, y_val, 0.05, model="mlp", **kw)
+    ps = boundary.gradient_poison(blobs.x_train, blobs.y_train, x_val, y_val, 0.05, arch="mlp", **kw)
     net, theta = boundary.train_mlp(blobs.x_train, blobs.y_train, train_steps=20, train_lr=0.5, seed=2)
     assert out.clean_error == net.error(theta, x_te, y_te)
     net, theta = boundary.train_mlp(ps.x, ps.y, train_steps=20, train_lr=0.5, seed=2)

@@ -100,7 +100,7 @@ def transfer_setting(mnist5k, made_once):
 
     def train(folder):  # once per test run: the pytest workers load the same two models
         extractor = train_and_score(
-            (d.x_train, d.y_train), d.x_test, d.y_test, model="mlp", hidden=(256, 256), epochs=4, lr=0.05
+            (d.x_train, d.y_train), d.x_test, d.y_test, arch="mlp", hidden=(256, 256), epochs=4, lr=0.05
         ).model
         judge = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=4, lr=0.05, seed=7).model
         folder.mkdir(parents=True)

@@ -12,7 +12,7 @@ def test_badnets_reaches_high_asr_at_five_percent_and_keeps_clean_accuracy(mnist
     trigger = Patch(3)
     clean = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, trigger, 0, epochs=6, lr=0.05)
     poisoned = train_and_score(
-        backdoor(d.x_train, d.y_train, trigger, 0, 0.05), d.x_test, d.y_test, trigger, 0, epochs=6, lr=0.05
+        backdoor(d.x_train, d.y_train, trigger, 0, rate=0.05), d.x_test, d.y_test, trigger, 0, epochs=6, lr=0.05
     )
     assert clean.attack_success_rate < 0.05  # a clean model ignores the patch
     assert poisoned.attack_success_rate >= 0.97
@@ -21,16 +21,16 @@ def test_badnets_reaches_high_asr_at_five_percent_and_keeps_clean_accuracy(mnist
 
 def test_per_epoch_records_both_numbers_after_every_epoch(mnist5k):
     d = mnist5k
-    ps = backdoor(d.x_train, d.y_train, Patch(3), 0, 0.05)
-    s = train_and_score(ps, d.x_test, d.y_test, Patch(3), 0, model="logreg", epochs=3, lr=0.1, per_epoch=True)
+    ps = backdoor(d.x_train, d.y_train, Patch(3), 0, rate=0.05)
+    s = train_and_score(ps, d.x_test, d.y_test, Patch(3), 0, arch="logreg", epochs=3, lr=0.1, per_epoch=True)
     assert len(s.history.metrics["clean_accuracy"]) == 3 and len(s.history.metrics["attack_success_rate"]) == 3
     assert s.history.metrics["attack_success_rate"][-1] == s.attack_success_rate
 
 
 def test_same_seed_same_result_and_no_trigger_means_no_asr(mnist5k):
     d = mnist5k
-    a = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, model="logreg", epochs=1, lr=0.1, seed=3)
-    b = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, model="logreg", epochs=1, lr=0.1, seed=3)
+    a = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, arch="logreg", epochs=1, lr=0.1, seed=3)
+    b = train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, arch="logreg", epochs=1, lr=0.1, seed=3)
     assert a.clean_accuracy == b.clean_accuracy and math.isnan(a.attack_success_rate)
     assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
 
@@ -38,14 +38,14 @@ def test_same_seed_same_result_and_no_trigger_means_no_asr(mnist5k):
 def test_train_and_score_rejects_bad_input(mnist5k):
     d = mnist5k
     with pytest.raises(ValueError):
-        train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, model="resnet50")
+        train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, arch="resnet50")
     with pytest.raises(ValueError):
         train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=0)
 
 
 def test_watch_records_the_loss_of_each_group_after_every_epoch(mnist5k):
     d = mnist5k
-    ps = backdoor(d.x_train, d.y_train, Patch(3), 0, 0.05)
+    ps = backdoor(d.x_train, d.y_train, Patch(3), 0, rate=0.05)
     xp, yp = ps.poisons()
     s = train_and_score(
         ps,
@@ -53,7 +53,7 @@ def test_watch_records_the_loss_of_each_group_after_every_epoch(mnist5k):
         d.y_test,
         Patch(3),
         0,
-        model="logreg",
+        arch="logreg",
         epochs=2,
         lr=0.1,
         per_epoch=True,
@@ -62,7 +62,7 @@ def test_watch_records_the_loss_of_each_group_after_every_epoch(mnist5k):
     assert len(s.history.metrics["loss poisons"]) == 2 and len(s.history.metrics["loss clean"]) == 2
     assert all(v >= 0 for v in s.history.metrics["loss poisons"])
     with pytest.raises(ValueError, match="per_epoch"):
-        train_and_score(ps, d.x_test, d.y_test, Patch(3), 0, model="logreg", epochs=1, watch={"p": (xp, yp)})
+        train_and_score(ps, d.x_test, d.y_test, Patch(3), 0, arch="logreg", epochs=1, watch={"p": (xp, yp)})
 
 
 def test_mean_losses_matches_cross_entropy_and_rejects_empty_groups():
@@ -154,7 +154,7 @@ def test_signature_run_trains_scores_and_watches_the_signatures():
     x, y = tiny_backdoor()
     trigger = Patch(3, pattern="white")
     ps = backdoor(x, y, trigger, 0, count=6, source=2, seed=1)
-    run = signature_run(ps, x[:30], y[:30], trigger, 2, model="mlp", epochs=2, lr=0.1, batch_size=16, per_epoch=True)
+    run = signature_run(ps, x[:30], y[:30], trigger, 2, arch="mlp", epochs=2, lr=0.1, batch_size=16, per_epoch=True)
     assert run["set"] is ps and run["seed"] == 0 and not run["model"].training
     assert 0 <= run["ca"] <= 1 and 0 <= run["asr"] <= 1
     assert run["reps"].shape == (90, 128) and run["input"].shape == run["representation"].shape == (90,)
@@ -163,13 +163,13 @@ def test_signature_run_trains_scores_and_watches_the_signatures():
     t = ps.y == 0
     last = detect.signature_aucs(run["model"], ps.x[t], ps.y[t], ps.is_poison[t])
     assert run["per_epoch"]["representation"][-1] == last["representation"]  # scored after the last epoch
-    again = signature_run(ps, x[:30], y[:30], trigger, 2, model="mlp", epochs=2, lr=0.1, batch_size=16)
+    again = signature_run(ps, x[:30], y[:30], trigger, 2, arch="mlp", epochs=2, lr=0.1, batch_size=16)
     assert torch.equal(again["representation"], run["representation"])  # same seed, same run
     assert "representation" not in again["per_epoch"]
     with pytest.raises(ValueError, match="target"):
-        signature_run(backdoor(x, y, trigger, None, count=6), x, y, trigger, 2, model="mlp", epochs=1)
+        signature_run(backdoor(x, y, trigger, None, count=6), x, y, trigger, 2, arch="mlp", epochs=1)
     with pytest.raises(ValueError, match="source"):
-        signature_run(ps, x[y != 2], y[y != 2], trigger, 2, model="mlp", epochs=1)
+        signature_run(ps, x[y != 2], y[y != 2], trigger, 2, arch="mlp", epochs=1)
 
 
 def test_mean_sd_formats_the_mean_and_the_sample_sd():

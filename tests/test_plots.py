@@ -891,10 +891,32 @@ def test_collision_map_draws_clean_clouds_that_read_and_legend_keys_as_large_as_
             "treshold",
         ),
         (lambda: plots.measured_and_theory([{"xlabel": "x", "point": {}}], ylabel="y"), "point"),
-        (lambda: plots.line_panels({"x": [1]}, ylabel="y"), "list of dicts"),
-        (lambda: plots.line_panels([("x", [1])], ylabel="y"), r"panels\[0\] must be a dict"),
+        (lambda: plots.line_panels({"x": [1]}, ylabel="y"), "list of LinePanels"),
+        (lambda: plots.line_panels([("x", [1])], ylabel="y"), r"panels\[0\] must be a LinePanel or a dict"),
     ],
 )
 def test_a_panel_with_a_misspelt_missing_or_unknown_key_is_refused(draw, match):
     with pytest.raises(ValueError, match=match):
         draw()
+
+
+def test_typed_panels_draw_the_same_figure_as_their_dicts():
+    series = {"x": [1, 2, 3], "series": {"a": [0.1, 0.2, 0.4]}, "xlabel": "epoch", "title": "t"}
+    typed, loose = plots.line_panels([plots.LinePanel(**series)], ylabel="y"), plots.line_panels([series], ylabel="y")
+    for a, b in zip(typed.axes, loose.axes):
+        assert a.get_title() == b.get_title() and a.get_xlabel() == b.get_xlabel() == "epoch"
+        assert [list(line.get_ydata()) for line in a.lines] == [list(line.get_ydata()) for line in b.lines]
+    truth = torch.arange(20) < 3
+    fig = plots.score_histograms([plots.ScorePanel(torch.rand(20), truth, title="s", threshold=0.5)])
+    assert fig.axes[0].get_title() == "s"
+    fig = plots.projections([plots.ProjectionPanel(torch.rand(20, 2), truth)])
+    assert len(fig.axes[0].collections) == 2  # clean and poison, no cover group
+    fig = plots.measured_and_theory([plots.TheoryPanel("x", points={"m": ([1, 2], [0.1, 0.2])})], ylabel="y")
+    assert fig.axes[0].get_xlabel() == "x"
+
+
+def test_a_panel_of_the_wrong_type_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"panels\[0\] must be a ScorePanel or a dict, got LinePanel"):
+        plots.score_histograms([plots.LinePanel([1], {"a": [1]}, "x")])
+    with pytest.raises(TypeError):
+        plots.LinePanel([1], {"a": [1]}, "x", band={})  # a misspelt field of the type itself

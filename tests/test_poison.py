@@ -81,4 +81,4 @@ def test_backdoor_and_the_budgets_count_poisons_the_same_way(tiny_images):
 
     x = torch.rand(100, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     y = torch.arange(100) % 3
-    assert backdoor(x, y, Patch(2), 0, 0.29).n_poison == 29 == n_poisons(100, 0.29)
+    assert backdoor(x, y, Patch(2), 0, rate=0.29).n_poison == 29 == n_poisons(100, 0.29)

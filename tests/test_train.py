@@ -59,6 +59,8 @@ def test_progress_bar_is_shown_unless_disabled(digits, capsys):
     assert "training" in capsys.readouterr().err
     pl.fit(model, digits.x_train[:64], digits.y_train[:64], epochs=2, lr=0.1, progress=False)
     assert capsys.readouterr().err == ""
+    pl.fit(model, digits.x_train[:64], digits.y_train[:64], epochs=2, lr=0.1)  # quiet by default, as elsewhere
+    assert capsys.readouterr().err == ""
 
 
 def test_predict_logits_and_embed_shapes(tiny_images):

@@ -83,7 +83,7 @@ def test_backdoor_poisons_the_requested_fraction_of_non_target_images(tiny_image
     assert torch.equal(ps.x[ps.is_poison], Patch(2)(x[ps.is_poison]))
     assert torch.equal(ps.x[~ps.is_poison], x[~ps.is_poison]) and torch.equal(ps.y[~ps.is_poison], y[~ps.is_poison])
     assert ps.target == 0 and ps.info["mode"] == "all-to-one" and ps.info["rate"] == 0.25
-    assert not torch.equal(ps.is_poison, backdoor(x, y, Patch(2), 0, 0.25, seed=1).is_poison)
+    assert not torch.equal(ps.is_poison, backdoor(x, y, Patch(2), 0, rate=0.25, seed=1).is_poison)
 
 
 def test_backdoor_source_count_and_all_to_all(tiny_images):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from poisonlab import _validate, robust, spiked
+from poisonlab import _validate, collision, robust, spiked
 from poisonlab.data import random_split
 from poisonlab.triggers import Blend, Patch, backdoor
 
@@ -15,9 +15,9 @@ Y = torch.arange(30) % 3
 
 #: Every call takes the seed as its one argument; each returns something comparable with torch.equal.
 SEEDED = {
-    "backdoor": lambda s: backdoor(X, Y, Patch(2), 0, 0.1, seed=s).x,
+    "backdoor": lambda s: backdoor(X, Y, Patch(2), 0, rate=0.1, seed=s).x,
     "toy2d": lambda s: pl.toy2d(n_train=10, n_test=10, seed=s).x_train,
-    "load": lambda s: pl.load("digits", s).x_train,
+    "load": lambda s: pl.load("digits", seed=s).x_train,
     "make": lambda s: pl.make("mlp", (1, 8, 8), 3, seed=s).head.weight.detach(),
     "fit": lambda s: pl.fit(pl.make("logreg", (1, 8, 8), 3), X, Y, epochs=1, lr=0.1, seed=s, progress=False).loss,
     "Blend": lambda s: Blend("noise", seed=s)(X),
@@ -100,3 +100,120 @@ def test_ranges_are_compared_with_the_model_and_the_data(tiny_images):
         implicit_gradient(torch.zeros(2), torch.zeros(1), lambda t, p: t.sum(), lambda t: t.sum(), cg_iter=0)
     with pytest.raises(ValueError, match="lr must be a finite number"):
         pl.fit(model, x, y, epochs=1, lr=float("inf"))
+
+
+NAN_IMAGE = torch.zeros(1, 1, 8, 8).index_put_((torch.tensor([0]),), torch.tensor(float("nan")))
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (
+            lambda: pl.Dataset("d", NAN_IMAGE.expand(2, 1, 8, 8), torch.tensor([0, 1]), X[:2], Y[:2] % 2, ("a", "b")),
+            "x_train must hold finite numbers",
+        ),
+        (
+            lambda: pl.Dataset("d", X[:2], Y[:2] % 2, torch.full((2, 1, 8, 8), float("inf")), Y[:2] % 2, ("a", "b")),
+            "x_test must hold finite numbers",
+        ),
+        (lambda: Patch(2, pattern=torch.tensor([[0.5, float("nan")], [0.0, 1.0]])), "pattern must hold finite"),
+        (lambda: Blend(torch.full((8, 8), float("nan"))), "pattern must hold finite"),
+        (lambda: pl.triggers.Pixels(torch.full((8, 8), float("inf"))), "key must hold finite"),
+    ],
+    ids=["dataset-train", "dataset-test", "patch", "blend", "pixels"],
+)
+def test_nan_and_inf_are_refused_at_construction(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("z", [0.0, -1.96, float("nan"), float("inf"), "1.96x"])
+def test_wilson_interval_refuses_a_non_positive_or_non_finite_z(z):
+    with pytest.raises(ValueError, match="z must be"):
+        collision.wilson_interval(3, 10, z)
+
+
+def test_shaped_like_names_the_argument_the_shape_and_its_origin():
+    mask = torch.zeros(4, dtype=torch.bool)
+    assert _validate.shaped_like("is_poison", mask, (4,)) is mask
+    with pytest.raises(
+        ValueError, match=r"is_poison must be a tensor of shape \(5,\) \(the same shape as labels\), got \(4,\)"
+    ):
+        _validate.shaped_like("is_poison", mask, torch.Size([5]), "labels")
+    with pytest.raises(ValueError, match="got list"):
+        _validate.shaped_like("is_poison", [0, 1], (2,))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: backdoor(X, Y, Patch(2), 1, count=2, source=1),
+        lambda: pl.triggers.tact(X, Y, Patch(2), 1, source=1, count=2, cover=2),
+        lambda: pl.triggers.adaptive_blend(X, Y, torch.rand(8, 8), 2, count=2, cover=2, source=2),
+    ],
+    ids=["backdoor", "tact", "adaptive_blend"],
+)
+def test_a_source_equal_to_the_target_is_refused_the_same_way_everywhere(call):
+    with pytest.raises(ValueError, match="source and target must differ, both are"):
+        call()
+    _validate.distinct_classes(None, 1)
+    _validate.distinct_classes(0, None)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: backdoor(X, Y, Patch(2), 0, 0.1),
+        lambda: pl.triggers.tact(X, Y, Patch(2), 1, 0, 2, cover=2),
+        lambda: pl.triggers.adaptive_blend(X, Y, torch.rand(8, 8), 2, 2, cover=2),
+        lambda: pl.load("digits", 0),
+    ],
+    ids=["backdoor", "tact", "adaptive_blend", "load"],
+)
+def test_only_x_y_trigger_and_target_are_positional(call):
+    with pytest.raises(TypeError, match="positional argument"):
+        call()
+
+
+def test_arch_names_the_architecture_and_the_old_keyword_still_works(tiny_images):
+    from poisonlab import boundary, detect, experiment
+
+    x, y = tiny_images
+    new = experiment.train_and_score((x, y), x, y, arch="logreg", epochs=1, seed=0)
+    old = experiment.train_and_score((x, y), x, y, model="logreg", epochs=1, seed=0)
+    assert torch.equal(new.model.head.weight, old.model.head.weight)
+    assert torch.equal(
+        detect.early_gradient_scores(x, y, 0, arch="logreg"), detect.early_gradient_scores(x, y, 0, model="logreg")
+    )
+    with pytest.raises(ValueError, match="arch and its old name model disagree"):
+        experiment.train_and_score((x, y), x, y, arch="mlp", model="logreg", epochs=1)
+    toy = pl.toy2d(n_train=20, n_test=20)
+    with pytest.raises(ValueError, match="arch must be one of"):
+        boundary.gradient_poison(toy.x_train, toy.y_train, toy.x_test, toy.y_test, 0.1, arch="tree")
+    ps = boundary.gradient_poison(toy.x_train, toy.y_train, toy.x_test, toy.y_test, 0.1, model="svm", steps=1)
+    assert ps.info["arch"] == "svm"
+
+
+def test_every_score_is_float64_and_lam_has_one_default(tiny_images):
+    import inspect
+
+    from poisonlab import boundary, detect, linear
+
+    x, y = tiny_images
+    reps = torch.rand(len(y), 5, dtype=torch.float32)
+    assert detect.spectral_scores(reps, y).dtype == torch.float64
+    net = pl.make("mlp", tuple(x.shape[1:]), int(y.max()) + 1, hidden=(8,))
+    assert detect.gradient_scores(net, x, y).dtype == torch.float64
+    assert detect.early_gradient_scores(x, y, 0, arch="logreg").dtype == torch.float64
+    fpr, tpr = detect.roc_curve(torch.rand(10), torch.arange(10) < 3)
+    assert fpr.dtype == tpr.dtype == torch.float64
+    defaults = {
+        f"{m.__name__}.{name}": p.default
+        for m in (boundary, linear)
+        for name, fn in vars(m).items()
+        if callable(fn)
+        for p in (inspect.signature(fn).parameters.values() if inspect.isfunction(fn) else ())
+        if p.name == "lam" and p.default is not inspect.Parameter.empty
+    }
+    assert defaults and set(defaults.values()) == {1e-2}, defaults
+    assert linear.LinearLearner("logistic").lam == 1e-2

@@ -138,3 +138,32 @@ def class_index(name: str, value: Any, num_classes: int) -> int:
     if not 0 <= value < num_classes:
         raise ValueError(f"{name} must be in [0, {num_classes}), got {value}")
     return value
+
+
+def shaped_like(name: str, value: Any, shape: tuple[int, ...] | torch.Size, what: str = "") -> torch.Tensor:
+    """Check ``value`` is a tensor of exactly ``shape`` (e.g. an ``is_poison`` mask matching the
+    labels); ``what`` names what the shape comes from, for the message."""
+    shape = tuple(shape)
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        like = f" (the same shape as {what})" if what else ""
+        raise ValueError(f"{name} must be a tensor of shape {shape}{like}, got {got}")
+    return value
+
+
+def distinct_classes(source: int | None, target: int | None) -> None:
+    """Check a source class differs from the target class (a source-specific attack whose source is
+    its own target changes nothing); ``None`` for either passes."""
+    if source is not None and target is not None and source == target:
+        raise ValueError(f"source and target must differ, both are {source}")
+
+
+def renamed(name: str, value: Any, old_name: str, old_value: Any, default: Any) -> Any:
+    """The value of an argument that has a new ``name`` and an ``old_name`` still accepted for
+    existing code (``arch`` was ``model``): ``old_value`` when it is given (not ``None``), else
+    ``value``; both given and different is an error."""
+    if old_value is None:
+        return value
+    if value != default and value != old_value:
+        raise ValueError(f"{name} and its old name {old_name} disagree: {value!r} and {old_value!r}; give only {name}")
+    return old_value

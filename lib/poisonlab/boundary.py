@@ -242,7 +242,8 @@ def gradient_poison(
     y_val: torch.Tensor,
     eps: float,
     *,
-    model: str = "logreg",
+    arch: str = "logreg",
+    model: str | None = None,
     steps: int = 50,
     lr: float = 0.05,
     box: tuple[float, float] = (0.0, 1.0),
@@ -277,10 +278,11 @@ def gradient_poison(
         x_train, y_train: the clean training set D_c, inputs (n, ...) in the box, labels in {0, 1}.
         x_val, y_val: the attacker's validation set (its estimate of the test distribution).
         eps: budget in [0, 1); ⌊ε n⌋ poisons are added (at least 1 when eps > 0 and n ε ≥ 1).
-        model: ``"logreg"`` (logistic loss) or ``"svm"`` (smoothed hinge), both with L2
+        arch: ``"logreg"`` (logistic loss) or ``"svm"`` (smoothed hinge), both with L2
             strength ``lam`` and differentiated implicitly; or ``"mlp"``, a 16-unit tanh network
             trained by ``train_steps`` full-batch gradient steps of size ``train_lr`` from a
             fixed initialisation and differentiated by unrolling those steps.
+        model: the old name of ``arch``, still accepted.
         steps: ascent steps, >= 1.
         lr: Adam step size on the poison features, > 0.
         box: feasible range (lo, hi) of every feature.
@@ -310,7 +312,7 @@ def gradient_poison(
         raise ValueError(
             f"x_val inputs must be shaped like x_train's, {tuple(x_train.shape[1:])}, got {tuple(x_val.shape[1:])}"
         )
-    _validate.choice("model", model, MODELS)
+    model = _validate.choice("arch", _validate.renamed("arch", arch, "model", model, "logreg"), MODELS)
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
     lo, hi = (float(b) for b in box)
@@ -331,7 +333,7 @@ def gradient_poison(
             x_train[:0],
             y_train[:0],
             attack="gradient",
-            model=model,
+            arch=model,
             eps=eps,
             val_loss=[],
             distinct=distinct,
@@ -375,7 +377,7 @@ def gradient_poison(
     xp = xp[group]
     value, _ = step_fn(xp)
     val_losses.append(value)
-    info = {"attack": "gradient", "model": model, "eps": eps, "lam": lam, "val_loss": val_losses, "distinct": distinct}
+    info = {"attack": "gradient", "arch": model, "eps": eps, "lam": lam, "val_loss": val_losses, "distinct": distinct}
     if record:
         info["trajectory"] = torch.stack(trajectory).reshape(len(trajectory), k, *shape).float()
     x_poison = xp.reshape(k, *shape).to(x_train.dtype)
@@ -507,8 +509,9 @@ def attack_surface(
     y_val: torch.Tensor,
     label: int,
     *,
-    model: str = "svm",
-    lam: float = 1e-3,
+    arch: str = "svm",
+    model: str | None = None,
+    lam: float = 1e-2,
     resolution: int = 30,
     box: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -517,6 +520,15 @@ def attack_surface(
     For every position x_p on a ``resolution × resolution`` grid over the box, train the learner
     on D_c ∪ {(x_p, label)} and record its validation loss and error.
 
+    Args:
+        x_train, y_train: the clean training set, inputs (N, 2) in the box, labels in {0, 1}.
+        x_val, y_val: the attacker's validation set.
+        label: the poison's label, 0 or 1.
+        arch: ``"logreg"`` or ``"svm"``, with L2 strength ``lam`` (> 0; the package's one
+            default, 1e-2); ``model`` is the old name of ``arch``, still accepted.
+        resolution: grid points along each axis, >= 1.
+        box: the square's range (lo, hi) along each axis.
+
     Returns:
         ``(grid, val_loss, val_error)``: grid coordinates (resolution,) along each axis, and two
         (resolution, resolution) maps indexed ``[row = second coordinate, column = first]``.
@@ -524,7 +536,7 @@ def attack_surface(
     x_train = _validate.inputs("x_train", x_train)
     if x_train.ndim != 2 or x_train.shape[1] != 2:
         raise ValueError(f"attack_surface needs 2-D inputs shaped (N, 2), got {tuple(x_train.shape)}")
-    _validate.choice("model", model, ("logreg", "svm"))
+    model = _validate.choice("arch", _validate.renamed("arch", arch, "model", model, "svm"), ("logreg", "svm"))
     _validate.class_index("label", label, 2)
     resolution = _validate.positive_int("resolution", resolution)
     learner = LinearLearner("logistic" if model == "logreg" else "hinge", lam)
@@ -777,7 +789,7 @@ def attack_and_fit(
         x_test, y_test: the test set the error is measured on, never seen by the attacker.
         eps: budget in [0, 1).
         **attack: passed to :func:`gradient_poison` (``steps``, ``lr``, ``seed``, ``record``,
-            ``distinct``, ``project``, …), except ``model`` and ``lam``, which the learner sets.
+            ``distinct``, ``project``, …), except ``arch`` and ``lam``, which the learner sets.
 
     Returns:
         An :class:`AttackRun`; deterministic for a given ``seed``.
@@ -786,13 +798,13 @@ def attack_and_fit(
         raise ValueError(f"learner must be a LinearLearner, got {type(learner).__name__}")
     if learner.loss == "hinge" and learner.beta != LinearLearner.beta:
         raise ValueError(f"learner.beta must be {LinearLearner.beta} for the svm attack, got {learner.beta}")
-    clash = sorted({"model", "lam"} & set(attack))
+    clash = sorted({"arch", "model", "lam"} & set(attack))
     if clash:
-        raise ValueError(f"the learner sets the attack's model and lam; do not pass {', '.join(clash)}")
+        raise ValueError(f"the learner sets the attack's arch and lam; do not pass {', '.join(clash)}")
     x_test = _validate.inputs("x_test", x_test)
     y_test = _validate.labels("y_test", y_test, n=x_test.shape[0], num_classes=2)
     poisoned = gradient_poison(
-        x_train, y_train, x_val, y_val, eps, model=_ATTACK_MODEL[learner.loss], lam=learner.lam, **attack
+        x_train, y_train, x_val, y_val, eps, arch=_ATTACK_MODEL[learner.loss], lam=learner.lam, **attack
     )
     theta = learner.fit(poisoned.x, poisoned.y)
     return AttackRun(poisoned, theta, learner.error(theta, x_test, y_test))
@@ -885,7 +897,7 @@ def mlp_attack(
         x_val,
         y_val,
         eps,
-        model="mlp",
+        arch="mlp",
         steps=steps,
         lr=lr,
         lam=lam,

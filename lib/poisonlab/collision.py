@@ -86,11 +86,9 @@ def perturbation_norms(poisons: torch.Tensor, bases: torch.Tensor) -> tuple[floa
     Returns:
         ``(mean L2, mean L∞)``, each >= 0.
     """
-    if not isinstance(poisons, torch.Tensor) or not isinstance(bases, torch.Tensor) or poisons.shape != bases.shape:
-        raise ValueError(
-            f"poisons and bases must be tensors of the same shape, got {getattr(poisons, 'shape', poisons)!r} "
-            f"and {getattr(bases, 'shape', bases)!r}"
-        )
+    if not isinstance(poisons, torch.Tensor):
+        raise ValueError(f"poisons must be a tensor (P, ...), got {type(poisons).__name__}")
+    _validate.shaped_like("bases", bases, poisons.shape, "poisons")
     if poisons.ndim < 2 or poisons.shape[0] == 0:
         raise ValueError(f"poisons must be a batch (P, ...) with P >= 1, got shape {tuple(poisons.shape)}")
     moved = (poisons - bases).flatten(1)
@@ -566,7 +564,14 @@ def success_under_budget(
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion (95% for z = 1.96), in [0, 1]."""
+    """The Wilson score interval for a binomial proportion (95% for z = 1.96), in [0, 1].
+
+    Args:
+        successes: k, an integer in [0, trials].
+        trials: n, an integer >= 1.
+        z: the normal quantile of the confidence level, a finite number > 0 (1.96 for 95%).
+    """
+    z = _validate.positive_float("z", z)
     if trials <= 0 or not 0 <= successes <= trials:
         raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes} of {trials}")
     p = successes / trials

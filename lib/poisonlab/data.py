@@ -107,7 +107,7 @@ class Dataset:
         if k < 2:
             raise ValueError(f"a Dataset needs at least 2 class names, got {self.classes!r}")
         for split in ("train", "test"):
-            x = _validate.inputs(f"x_{split}", getattr(self, f"x_{split}"))
+            x = _validate.finite(f"x_{split}", _validate.inputs(f"x_{split}", getattr(self, f"x_{split}")))
             _validate.labels(f"y_{split}", getattr(self, f"y_{split}"), n=x.shape[0], num_classes=k)
             if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
                 raise ValueError(
@@ -163,7 +163,7 @@ class Dataset:
         )
 
 
-def load(name: str, seed: int = 0, *, root: str | os.PathLike | None = None, download: bool = True) -> Dataset:
+def load(name: str, *, seed: int = 0, root: str | os.PathLike | None = None, download: bool = True) -> Dataset:
     """Load a dataset by name.
 
     Args:

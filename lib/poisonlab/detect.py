@@ -37,9 +37,7 @@ def _finite_matrix(name: str, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (N, F), got {got}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values; scores would be meaningless")
-    return x.detach()
+    return _validate.finite(name, x).detach()
 
 
 def _classes(labels: torch.Tensor, n: int) -> list[torch.Tensor]:
@@ -81,7 +79,8 @@ def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             present needs at least 2 samples.
 
     Returns:
-        Scores (N,) ≥ 0, comparable within a class.
+        Scores (N,) ≥ 0, comparable within a class; ``float64`` on the CPU, as every score of
+        this module (computed in the dtype of ``reps``).
     """
     reps = _finite_matrix("reps", reps)
     scores = torch.zeros(reps.shape[0], dtype=reps.dtype, device=reps.device)
@@ -90,7 +89,7 @@ def spectral_scores(reps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         centred = r - r.mean(0)
         v = top_direction(centred)
         scores[idx.to(reps.device)] = (centred @ v).pow(2)
-    return scores.cpu()
+    return scores.cpu().double()
 
 
 def mixture_covariance(
@@ -132,9 +131,7 @@ def spike_components(reps: torch.Tensor, is_poison: torch.Tensor) -> tuple[float
         ``(eps, delta_sq, sigma_sq)``.
     """
     reps = _finite_matrix("reps", reps).double().cpu()
-    p = is_poison.bool().cpu()
-    if p.shape != (reps.shape[0],):
-        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {tuple(p.shape)}")
+    p = _validate.shaped_like("is_poison", is_poison, (reps.shape[0],), "the rows of reps").bool().cpu()
     n_p, n_c = int(p.sum()), int((~p).sum())
     if n_p < 2 or n_c < 2:
         raise ValueError(f"the spike needs at least 2 poisons and 2 clean points, got {n_p} and {n_c}")
@@ -184,9 +181,7 @@ def alignment(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
         is_poison: (n,) bool with at least 1 poison and 1 clean point.
     """
     reps = _finite_matrix("reps", reps).double().cpu()
-    p = is_poison.bool().cpu()
-    if p.shape != (reps.shape[0],):
-        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {tuple(p.shape)}")
+    p = _validate.shaped_like("is_poison", is_poison, (reps.shape[0],), "the rows of reps").bool().cpu()
     if not bool(p.any()) or bool(p.all()):
         raise ValueError("alignment needs at least one poison and one clean point")
     delta = reps[~p].mean(0) - reps[p].mean(0)
@@ -220,17 +215,11 @@ def signature_stats(
         ``{"auc": AUC in [0, 1], "cos": the alignment in [0, 1], "s": s >= 0}``.
     """
     labels = _validate.labels("labels", labels, n=_finite_matrix("reps", reps).shape[0]).cpu()
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != labels.shape:
-        raise ValueError(
-            f"is_poison must be a tensor of shape {tuple(labels.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
-        )
+    _validate.shaped_like("is_poison", is_poison, labels.shape, "labels")
     t = labels == _class_present("target", target, labels)
     truth = is_poison.bool().cpu()[t]
     scores = spectral_scores(reps, labels) if scores is None else scores
-    if not isinstance(scores, torch.Tensor) or scores.shape != labels.shape:
-        raise ValueError(
-            f"scores must be a tensor of shape {tuple(labels.shape)}, got {getattr(scores, 'shape', scores)!r}"
-        )
+    _validate.shaped_like("scores", scores, labels.shape, "labels")
     return {"auc": roc_auc(scores[t], truth), "cos": alignment(reps[t], truth), "s": separation(reps[t], truth)}
 
 
@@ -260,10 +249,7 @@ def signature_aucs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, is_poison
     y = _validate.labels("y", y, n=x.shape[0])
     if len(torch.unique(y)) != 1:
         raise ValueError(f"x and y must hold one class, got classes {torch.unique(y).tolist()}")
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != y.shape:
-        raise ValueError(
-            f"is_poison must be a tensor of shape {tuple(y.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
-        )
+    _validate.shaped_like("is_poison", is_poison, y.shape, "y")
     reps = embed(model, x)
     return {
         "representation": roc_auc(spectral_scores(reps, y), is_poison),
@@ -346,13 +332,12 @@ def gradient_scores(
         seed: seeds the starting subspace of the iteration.
 
     Returns:
-        Scores (N,) ≥ 0.
+        Scores (N,) ≥ 0, ``float64`` on the CPU.
     """
     if not hasattr(model, "features") or not hasattr(model, "head"):
         raise ValueError("model must have .features and .head (a poisonlab Classifier)")
     a, b = head_gradients(model, x, y, batch_size=batch_size)
-    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
-        raise ValueError("the model's outputs contain NaN or infinite values")
+    _validate.finite("the model's outputs and features", torch.cat([a.flatten(), b.flatten()]))
     scores = torch.zeros(x.shape[0], dtype=torch.float64)
     k, f = a.shape[1], b.shape[1]
     for idx in _classes(y, x.shape[0]):
@@ -361,7 +346,7 @@ def gradient_scores(
         mean = (ac.T @ bc) / len(idx)
         proj = torch.einsum("nk,kf,nf->n", ac, v, bc) - (mean * v).sum()
         scores[idx] = proj.pow(2)
-    return scores.float()
+    return scores
 
 
 def early_gradient_scores(
@@ -372,10 +357,12 @@ def early_gradient_scores(
     epochs: int = 1,
     lr: float = 0.05,
     seed: int = 0,
-    model: str = "cnn",
+    arch: str = "cnn",
+    model: str | None = None,
 ) -> torch.Tensor:
-    """Gradient signatures read early: train a fresh ``model`` for a few ``epochs`` on the (poisoned)
-    training set, then score the class ``target`` by :func:`gradient_scores`. Poisons that a
+    """Gradient signatures read early: train a fresh model of architecture ``arch`` for a few
+    ``epochs`` on the (poisoned) training set, then score the class ``target`` by
+    :func:`gradient_scores`. Poisons that a
     network has not fitted yet still have large, aligned gradients; once they are fitted the
     signature fades (the "look early" idea of Li et al. 2021, "Anti-backdoor learning", applied
     to the gradient covariance signature).
@@ -387,17 +374,19 @@ def early_gradient_scores(
             defaults otherwise).
         lr: its learning rate, > 0.
         seed: seeds the initial weights and the shuffling.
-        model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+        arch: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+        model: the old name of ``arch``, still accepted.
 
     Returns:
-        Scores (N,) ≥ 0: the gradient scores in class ``target``, 0 elsewhere.
+        Scores (N,) ≥ 0, ``float64``: the gradient scores in class ``target``, 0 elsewhere.
     """
     y = _validate.labels("y", y, n=x.shape[0]).cpu()
     t = y == _class_present("target", target, y)
     epochs = _validate.positive_int("epochs", epochs)
-    net = models.make(model, tuple(x.shape[1:]), int(y.max()) + 1, seed=seed)
+    arch = _validate.renamed("arch", arch, "model", model, "cnn")
+    net = models.make(arch, tuple(x.shape[1:]), int(y.max()) + 1, seed=seed)
     fit(net, x, y, epochs=epochs, lr=lr, seed=seed, progress=False)
-    scores = torch.zeros(len(y))
+    scores = torch.zeros(len(y), dtype=torch.float64)
     scores[t] = gradient_scores(net, x[t], y[t])
     return scores
 
@@ -614,10 +603,7 @@ def activation_report(
         ``clean_by_silhouette``, the other classes flagged by each rule (ints).
     """
     labels = _validate.labels("labels", labels, n=_finite_matrix("reps", reps).shape[0]).cpu()
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != labels.shape:
-        raise ValueError(
-            f"is_poison must be a tensor of shape {tuple(labels.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
-        )
+    _validate.shaped_like("is_poison", is_poison, labels.shape, "labels")
     target = _class_present("target", target, labels)
     clusters = activation_clusters(reps, labels, dims=dims, reduce=reduce, seed=seed)
     verdicts = activation_verdicts(clusters, size=size, silhouette=silhouette)
@@ -669,10 +655,7 @@ def detectors_on_class(
         ``"by_silhouette"`` (the class's :class:`Verdict`).
     """
     y = _validate.labels("y", y, n=x.shape[0]).cpu()
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != y.shape:
-        raise ValueError(
-            f"is_poison must be a tensor of shape {tuple(y.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
-        )
+    _validate.shaped_like("is_poison", is_poison, y.shape, "y")
     t = y == _class_present("target", target, y)
     truth = is_poison.bool().cpu()[t]
     reps = embed(model, x)
@@ -735,8 +718,7 @@ def remove_top(
     """
     if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
         raise ValueError("scores must be a 1-D tensor")
-    if not bool(torch.isfinite(scores).all()):
-        raise ValueError("scores contain NaN or infinite values")
+    _validate.finite("scores", scores)
     labels = _validate.labels("labels", labels, n=len(scores)).cpu()
     eps = _validate.fraction("eps", eps)
     factor = _validate.positive_float("factor", factor)
@@ -769,10 +751,7 @@ def poisons_removed(
     (N,) is the ground truth): the poisons among the top ⌈factor · eps · n_c⌉ scores of each class
     (Tran et al. 2018, Algorithm 1). An integer in [0, number of poisons]."""
     keep = remove_top(scores, labels, eps, factor, classes=classes)
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != keep.shape:
-        raise ValueError(
-            f"is_poison must be a tensor of shape {tuple(keep.shape)}, got {getattr(is_poison, 'shape', is_poison)!r}"
-        )
+    _validate.shaped_like("is_poison", is_poison, keep.shape, "labels")
     return int((~keep & is_poison.bool().cpu()).sum())
 
 
@@ -808,14 +787,12 @@ class DetectionReport:
 
 def roc_curve(scores: torch.Tensor, is_poison: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The ROC curve of ``scores`` (N,) against ``is_poison`` (N,): false- and true-positive rates
-    (each (T + 1,), from (0, 0) to (1, 1)) as the threshold falls through the T distinct scores;
-    tied scores enter together, so the curve's area is :func:`roc_auc`."""
-    s = scores.detach().double().cpu()
-    p = is_poison.bool().cpu()
-    if s.ndim != 1 or p.shape != s.shape:
-        raise ValueError("scores and is_poison must be 1-D tensors of the same length")
-    if not bool(torch.isfinite(s).all()):
-        raise ValueError("scores contain NaN or infinite values")
+    (each (T + 1,), ``float64``, from (0, 0) to (1, 1)) as the threshold falls through the T
+    distinct scores; tied scores enter together, so the curve's area is :func:`roc_auc`."""
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
+        raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
+    p = _validate.shaped_like("is_poison", is_poison, scores.shape, "scores").bool().cpu()
+    s = _validate.finite("scores", scores.detach().double().cpu())
     n_pos, n_neg = int(p.sum()), int((~p).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("a ROC curve needs at least one poison and one clean point")
@@ -850,9 +827,12 @@ def tpr_at_fpr(scores: torch.Tensor, is_poison: torch.Tensor, fpr: float) -> flo
 
 
 def roc_auc(scores: torch.Tensor, is_poison: torch.Tensor) -> float:
-    """ROC AUC by the Mann–Whitney statistic (average ranks for ties), in [0, 1]."""
-    s = scores.detach().double().cpu()
-    p = is_poison.bool().cpu()
+    """ROC AUC by the Mann–Whitney statistic (average ranks for ties), in [0, 1], of finite
+    ``scores`` (N,) against ``is_poison`` (N,)."""
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
+        raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
+    p = _validate.shaped_like("is_poison", is_poison, scores.shape, "scores").bool().cpu()
+    s = _validate.finite("scores", scores.detach().double().cpu())
     n_pos, n_neg = int(p.sum()), int((~p).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("the AUC needs at least one poison and one clean point")
@@ -908,10 +888,7 @@ def removal_recall(scores: torch.Tensor, is_poison: torch.Tensor, eps: float, fa
     """
     if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
         raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != scores.shape:
-        raise ValueError(
-            f"is_poison must be shaped like scores {tuple(scores.shape)}, got {getattr(is_poison, 'shape', None)}"
-        )
+    _validate.shaped_like("is_poison", is_poison, scores.shape, "scores")
     if not bool(is_poison.bool().any()):
         raise ValueError("is_poison marks no poison; the share of the poisons removed is undefined")
     keep = remove_top(scores, torch.zeros(len(scores), dtype=torch.long), eps, factor)
@@ -945,8 +922,7 @@ def spike_visibility(reps: torch.Tensor, is_poison: torch.Tensor) -> SpikeVisibi
         is_poison: (n,) bool with at least 2 poisons and 2 clean points.
     """
     reps = _finite_matrix("reps", reps)
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != (reps.shape[0],):
-        raise ValueError(f"is_poison must have shape ({reps.shape[0]},), got {getattr(is_poison, 'shape', None)}")
+    _validate.shaped_like("is_poison", is_poison, (reps.shape[0],))
     one_class = torch.zeros(reps.shape[0], dtype=torch.long)
     return SpikeVisibility(
         separation=separation(reps, is_poison),
@@ -960,8 +936,7 @@ def detection_report(flags_or_scores: torch.Tensor, is_poison: torch.Tensor) -> 
     AUC too, as 0/1 scores), against the ground truth ``is_poison`` (N,)."""
     if not isinstance(flags_or_scores, torch.Tensor) or flags_or_scores.ndim != 1:
         raise ValueError("flags_or_scores must be a 1-D tensor")
-    if not isinstance(is_poison, torch.Tensor) or is_poison.shape != flags_or_scores.shape:
-        raise ValueError(f"is_poison must be shaped like the flags or scores {tuple(flags_or_scores.shape)}")
+    _validate.shaped_like("is_poison", is_poison, flags_or_scores.shape, "flags_or_scores")
     truth = is_poison.bool().cpu()
     if flags_or_scores.dtype == torch.bool:
         flags = flags_or_scores.cpu()
@@ -970,7 +945,6 @@ def detection_report(flags_or_scores: torch.Tensor, is_poison: torch.Tensor) -> 
         precision = hits / n_flag if n_flag else float("nan")
         recall = hits / int(truth.sum()) if int(truth.sum()) else float("nan")
         return DetectionReport(precision, recall, roc_auc(flags.double(), truth), float(n_flag))
-    if not bool(torch.isfinite(flags_or_scores).all()):
-        raise ValueError("scores contain NaN or infinite values")
+    _validate.finite("flags_or_scores", flags_or_scores)
     nan = float("nan")
     return DetectionReport(nan, nan, roc_auc(flags_or_scores, truth), nan)

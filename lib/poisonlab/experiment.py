@@ -49,7 +49,7 @@ def train_and_score(
     trigger: Callable[[torch.Tensor], torch.Tensor] | None = None,
     target: int | None = 0,
     *,
-    model: str = "cnn",
+    arch: str = "cnn",
     epochs: int = 4,
     lr: float = 0.05,
     batch_size: int = 128,
@@ -60,14 +60,16 @@ def train_and_score(
     watch: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     **model_kwargs,
 ) -> Score:
-    """Train a fresh ``model`` on ``train`` and score it on clean and triggered test images.
+    """Train a fresh model of architecture ``arch`` on ``train`` and score it on clean and
+    triggered test images.
 
     Args:
         train: a :class:`~poisonlab.poison.PoisonedSet`, or clean ``(x, y)``.
         x_test, y_test: clean test images (N, C, H, W) and labels (N,).
         trigger: the attacker's trigger; ``None`` scores clean accuracy only.
         target: the attacker's class (``None`` for all-to-all); ignored without a trigger.
-        model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (see :func:`poisonlab.models.make`).
+        arch: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (see :func:`poisonlab.models.make`); the
+            old keyword ``model=`` is still accepted for it.
         epochs, lr, batch_size, schedule: SGD with momentum 0.9 and, by default, a cosine-annealed
             learning rate, as in :func:`poisonlab.train.fit`.
         seed: seeds both the initial weights and the shuffling.
@@ -90,7 +92,8 @@ def train_and_score(
         raise ValueError(
             f"the labels name {present} classes but reach {k - 1}: labels must be class indices 0, 1, …, K − 1"
         )
-    net = models.make(model, tuple(x.shape[1:]), k, seed=seed, **model_kwargs)
+    arch = _validate.renamed("arch", arch, "model", model_kwargs.pop("model", None), "cnn")
+    net = models.make(arch, tuple(x.shape[1:]), k, seed=seed, **model_kwargs)
 
     def score(net: nn.Module) -> dict[str, float]:
         out = {"clean_accuracy": accuracy(net, x_test, y_test)}
@@ -156,14 +159,15 @@ def signature_run(
     trigger: Callable[[torch.Tensor], torch.Tensor],
     source: int,
     *,
-    model: str = "cnn",
+    arch: str = "cnn",
+    model: str | None = None,
     epochs: int = 12,
     lr: float = 0.05,
     batch_size: int = 128,
     seed: int = 0,
     per_epoch: bool = False,
 ) -> SignatureRun:
-    """Train a fresh ``model`` on a backdoored set and measure what Tran et al. 2018 (Algorithm 1)
+    """Train a fresh model of architecture ``arch`` on a backdoored set and measure what Tran et al. 2018 (Algorithm 1)
     would see: clean accuracy, attack success from ``source`` to the set's target, and the
     spectral scores of the pixels and of the trained network's representations.
 
@@ -178,7 +182,8 @@ def signature_run(
         x_test, y_test: clean test images (M, C, H, W) and labels (M,).
         trigger: the attacker's trigger.
         source: the class whose test images the attack aims at (its ASR is reported).
-        model: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+        arch: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
+        model: the old name of ``arch``, still accepted.
         epochs, lr, batch_size: the training run.
         seed: seeds the initial weights and the shuffling.
         per_epoch: also score the signatures after every epoch (a few seconds per epoch).
@@ -200,7 +205,8 @@ def signature_run(
     def watch(_: int, net: nn.Module) -> dict[str, float]:
         return detect.signature_aucs(net, poisoned.x[t], poisoned.y[t], poisoned.is_poison[t])
 
-    net = models.make(model, tuple(poisoned.x.shape[1:]), k, seed=seed)
+    arch = _validate.renamed("arch", arch, "model", model, "cnn")
+    net = models.make(arch, tuple(poisoned.x.shape[1:]), k, seed=seed)
     history = fit(
         net,
         poisoned.x,

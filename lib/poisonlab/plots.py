@@ -8,9 +8,12 @@ Okabe–Ito palette :data:`PALETTE` (Okabe & Ito 2008).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import matplotlib as mpl
 import numpy as np
@@ -615,7 +618,7 @@ def _scatter_2d(
 def linear_boundaries(
     x: torch.Tensor,
     y: torch.Tensor,
-    panels: Sequence[dict],
+    panels: Sequence[BoundaryPanel | Mapping],
     *,
     clean_theta: torch.Tensor | None = None,
     title: str | None = None,
@@ -627,14 +630,14 @@ def linear_boundaries(
 
     Args:
         x, y: the clean points (N, 2) and labels (N,) in {0, 1}.
-        panels: one dict per panel with ``theta`` (w₁, w₂, b), ``title`` and optionally
-            ``poison_x`` (P, 2) and ``poison_y`` (P,).
+        panels: one :class:`BoundaryPanel` per panel (or a dict of its fields): ``theta``
+            (w₁, w₂, b), ``title`` and optionally ``poison_x`` (P, 2) and ``poison_y`` (P,).
         clean_theta: the clean model's boundary, drawn dashed in every panel for comparison.
         poison_labels: the poison labels the legend lists even where no panel shows them, so that
             figures drawn one after another (the frames of a slider) share one legend; by default
             only those that some panel shows.
     """
-    panels = _check_panels(panels, ("theta",), ("title", "poison_x", "poison_y"))
+    panels = _check_panels(panels, BoundaryPanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
     # at most as many columns as fit the text column at a readable size
@@ -645,11 +648,11 @@ def linear_boundaries(
         axes = fig.subplots(nrows, ncols, squeeze=False)
         listed = tuple(int(k) for k in poison_labels) if poison_labels is not None else ()
         for ax, panel in zip(axes.flat, panels):
-            _scatter_2d(ax, x, y, poison_x=panel.get("poison_x"), poison_y=panel.get("poison_y"), poison_labels=listed)
+            _scatter_2d(ax, x, y, poison_x=panel.poison_x, poison_y=panel.poison_y, poison_labels=listed)
             if clean_theta is not None:
                 _boundary_line(ax, clean_theta, color="0.45", linestyle="--", linewidth=1.5, label="clean boundary")
-            _boundary_line(ax, panel["theta"], color=WRONG, linewidth=2.2, label="poisoned boundary")
-            ax.set_title(panel.get("title", ""))
+            _boundary_line(ax, panel.theta, color=WRONG, linewidth=2.2, label="poisoned boundary")
+            ax.set_title(panel.title)
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_axis_off()
         legend: dict = {}
@@ -799,28 +802,148 @@ def _nested_markers(series: Mapping[str, Sequence[float]], drawn: Mapping[str, o
     }
 
 
-def _check_panels(panels: Sequence[Mapping], required: tuple[str, ...], optional: tuple[str, ...]) -> Sequence[Mapping]:
-    """Check every panel is a dict with the ``required`` keys and no key outside ``required`` and
-    ``optional`` (a misspelt key would otherwise be ignored without a word)."""
+@dataclass(frozen=True)
+class BoundaryPanel:
+    """One panel of :func:`linear_boundaries`.
+
+    Attributes:
+        theta: the panel's linear boundary (w₁, w₂, b).
+        title: the panel's title.
+        poison_x, poison_y: poisons to mark, (P, 2) and their labels (P,); both or neither.
+    """
+
+    theta: Any
+    title: str = ""
+    poison_x: Any = None
+    poison_y: Any = None
+
+
+@dataclass(frozen=True)
+class LinePanel:
+    """One panel of :func:`line_panels`.
+
+    Attributes:
+        x: the x positions (T,).
+        series: {label: T values}, one line each.
+        xlabel: the panel's x-label.
+        title: the panel's title.
+        bands: {label: (T low values, T high values)}, the spread around that series.
+        hline: (value, label), a horizontal reference line in the series' units.
+        logx, logy: logarithmic axes.
+    """
+
+    x: Any
+    series: Mapping[str, Any]
+    xlabel: str
+    title: str | None = None
+    bands: Mapping[str, Any] = field(default_factory=dict)
+    hline: tuple[float, str] | None = None
+    logx: bool = False
+    logy: bool = False
+
+
+@dataclass(frozen=True)
+class ScorePanel:
+    """One panel of :func:`score_histograms`.
+
+    Attributes:
+        scores: suspicion scores (N,), finite.
+        is_poison: (N,) bool, with at least one clean point.
+        title: the panel's title.
+        threshold: a score to mark with a dashed line (e.g. a removal cut).
+    """
+
+    scores: Any
+    is_poison: Any
+    title: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class TheoryPanel:
+    """One panel of :func:`measured_and_theory`.
+
+    Attributes:
+        xlabel: the panel's x-label.
+        title: the panel's title.
+        ylabel: overrides the figure's shared y-label.
+        points: {label: (x, y)} measured values, drawn as markers.
+        curves: {label: (x, y)} theory, drawn as lines.
+        errors: {label: half-widths} of the points, drawn as error bars.
+        labels: {label: one text per point}, written above each point.
+        logx, logy: logarithmic axes (``logx`` puts ticks at the measured x values, or ``xticks``).
+        paired: whether the i-th curve takes the colour of the i-th points.
+        vlines: {label: x} vertical dashed lines.
+        xticks: tick positions for a logarithmic x axis.
+    """
+
+    xlabel: str
+    title: str | None = None
+    ylabel: str | None = None
+    points: Mapping[str, Any] = field(default_factory=dict)
+    curves: Mapping[str, Any] = field(default_factory=dict)
+    errors: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, Sequence] = field(default_factory=dict)
+    logx: bool = False
+    logy: bool = False
+    paired: bool = True
+    vlines: Mapping[str, float] = field(default_factory=dict)
+    xticks: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
+class ProjectionPanel:
+    """One panel of :func:`projections`.
+
+    Attributes:
+        coords: the points' 2-D coordinates (N, 2).
+        is_poison: (N,) bool.
+        title: the panel's title.
+        cover: (N,) bool, points to draw as a third group (e.g. cover samples).
+    """
+
+    coords: Any
+    is_poison: Any
+    title: str | None = None
+    cover: Any = None
+
+
+_P = TypeVar("_P", BoundaryPanel, LinePanel, ScorePanel, TheoryPanel, ProjectionPanel)
+
+
+def _check_panels(panels: Sequence[_P | Mapping], kind: type[_P]) -> list[_P]:
+    """The panels as ``kind`` instances: each given as one, or as a dict whose keys are ``kind``'s
+    fields (the required ones present, no other key: a misspelt key would otherwise be ignored
+    without a word)."""
+    fields = dataclasses.fields(kind)
+    required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    optional = [f.name for f in fields if f.name not in required]
     if isinstance(panels, Mapping) or not isinstance(panels, Sequence) or isinstance(panels, str):
-        raise ValueError(f"panels must be a list of dicts, one per panel, got {type(panels).__name__}")
+        raise ValueError(
+            f"panels must be a list of {kind.__name__}s (or dicts), one per panel, got {type(panels).__name__}"
+        )
+    typed = []
     for i, panel in enumerate(panels):
+        if isinstance(panel, kind):
+            typed.append(panel)
+            continue
         if not isinstance(panel, Mapping):
-            raise ValueError(f"panels[{i}] must be a dict, got {type(panel).__name__}")
+            raise ValueError(f"panels[{i}] must be a {kind.__name__} or a dict, got {type(panel).__name__}")
         missing = [k for k in required if k not in panel]
-        unknown = sorted(set(panel) - set(required) - set(optional))
+        unknown = sorted(set(panel) - set(required) - set(optional), key=str)
         if missing or unknown:
             found = f"lacks {missing}" if missing else f"has unknown keys {unknown}"
-            raise ValueError(f"panels[{i}] {found}; a panel needs {list(required)} and may have {list(optional)}")
-    return panels
+            raise ValueError(f"panels[{i}] {found}; a panel needs {required} and may have {optional}")
+        typed.append(kind(**{k: v for k, v in panel.items() if v is not None or k in required}))
+    return typed
 
 
-def _label_panel(ax, panel: dict, *, xlabel: str, ylabel: str) -> None:
+def _label_panel(ax, panel: LinePanel | ScorePanel | TheoryPanel, *, xlabel: str, ylabel: str) -> None:
     """Axis labels and the panel's optional ``title``: the end of every panel (its legend is drawn
     below the panels, by :func:`_legends_below`, once all panels are drawn)."""
     ax.set(xlabel=xlabel, ylabel=ylabel)
-    if panel.get("title"):
-        ax.set_title(panel["title"])
+    if panel.title:
+        ax.set_title(panel.title)
 
 
 def _entries(ax) -> dict:
@@ -912,14 +1035,15 @@ def _legend_under(ax, entries: dict | None = None, *, fontsize: float, room: flo
 
 
 def line_panels(
-    panels: Sequence[dict],
+    panels: Sequence[LinePanel | Mapping],
     *,
     ylabel: str,
     title: str | None = None,
     percent: bool = True,
     size: tuple[float, float] | None = None,
 ) -> Figure:
-    """Side-by-side line plots sharing a y-label: each panel a dict with ``x``, ``series``
+    """Side-by-side line plots sharing a y-label: each panel a :class:`LinePanel` (or a dict of its
+    fields) with ``x``, ``series``
     ({label: values}), ``xlabel`` and optionally:
 
     - ``title``, ``logx``, ``logy``;
@@ -930,7 +1054,7 @@ def line_panels(
       ``(0.5, "chance")`` for an AUC), drawn dotted and listed in the legend.
 
     Integer x values (epochs) get integer ticks only."""
-    panels = _check_panels(panels, ("x", "series", "xlabel"), ("title", "bands", "hline", "logx", "logy"))
+    panels = _check_panels(panels, LinePanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
     scale = 100.0 if percent else 1.0
@@ -940,34 +1064,34 @@ def line_panels(
         fig = _figure(figsize=size or grid)
         axes = _panel_axes(fig, len(panels), rows, cols)
         for ax, panel in zip(axes, panels):
-            if not panel["series"]:
+            if not panel.series:
                 raise ValueError("every panel needs at least one series")
-            for i, (label, ys) in enumerate(panel["series"].items()):
-                if len(ys) != len(panel["x"]):
-                    raise ValueError(f"series {label!r} has {len(ys)} values for {len(panel['x'])} x positions")
+            for i, (label, ys) in enumerate(panel.series.items()):
+                if len(ys) != len(panel.x):
+                    raise ValueError(f"series {label!r} has {len(ys)} values for {len(panel.x)} x positions")
                 marker = marks[i % len(marks)] if len(ys) <= 40 else None  # long curves: a line only
-                ax.plot(panel["x"], np.asarray(ys, dtype=float) * scale, marker=marker, label=label)
-                band = panel.get("bands", {}).get(label)  # optional (low, high) per x: the spread over runs
+                ax.plot(panel.x, np.asarray(ys, dtype=float) * scale, marker=marker, label=label)
+                band = panel.bands.get(label)  # optional (low, high) per x: the spread over runs
                 if band is not None:
                     lo, hi = (np.asarray(v, dtype=float) * scale for v in band)
                     if lo.shape != (len(ys),) or hi.shape != (len(ys),):
                         raise ValueError(f"the band of {label!r} needs a low and a high value per x position")
                     colour = ax.lines[-1].get_color()
-                    ax.fill_between(panel["x"], lo, hi, alpha=0.12, color=colour, linewidth=0)
+                    ax.fill_between(panel.x, lo, hi, alpha=0.12, color=colour, linewidth=0)
                     for edge in (lo, hi):  # the band's extent, readable where it overlaps another band
-                        ax.plot(panel["x"], edge, color=colour, linewidth=0.7, alpha=0.9, label="_band edge")
-            if panel.get("hline") is not None:
-                value, label = panel["hline"]
+                        ax.plot(panel.x, edge, color=colour, linewidth=0.7, alpha=0.9, label="_band edge")
+            if panel.hline is not None:
+                value, label = panel.hline
                 ax.axhline(float(value) * scale, color="0.3", linestyle=":", linewidth=1.3, label=label, zorder=1.5)
-            if panel.get("logy"):
+            if panel.logy:
                 ax.set_yscale("log")
-            if panel.get("logx"):  # ticks at the measured positions, written as plain numbers
+            if panel.logx:  # ticks at the measured positions, written as plain numbers
                 ax.set_xscale("log")
-                ax.set_xticks(list(panel["x"]), [f"{v:g}" for v in panel["x"]])
+                ax.set_xticks(list(panel.x), [f"{v:g}" for v in panel.x])
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-            elif all(float(v).is_integer() for v in panel["x"]):  # epochs, counts: no tick at 2.5
+            elif all(float(v).is_integer() for v in panel.x):  # epochs, counts: no tick at 2.5
                 ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=ylabel)
+            _label_panel(ax, panel, xlabel=panel.xlabel, ylabel=ylabel)
         _legends_below(fig, axes, fontsize=9)
         if title:
             fig.suptitle(title)
@@ -1287,7 +1411,7 @@ def animation_alt(title: str, poison_path: torch.Tensor, *, steps_per_frame: int
 
 
 def score_histograms(
-    panels: Sequence[dict],
+    panels: Sequence[ScorePanel | Mapping],
     *,
     xlabel: str = "spectral score τ (share of the class maximum)",
     title: str | None = None,
@@ -1296,7 +1420,8 @@ def score_histograms(
 ) -> Figure:
     """Side-by-side histograms of suspicion scores, clean points against poisons, one panel each.
 
-    Each panel is a dict with ``scores`` (N,) finite, ``is_poison`` (N,) bool with at least one
+    Each panel is a :class:`ScorePanel` (or a dict of its fields) with ``scores`` (N,) finite,
+    ``is_poison`` (N,) bool with at least one
     clean point, optionally ``title`` and ``threshold`` (a score; a dashed line marks it, e.g. the
     cut of :func:`poisonlab.detect.remove_top`). Scores are divided by their maximum so panels on
     different scales compare; each group is normalised to unit area, so a handful of poisons is
@@ -1307,7 +1432,7 @@ def score_histograms(
     default as many as fit :data:`MAX_WIDTH` at a readable size. The figure is never wider than
     :data:`MAX_WIDTH`.
     """
-    panels = _check_panels(panels, ("scores", "is_poison"), ("title", "threshold"))
+    panels = _check_panels(panels, ScorePanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
@@ -1321,12 +1446,11 @@ def score_histograms(
         axes = _panel_axes(fig, len(panels), rows, cols)
         shared_x = len(panels) > 1  # one x-label for the figure: side by side, each panel's would collide
         for ax, panel in zip(axes, panels):
-            s = torch.as_tensor(panel["scores"], dtype=torch.float64).detach().cpu()
-            p = torch.as_tensor(panel["is_poison"]).bool().cpu()
+            s = torch.as_tensor(panel.scores, dtype=torch.float64).detach().cpu()
+            p = torch.as_tensor(panel.is_poison).bool().cpu()
             if s.ndim != 1 or p.shape != s.shape:
                 raise ValueError("every panel needs 1-D scores and an is_poison mask of the same shape")
-            if not bool(torch.isfinite(s).all()):
-                raise ValueError("scores contain NaN or infinite values")
+            _validate.finite("scores", s)
             if not bool((~p).any()):
                 raise ValueError("every panel needs at least one clean point")
             top = float(s.abs().max()) or 1.0
@@ -1334,9 +1458,9 @@ def score_histograms(
             ax.hist(np.asarray(s[~p] / top), bins=edges, density=True, alpha=0.6, color=PALETTE[5], label="clean")
             if bool(p.any()):
                 ax.hist(np.asarray(s[p] / top), bins=edges, density=True, alpha=0.6, color=WRONG, label="poison")
-            if panel.get("threshold") is not None:
+            if panel.threshold is not None:
                 ax.axvline(
-                    float(panel["threshold"]) / top, color="black", linestyle="--", linewidth=1, label="removal cut"
+                    float(panel.threshold) / top, color="black", linestyle="--", linewidth=1, label="removal cut"
                 )
             first_column = ax.get_subplotspec().colspan.start == 0
             _label_panel(
@@ -1387,11 +1511,12 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
     return fig
 
 
-def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | None = None) -> Figure:
+def measured_and_theory(panels: Sequence[TheoryPanel | Mapping], *, ylabel: str, title: str | None = None) -> Figure:
     """Measurements as markers over theory curves, one panel each (e.g. the top eigenvector's overlap
     with the spike against its strength, with the BBP curve).
 
-    Each panel is a dict with ``xlabel``, optionally ``title``, ``logx`` (ticks at the measured x
+    Each panel is a :class:`TheoryPanel` (or a dict of its fields) with ``xlabel``, optionally
+    ``title``, ``logx`` (ticks at the measured x
     values, or at ``xticks``), ``logy``, ``ylabel`` (overrides the shared one), and:
 
     - ``points``: {label: (x, y)} measured values, drawn as markers (optionally ``errors``:
@@ -1402,11 +1527,7 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
       ``paired`` false, the curves take colours of their own;
     - ``vlines``: {label: x} vertical dashed lines (e.g. a threshold).
     """
-    panels = _check_panels(
-        panels,
-        ("xlabel",),
-        ("title", "ylabel", "points", "curves", "errors", "labels", "logx", "logy", "paired", "vlines", "xticks"),
-    )
+    panels = _check_panels(panels, TheoryPanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
     marks = "osD^v<>p"
@@ -1415,14 +1536,14 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
         fig = _figure(figsize=grid)
         axes = _panel_axes(fig, len(panels), rows, cols)
         for ax, panel in zip(axes, panels):
-            points, curves = panel.get("points", {}), panel.get("curves", {})
+            points, curves = panel.points, panel.curves
             if not points and not curves:
                 raise ValueError("every panel needs points or curves")
-            for label in panel.get("labels", {}):
+            for label in panel.labels:
                 if label not in points:
                     raise ValueError(f"labels given for {label!r}, which is not one of the points {list(points)}")
             colours = [PALETTE[i] for i in (5, 1, 3, 6, 7, 2)]
-            offset = 0 if panel.get("paired", True) else len(points)
+            offset = 0 if panel.paired else len(points)
             for i, (label, (xs, ys)) in enumerate(curves.items()):
                 if len(xs) != len(ys):
                     raise ValueError(f"curve {label!r} has {len(xs)} x and {len(ys)} y values")
@@ -1437,7 +1558,7 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
             for i, (label, (xs, ys)) in enumerate(points.items()):
                 if len(xs) != len(ys):
                     raise ValueError(f"points {label!r} have {len(xs)} x and {len(ys)} y values")
-                err = panel.get("errors", {}).get(label)
+                err = panel.errors.get(label)
                 ax.errorbar(
                     xs,
                     ys,
@@ -1450,7 +1571,7 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
                     linewidth=1,
                     label=label,
                 )
-                texts = panel.get("labels", {}).get(label)
+                texts = panel.labels.get(label)
                 if texts is not None:
                     if len(texts) != len(xs):
                         raise ValueError(f"points {label!r} have {len(xs)} values but {len(texts)} labels")
@@ -1466,18 +1587,18 @@ def measured_and_theory(panels: Sequence[dict], *, ylabel: str, title: str | Non
                             fontsize=8,
                             color="0.15",
                         )
-            for label, x in panel.get("vlines", {}).items():
+            for label, x in panel.vlines.items():
                 ax.axvline(float(x), color="grey", linestyle="--", linewidth=1, label=label)
-            if panel.get("logx"):  # ticks at the measured positions (or ``xticks``), as plain numbers
+            if panel.logx:  # ticks at the measured positions (or ``xticks``), as plain numbers
                 ax.set_xscale("log")
-                ticks = panel.get("xticks") or sorted({float(v) for xs, _ in points.values() for v in xs})
+                ticks = panel.xticks or sorted({float(v) for xs, _ in points.values() for v in xs})
                 if ticks:
                     ax.set_xticks(list(ticks), [f"{v:g}" for v in ticks])
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-            if panel.get("logy"):
+            if panel.logy:
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            _label_panel(ax, panel, xlabel=panel["xlabel"], ylabel=panel.get("ylabel", ylabel))
+            _label_panel(ax, panel, xlabel=panel.xlabel, ylabel=ylabel if panel.ylabel is None else panel.ylabel)
         _legends_below(fig, axes, fontsize=8)
         if title:
             fig.suptitle(title)
@@ -1559,7 +1680,7 @@ def phase_diagram(
 
 
 def projections(
-    panels: Sequence[dict],
+    panels: Sequence[ProjectionPanel | Mapping],
     *,
     xlabel: str = "principal component 1",
     ylabel: str = "principal component 2",
@@ -1567,10 +1688,11 @@ def projections(
 ) -> Figure:
     """Side-by-side 2-D projections of one class's representations, clean points against poisons.
 
-    Each panel is a dict with ``coords`` (N, 2), ``is_poison`` (N,) bool and optionally ``title``
+    Each panel is a :class:`ProjectionPanel` (or a dict of its fields) with ``coords`` (N, 2),
+    ``is_poison`` (N,) bool and optionally ``title``
     and ``cover`` (N,) bool (points to draw as a third group, e.g. cover samples).
     """
-    panels = _check_panels(panels, ("coords", "is_poison"), ("title", "cover"))
+    panels = _check_panels(panels, ProjectionPanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
@@ -1578,11 +1700,11 @@ def projections(
         fig = _figure(figsize=grid)
         axes = _panel_axes(fig, len(panels), rows, cols)
         for ax, panel in zip(axes, panels):
-            c = torch.as_tensor(panel["coords"]).detach().cpu().double()
-            p = torch.as_tensor(panel["is_poison"]).bool().cpu()
+            c = torch.as_tensor(panel.coords).detach().cpu().double()
+            p = torch.as_tensor(panel.is_poison).bool().cpu()
             if c.ndim != 2 or c.shape[1] != 2 or p.shape != (c.shape[0],):
                 raise ValueError("every panel needs coords (N, 2) and an is_poison mask (N,)")
-            cover = panel.get("cover")
+            cover = panel.cover
             cover = torch.zeros_like(p) if cover is None else torch.as_tensor(cover).bool().cpu()
             clean = ~p & ~cover
             ax.scatter(c[clean, 0], c[clean, 1], s=9, alpha=0.45, color=PALETTE[5], label="clean")

@@ -101,9 +101,7 @@ def _points(name: str, x: torch.Tensor, *, min_rows: int = 1) -> torch.Tensor:
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.shape[0] < min_rows or x.shape[1] < 1:
         raise ValueError(f"{name} must have at least {min_rows} row(s) and 1 column, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x.detach().double()
+    return _validate.finite(name, x).detach().double()
 
 
 def tail_distance(eps: float) -> float:

@@ -103,8 +103,7 @@ def _unit_images(name: str, x: torch.Tensor) -> torch.Tensor:
     x = _validate.images(name, x)
     if x.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{name} must be float32 or float64 to hold 8-bit levels exactly, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    _validate.finite(name, x)
     if x.numel() and not (float(x.min()) >= 0 and float(x.max()) <= 1):
         raise ValueError(f"{name} values must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
     return x

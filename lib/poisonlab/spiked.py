@@ -115,8 +115,7 @@ def top_eigenvector(x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be a 2-D tensor (n, d) with n >= 2, got {got}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x contains NaN or infinite values")
+    _validate.finite("x", x)
     x = x.detach().double().cpu()
     c = x - x.mean(0)
     if float(c.abs().max()) <= 1e-12 * max(1.0, float(x.abs().max())):
@@ -139,8 +138,7 @@ def top_overlap(x: torch.Tensor, direction: torch.Tensor) -> float:
     (:func:`top_eigenvector`) and u the unit vector ``direction`` (d,); in [0, 1]."""
     if x.ndim != 2 or direction.shape != (x.shape[1],):
         raise ValueError(f"x must be (n, d) and direction (d,), got {tuple(x.shape)} and {tuple(direction.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x contains NaN or infinite values")
+    _validate.finite("x", x)
     top = top_eigenvector(x)
     u = direction.double() / direction.double().norm()
     return float((top @ u) ** 2)

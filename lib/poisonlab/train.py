@@ -86,7 +86,7 @@ def fit(
     optimizer: str = "sgd",
     momentum: float = 0.9,
     schedule: str = "constant",
-    progress: bool = True,
+    progress: bool = False,
     callback: Callable[[int, nn.Module], dict[str, float] | None] | None = None,
     device: str | torch.device | None = None,
 ) -> History:
@@ -106,7 +106,8 @@ def fit(
         schedule: ``"constant"`` keeps ``lr``; ``"cosine"`` anneals it after every step to
             lr · (1 + cos(π t / T)) / 2 (Loshchilov & Hutter 2017, without restarts), so the last
             epochs average out SGD's noise and the final model depends less on the last batches.
-        progress: show a progress bar over epochs.
+        progress: show a progress bar over epochs (off by default, as in every function that
+            does one piece of work; :func:`poisonlab.parallel.run_parallel` shows one by default).
         callback: called as ``callback(epoch, model)`` after every epoch (model in eval mode);
             a returned dict of floats is appended to ``History.metrics``.
         device: where to train; default CUDA, then MPS, then CPU. The model stays there.

@@ -62,17 +62,26 @@ class Trigger:
         return torch.where(m > 0, ((1 - m) * x + m * delta).clamp(0.0, 1.0), x)
 
 
-def _pattern_tensor(name: str, pattern: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Broadcast a given pattern, (H, W) or (C, H, W), to ``shape`` or raise a clear error."""
+def _given_pattern(name: str, pattern: torch.Tensor) -> torch.Tensor:
+    """Check a given pattern is a floating-point tensor (H, W) or (C, H, W) of finite values in
+    [0, 1]; returns it detached, on the CPU."""
     if not isinstance(pattern, torch.Tensor) or not pattern.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {type(pattern).__name__}")
-    p = pattern.detach().cpu()
+    if pattern.ndim not in (2, 3):
+        raise ValueError(f"{name} must be shaped (H, W) or (C, H, W), got {tuple(pattern.shape)}")
+    p = _validate.finite(name, pattern.detach().cpu())
+    if p.numel() and (float(p.min()) < 0 or float(p.max()) > 1):
+        raise ValueError(f"{name} values must lie in [0, 1], got [{float(p.min()):.3g}, {float(p.max()):.3g}]")
+    return p
+
+
+def _pattern_tensor(name: str, pattern: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Broadcast a given pattern, (H, W) or (C, H, W), to ``shape`` or raise a clear error."""
+    p = _given_pattern(name, pattern)
     if p.ndim == 2:
         p = p.unsqueeze(0)
-    if p.ndim != 3 or p.shape[1:] != shape[1:] or p.shape[0] not in (1, shape[0]):
+    if p.shape[1:] != shape[1:] or p.shape[0] not in (1, shape[0]):
         raise ValueError(f"{name} must be shaped {tuple(shape[1:])} or {tuple(shape)}, got {tuple(pattern.shape)}")
-    if float(p.min()) < 0 or float(p.max()) > 1:
-        raise ValueError(f"{name} values must lie in [0, 1], got [{float(p.min()):.3g}, {float(p.max()):.3g}]")
     return p.expand(shape).clone()
 
 
@@ -113,6 +122,8 @@ class Patch(Trigger):
             _validate.choice("pattern", pattern, PATTERNS)
         elif not isinstance(pattern, torch.Tensor):
             raise ValueError(f"pattern must be one of {', '.join(PATTERNS)} or a tensor, got {type(pattern).__name__}")
+        else:
+            _given_pattern("pattern", pattern)
         self._pattern = pattern
         self.opacity = _validate.fraction("opacity", opacity, closed=True)
 
@@ -174,6 +185,8 @@ class Blend(Trigger):
             _validate.choice("pattern", pattern, ("noise",))
         elif not isinstance(pattern, torch.Tensor):
             raise ValueError(f"pattern must be 'noise' or a tensor, got {type(pattern).__name__}")
+        else:
+            _given_pattern("pattern", pattern)
         self._pattern = pattern
         self.alpha = _validate.fraction("alpha", alpha, closed=True)
         self.seed = _validate.seed(seed)
@@ -202,15 +215,10 @@ class Pixels(Trigger):
     """
 
     def __init__(self, key: torch.Tensor) -> None:
-        if not isinstance(key, torch.Tensor) or not key.is_floating_point():
-            raise ValueError(f"key must be a floating-point tensor, got {type(key).__name__}")
-        if key.ndim not in (2, 3):
-            raise ValueError(f"key must be shaped (H, W) or (C, H, W), got {tuple(key.shape)}")
-        if float(key.min()) < 0 or float(key.max()) > 1:
-            raise ValueError(f"key values must lie in [0, 1], got [{float(key.min()):.3g}, {float(key.max()):.3g}]")
+        key = _given_pattern("key", key)
         if not bool((key > 0).any()):
             raise ValueError("key must switch on at least one pixel (a positive entry), got none")
-        self.key = key.detach().cpu().clone()
+        self.key = key.clone()
         self.budget = int((self.key > 0).sum())
 
     def __repr__(self) -> str:
@@ -249,8 +257,8 @@ def backdoor(
     y: torch.Tensor,
     trigger: Trigger,
     target: int | None = 0,
-    rate: float | None = None,
     *,
+    rate: float | None = None,
     count: int | None = None,
     source: int | None = None,
     num_classes: int | None = None,
@@ -299,8 +307,7 @@ def backdoor(
     eligible = torch.ones_like(y, dtype=torch.bool) if target is None else y != target
     if source is not None:
         _validate.class_index("source", source, k)
-        if source == target:
-            raise ValueError(f"source and target must differ, both are {source}")
+        _validate.distinct_classes(source, target)
         eligible = y == source
     candidates = torch.nonzero(eligible).flatten()
     if n_poison > len(candidates):
@@ -410,9 +417,9 @@ def tact(
     y: torch.Tensor,
     trigger: Trigger,
     target: int,
+    *,
     source: int,
     count: int,
-    *,
     cover: int,
     cover_classes: Sequence[int] | None = None,
     num_classes: int | None = None,
@@ -448,8 +455,7 @@ def tact(
         raise ValueError(f"trigger must be callable on a batch of images, got {type(trigger).__name__}")
     _validate.class_index("target", target, k)
     _validate.class_index("source", source, k)
-    if source == target:
-        raise ValueError(f"source and target must differ, both are {source}")
+    _validate.distinct_classes(source, target)
     count = _validate.positive_int("count", count, allow_zero=True)
     cover = _validate.positive_int("cover", cover, allow_zero=True)
     if cover_classes is None:
@@ -501,8 +507,8 @@ def adaptive_blend(
     y: torch.Tensor,
     pattern: torch.Tensor,
     target: int,
-    count: int,
     *,
+    count: int,
     cover: int,
     alpha: float = 0.15,
     pieces: int = 4,
@@ -549,8 +555,7 @@ def adaptive_blend(
     eligible = y != target
     if source is not None:
         _validate.class_index("source", source, k)
-        if source == target:
-            raise ValueError(f"source and target must differ, both are {source}")
+        _validate.distinct_classes(source, target)
         eligible = y == source
     g = _validate.generator(seed)
     poisons = _draw(torch.nonzero(eligible).flatten(), count, "poisons", g)

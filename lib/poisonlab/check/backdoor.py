@@ -115,8 +115,8 @@ def _design_report(
     if not all(report.values()):
         return report | {f"ASR ≥ {asr_goal:.0%}": False}
     trigger = Pixels(key)
-    poisoned = backdoor(x, y, trigger, target, rate, seed=seed)
-    score = train_and_score(poisoned, x_test, y_test, trigger, target, model="logreg", epochs=8, lr=0.1, seed=seed)
+    poisoned = backdoor(x, y, trigger, target, rate=rate, seed=seed)
+    score = train_and_score(poisoned, x_test, y_test, trigger, target, arch="logreg", epochs=8, lr=0.1, seed=seed)
     return report | {f"ASR ≥ {asr_goal:.0%}": score.attack_success_rate >= asr_goal}
 
 

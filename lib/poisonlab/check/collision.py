@@ -82,14 +82,7 @@ def class_mean_distances(seed: int = 0, epochs: int = 4) -> torch.Tensor:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     ds = data.load("mnist5k", seed=seed)
     extractor = train_and_score(
-        (ds.x_train, ds.y_train),
-        ds.x_test,
-        ds.y_test,
-        model="mlp",
-        hidden=(256, 256),
-        epochs=epochs,
-        lr=0.05,
-        seed=seed,
+        (ds.x_train, ds.y_train), ds.x_test, ds.y_test, arch="mlp", hidden=(256, 256), epochs=epochs, lr=0.05, seed=seed
     ).model.eval()
     z = embed(extractor, ds.x_train)
     means = torch.stack([z[ds.y_train == k].mean(0) for k in range(ds.num_classes)])
