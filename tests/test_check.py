@@ -221,6 +221,34 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
     assert "a pair" in repr(ex.check_clean_label_success(lambda f, j, l2, c, tau: 0.5))
 
 
+def test_rank_pairs_checker_accepts_the_nearest_first_order_and_rejects_others():
+    from poisonlab.check import collision as ex
+    from poisonlab.check import variant
+
+    def nearest_first(dist, pairs):
+        return sorted(pairs, key=lambda p: float(dist[p[0], p[1]]))
+
+    def farthest_first(dist, pairs):
+        return sorted(pairs, key=lambda p: -float(dist[p[0], p[1]]))
+
+    def by_digit(dist, pairs):
+        return sorted(pairs)
+
+    def dropped(dist, pairs):
+        return nearest_first(dist, pairs)[1:]
+
+    def invented(dist, pairs):
+        return [(0, 1)] + nearest_first(dist, pairs)[1:]
+
+    for v in (0, 3):
+        with variant(v):
+            assert ex.check_rank_pairs(nearest_first).ok
+            assert ex.check_rank_pairs(lambda d, p: [list(q) for q in nearest_first(d, p)]).ok  # lists are pairs too
+            for wrong in (farthest_first, by_digit, dropped, invented):
+                assert not ex.check_rank_pairs(wrong).ok, wrong.__name__
+    assert "same pairs" in repr(ex.check_rank_pairs(invented))
+
+
 def test_spectral_checkers_accept_references_and_reject_mistakes():
     from poisonlab.check import spectral as ex
 

@@ -92,6 +92,31 @@ def test_fine_tuned_heads_fit_their_own_extra_points():
         collision.head_predict(w, b, x, paired=True)
 
 
+def test_fine_tuned_heads_are_independent_and_match_one_head_on_the_union():
+    """The clean examples are shared by every head: batching P heads gives what P single-head runs
+    give, and a head's result is softmax regression on the clean set plus its own extra points."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(40, 3, generator=g), torch.randint(0, 3, (40,), generator=g)
+    extra, extra_y = torch.randn(4, 2, 3, generator=g), torch.randint(0, 3, (4, 2), generator=g)
+    kw = {"steps": 50, "lr": 0.3, "weight_decay": 1e-3}
+    w, b = collision.fine_tune_heads(x, y, extra, extra_y, 3, **kw)
+    for j in range(4):
+        wj, bj = collision.fine_tune_heads(x, y, extra[j : j + 1], extra_y[j : j + 1], 3, **kw)
+        assert torch.allclose(w[j], wj[0], atol=1e-5) and torch.allclose(b[j], bj[0], atol=1e-5)
+    # head 2 by hand: full-batch SGD with momentum on the mean cross-entropy of the union
+    xu, yu = torch.cat([x, extra[2]]), torch.cat([y, extra_y[2]])
+    wr, br = torch.zeros(3, 3, requires_grad=True), torch.zeros(3, requires_grad=True)
+    opt = torch.optim.SGD([wr, br], lr=0.3, momentum=0.9)
+    for _ in range(50):
+        loss = F.cross_entropy(xu @ wr.T + br, yu) + 0.5e-3 * wr.pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.allclose(w[2], wr.detach(), atol=1e-5) and torch.allclose(b[2], br.detach(), atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def transfer_setting(mnist5k, made_once):
     from poisonlab.experiment import train_and_score

@@ -456,15 +456,20 @@ def fine_tune_heads(
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
     p, m, f = extra_features.shape
-    x = torch.cat([features.detach().unsqueeze(0).expand(p, -1, -1), extra_features.detach()], 1)
-    y = torch.cat([labels.unsqueeze(0).expand(p, -1), extra_labels.long()], 1)
+    clean, extra = features.detach(), extra_features.detach()
+    y_clean = labels.repeat_interleave(p)  # row n·P + j of the clean logits below is image n under head j
+    y_extra = extra_labels.long().reshape(-1)
     w = torch.zeros(p, k, f, requires_grad=True)
     bias = torch.zeros(p, k, requires_grad=True)
     opt = torch.optim.SGD([w, bias], lr=lr, momentum=0.9)
     for _ in range(steps):
-        logits = torch.einsum("pnf,pkf->pnk", x, w) + bias.unsqueeze(1)
-        loss = F.cross_entropy(logits.reshape(-1, k), y.reshape(-1), reduction="sum") / x.shape[1]
-        loss = loss + 0.5 * weight_decay * w.pow(2).sum()
+        # the N clean examples are shared by every head: one (N, F) × (F, P·K) product, not P small ones
+        clean_logits = (clean @ w.reshape(p * k, f).T).view(-1, p, k) + bias
+        extra_logits = torch.einsum("pmf,pkf->pmk", extra, w) + bias.unsqueeze(1)
+        loss = F.cross_entropy(clean_logits.reshape(-1, k), y_clean, reduction="sum")
+        if m:
+            loss = loss + F.cross_entropy(extra_logits.reshape(-1, k), y_extra, reduction="sum")
+        loss = loss / (clean.shape[0] + m) + 0.5 * weight_decay * w.pow(2).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -201,3 +201,42 @@ def check_clean_label_success(
         ),
     ]
     return run("clean-label success under a pixel budget", measured, cases)
+
+
+def _distance_matrix(seed: int) -> torch.Tensor:
+    """A (10, 10) symmetric matrix of distinct positive distances with a zero diagonal, like the
+    class-mean distances of :func:`class_mean_distances`."""
+    upper = (1.0 + 9.0 * torch.rand(10, 10, generator=generator(seed))).triu(1)
+    return upper + upper.T
+
+
+def check_rank_pairs(fn: Callable[[torch.Tensor, list[tuple[int, int]]], list[tuple[int, int]]]) -> CheckResult:
+    """Check ``fn(distances (10, 10), pairs) -> pairs``: the (target, base) digit pairs ordered from the one
+    predicted easiest for a clean-label attack to the one predicted hardest, by the distance between
+    the two classes' mean representations (``distances[target, base]``), nearest first: the
+    shorter the way a base has to go, the more of it a poison covers within the budget (the idea
+    behind choosing bases near the target, Aghakhani et al. 2021). The pairs come back as given, as
+    tuples; the distances are not modified."""
+    hint = (
+        "a poison starts at its base's class and must reach its target's class: which pair has the "
+        "shortest way to go, and which entry of the matrix measures it?"
+    )
+    g = generator(17)
+    distances = [_distance_matrix(varied(seed)) for seed in (3, 4)]
+    all_pairs = [(t, b) for t in range(10) for b in range(10) if t != b]
+    cases = []
+    for i, (count, dist) in enumerate(((4, distances[0]), (7, distances[1]), (3, distances[1]))):
+        picked = [all_pairs[j] for j in torch.randperm(len(all_pairs), generator=g)[:count].tolist()]
+        expected = [list(p) for p in sorted(picked, key=lambda p: float(dist[p[0], p[1]]))]
+        cases.append(Case(f"{count} pairs, distance matrix {1 + min(i, 1)}", (dist, picked), expected, hint=hint))
+
+    def ranked(dist: torch.Tensor, pairs: list[tuple[int, int]]) -> list[list[int]]:
+        out = fn(dist, [tuple(p) for p in pairs])
+        if not isinstance(out, (list, tuple)) or len(out) != len(pairs):
+            raise ValueError(f"return the {len(pairs)} pairs in a new order, got {out!r}")
+        out = [[int(v) for v in p] for p in out]
+        if sorted(map(tuple, out)) != sorted(pairs):
+            raise ValueError(f"return the same pairs as given, reordered, got {out!r}")
+        return out
+
+    return run("pairs ranked by predicted ease", ranked, cases)
