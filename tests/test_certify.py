@@ -112,7 +112,7 @@ def test_certified_accuracy_counts_right_and_certified():
     assert certify.certified_accuracy(prediction, radius, y, [0, 1, 3, 6]) == [0.75, 0.5, 0.25, 0.0]
     with pytest.raises(ValueError, match="budgets"):
         certify.certified_accuracy(prediction, radius, y, [-1])
-    with pytest.raises(ValueError, match="one shape"):
+    with pytest.raises(ValueError, match="radius must be a tensor of shape"):
         certify.certified_accuracy(prediction, radius[:3], y, [0])
 
 
@@ -186,3 +186,16 @@ def test_bad_training_settings_are_refused(digits, kwargs, error):
 def test_votes_needs_an_ensemble(digits):
     with pytest.raises(TypeError, match="PartitionEnsemble"):
         certify.votes([None], digits.x_test)
+
+
+def test_certified_accuracy_and_votes_refuse_what_certify_cannot_give(dpa, digits):
+    y = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="radius"):
+        certify.certified_accuracy(torch.tensor([0, 1]), torch.tensor([-1, 2]), y, [0])
+    with pytest.raises(ValueError, match="radius"):
+        certify.certified_accuracy(torch.tensor([0, 1]), torch.tensor([1.0, 2.0]), y, [0])
+    with pytest.raises(ValueError, match="prediction"):
+        certify.certified_accuracy(torch.tensor([-1, 1]), torch.tensor([1, 2]), y, [0])
+    _, _, ens = dpa
+    with pytest.raises(ValueError, match="x must hold inputs of shape"):
+        certify.votes(ens, digits.x_test[0])  # one image without its batch dimension

@@ -121,3 +121,20 @@ def test_neural_cleanse_finds_and_unlearns_a_real_backdoor(mnist5k):
         cleanse.unlearn(run.model, x, y, found.masks[0], found.patterns[0], share=0)
     with pytest.raises(ValueError, match="mask"):
         cleanse.unlearn(run.model, x, y, torch.zeros(1, 3, 3), found.patterns[0])
+
+
+@pytest.mark.parametrize(
+    "mask, pattern, error",
+    [
+        (torch.full((1, 3, 3), 2.0), torch.ones(1, 3, 3), "mask must lie in"),
+        (torch.zeros(3, 3), torch.ones(1, 3, 3), "mask must be a tensor of shape"),
+        (torch.zeros(1, 3, 3), torch.ones(2, 3, 3), "pattern must be a tensor of shape"),
+        (torch.zeros(1, 3, 3, dtype=torch.uint8), torch.ones(1, 3, 3), "floating-point"),
+        (torch.zeros(1, 3, 3), torch.full((1, 3, 3), float("nan")), "pattern must hold finite"),
+    ],
+)
+def test_stamp_refuses_triggers_that_do_not_fit(mask, pattern, error):
+    with pytest.raises(ValueError, match=error):
+        cleanse.stamp(torch.zeros(2, 1, 3, 3), mask, pattern)
+    with pytest.raises(ValueError, match="x"):
+        cleanse.stamp(torch.zeros(1, 3, 3), torch.zeros(1, 3, 3), torch.ones(1, 3, 3))

@@ -13,12 +13,19 @@ from typing import Any
 import torch
 
 
+def _real(name: str, value: Any, allowed: str) -> float:
+    """``value`` as a float if it is a real number (Python's, NumPy's, or a 0-d torch tensor);
+    ``bool`` and strings are refused rather than read as 1, 0 or their digits."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+    return float(value)
+
+
 def fraction(name: str, value: Any, *, closed: bool = False) -> float:
     """Return ``value`` as a float after checking it lies in [0, 1) (or [0, 1] if ``closed``)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [0, 1{']' if closed else ')'}, got {value!r}") from None
+    v = _real(name, value, f"in [0, 1{']' if closed else ')'}")
     ok = 0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0
     if not ok:
         raise ValueError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
@@ -63,10 +70,7 @@ def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
 def positive_float(name: str, value: Any, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
     """Return ``value`` as a float after checking it is positive (or non-negative) and finite (or,
     with ``allow_inf``, possibly infinite: a budget of ∞ means no budget)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    v = _real(name, value, ">= 0" if allow_zero else "> 0")
     if not (v >= 0.0 if allow_zero else v > 0.0) or v != v or (v == float("inf") and not allow_inf):
         kind = "a number" if allow_inf else "a finite number"
         raise ValueError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")

@@ -62,11 +62,13 @@ class PartitionEnsemble:
         models: k entries; ``None`` for a part that held no training point (it abstains).
         num_classes: the number of classes every base classifier outputs.
         part_sizes: (k,) int64, the training points of each part.
+        input_shape: the shape of one input, e.g. (1, 28, 28).
     """
 
     models: list[nn.Module | None]
     num_classes: int
     part_sizes: torch.Tensor
+    input_shape: tuple[int, ...]
 
     @property
     def k(self) -> int:
@@ -146,7 +148,7 @@ def train_partitions(
     trained = run_parallel(
         train_part, list(range(k)), workers=workers, desc="base classifiers", unit="part", progress=progress
     )
-    return PartitionEnsemble(trained, num_classes, torch.bincount(parts, minlength=k))
+    return PartitionEnsemble(trained, num_classes, torch.bincount(parts, minlength=k), shape)
 
 
 def votes(ensemble: PartitionEnsemble, x: torch.Tensor) -> torch.Tensor:
@@ -162,6 +164,10 @@ def votes(ensemble: PartitionEnsemble, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(ensemble, PartitionEnsemble):
         raise TypeError(f"ensemble must be a PartitionEnsemble, got {type(ensemble).__name__}")
     x = _validate.finite("x", _validate.inputs("x", x))
+    if tuple(x.shape[1:]) != tuple(ensemble.input_shape):
+        raise ValueError(
+            f"x must hold inputs of shape {tuple(ensemble.input_shape)} (a batch first), got shape {tuple(x.shape)}"
+        )
     counts = torch.zeros(x.shape[0], ensemble.num_classes, dtype=torch.int64)
     for net in ensemble.models:
         if net is not None:
@@ -211,10 +217,11 @@ def certified_accuracy(
         One share in [0, 1] per budget: mean over inputs of [prediction = y and radius >= r].
     """
     y = _validate.labels("y", y)
-    if not (isinstance(prediction, torch.Tensor) and isinstance(radius, torch.Tensor)) or not (
-        prediction.shape == radius.shape == y.shape
-    ):
-        raise ValueError("prediction, radius and y must be tensors of one shape (M,)")
+    prediction = _validate.labels("prediction", prediction, n=len(y))
+    if not isinstance(radius, torch.Tensor) or radius.shape != y.shape:
+        raise ValueError(f"radius must be a tensor of shape {tuple(y.shape)}, got {getattr(radius, 'shape', radius)!r}")
+    if radius.is_floating_point() or radius.dtype == torch.bool or (radius.numel() and int(radius.min()) < 0):
+        raise ValueError("radius must hold integers >= 0 (from certify)")
     if len(y) == 0:
         raise ValueError("certified_accuracy needs at least one input, got 0")
     budgets = [_validate.positive_int("budgets", r, allow_zero=True) for r in budgets]

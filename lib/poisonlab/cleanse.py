@@ -57,10 +57,37 @@ class ReversedTriggers:
     success: torch.Tensor
 
 
-def stamp(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
-    """(1 − m) ⊙ x + m ⊙ p: images x (N, C, H, W) with a mask (1, H, W) or (1, 1, H, W) and a pattern
-    (C, H, W) broadcast over them."""
+def _stamp(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
     return (1 - mask) * x + mask * pattern
+
+
+def _trigger(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a mask (1, H, W) and a pattern (C, H, W), both floating point in [0, 1], against
+    images x (N, C, H, W)."""
+    c, h, w = x.shape[1:]
+    for name, value, shape in (("mask", mask, (1, h, w)), ("pattern", pattern, (c, h, w))):
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+            raise ValueError(
+                f"{name} must be a tensor of shape {shape} for images {tuple(x.shape[1:])}, "
+                f"got {getattr(value, 'shape', value)!r}"
+            )
+        if not value.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+        _validate.finite(name, value)
+        if value.numel() and (float(value.min()) < 0 or float(value.max()) > 1):
+            raise ValueError(
+                f"{name} must lie in [0, 1], got values in [{float(value.min()):g}, {float(value.max()):g}]"
+            )
+    return mask.to(x), pattern.to(x)
+
+
+def stamp(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    """(1 − m) ⊙ x + m ⊙ p: images x (N, C, H, W) in [0, 1] with a mask m (1, H, W) and a pattern
+    p (C, H, W), both in [0, 1] (one of :func:`reverse_triggers`' triggers), broadcast over them.
+    The result stays in [0, 1]."""
+    x = _validate.finite("x", _validate.images("x", x))
+    mask, pattern = _trigger(x, mask, pattern)
+    return _stamp(x, mask, pattern)
 
 
 def reverse_triggers(
@@ -127,7 +154,7 @@ def reverse_triggers(
         for _ in range(steps):
             batch = x[torch.randint(len(x), (min(batch_size, len(x)),), generator=g).to(device)]
             mask, pattern = torch.sigmoid(mask_logit), torch.sigmoid(pattern_logit)
-            stamped = stamp(batch[None], mask, pattern).reshape(-1, c, h, w)  # (K·B, C, H, W)
+            stamped = _stamp(batch[None], mask, pattern).reshape(-1, c, h, w)  # (K·B, C, H, W)
             labels = target.repeat_interleave(len(batch))
             loss = F.cross_entropy(model(stamped), labels, reduction="sum") / len(batch)
             loss = loss + lam * mask.sum()
@@ -145,7 +172,7 @@ def reverse_triggers(
     with torch.no_grad():
         masks, patterns = torch.sigmoid(mask_logit)[:, 0], torch.sigmoid(pattern_logit)[:, 0]
         success = torch.stack(
-            [(model(stamp(x, masks[i], patterns[i])).argmax(1) == wanted[i]).double().mean() for i in range(n_cls)]
+            [(model(_stamp(x, masks[i], patterns[i])).argmax(1) == wanted[i]).double().mean() for i in range(n_cls)]
         )
     return ReversedTriggers(
         torch.tensor(wanted), masks.cpu(), patterns.cpu(), masks.flatten(1).sum(1).cpu(), success.cpu().float()
@@ -205,15 +232,11 @@ def unlearn(
     share = _validate.fraction("share", share, closed=True)
     if share == 0:
         raise ValueError("share must be in (0, 1], got 0")
-    if mask.shape[-2:] != x.shape[-2:] or pattern.shape != x.shape[1:]:
-        raise ValueError(
-            f"mask must be (1, H, W) and pattern (C, H, W) for images {tuple(x.shape[1:])}, "
-            f"got {tuple(mask.shape)} and {tuple(pattern.shape)}"
-        )
+    mask, pattern = _trigger(x, mask, pattern)
     g = _validate.generator(seed)
     chosen = torch.randperm(len(x), generator=g)[: max(1, round(share * len(x)))]
     stamped = x.clone()
-    stamped[chosen] = stamp(x[chosen], mask.to(x.device), pattern.to(x.device)).clamp(0, 1)
+    stamped[chosen] = _stamp(x[chosen], mask, pattern)
     clean = copy.deepcopy(model)
     fit(clean, stamped, y, epochs=epochs, lr=lr, batch_size=64, seed=seed, progress=False)
     return clean.eval()
