@@ -22,8 +22,8 @@ def _soft_threshold_step(x_hat: torch.Tensor, base: torch.Tensor, lr: float, bet
 
 
 def check_proximal_l1(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> CheckResult:
-    """Check ``fn(x_hat, base, lr, beta) -> x``: the proximal step of the penalty β‖x − x_b‖₁ with step
-    η = ``lr``, argminₓ β‖x − x_b‖₁ + ‖x − x̂‖² / (2η), elementwise soft-thresholding of x̂ − x_b around
+    """Check ``fn(x_hat, base, step, beta) -> x``: the proximal step of the penalty β‖x − x_b‖₁ with step
+    η = ``step``, argminₓ β‖x − x_b‖₁ + ‖x − x̂‖² / (2η), elementwise soft-thresholding of x̂ − x_b around
     x_b (the ℓ1 counterpart of eq. ch3-prox, after Shafahi et al. 2018, Alg. 1), for tensors of any shape;
     ``ValueError`` naming the value for η ≤ 0 or β < 0."""
     x_hat, base = _batch(0), _batch(1)
@@ -45,7 +45,7 @@ def check_proximal_l1(fn: Callable[[torch.Tensor, torch.Tensor, float, float], t
             hint=hint,
         ),
         Case("β = −1 is not a penalty", (x_hat, base, 0.1, -1.0), raises=ValueError, match="-1", hint=bad),
-        # the value itself, not the "0" of a message's "lr > 0" or "beta >= 0"
+        # the value itself, not the "0" of a message's "step > 0" or "beta >= 0"
         Case(
             "η = 0 is not a step",
             (x_hat, base, 0.0, 1.0),
