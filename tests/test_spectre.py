@@ -249,3 +249,15 @@ def test_a_singular_covariance_whitens_with_a_floor():
     z = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
     white = spectre.whiten(z, torch.zeros(2), torch.diag(torch.tensor([1.0, 0.0])), rcond=1e-4)
     assert torch.allclose(white, torch.tensor([[1.0, 0.0], [0.0, 200.0]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_third_of_poisons_a_few_deviations_away_is_beyond_the_filter(seed):
+    """The limit the module's docstring states: such a mixture's fourth moments are lighter than a
+    Gaussian's along the poisons' offset, so the filter removes nothing and the whitening uses the
+    whole class's covariance."""
+    reps, _, truth = _class(frac=1 / 3, shift=4.0, tight=1.0, spread=1.0, seed=seed)
+    eps = _share(truth)
+    assert bool(spectre.covariance_filter(reps, eps).all())
+    oracle = spectre.whiten(reps, reps[~truth].mean(0), torch.cov(reps[~truth].T, correction=0))
+    assert detect.removal_recall(spectre.que_scores(oracle), truth, eps) > 0.9  # the true moments would do
