@@ -43,7 +43,10 @@ share ε).
 Two choices differ from the authors' code (Julia, ``quantum_filters.jl``): the whitened points
 are centred on the mean of the points the filter kept (the authors centre on the whole class's
 mean, which many poisons pull towards themselves), and k is given rather than searched over a
-grid by the largest QUE value (their ``rcov_auto_quantum_filter``).
+grid by the largest QUE value (their ``rcov_auto_quantum_filter``). The filter's stopping level
+allows for the sampling error of k(k+1)/2 directions (see :func:`covariance_filter`), and it has
+no first pass that drops points of very large norm (theirs drops ‖y‖² ≥ 10 k log(10 n), which
+rarely happens).
 """
 
 from __future__ import annotations
@@ -251,8 +254,7 @@ def covariance_filter(
     SPECTRE's Algorithm 2 uses it): repeatedly whiten the points kept by their own mean and
     covariance, find the direction V of :func:`quadratic_direction`, stop when its variance λ is
     at most ``level``, else remove the points whose quadratic form lies beyond :func:`filter_cut`
-    from the median (when no point does, the one farthest from it), until ⌈``budget`` · eps · n⌉
-    points are gone.
+    from the median (and stop when none does), until ⌈``budget`` · eps · n⌉ points are gone.
 
     Args:
         z: one class's points (n, k), finite, e.g. :func:`principal_coordinates`; n > k + 1.
@@ -262,7 +264,8 @@ def covariance_filter(
         level: the λ at or below which the points count as Gaussian, > 0; by default
             2 (1 + √(k(k+1)/2 / m))² (1 + ε log(1/ε)), m the points kept: the Gaussian value 2 with
             room for the largest eigenvalue's sampling error among k(k+1)/2 directions
-            (Marchenko–Pastur) and for an ε-share of outliers.
+            (Marchenko–Pastur) and for an ε-share of outliers. (SPECTRE's code stops at
+            1 + 10 ε log²(1/ε), which ignores the number of points.)
 
     Returns:
         (n,) bool, True for the points kept.
