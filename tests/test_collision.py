@@ -243,6 +243,27 @@ def test_end_to_end_flipped_asks_one_victim_per_target(transfer_setting):
         experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], copies[:1], 1)
     with pytest.raises(ValueError, match="targets must be images"):
         experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[0], None, 1)
+    with pytest.raises(ValueError, match="^targets must hold finite numbers"):
+        experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2] / 0, None, 1)
+    with pytest.raises(TypeError, match="^poisons must hold floating-point inputs"):
+        experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], copies.to(torch.uint8), 1)
+
+
+def test_end_to_end_flips_refuses_integer_images_and_mismatched_shapes_by_name(transfer_setting):
+    extractor, judge, pair, pick, targets, bases = transfer_setting
+    x_ft, y_ft = pair.x_train[pick], pair.y_train[pick]
+    with pytest.raises(TypeError, match="^x_finetune must hold floating-point inputs"):
+        experiment.end_to_end_flips(extractor, (x_ft * 255).to(torch.uint8), y_ft, targets[0], targets[:0], 1)
+    with pytest.raises(TypeError, match="^poisons must hold floating-point inputs"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0], bases[:2].bool(), 1)
+    with pytest.raises(ValueError, match="^target must hold finite numbers"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0] / 0, targets[:0], 1)
+    with pytest.raises(ValueError, match="^poisons must be images"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0], bases[0], 1)
+    with pytest.raises(ValueError, match="^y_finetune must hold at least one label"):
+        experiment.end_to_end_flips(extractor, x_ft[:0], y_ft[:0], targets[0], targets[:0], 1)
+    with pytest.raises(ValueError, match="^y_finetune must have"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft[:-1], targets[0], targets[:0], 1)
 
 
 def test_bases_per_target_draws_different_bases_target_by_target():

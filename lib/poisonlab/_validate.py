@@ -6,6 +6,7 @@ and what is allowed, e.g. ``"eps must be in [0, 1), got 1.3"``.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,15 @@ def _real(name: str, value: Any, allowed: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
     return float(value)
+
+
+def finite_number(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking it is a finite real number (negative allowed;
+    ``bool``, strings, NaN and infinity refused)."""
+    v = _real(name, value, "(finite)")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return v
 
 
 def fraction(name: str, value: Any, *, closed: bool = False) -> float:
