@@ -100,25 +100,26 @@ def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
 
 
 def images(name: str, x: Any) -> torch.Tensor:
-    """Check ``x`` is a float tensor of images shaped (N, C, H, W)."""
+    """Check ``x`` is a float tensor of images shaped (N, C, H, W) holding no NaN or infinity."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (N, C, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
+    return finite(name, x)
 
 
 def inputs(name: str, x: Any) -> torch.Tensor:
-    """Check ``x`` is a floating-point tensor with a leading batch dimension (N, ...)."""
+    """Check ``x`` is a floating-point tensor with a leading batch dimension (N, ...) holding no
+    NaN or infinity."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor with a batch dimension first, got {type(x).__name__}")
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (N, ...) with at least 2 dimensions, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
+    return finite(name, x)
 
 
 def labels(name: str, y: Any, n: int | None = None, num_classes: int | None = None) -> torch.Tensor:
