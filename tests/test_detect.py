@@ -76,6 +76,21 @@ def test_gradient_scores_match_explicit_per_sample_gradients():
     assert scores.dtype == torch.float64 and torch.allclose(scores, expected, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("fn", [detect.gradient_scores, detect.head_gradients])
+def test_gradient_signatures_check_inputs_at_the_model_door(fn):
+    model = models.make("mlp", (1, 6, 6), 3, seed=0, hidden=(8,)).eval()
+    x, y = torch.rand(12, 1, 6, 6), torch.arange(12) % 3
+    with pytest.raises(TypeError, match="^x must hold floating-point inputs"):
+        fn(model, (x * 255).to(torch.uint8), y)
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        fn(model, x / 0, y)
+    with pytest.raises(ValueError, match="^y must be < 3, the number of classes the model outputs"):
+        fn(model, x, y + 100)
+    with pytest.raises(ValueError, match="^batch_size must be an integer"):
+        fn(model, x, y, batch_size=True)
+    assert torch.allclose(fn(model, x.double(), y)[0], fn(model, x, y)[0])
+
+
 def test_gradient_scores_reject_models_without_a_head():
     with pytest.raises(ValueError, match="head"):
         detect.gradient_scores(torch.nn.Linear(4, 2), torch.rand(4, 4), torch.tensor([0, 1, 0, 1]))
@@ -233,6 +248,10 @@ def test_reclassification_ratio_tells_genuine_from_relabelled_clusters():
         detect.reclassification_ratio(torch.tensor([1.0, 7.0]), 1)
     with pytest.raises(ValueError, match="label"):
         detect.reclassification_ratio(torch.tensor([1, 7]), "1")
+    with pytest.raises(ValueError, match="^label must be a class index >= 0, got -1"):
+        detect.reclassification_ratio(torch.tensor([1, 7]), -1)
+    with pytest.raises(ValueError, match="^predictions must be >= 0"):
+        detect.reclassification_ratio(torch.tensor([1, -7]), 1)
 
 
 def test_chapter_4_checkers_pass_right_answers_and_reject_wrong_ones():
