@@ -251,7 +251,6 @@ def test_integer_helpers_refuse_bool_float_and_text(bad):
 
 def test_integer_helpers_accept_numpy_and_torch_integers():
     import numpy as np
-
     from poisonlab import _validate
 
     assert _validate.class_index("target", np.int64(3), 10) == 3

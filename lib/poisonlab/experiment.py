@@ -439,7 +439,9 @@ def spread(values: Sequence[float]) -> Spread:
     if not v:
         raise ValueError("spread needs at least one value, got none")
     if any(not math.isfinite(a) for a in v):
-        raise ValueError(f"values must be finite, spread got NaN or infinity among {v}; leave undefined runs out explicitly")
+        raise ValueError(
+            f"values must be finite, spread got NaN or infinity among {v}; leave undefined runs out explicitly"
+        )
     m = sum(v) / len(v)
     sd = math.sqrt(sum((a - m) ** 2 for a in v) / (len(v) - 1)) if len(v) > 1 else 0.0
     return Spread(m, sd, min(v), max(v), len(v))
