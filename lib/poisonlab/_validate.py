@@ -127,6 +127,18 @@ def inputs(name: str, x: Any) -> torch.Tensor:
     return finite(name, x)
 
 
+def vector(name: str, x: Any) -> torch.Tensor:
+    """Check ``x`` is a flat (1-D, at least one entry) floating-point tensor holding no NaN or
+    infinity, e.g. a parameter vector θ."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (d,), got {type(x).__name__}")
+    if x.ndim != 1 or x.numel() == 0:
+        raise ValueError(f"{name} must be a flat vector of shape (d,) with d >= 1, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return finite(name, x)
+
+
 def labels(name: str, y: Any, n: int | None = None, num_classes: int | None = None) -> torch.Tensor:
     """Check ``y`` is an integer label vector of shape (n,), with values in [0, num_classes), and
     return it as ``int64`` (labels of any integer dtype, ``uint8`` or ``int32`` say, are converted;
