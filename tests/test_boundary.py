@@ -513,6 +513,21 @@ def test_grey_share_counts_values_strictly_inside_the_band():
         boundary.grey_share([0.5])
 
 
+@pytest.mark.parametrize(
+    ("x", "kwargs", "match"),
+    [
+        (torch.rand(1, 4, 1, 3, 3), {}, r"^x must be images \(N, C, H, W\) or inputs \(N, d\)"),
+        (torch.rand(4, 3, 3), {}, r"^x must be images \(N, C, H, W\) or inputs \(N, d\)"),
+        (torch.full((2, 4), float("nan")), {}, "^x must hold finite numbers"),
+        (torch.rand(2, 4), {"hi": True}, "^hi must be a number"),
+        (torch.rand(2, 4), {"lo": "0.1"}, "^lo must be a number"),
+    ],
+)
+def test_grey_share_refuses_other_shapes_nan_and_bool_bounds(x, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        boundary.grey_share(x, **kwargs)
+
+
 def test_sanitise_poisoned_counts_the_poisons_that_survive(blobs):
     sphere = boundary.SphereDefence.fit(blobs.x_train, blobs.y_train, quantile=0.9)
     inside = sphere.centres.float()  # each class's centroid, with that class's label: kept

@@ -971,15 +971,20 @@ def grey_share(x: torch.Tensor, *, lo: float = 0.2, hi: float = 0.8) -> float:
     white. Handwritten digits are almost all ink or background, so crafted images stand out by it.
 
     Args:
-        x: images (N, C, H, W) or inputs (N, d) in [0, 1], N >= 1.
-        lo, hi: the grey band, 0 <= lo < hi <= 1.
+        x: images (N, C, H, W) or inputs (N, d) in [0, 1], N >= 1, finite (other shapes are
+            refused).
+        lo, hi: the grey band, numbers with 0 <= lo < hi <= 1 (``bool`` refused).
 
     Returns:
         A float in [0, 1].
     """
     x = _validate.inputs("x", x)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"x must be images (N, C, H, W) or inputs (N, d), got shape {tuple(x.shape)}")
     if x.numel() == 0:
         raise ValueError("x must hold at least one value, got an empty tensor")
+    lo = _validate.fraction("lo", lo, closed=True)
+    hi = _validate.fraction("hi", hi, closed=True)
     if not 0.0 <= lo < hi <= 1.0:
         raise ValueError(f"lo and hi must satisfy 0 <= lo < hi <= 1, got lo={lo!r}, hi={hi!r}")
     return float(((x > lo) & (x < hi)).float().mean())
