@@ -536,9 +536,19 @@ def boundary_segment(theta: torch.Tensor, box: tuple[float, float, float, float]
     """The part of the line w·x + b = 0 (``theta`` = (w₁, w₂, b)) inside ``box`` = (x0, x1, y0, y1),
     as its two end points, shape (2, 2); shape (0, 2) when the line misses the box. The line is
     parametrised by the coordinate along which it runs further (x for a flat line, y for a steep
-    one), so that a near-vertical boundary spans the box as fully as a flat one."""
-    w0, w1, b = (float(v) for v in theta[:3])
-    x0, x1, y0, y1 = box
+    one), so that a near-vertical boundary spans the box as fully as a flat one.
+
+    ``theta`` must be a finite floating-point tensor of shape (3,); ``box`` four finite numbers
+    with x0 <= x1 and y0 <= y1."""
+    theta = _validate.vector("theta", theta)
+    if theta.shape != (3,):
+        raise ValueError(f"theta must be (w₁, w₂, b), a tensor of shape (3,), got shape {tuple(theta.shape)}")
+    w0, w1, b = (float(v) for v in theta)
+    if not isinstance(box, Sequence) or len(box) != 4:
+        raise ValueError(f"box must be four numbers (x0, x1, y0, y1), got {box!r}")
+    x0, x1, y0, y1 = (_validate.finite_number("box", v) for v in box)
+    if x0 > x1 or y0 > y1:
+        raise ValueError(f"box must have x0 <= x1 and y0 <= y1, got {box!r}")
     if max(abs(w0), abs(w1)) < 1e-12:
         return np.empty((0, 2))
     if abs(w1) >= abs(w0):  # flat: y as a function of x, clipped to the box's rows
@@ -629,7 +639,7 @@ def linear_boundaries(
     entries come in a fixed order (classes, poisons by label, clean and poisoned boundary).
 
     Args:
-        x, y: the clean points (N, 2) and labels (N,) in {0, 1}.
+        x, y: the clean points (N, 2), finite floating point, and integer labels (N,) in {0, 1}.
         panels: one :class:`BoundaryPanel` per panel (or a dict of its fields): ``theta``
             (w₁, w₂, b), ``title`` and optionally ``poison_x`` (P, 2) and ``poison_y`` (P,).
         clean_theta: the clean model's boundary, drawn dashed in every panel for comparison.
@@ -637,6 +647,10 @@ def linear_boundaries(
             figures drawn one after another (the frames of a slider) share one legend; by default
             only those that some panel shows.
     """
+    x = _validate.inputs("x", x)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must hold 2-D points, shape (N, 2), got shape {tuple(x.shape)}")
+    y = _validate.labels("y", y, n=x.shape[0], num_classes=2)
     panels = _check_panels(panels, BoundaryPanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
@@ -1397,7 +1411,18 @@ def boundary_animation(
 def animation_alt(title: str, poison_path: torch.Tensor, *, steps_per_frame: int | None = None) -> str:
     """The alternative text of :func:`boundary_animation`: what it shows, then its ``title``
     (a prefix such as "ε = 10%, ascent ") as a note. Given ``steps_per_frame``, it counts the
-    ascent steps the frames span and says how far apart they are."""
+    ascent steps the frames span and says how far apart they are.
+
+    ``poison_path`` is the poisons' path, a finite floating-point tensor (frames, P, 2) with at
+    least one frame."""
+    if not isinstance(poison_path, torch.Tensor) or poison_path.ndim != 3 or poison_path.shape[2] != 2:
+        got = tuple(poison_path.shape) if isinstance(poison_path, torch.Tensor) else type(poison_path).__name__
+        raise ValueError(f"poison_path must be a tensor (frames, P, 2), got {got}")
+    if not poison_path.is_floating_point():
+        raise ValueError(f"poison_path must be a floating-point tensor, got dtype {poison_path.dtype}")
+    if poison_path.shape[0] == 0:
+        raise ValueError("poison_path must hold at least one frame, got 0")
+    _validate.finite("poison_path", poison_path)
     frames, count = poison_path.shape[0], poison_path.shape[1]
     moved = f"{count} poison point{'s' if count != 1 else ''} move{'' if count != 1 else 's'}"
     if steps_per_frame is None:
