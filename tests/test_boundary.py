@@ -544,3 +544,40 @@ def test_sanitise_poisoned_counts_the_poisons_that_survive(blobs):
         boundary.sanitise_poisoned((blobs.x_train, blobs.y_train), sphere)
     with pytest.raises(ValueError, match="at least one defence"):
         boundary.sanitise_poisoned(ps)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: boundary.SmallMLP(2.5), "^d must be an integer"),
+        (lambda: boundary.SmallMLP(True), "^d must be an integer"),
+        (lambda: boundary.SmallMLP(2, hidden=False), "^hidden must be an integer"),
+        (lambda: boundary.train_mlp(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), lam=True), "^lam must be a number"),
+        (
+            lambda: boundary.train_mlp(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), train_lr=float("nan")),
+            "^train_lr must be a finite number",
+        ),
+        (
+            lambda: boundary.train_mlp(torch.full((4, 2), float("inf")), torch.tensor([0, 1, 0, 1])),
+            "^x must hold finite numbers",
+        ),
+    ],
+)
+def test_the_mlp_victim_refuses_bool_and_non_finite_settings(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"train_steps": True}, "^train_steps must be an integer"),
+        ({"train_steps": 10.5}, "^train_steps must be an integer"),
+        ({"train_lr": True}, "^train_lr must be a number"),
+        ({"lam": float("inf")}, "^lam must be a finite number"),
+    ],
+)
+def test_gradient_poison_checks_the_victims_settings_at_the_door(change, match):
+    x, y = torch.rand(20, 2), torch.arange(20) % 2
+    with pytest.raises(ValueError, match=match):
+        boundary.gradient_poison(x, y, x, y, 0.1, steps=1, **change)

@@ -194,3 +194,24 @@ def test_solver_inverts_the_hessian_with_fewer_or_more_points_than_parameters(lo
 def test_bilevel_gradients_refuse_parameters_that_are_not_finite_flat_vectors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(3), tol=True), "^tol must be a number"),
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(3), max_iter=True), "^max_iter must be an integer"),
+        (lambda: conjugate_gradient(lambda z: z, torch.tensor([1.0, float("nan")])), "^b must hold finite"),
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(1, 3)), "^b must be a flat vector"),
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(3, dtype=torch.long)), "^b must be a floating-point"),
+        (lambda: conjugate_gradient(lambda z: z[:2], torch.ones(3)), "^apply_a must return a vector shaped like b"),
+        (lambda: LinearLearner().fit(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), max_iter=True), "^max_iter must"),
+        (
+            lambda: LinearLearner().fit(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), theta0=torch.zeros(2)),
+            r"^theta0 must be a tensor of shape \(3,\)",
+        ),
+    ],
+)
+def test_linear_solvers_refuse_bool_counts_and_mis_shaped_vectors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -188,10 +188,14 @@ def _signs_margins(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tup
 class SmallMLP:
     """A one-hidden-layer tanh network written as a function of one flat parameter vector, so
     that training can be unrolled and differentiated: f(x) = w₂ᵀ tanh(W₁ x + b₁) + b₂ (binary
-    logit)."""
+    logit). ``d`` (input features) and ``hidden`` (hidden units) are integers >= 1."""
 
     d: int
     hidden: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "d", _validate.positive_int("d", self.d))
+        object.__setattr__(self, "hidden", _validate.positive_int("hidden", self.hidden))
 
     @property
     def size(self) -> int:
@@ -300,6 +304,10 @@ def gradient_poison(
             (``train_mlp(..., seed=init_seed)`` trains the victim); None uses ``seed``. Setting it
             lets restarts vary the starting points (``seed``) against one fixed victim.
 
+    ``lam`` (>= 0; > 0 for the linear learners), ``train_steps`` (an integer >= 1) and
+    ``train_lr`` (> 0) are checked at the door whatever the architecture: ``bool``, NaN and
+    infinity are refused.
+
     Returns:
         ``PoisonedSet.append(x_train, y_train, X_p, y_p)``; ``info`` holds ``"val_loss"``, the
         attacker's objective after each step, and, with ``record``, the trajectory.
@@ -308,6 +316,9 @@ def gradient_poison(
     y_train = _validate.labels("y_train", y_train, n=x_train.shape[0], num_classes=2)
     x_val = _validate.inputs("x_val", x_val)
     y_val = _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2)
+    lam = _validate.positive_float("lam", lam, allow_zero=True)
+    train_steps = _validate.positive_int("train_steps", train_steps)
+    train_lr = _validate.positive_float("train_lr", train_lr)
     if x_val.shape[1:] != x_train.shape[1:]:
         raise ValueError(
             f"x_val inputs must be shaped like x_train's, {tuple(x_train.shape[1:])}, got {tuple(x_val.shape[1:])}"
@@ -491,7 +502,12 @@ def train_mlp(
     x: torch.Tensor, y: torch.Tensor, *, lam: float = 1e-2, train_steps: int = 100, train_lr: float = 0.5, seed: int = 0
 ) -> tuple[SmallMLP, torch.Tensor]:
     """Train the :class:`SmallMLP` the ``"mlp"`` attack differentiates through, the same way
-    (full-batch gradient descent from the seeded initialisation). Returns ``(net, θ_T)``."""
+    (full-batch gradient descent from the seeded initialisation). Returns ``(net, θ_T)``.
+
+    ``x`` (N, ...) finite floating point, ``y`` (N,) in {0, 1}; ``lam`` >= 0 and ``train_lr`` > 0
+    finite numbers, ``train_steps`` an integer >= 1 (``bool`` refused)."""
+    lam = _validate.positive_float("lam", lam, allow_zero=True)
+    train_lr = _validate.positive_float("train_lr", train_lr)
     xd, yd = as_design(x, y)
     net = SmallMLP(xd.shape[1])
     theta = net.init(seed)
@@ -947,8 +963,7 @@ def poison_groups(poisoned: PoisonedSet, *, tol: float = 0.0) -> PoisonGroups:
     trajectory = poisoned.info.get("trajectory") if isinstance(poisoned, PoisonedSet) else None
     if trajectory is None:
         raise ValueError("poisoned must be a gradient_poison result recorded with record=True")
-    if not (isinstance(tol, int | float) and tol >= 0):
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+    tol = _validate.positive_float("tol", tol, allow_zero=True)
     _, labels = poisoned.poisons()
     end = trajectory[-1].flatten(1)
     firsts: list[int] = []
