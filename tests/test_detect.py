@@ -454,3 +454,42 @@ def test_the_silhouette_is_scikit_learns_and_zero_for_one_cluster(seed):
     assign[:2] = torch.tensor([0, 1])  # both clusters present
     assert detect._silhouette(z, assign) == pytest.approx(silhouette_score(z.numpy(), assign.numpy()), rel=1e-12)
     assert detect._silhouette(z, torch.zeros(40, dtype=torch.long)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: detect.top_direction(torch.ones(4, 3, dtype=torch.long)), "^centred must be a floating-point"),
+        (lambda: detect.top_direction(torch.ones(3)), r"^centred must be a 2-D tensor"),
+        (lambda: detect.top_direction(torch.ones(0, 3)), "^centred must have at least one row"),
+        (lambda: detect.top_direction(torch.full((3, 3), float("nan"))), "^centred must hold finite"),
+        (
+            lambda: detect.spectral_scores(torch.ones(4, 3, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)),
+            "^reps",
+        ),
+        (lambda: detect.tpr_at_fpr(torch.rand(4), torch.tensor([1, 0, 1, 0]).bool(), True), "^fpr must be a number"),
+        (
+            lambda: detect.activation_clusters(
+                torch.rand(20, 4), torch.zeros(20, dtype=torch.long), silhouette_sample=True
+            ),
+            "^silhouette_sample must be an integer",
+        ),
+        (
+            lambda: detect.activation_clusters(
+                torch.rand(20, 4), torch.zeros(20, dtype=torch.long), silhouette_sample=0
+            ),
+            "^silhouette_sample must be",
+        ),
+    ],
+)
+def test_detectors_refuse_integer_matrices_and_bool_settings(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_activation_verdicts_refuse_bool_thresholds():
+    clusters = detect.activation_clusters(torch.rand(20, 4), torch.zeros(20, dtype=torch.long), dims=2)
+    with pytest.raises(ValueError, match="^silhouette must be a number"):
+        detect.activation_verdicts(clusters, silhouette=True)
+    with pytest.raises(ValueError, match="^size must be a number"):
+        detect.activation_verdicts(clusters, size=True)

@@ -37,6 +37,8 @@ def _finite_matrix(name: str, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (N, F), got {got}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return _validate.finite(name, x).detach()
 
 
@@ -55,7 +57,11 @@ def _classes(labels: torch.Tensor, n: int) -> list[torch.Tensor]:
 def top_direction(centred: torch.Tensor) -> torch.Tensor:
     """The top right singular vector (F,) of a centred matrix (n, F), from the smaller of the two
     Gram matrices (F × F, or n × n when n < F; no per-sample F × F matrices are formed); raises
-    when the matrix is constant."""
+    when the matrix is constant. ``centred`` must be a finite floating-point matrix (n, F) with
+    n >= 1."""
+    centred = _finite_matrix("centred", centred)
+    if centred.shape[0] == 0 or centred.shape[1] == 0:
+        raise ValueError(f"centred must have at least one row and one column, got shape {tuple(centred.shape)}")
     c = centred.double()
     wide = c.shape[0] < c.shape[1]
     gram = c @ c.T if wide else c.T @ c
@@ -501,11 +507,15 @@ def activation_clusters(
         labels: given labels (N,), at least 2 samples per class (more than ``dims`` for ICA).
         dims: dimensions kept (Chen et al. use 10), at most F.
         seed: seeds k-means, ICA and the silhouette's subsample.
-        silhouette_sample: at most this many points per class enter the silhouette.
+        silhouette_sample: at most this many points per class enter the silhouette, an integer
+            >= 2 (``bool`` refused).
         reduce: ``"pca"`` or ``"ica"``.
     """
     reps = _finite_matrix("reps", reps).double().cpu()
     dims = _validate.positive_int("dims", dims)
+    silhouette_sample = _validate.positive_int("silhouette_sample", silhouette_sample)
+    if silhouette_sample < 2:
+        raise ValueError(f"silhouette_sample must be >= 2 (a silhouette compares points), got {silhouette_sample}")
     if dims > reps.shape[1]:
         raise ValueError(f"dims must be at most the representation width {reps.shape[1]}, got {dims}")
     if reduce not in REDUCTIONS:
@@ -571,10 +581,10 @@ def activation_verdicts(clusters: Clusters, *, size: float = 0.35, silhouette: f
     """
     if not isinstance(clusters, Clusters):
         raise ValueError(f"clusters must be a Clusters (from activation_clusters), got {type(clusters).__name__}")
-    size = float(size)
+    size = _validate.finite_number("size", size)
     if not 0.0 < size <= 0.5:
         raise ValueError(f"size must be in (0, 0.5] (the smaller of two clusters), got {size}")
-    silhouette = float(silhouette)
+    silhouette = _validate.finite_number("silhouette", silhouette)
     if not -1.0 <= silhouette <= 1.0:
         raise ValueError(f"silhouette must be in [-1, 1], got {silhouette}")
     out = {}
@@ -834,9 +844,7 @@ def tpr_at_fpr(scores: torch.Tensor, is_poison: torch.Tensor, fpr: float) -> flo
     Returns:
         the true-positive rate, in [0, 1].
     """
-    fpr = float(fpr)
-    if not 0.0 <= fpr <= 1.0:
-        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    fpr = _validate.fraction("fpr", fpr, closed=True)
     false_pos, true_pos = roc_curve(scores, is_poison)
     return float(true_pos[false_pos <= fpr + 1e-12].max())
 
