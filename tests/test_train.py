@@ -213,3 +213,22 @@ def test_fit_refuses_data_the_model_cannot_learn(tiny_images):
         pl.fit(pl.make("mlp", (1, 28, 28), 3), x, y, epochs=1, lr=0.1)
     with pytest.raises(ValueError, match=r"cannot read inputs of shape \(1, 8, 8\)"):
         pl.predict(pl.make("mlp", (1, 28, 28), 3), x)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"loss": "abc"}, "^loss must be a list"),
+        ({"loss": [1.0, "x"]}, "^loss must be a number"),
+        ({"train_accuracy": [True]}, "^train_accuracy must be a number"),
+        ({"metrics": [1, 2]}, "^metrics must be a dict"),
+        ({"metrics": {"asr": [0.1, None]}}, r"^metrics\['asr'\] must be a number"),
+        ({"seconds": -1.0}, "^seconds must be a finite number >= 0"),
+        ({"seconds": float("inf")}, "^seconds must be a finite number >= 0"),
+        ({"seconds": True}, "^seconds must be a number"),
+    ],
+)
+def test_history_checks_its_fields(fields, match):
+    assert pl.train.History(loss=[1.0, float("nan")]).epochs == 2  # a diverging run is recorded as it went
+    with pytest.raises(ValueError, match=match):
+        pl.train.History(**fields)

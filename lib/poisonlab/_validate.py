@@ -20,8 +20,14 @@ def _real(name: str, value: Any, allowed: str) -> float:
     if isinstance(value, torch.Tensor) and value.ndim == 0 and value.dtype != torch.bool:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+        raise ValueError(f"{name} must be a number{' ' + allowed if allowed else ''}, got {value!r}")
     return float(value)
+
+
+def real(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a real number (NaN and infinity included, e.g. a
+    recorded loss); ``bool`` and strings are refused."""
+    return _real(name, value, "")
 
 
 def finite_number(name: str, value: Any) -> float:

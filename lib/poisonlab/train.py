@@ -40,6 +40,10 @@ class History:
         metrics: extra per-epoch values returned by the ``callback`` of :func:`fit`,
             e.g. ``{"test_accuracy": [...], "attack_success_rate": [...]}``.
         seconds: wall-clock training time.
+
+    Construction checks the fields: ``loss`` and ``train_accuracy`` are lists of real numbers
+    (``bool`` and text refused; a NaN loss is kept, it is what a diverging run records),
+    ``metrics`` a dict of such lists, ``seconds`` a finite number >= 0.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -47,10 +51,27 @@ class History:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        for name in ("loss", "train_accuracy"):
+            _per_epoch(name, getattr(self, name))
+        if not isinstance(self.metrics, dict):
+            raise ValueError(f"metrics must be a dict of per-epoch lists, got {type(self.metrics).__name__}")
+        for key, values in self.metrics.items():
+            _per_epoch(f"metrics[{key!r}]", values)
+        self.seconds = _validate.positive_float("seconds", self.seconds, allow_zero=True)
+
     @property
     def epochs(self) -> int:
         """Number of epochs run."""
         return len(self.loss)
+
+
+def _per_epoch(name: str, values: object) -> None:
+    """Check ``values`` is a list of real numbers, one per epoch (NaN allowed: a diverging run)."""
+    if not isinstance(values, list):
+        raise ValueError(f"{name} must be a list of per-epoch numbers, got {type(values).__name__}")
+    for v in values:
+        _validate.real(name, v)
 
 
 def default_device() -> torch.device:
