@@ -981,3 +981,24 @@ def test_a_panel_of_the_wrong_type_is_refused_by_name():
         plots.score_histograms([plots.LinePanel([1], {"a": [1]}, "x")])
     with pytest.raises(TypeError):
         plots.LinePanel([1], {"a": [1]}, "x", band={})  # a misspelt field of the type itself
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: plots.image_grid(torch.rand(2, 1, 4, 4), size=True), "^size must be a number"),
+        (lambda: plots.image_grid(torch.rand(2, 1, 4, 4), size=float("nan")), "^size must be a finite number"),
+        (lambda: plots.project_2d(torch.rand(5, 3), seed=1.5), "^seed must be an integer"),
+        (lambda: plots.project_2d(torch.ones(5, 3, dtype=torch.long)), "^features must be a floating-point"),
+        (lambda: plots.project_2d(torch.full((5, 3), float("nan"))), "^features must hold finite"),
+        (
+            lambda: plots.score_histograms(
+                [plots.ScorePanel(torch.rand(6), torch.tensor([1, 0] * 3).bool())], bins=True
+            ),
+            "^bins must be an integer",
+        ),
+    ],
+)
+def test_figure_settings_refuse_bool_and_non_finite_values(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

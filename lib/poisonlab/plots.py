@@ -239,10 +239,11 @@ def image_grid(
         title_colors: one colour per caption (e.g. :data:`CORRECT` / :data:`WRONG`).
         title: the figure's title; state the finding.
         ncols: images per row.
-        size: inches per image.
+        size: inches per image, a finite number > 0 (``bool`` refused).
         row_labels: one label per row, written once at the row's left (e.g. "typical", "poison").
     """
     images = _validate.images("images", images).detach().cpu()
+    size = _validate.positive_float("size", size)
     n = images.shape[0]
     if n == 0:
         raise ValueError("images must hold at least one image, got 0")
@@ -395,14 +396,17 @@ def training_curves(history: History, *, title: str | None = None, extra: Mappin
 def project_2d(features: torch.Tensor, *, method: str = "pca", seed: int = 0) -> torch.Tensor:
     """Project representations (N, F) to 2-D for a picture: ``"pca"`` (top two principal
     components of the centred features) or ``"tsne"`` (scikit-learn's t-SNE, PCA-initialised).
+    ``features`` must be finite floating point; ``seed`` (used by t-SNE) an integer.
 
     Returns:
         Coordinates, shape (N, 2).
     """
     _validate.choice("method", method, ("pca", "tsne"))
+    _validate.seed(seed)
     if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[0] < 3:
         got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
         raise ValueError(f"features must be a tensor of shape (N, F) with N >= 3, got {got}")
+    features = _validate.inputs("features", features)
     z = features.detach().cpu().double()
     if method == "pca":
         z = z - z.mean(0)
@@ -1450,7 +1454,7 @@ def score_histograms(
     clean point, optionally ``title`` and ``threshold`` (a score; a dashed line marks it, e.g. the
     cut of :func:`poisonlab.detect.remove_top`). Scores are divided by their maximum so panels on
     different scales compare; each group is normalised to unit area, so a handful of poisons is
-    as visible as thousands of clean points.
+    as visible as thousands of clean points. ``bins`` is an integer >= 1 (``bool`` refused).
 
     Several panels share one x-label, written once below them, and the y-label stands at the left
     of each row. ``ncols`` sets the panels per row (e.g. 3 for three budgets side by side); by
@@ -1458,6 +1462,7 @@ def score_histograms(
     :data:`MAX_WIDTH`.
     """
     panels = _check_panels(panels, ScorePanel)
+    bins = _validate.positive_int("bins", bins)
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
