@@ -581,3 +581,9 @@ def test_gradient_poison_checks_the_victims_settings_at_the_door(change, match):
     x, y = torch.rand(20, 2), torch.arange(20) % 2
     with pytest.raises(ValueError, match=match):
         boundary.gradient_poison(x, y, x, y, 0.1, steps=1, **change)
+
+
+def test_flip_influence_refuses_float_indices(blobs):
+    x, y = blobs.x_train, blobs.y_train
+    with pytest.raises(ValueError, match="^idx must hold integer indices"):
+        boundary.flip_influence(x, y, torch.tensor([0.0, 1.0]), blobs.x_test, blobs.y_test)

@@ -387,3 +387,13 @@ def test_perturbation_norms_are_the_mean_l2_and_linf_of_the_moves():
         collision.perturbation_norms(poisons.long(), bases.long())
     with pytest.raises(ValueError, match="^bases must hold finite numbers"):
         collision.perturbation_norms(poisons, bases / 0)
+
+
+def test_simplex_projection_and_polytopes_refuse_non_finite_inputs():
+    with pytest.raises(ValueError, match="^v must hold finite numbers"):
+        collision.project_simplex(torch.tensor([[0.5, float("nan")]]))
+    model = models.make("cnn", (1, 8, 8), 3, seed=0).eval()
+    bases = torch.rand(1, 2, 1, 8, 8)
+    bases[0, 0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="^bases must hold finite numbers"):
+        collision.bullseye_polytope(model.features, torch.rand(1, 1, 8, 8), bases, eps=0.1, steps=1)

@@ -493,3 +493,15 @@ def test_activation_verdicts_refuse_bool_thresholds():
         detect.activation_verdicts(clusters, silhouette=True)
     with pytest.raises(ValueError, match="^size must be a number"):
         detect.activation_verdicts(clusters, size=True)
+
+
+def test_mixture_covariance_refuses_integer_and_non_finite_moments():
+    mean, cov = torch.zeros(3), torch.eye(3)
+    with pytest.raises(ValueError, match="^mean_clean must be a floating-point"):
+        detect.mixture_covariance(0.1, mean.long(), mean, cov, cov)
+    with pytest.raises(ValueError, match="^cov_poison must be a floating-point"):
+        detect.mixture_covariance(0.1, mean, mean, cov, cov.long())
+    with pytest.raises(ValueError, match="^mean_poison must hold finite"):
+        detect.mixture_covariance(0.1, mean, mean / 0, cov, cov)
+    with pytest.raises(ValueError, match=r"^cov_clean must be a tensor of shape \(3, 3\)"):
+        detect.mixture_covariance(0.1, mean, mean, cov[:2], cov)

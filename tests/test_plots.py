@@ -1002,3 +1002,14 @@ def test_a_panel_of_the_wrong_type_is_refused_by_name():
 def test_figure_settings_refuse_bool_and_non_finite_values(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_embedding_and_phase_diagram_refuse_non_finite_values():
+    with pytest.raises(ValueError, match="^coords must hold finite numbers"):
+        plots.embedding(torch.full((4, 2), float("nan")), torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    with pytest.raises(ValueError, match="^coords must be a floating-point tensor"):
+        plots.embedding(torch.ones(4, 2, dtype=torch.long), torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    values = torch.rand(2, 3)
+    values[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="^values must be finite numbers"):
+        plots.phase_diagram(values, [1.0, 2.0, 3.0], [1.0, 2.0], xlabel="x", ylabel="y")

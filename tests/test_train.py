@@ -232,3 +232,9 @@ def test_history_checks_its_fields(fields, match):
     assert pl.train.History(loss=[1.0, float("nan")]).epochs == 2  # a diverging run is recorded as it went
     with pytest.raises(ValueError, match=match):
         pl.train.History(**fields)
+
+
+def test_fit_progress_must_be_true_or_false(tiny_images):
+    x, y = tiny_images
+    with pytest.raises(ValueError, match="^progress must be True or False"):
+        pl.fit(pl.make("logreg", (1, 8, 8), 3), x, y, epochs=1, lr=0.1, progress="yes")

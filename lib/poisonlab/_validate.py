@@ -11,6 +11,7 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -100,6 +101,14 @@ def positive_float(name: str, value: Any, *, allow_zero: bool = False, allow_inf
         kind = "a number" if allow_inf else "a finite number"
         raise ValueError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return v
+
+
+def flag(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool after checking it is one (Python's or NumPy's); text such as
+    ``"yes"`` and numbers are refused rather than read by their truth value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def choice(name: str, value: Any, allowed: Iterable[str]) -> str:

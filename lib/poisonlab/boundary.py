@@ -122,7 +122,8 @@ def flip_influence(
 
     Args:
         x: training inputs (n, ...); y: binary labels (n,) in {0, 1}.
-        idx: indices (k,) of the points whose labels flip, each in [0, n).
+        idx: integer indices (k,) of the points whose labels flip, each in [0, n) (a list or a
+            tensor; float or ``bool`` indices are refused).
         x_val, y_val: the attacker's validation set, (m, ...) and (m,).
         lam: L2 strength λ > 0.
 
@@ -135,7 +136,10 @@ def flip_influence(
     )
     if xv.shape[1] != xd.shape[1]:
         raise ValueError(f"x_val must have x's {xd.shape[1]} features, got {xv.shape[1]}")
-    idx = torch.as_tensor(idx, dtype=torch.long).flatten()
+    idx = torch.as_tensor(idx)
+    if idx.is_floating_point() or idx.dtype == torch.bool:
+        raise ValueError(f"idx must hold integer indices, got dtype {idx.dtype}")
+    idx = idx.long().flatten()
     if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(yd)):
         raise ValueError(f"idx must lie in [0, {len(yd)}), got values from {int(idx.min())} to {int(idx.max())}")
     learner = LinearLearner("logistic", _validate.positive_float("lam", lam))
@@ -367,7 +371,7 @@ def gradient_poison(
     )
     ascent = _Adam(xp.shape, lr)
     val_losses, trajectory = [], [xp[group].detach().clone()] if record else []
-    bar = progress_bar(steps, desc="poisoning", unit="step") if progress else None
+    bar = progress_bar(steps, desc="poisoning", unit="step") if _validate.flag("progress", progress) else None
     for _ in range(steps):
         value, grad = step_fn(xp[group])
         val_losses.append(value)

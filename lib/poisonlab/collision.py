@@ -256,6 +256,7 @@ def _polytope_inputs(
         )
     if targets.shape[0] == 0 or bases.shape[1] == 0:
         raise ValueError(f"need at least one target and one base per target, got bases shaped {tuple(bases.shape)}")
+    _validate.finite("bases", bases)
     if eps is None:
         raise ValueError("eps must be a number in (0, 1], got None (a polytope attack always has a budget)")
     _validate.seed(seed)
@@ -342,9 +343,11 @@ def bullseye_polytope(
 
 def project_simplex(v: torch.Tensor) -> torch.Tensor:
     """The Euclidean projection of each row of ``v`` (P, k) on the probability simplex
-    {c : c ≥ 0, Σ c = 1} (Duchi et al. 2008, by sorting), batched over the rows."""
+    {c : c ≥ 0, Σ c = 1} (Duchi et al. 2008, by sorting), batched over the rows. ``v`` must be
+    finite floating point."""
     if not isinstance(v, torch.Tensor) or v.ndim != 2 or v.shape[1] == 0 or not v.is_floating_point():
         raise ValueError(f"v must be a floating-point tensor shaped (P, k) with k >= 1, got {getattr(v, 'shape', v)!r}")
+    _validate.finite("v", v)
     u = v.sort(dim=1, descending=True).values
     rank = torch.arange(1, v.shape[1] + 1, dtype=v.dtype, device=v.device)
     gap = u - (u.cumsum(1) - 1.0) / rank

@@ -107,19 +107,20 @@ def mixture_covariance(
               + \\varepsilon(1-\\varepsilon)\\,\\Delta\\Delta^\\top,\\qquad \\Delta = \\mu_D - \\mu_W
 
     (the decomposition behind Tran, Li & Madry 2018, Lemma 3.1). Means are (F,), covariances
-    (F, F); eps in [0, 1).
+    (F, F), all finite floating point; eps in [0, 1).
     """
     eps = _validate.fraction("eps", eps)
+    mean_clean = _validate.vector("mean_clean", mean_clean)
     f = mean_clean.shape[-1]
     for name, t, shape in (
         ("mean_poison", mean_poison, (f,)),
         ("cov_clean", cov_clean, (f, f)),
         ("cov_poison", cov_poison, (f, f)),
     ):
-        if tuple(t.shape) != shape:
-            raise ValueError(
-                f"{name} must have shape {shape} to match mean_clean {tuple(mean_clean.shape)}, got {tuple(t.shape)}"
-            )
+        _validate.shaped_like(name, t, shape, "mean_clean's (F,)" if len(shape) == 1 else "(F, F) for mean_clean's F")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+        _validate.finite(name, t)
     delta = mean_clean - mean_poison
     return (1 - eps) * cov_clean + eps * cov_poison + eps * (1 - eps) * torch.outer(delta, delta)
 

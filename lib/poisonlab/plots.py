@@ -433,7 +433,7 @@ def embedding(
     """Scatter 2-D coordinates coloured by class, with each class's name at its centre.
 
     Args:
-        coords: shape (N, 2), e.g. from :func:`project_2d`.
+        coords: shape (N, 2), finite floating point, e.g. from :func:`project_2d`.
         labels: shape (N,), integers in [0, K).
         classes: the K class names.
         highlight: optional bool mask (N,) of points to ring in black (e.g. poisons).
@@ -441,6 +441,7 @@ def embedding(
     if not isinstance(coords, torch.Tensor) or coords.ndim != 2 or coords.shape[1] != 2:
         got = tuple(coords.shape) if isinstance(coords, torch.Tensor) else type(coords).__name__
         raise ValueError(f"coords must have shape (N, 2), got {got}")
+    coords = _validate.inputs("coords", coords)
     _validate.labels("labels", labels, n=coords.shape[0], num_classes=len(classes))
     c = coords.detach().cpu().numpy()
     lab = labels.cpu().numpy()
@@ -1653,8 +1654,8 @@ def phase_diagram(
     detector's AUC over poison share × shift, and the BBP threshold).
 
     Args:
-        values: shape (len(y), len(x)); row i is measured at y[i], column j at x[j].
-        x, y: the grid's values, increasing; cells are drawn centred on them (y on a log axis),
+        values: shape (len(y), len(x)), finite; row i is measured at y[i], column j at x[j].
+        x, y: the grid's values, finite and increasing; cells are drawn centred on them (y on a log axis),
             each with its tick.
         curve: optional (xs, ys) in the same units, drawn as a white dashed line (its legend is
             white text on a dark box).
@@ -1667,6 +1668,10 @@ def phase_diagram(
             f"values must have shape (len(y), len(x)) with at least 2 of each, got {v.shape} "
             f"for {len(ys)} y and {len(xs)} x values"
         )
+    if not np.isfinite(v).all():
+        raise ValueError("values must be finite numbers, got NaN or infinity")
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ValueError("x and y must be finite numbers")
     if not (np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0) and ys[0] > 0):
         raise ValueError("x and y must be increasing, and y positive (it is drawn on a log axis)")
 

@@ -179,7 +179,7 @@ def fit(
     n = x.shape[0]
     total_steps, step = epochs * math.ceil(n / batch_size), 0
     start = time.perf_counter()
-    bar = progress_bar(epochs, desc="training", unit="epoch") if progress else None
+    bar = progress_bar(epochs, desc="training", unit="epoch") if _validate.flag("progress", progress) else None
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, generator=g).to(dev)
