@@ -397,3 +397,13 @@ def test_simplex_projection_and_polytopes_refuse_non_finite_inputs():
     bases[0, 0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="^bases must hold finite numbers"):
         collision.bullseye_polytope(model.features, torch.rand(1, 1, 8, 8), bases, eps=0.1, steps=1)
+
+
+def test_float64_images_are_converted_to_the_extractors_dtype():
+    cnn = models.make("cnn", (1, 8, 8), 3, seed=0).eval()
+    t, b = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    single = collision.feature_collision(cnn.features, t, b, steps=2)
+    double = collision.feature_collision(cnn.features, t.double(), b.double(), steps=2)
+    assert double.dtype == torch.float32 and torch.allclose(double, single)
+    with pytest.raises(ValueError, match="^feature_fn must be callable"):
+        collision.feature_collision("features", t, b, steps=2)

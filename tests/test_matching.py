@@ -166,3 +166,12 @@ def test_substitute_replaces_the_bases_and_keeps_the_labels():
         matching.substitute(x, y, index.double(), poisons)
     with pytest.raises(ValueError, match="^poisons must hold finite numbers"):
         matching.substitute(x, y, index, poisons / 0)
+
+
+def test_float64_targets_and_bases_are_converted_to_the_models_dtype():
+    target, adv, bases, labels = _problem()
+    model = _model()
+    a = matching.gradient_alignment(model, target, adv, bases, labels)
+    assert matching.gradient_alignment(model, target.double(), adv, bases.double(), labels) == pytest.approx(a)
+    poisons = matching.gradient_matching(model, target.double(), adv, bases.double(), labels, eps=0.1, steps=1)
+    assert poisons.dtype == torch.float32

@@ -133,3 +133,10 @@ def test_float64_images_are_converted_to_the_models_dtype():
     x = torch.rand(5, 1, 4, 4)
     y = torch.tensor([0, 1, 2, 0, 1])
     assert metrics.accuracy(net, x.double(), y) == metrics.accuracy(net, x, y)
+
+
+def test_labels_given_as_none_are_refused_by_name():
+    with pytest.raises(ValueError, match="^y must be a torch.Tensor of integer labels"):
+        metrics.accuracy(Oracle(), images_of([1, 2]), None)
+    with pytest.raises(ValueError, match="^y must be a torch.Tensor of integer labels"):
+        metrics.attack_success_rate(Oracle(), images_of([1, 2]), None, corner, 0)

@@ -280,12 +280,15 @@ def model_outputs(model: torch.nn.Module, x: torch.Tensor) -> int:
     return out.shape[1]
 
 
+_NO_LABELS = object()
+
+
 def model_inputs(
     model: Any,
     x: Any,
     *,
     name: str = "x",
-    y: Any = None,
+    y: Any = _NO_LABELS,
     y_name: str = "y",
     classes: dict[str, Any] | None = None,
     single: bool = False,
@@ -300,8 +303,9 @@ def model_inputs(
       refused with a TypeError (pixels stored as ``uint8`` must be scaled to [0, 1] first,
       ``x.float() / 255``, so the refusal is never a silent rescaling);
     - ``x`` holding NaN or infinity is refused (ValueError);
-    - ``y`` (labels (N,), if given) is checked as :func:`labels` does, and against the model's
-      number of outputs K: a label >= K is refused naming ``y_name``; it is returned as ``int64``;
+    - ``y`` (labels (N,), if given; ``None`` given is refused) is checked as :func:`labels`
+      does, and against the model's number of outputs K: a label >= K is refused naming
+      ``y_name``; it is returned as ``int64``;
     - ``classes`` maps argument names to class indices (``None`` entries are skipped), each
       checked to lie in [0, K).
 
@@ -325,12 +329,14 @@ def model_inputs(
     dtype = model_dtype(model)
     if dtype is not None and x.dtype != dtype:
         x = x.to(dtype)
-    if y is not None or classes:
+    given = y is not _NO_LABELS
+    if given or classes:
+        if given:
+            y = labels(y_name, y, n=x.shape[0])
         if x.shape[0] == 0:
             raise ValueError(f"{name} must hold at least one example, got 0")
         k = model_outputs(model, x)
-        if y is not None:
-            y = labels(y_name, y, n=x.shape[0])
+        if given:
             if y.numel() and int(y.max()) >= k:
                 raise ValueError(
                     f"{y_name} must be < {k}, the number of classes the model outputs, got a maximum of {int(y.max())}"
@@ -338,4 +344,4 @@ def model_inputs(
         for arg, value in (classes or {}).items():
             if value is not None:
                 class_index(arg, value, k)
-    return x, y
+    return x, (y if given else None)

@@ -143,8 +143,25 @@ def _project(p: torch.Tensor, b: torch.Tensor, eps: float | None) -> torch.Tenso
     return p.clamp(0.0, 1.0)
 
 
-def _check_eval_mode(feature_fn: Callable) -> None:
+def _feature_module(feature_fn: Callable) -> nn.Module | None:
+    """The module behind ``feature_fn`` (itself, or the owner of a bound method such as
+    ``model.features``), if any."""
     module = feature_fn if isinstance(feature_fn, nn.Module) else getattr(feature_fn, "__self__", None)
+    return module if isinstance(module, nn.Module) else None
+
+
+def _in_feature_dtype(feature_fn: Callable, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``images`` converted to the floating dtype of the module behind ``feature_fn`` (float64
+    images for a float32 extractor, say), as :func:`poisonlab._validate.model_inputs` does."""
+    module = _feature_module(feature_fn)
+    dtype = _validate.model_dtype(module) if module is not None else None
+    return tuple(x.to(dtype) if dtype is not None and x.dtype != dtype else x for x in images)
+
+
+def _check_eval_mode(feature_fn: Callable) -> None:
+    if not callable(feature_fn):
+        raise ValueError(f"feature_fn must be callable (images ↦ representations), got {type(feature_fn).__name__}")
+    module = _feature_module(feature_fn)
     if isinstance(module, nn.Module) and module.training:
         raise ValueError(
             "the feature extractor is in training mode; call model.eval() first, so that "
@@ -181,7 +198,9 @@ def feature_collision(
 
     Args:
         feature_fn: φ, mapping images (P, C, H, W) to representations (P, F), e.g.
-            ``model.features`` of a model in eval mode. It must treat samples independently.
+            ``model.features`` of a model in eval mode. It must treat samples independently. When it belongs
+            to a module (``model.features``), images of another floating dtype are converted to
+            the module's, and the poisons come back in that dtype.
         target: target images (P, C, H, W), one per base, or one image (C, H, W) shared by every
             base; finite.
         base: base images (P, C, H, W) or one image (C, H, W), in [0, 1], finite.
@@ -209,7 +228,7 @@ def feature_collision(
     steps = _validate.positive_int("steps", steps)
     eps = _budget(eps)
     single = isinstance(base, torch.Tensor) and base.ndim == 3
-    b, t = _pairs(base, target)
+    b, t = _in_feature_dtype(feature_fn, *_pairs(base, target))
     b = watermark(b, t, opacity) if opacity else b
     b = b.detach()
     with torch.no_grad():
@@ -297,7 +316,9 @@ def bullseye_polytope(
 
     Args:
         feature_fn: φ, mapping images (N, C, H, W) to representations (N, F), e.g.
-            ``model.features`` of a model in eval mode. It must treat samples independently.
+            ``model.features`` of a model in eval mode. It must treat samples independently. When it belongs
+            to a module (``model.features``), images of another floating dtype are converted to
+            the module's, and the poisons come back in that dtype.
         targets: the target images (P, C, H, W), P ≥ 1.
         bases: k base images per target (P, k, C, H, W), k ≥ 1, in [0, 1].
         eps: ε in (0, 1], the ℓ∞ budget: every poison stays within ε of its base, pixel by pixel.
@@ -313,6 +334,7 @@ def bullseye_polytope(
         The inputs are not modified.
     """
     eps, steps, lr = _polytope_inputs(feature_fn, targets, bases, eps, steps, lr, seed)
+    targets, bases = _in_feature_dtype(feature_fn, targets, bases)
     n_targets, k = bases.shape[:2]
     b = bases.detach().flatten(0, 1)
     with torch.no_grad():
@@ -395,6 +417,7 @@ def convex_polytope(
         in ℓ∞; coefficients (P, k), each row on the simplex. Both detached.
     """
     eps, steps, lr = _polytope_inputs(feature_fn, targets, bases, eps, steps, lr, seed)
+    targets, bases = _in_feature_dtype(feature_fn, targets, bases)
     coefficient_steps = _validate.positive_int("coefficient_steps", coefficient_steps)
     n_targets, k = bases.shape[:2]
     b = bases.detach().flatten(0, 1)

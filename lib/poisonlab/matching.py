@@ -144,6 +144,7 @@ def gradient_alignment(
     poisons, _ = _validate.model_inputs(models[0], poisons, name="poisons")
     k = _num_classes(models, poisons)
     t, y_adv = _targets(target, adversarial_label, k)
+    t, _ = _validate.model_inputs(models[0], t, name="target")
     labels = _validate.labels("labels", labels, n=len(poisons), num_classes=k)
     cosines = []
     with _EvalMode(models):
@@ -204,7 +205,9 @@ def gradient_matching(
             summed), in [0, 1].
         adversarial_label: the class y_adv the victim should give the target, an int in [0, K)
             (or a (T,) tensor).
-        bases: the images to perturb (n, C, H, W), n ≥ 1, in [0, 1]; not modified.
+        bases: the images to perturb (n, C, H, W), n ≥ 1, in [0, 1]; not modified. Target and
+            bases must be finite floating point; another floating dtype is converted to the
+            (first) model's, integer or ``bool`` images are refused.
         base_labels: their true labels (n,) in [0, K), which the poisons keep.
         eps: ε in (0, 1], the ℓ∞ radius of each perturbation.
         steps: signed Adam steps per restart, ≥ 1 (the paper: 250).
@@ -230,8 +233,10 @@ def gradient_matching(
     if len(bases) == 0:
         raise ValueError("bases must hold at least one image, got 0")
     _check_unit_range("bases", bases)
+    bases, _ = _validate.model_inputs(models[0], bases, name="bases")
     k = _num_classes(models, bases)
     t, y_adv = _targets(target, adversarial_label, k)
+    t, _ = _validate.model_inputs(models[0], t, name="target")
     if t.shape[1:] != bases.shape[1:]:
         raise ValueError(
             f"target and bases must have the same image shape, got {tuple(t.shape[1:])} and {tuple(bases.shape[1:])}"
