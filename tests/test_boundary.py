@@ -513,6 +513,21 @@ def test_grey_share_counts_values_strictly_inside_the_band():
         boundary.grey_share([0.5])
 
 
+@pytest.mark.parametrize(
+    ("x", "kwargs", "match"),
+    [
+        (torch.rand(1, 4, 1, 3, 3), {}, r"^x must be images \(N, C, H, W\) or inputs \(N, d\)"),
+        (torch.rand(4, 3, 3), {}, r"^x must be images \(N, C, H, W\) or inputs \(N, d\)"),
+        (torch.full((2, 4), float("nan")), {}, "^x must hold finite numbers"),
+        (torch.rand(2, 4), {"hi": True}, "^hi must be a number"),
+        (torch.rand(2, 4), {"lo": "0.1"}, "^lo must be a number"),
+    ],
+)
+def test_grey_share_refuses_other_shapes_nan_and_bool_bounds(x, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        boundary.grey_share(x, **kwargs)
+
+
 def test_sanitise_poisoned_counts_the_poisons_that_survive(blobs):
     sphere = boundary.SphereDefence.fit(blobs.x_train, blobs.y_train, quantile=0.9)
     inside = sphere.centres.float()  # each class's centroid, with that class's label: kept
@@ -529,3 +544,46 @@ def test_sanitise_poisoned_counts_the_poisons_that_survive(blobs):
         boundary.sanitise_poisoned((blobs.x_train, blobs.y_train), sphere)
     with pytest.raises(ValueError, match="at least one defence"):
         boundary.sanitise_poisoned(ps)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: boundary.SmallMLP(2.5), "^d must be an integer"),
+        (lambda: boundary.SmallMLP(True), "^d must be an integer"),
+        (lambda: boundary.SmallMLP(2, hidden=False), "^hidden must be an integer"),
+        (lambda: boundary.train_mlp(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), lam=True), "^lam must be a number"),
+        (
+            lambda: boundary.train_mlp(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), train_lr=float("nan")),
+            "^train_lr must be a finite number",
+        ),
+        (
+            lambda: boundary.train_mlp(torch.full((4, 2), float("inf")), torch.tensor([0, 1, 0, 1])),
+            "^x must hold finite numbers",
+        ),
+    ],
+)
+def test_the_mlp_victim_refuses_bool_and_non_finite_settings(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"train_steps": True}, "^train_steps must be an integer"),
+        ({"train_steps": 10.5}, "^train_steps must be an integer"),
+        ({"train_lr": True}, "^train_lr must be a number"),
+        ({"lam": float("inf")}, "^lam must be a finite number"),
+    ],
+)
+def test_gradient_poison_checks_the_victims_settings_at_the_door(change, match):
+    x, y = torch.rand(20, 2), torch.arange(20) % 2
+    with pytest.raises(ValueError, match=match):
+        boundary.gradient_poison(x, y, x, y, 0.1, steps=1, **change)
+
+
+def test_flip_influence_refuses_float_indices(blobs):
+    x, y = blobs.x_train, blobs.y_train
+    with pytest.raises(ValueError, match="^idx must hold integer indices"):
+        boundary.flip_influence(x, y, torch.tensor([0.0, 1.0]), blobs.x_test, blobs.y_test)

@@ -71,10 +71,67 @@ def test_collision_rejects_bad_input():
         collision.feature_collision(cnn.features, torch.rand(2, 1, 6, 6), b)
     with pytest.raises(ValueError, match="beta"):
         collision.feature_collision(cnn.features, t, b, beta=-1.0)
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(ValueError, match="^target must have one image for each image of base"):
         collision.feature_collision(cnn.features, torch.rand(3, 1, 8, 8), b)
     with pytest.raises(ValueError, match="opacity"):
         collision.watermark(b, t, 1.5)
+    for beta in (float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="^beta must be"):
+            collision.feature_collision(cnn.features, t, b, beta=beta)
+    with pytest.raises(ValueError, match="^seed must be an integer"):
+        collision.feature_collision(cnn.features, t, b, seed=1.5)
+    with pytest.raises(ValueError, match="^target must hold finite numbers"):
+        collision.feature_collision(cnn.features, t / 0, b)
+
+
+def test_watermark_broadcasts_only_a_single_image_target():
+    b = torch.zeros(2, 1, 4, 4)
+    assert torch.allclose(collision.watermark(b, torch.ones(1, 4, 4), 0.5), torch.full_like(b, 0.5))
+    with pytest.raises(ValueError, match="^target must have one image for each image of base or a single"):
+        collision.watermark(b, torch.ones(1, 1, 4, 4), 0.5)
+    with pytest.raises(ValueError, match="^base must hold finite numbers"):
+        collision.watermark(b / 0, torch.ones(1, 4, 4), 0.5)
+
+
+def test_head_predict_checks_that_weights_biases_and_features_agree():
+    w, bias, feats = torch.zeros(2, 3, 5), torch.zeros(2, 3), torch.rand(4, 5)
+    assert collision.head_predict(w, bias, feats).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"^biases must be a tensor of shape \(2, 3\)"):
+        collision.head_predict(w, bias[:1], feats)
+    with pytest.raises(ValueError, match=r"^biases must be a tensor of shape \(1, 3\)"):
+        collision.head_predict(w[:1], bias, feats)
+    with pytest.raises(ValueError, match=r"^features must have shape \(N, 5\)"):
+        collision.head_predict(w, bias, feats[:, :4])
+    with pytest.raises(ValueError, match="^weights must hold finite numbers"):
+        collision.head_predict(w / 0, bias, feats)
+    with pytest.raises(ValueError, match="^biases must be a floating-point tensor"):
+        collision.head_predict(w, bias.long(), feats)
+
+
+def test_fine_tune_heads_refuse_float_labels_and_non_finite_features():
+    feats, labels = torch.rand(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    extra, extra_y = torch.rand(2, 1, 3), torch.tensor([[0], [1]])
+    with pytest.raises(ValueError, match="^extra_labels must hold integer class labels"):
+        collision.fine_tune_heads(feats, labels, extra, extra_y.float(), 3, steps=1)
+    with pytest.raises(ValueError, match="^extra_labels must be < 3"):
+        collision.fine_tune_heads(feats, labels, extra, extra_y + 5, 3, steps=1)
+    with pytest.raises(ValueError, match="^features must hold finite numbers"):
+        collision.fine_tune_heads(feats / 0, labels, extra, extra_y, 3, steps=1)
+    with pytest.raises(ValueError, match="^extra_features must hold finite numbers"):
+        collision.fine_tune_heads(feats, labels, extra / 0, extra_y, 3, steps=1)
+    with pytest.raises(ValueError, match="^weight_decay must be"):
+        collision.fine_tune_heads(feats, labels, extra, extra_y, 3, steps=1, weight_decay=float("nan"))
+
+
+def test_wilson_interval_and_budgets_refuse_bool_float_counts_and_bad_distances():
+    with pytest.raises(ValueError, match="^successes must be an integer"):
+        collision.wilson_interval(True, 10)
+    with pytest.raises(ValueError, match="^trials must be an integer"):
+        collision.wilson_interval(3, 10.5)
+    flipped, judged = torch.tensor([True, True]), torch.tensor([8, 8])
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="^l2 must"):
+            collision.success_under_budget(flipped, judged, torch.tensor([1.0, bad]), 8)
 
 
 def test_fine_tuned_heads_fit_their_own_extra_points():
@@ -153,6 +210,31 @@ def test_one_shot_transfer_flips_targets_when_the_poison_may_drift(transfer_sett
     assert torch.equal(loose.success, loose.flipped & loose.judge_reads_base)
     rate, low, high = loose.rate()
     assert low <= rate <= high and loose.poisons.shape == bases.shape and loose.seconds > 0
+
+
+def test_one_shot_transfer_refuses_labels_and_pairs_out_of_range_by_name(transfer_setting):
+    extractor, judge, pair, pick, targets, bases = transfer_setting
+    x_ft, y_ft = pair.x_train[pick], pair.y_train[pick]
+
+    def call(**change):
+        args = dict(x_finetune=x_ft, y_finetune=y_ft, x_test=pair.x_test, y_test=pair.y_test, targets=targets)
+        args |= change
+        return collision.one_shot_transfer(extractor, judge, bases=bases, base_label=1, steps=1, **args)
+
+    stray = pair.y_test.clone()
+    stray[0] = 109
+    with pytest.raises(ValueError, match="^y_test must be < 2"):
+        call(y_test=stray)
+    with pytest.raises(ValueError, match="^y_test must be >= 0"):
+        call(y_test=stray - 110)
+    with pytest.raises(ValueError, match="^targets must have one image for each image of bases; got 11 for 12"):
+        call(targets=targets[:-1])
+    with pytest.raises(ValueError, match=r"^targets must have shape \(N, C, H, W\)"):
+        call(targets=targets[0])
+    with pytest.raises(ValueError, match="^x_test must hold finite numbers"):
+        call(x_test=pair.x_test / 0)
+    with pytest.raises(TypeError, match="^x_finetune must hold floating-point inputs"):
+        call(x_finetune=(x_ft * 255).to(torch.uint8))
 
 
 def test_one_shot_transfer_rejects_models_in_training_mode(transfer_setting):
@@ -243,6 +325,27 @@ def test_end_to_end_flipped_asks_one_victim_per_target(transfer_setting):
         experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], copies[:1], 1)
     with pytest.raises(ValueError, match="targets must be images"):
         experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[0], None, 1)
+    with pytest.raises(ValueError, match="^targets must hold finite numbers"):
+        experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2] / 0, None, 1)
+    with pytest.raises(TypeError, match="^poisons must hold floating-point inputs"):
+        experiment.end_to_end_flipped(extractor, x_ft, y_ft, targets[:2], copies.to(torch.uint8), 1)
+
+
+def test_end_to_end_flips_refuses_integer_images_and_mismatched_shapes_by_name(transfer_setting):
+    extractor, judge, pair, pick, targets, bases = transfer_setting
+    x_ft, y_ft = pair.x_train[pick], pair.y_train[pick]
+    with pytest.raises(TypeError, match="^x_finetune must hold floating-point inputs"):
+        experiment.end_to_end_flips(extractor, (x_ft * 255).to(torch.uint8), y_ft, targets[0], targets[:0], 1)
+    with pytest.raises(TypeError, match="^poisons must hold floating-point inputs"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0], bases[:2].bool(), 1)
+    with pytest.raises(ValueError, match="^target must hold finite numbers"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0] / 0, targets[:0], 1)
+    with pytest.raises(ValueError, match="^poisons must be images"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft, targets[0], bases[0], 1)
+    with pytest.raises(ValueError, match="^y_finetune must hold at least one label"):
+        experiment.end_to_end_flips(extractor, x_ft[:0], y_ft[:0], targets[0], targets[:0], 1)
+    with pytest.raises(ValueError, match="^y_finetune must have"):
+        experiment.end_to_end_flips(extractor, x_ft, y_ft[:-1], targets[0], targets[:0], 1)
 
 
 def test_bases_per_target_draws_different_bases_target_by_target():
@@ -262,6 +365,10 @@ def test_bases_per_target_draws_different_bases_target_by_target():
         collision.bases_per_target(pool, 0, 4)
     with pytest.raises(ValueError, match="seed"):
         collision.bases_per_target(pool, 5, 4, seed=0.5)
+    with pytest.raises(ValueError, match="^pool must hold indices >= 0"):
+        collision.bases_per_target(torch.tensor([-1, 2, 3]), 1, 2)
+    with pytest.raises(ValueError, match="^pool must hold integer indices"):
+        collision.bases_per_target(pool.float(), 1, 2)
 
 
 def test_perturbation_norms_are_the_mean_l2_and_linf_of_the_moves():
@@ -276,3 +383,27 @@ def test_perturbation_norms_are_the_mean_l2_and_linf_of_the_moves():
         collision.perturbation_norms(poisons, bases[:1])
     with pytest.raises(ValueError, match="P >= 1"):
         collision.perturbation_norms(poisons[:0], bases[:0])
+    with pytest.raises(ValueError, match="^poisons must be a floating-point tensor"):
+        collision.perturbation_norms(poisons.long(), bases.long())
+    with pytest.raises(ValueError, match="^bases must hold finite numbers"):
+        collision.perturbation_norms(poisons, bases / 0)
+
+
+def test_simplex_projection_and_polytopes_refuse_non_finite_inputs():
+    with pytest.raises(ValueError, match="^v must hold finite numbers"):
+        collision.project_simplex(torch.tensor([[0.5, float("nan")]]))
+    model = models.make("cnn", (1, 8, 8), 3, seed=0).eval()
+    bases = torch.rand(1, 2, 1, 8, 8)
+    bases[0, 0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="^bases must hold finite numbers"):
+        collision.bullseye_polytope(model.features, torch.rand(1, 1, 8, 8), bases, eps=0.1, steps=1)
+
+
+def test_float64_images_are_converted_to_the_extractors_dtype():
+    cnn = models.make("cnn", (1, 8, 8), 3, seed=0).eval()
+    t, b = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    single = collision.feature_collision(cnn.features, t, b, steps=2)
+    double = collision.feature_collision(cnn.features, t.double(), b.double(), steps=2)
+    assert double.dtype == torch.float32 and torch.allclose(double, single)
+    with pytest.raises(ValueError, match="^feature_fn must be callable"):
+        collision.feature_collision("features", t, b, steps=2)

@@ -235,3 +235,11 @@ def test_damaged_online_files_are_fetched_again_once_then_refused(tmp_path, monk
         pl.load("mnist", root=tmp_path)
     assert "9 classes instead of 10" in str(err.value) and str(tmp_path) in str(err.value)
     assert len(calls) == 4  # both splits read, then read again after the folder was cleared
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_random_split_refuses_non_finite_inputs(bad):
+    x, y = torch.rand(6, 1, 2, 2), torch.arange(6) % 2
+    x[2, 0, 1, 1] = bad
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        data.random_split(x, y, [3, 3])

@@ -76,6 +76,21 @@ def test_gradient_scores_match_explicit_per_sample_gradients():
     assert scores.dtype == torch.float64 and torch.allclose(scores, expected, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("fn", [detect.gradient_scores, detect.head_gradients])
+def test_gradient_signatures_check_inputs_at_the_model_door(fn):
+    model = models.make("mlp", (1, 6, 6), 3, seed=0, hidden=(8,)).eval()
+    x, y = torch.rand(12, 1, 6, 6), torch.arange(12) % 3
+    with pytest.raises(TypeError, match="^x must hold floating-point inputs"):
+        fn(model, (x * 255).to(torch.uint8), y)
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        fn(model, x / 0, y)
+    with pytest.raises(ValueError, match="^y must be < 3, the number of classes the model outputs"):
+        fn(model, x, y + 100)
+    with pytest.raises(ValueError, match="^batch_size must be an integer"):
+        fn(model, x, y, batch_size=True)
+    assert torch.allclose(fn(model, x.double(), y)[0], fn(model, x, y)[0])
+
+
 def test_gradient_scores_reject_models_without_a_head():
     with pytest.raises(ValueError, match="head"):
         detect.gradient_scores(torch.nn.Linear(4, 2), torch.rand(4, 4), torch.tensor([0, 1, 0, 1]))
@@ -233,6 +248,10 @@ def test_reclassification_ratio_tells_genuine_from_relabelled_clusters():
         detect.reclassification_ratio(torch.tensor([1.0, 7.0]), 1)
     with pytest.raises(ValueError, match="label"):
         detect.reclassification_ratio(torch.tensor([1, 7]), "1")
+    with pytest.raises(ValueError, match="^label must be a class index >= 0, got -1"):
+        detect.reclassification_ratio(torch.tensor([1, 7]), -1)
+    with pytest.raises(ValueError, match="^predictions must be >= 0"):
+        detect.reclassification_ratio(torch.tensor([1, -7]), 1)
 
 
 def test_chapter_4_checkers_pass_right_answers_and_reject_wrong_ones():
@@ -435,3 +454,54 @@ def test_the_silhouette_is_scikit_learns_and_zero_for_one_cluster(seed):
     assign[:2] = torch.tensor([0, 1])  # both clusters present
     assert detect._silhouette(z, assign) == pytest.approx(silhouette_score(z.numpy(), assign.numpy()), rel=1e-12)
     assert detect._silhouette(z, torch.zeros(40, dtype=torch.long)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: detect.top_direction(torch.ones(4, 3, dtype=torch.long)), "^centred must be a floating-point"),
+        (lambda: detect.top_direction(torch.ones(3)), r"^centred must be a 2-D tensor"),
+        (lambda: detect.top_direction(torch.ones(0, 3)), "^centred must have at least one row"),
+        (lambda: detect.top_direction(torch.full((3, 3), float("nan"))), "^centred must hold finite"),
+        (
+            lambda: detect.spectral_scores(torch.ones(4, 3, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)),
+            "^reps",
+        ),
+        (lambda: detect.tpr_at_fpr(torch.rand(4), torch.tensor([1, 0, 1, 0]).bool(), True), "^fpr must be a number"),
+        (
+            lambda: detect.activation_clusters(
+                torch.rand(20, 4), torch.zeros(20, dtype=torch.long), silhouette_sample=True
+            ),
+            "^silhouette_sample must be an integer",
+        ),
+        (
+            lambda: detect.activation_clusters(
+                torch.rand(20, 4), torch.zeros(20, dtype=torch.long), silhouette_sample=0
+            ),
+            "^silhouette_sample must be",
+        ),
+    ],
+)
+def test_detectors_refuse_integer_matrices_and_bool_settings(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_activation_verdicts_refuse_bool_thresholds():
+    clusters = detect.activation_clusters(torch.rand(20, 4), torch.zeros(20, dtype=torch.long), dims=2)
+    with pytest.raises(ValueError, match="^silhouette must be a number"):
+        detect.activation_verdicts(clusters, silhouette=True)
+    with pytest.raises(ValueError, match="^size must be a number"):
+        detect.activation_verdicts(clusters, size=True)
+
+
+def test_mixture_covariance_refuses_integer_and_non_finite_moments():
+    mean, cov = torch.zeros(3), torch.eye(3)
+    with pytest.raises(ValueError, match="^mean_clean must be a floating-point"):
+        detect.mixture_covariance(0.1, mean.long(), mean, cov, cov)
+    with pytest.raises(ValueError, match="^cov_poison must be a floating-point"):
+        detect.mixture_covariance(0.1, mean, mean, cov, cov.long())
+    with pytest.raises(ValueError, match="^mean_poison must hold finite"):
+        detect.mixture_covariance(0.1, mean, mean / 0, cov, cov)
+    with pytest.raises(ValueError, match=r"^cov_clean must be a tensor of shape \(3, 3\)"):
+        detect.mixture_covariance(0.1, mean, mean, cov[:2], cov)

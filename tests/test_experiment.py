@@ -41,6 +41,14 @@ def test_train_and_score_rejects_bad_input(mnist5k):
         train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, arch="resnet50")
     with pytest.raises(ValueError):
         train_and_score((d.x_train, d.y_train), d.x_test, d.y_test, epochs=0)
+    x_nan = d.x_test[:20].clone()
+    x_nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="^x_test must hold finite numbers"):
+        train_and_score((d.x_train[:50], d.y_train[:50]), x_nan, d.y_test[:20], epochs=1)
+    with pytest.raises(TypeError, match="^x_test must hold floating-point inputs"):
+        train_and_score((d.x_train[:50], d.y_train[:50]), (d.x_test[:20] * 255).byte(), d.y_test[:20], epochs=1)
+    with pytest.raises(ValueError, match=r"^target must be in \[0, 10\)"):
+        train_and_score((d.x_train[:50], d.y_train[:50]), d.x_test[:20], d.y_test[:20], Patch(3), 10, epochs=1)
 
 
 def test_watch_records_the_loss_of_each_group_after_every_epoch(mnist5k):
@@ -89,6 +97,31 @@ def test_spread_summarises_runs_and_rejects_nothing_or_nan():
         spread([])
     with pytest.raises(ValueError, match="NaN"):
         spread([0.1, float("nan")])
+    with pytest.raises(ValueError, match="^values must be finite"):
+        spread([0.1, float("inf")])
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"lo": 0.9, "hi": 0.1}, "^lo must be <= hi"),
+        ({"mean": 2.0}, r"^mean must lie in \[lo, hi\]"),
+        ({"sd": -0.1}, "^sd must be"),
+        ({"mean": float("nan")}, "^mean must be a finite number"),
+        ({"hi": float("inf")}, "^hi must be a finite number"),
+        ({"lo": True}, "^lo must be a number"),
+        ({"n": 0}, "^n must be >= 1"),
+        ({"n": 2.5}, "^n must be an integer"),
+        ({"n": True}, "^n must be an integer"),
+    ],
+)
+def test_spread_refuses_fields_that_cannot_describe_runs(fields, match):
+    from poisonlab.experiment import Spread
+
+    good = {"mean": 0.5, "sd": 0.1, "lo": 0.4, "hi": 0.6, "n": 3}
+    assert Spread(**good).n == 3
+    with pytest.raises(ValueError, match=match):
+        Spread(**(good | fields))
 
 
 def test_epoch_spread_averages_runs_and_leaves_out_masked_epochs():
@@ -170,6 +203,12 @@ def test_signature_run_trains_scores_and_watches_the_signatures():
         signature_run(backdoor(x, y, trigger, None, count=6), x, y, trigger, 2, arch="mlp", epochs=1)
     with pytest.raises(ValueError, match="source"):
         signature_run(ps, x[y != 2], y[y != 2], trigger, 2, arch="mlp", epochs=1)
+    stray = y[:30].clone()
+    stray[0] = 109
+    with pytest.raises(ValueError, match="^y_test must be < 3, the number of classes the model outputs"):
+        signature_run(ps, x[:30], stray, trigger, 2, arch="mlp", epochs=1)
+    with pytest.raises(ValueError, match="^x_test must hold finite numbers"):
+        signature_run(ps, x[:30] / 0, y[:30], trigger, 2, arch="mlp", epochs=1)
 
 
 def test_mean_sd_formats_the_mean_and_the_sample_sd():

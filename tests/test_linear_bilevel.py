@@ -147,3 +147,71 @@ def test_solver_inverts_the_hessian_with_fewer_or_more_points_than_parameters(lo
     assert z.shape == v.shape
     assert torch.allclose(learner.hessian(theta, x, y) @ z, v, atol=1e-9)
     assert torch.allclose(z, torch.linalg.solve(learner.hessian(theta, x, y), v), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: autograd_hvp(lambda t: (t**2).sum(), torch.zeros(1, 3)), r"^theta must be a flat vector"),
+        (lambda: autograd_hvp(lambda t: (t**2).sum(), torch.tensor(1.0)), r"^theta must be a flat vector"),
+        (lambda: autograd_hvp(lambda t: (t**2).sum(), torch.tensor([1.0, float("nan")])), "^theta must hold finite"),
+        (lambda: autograd_hvp(lambda t: (t**2).sum(), torch.zeros(3))(torch.ones(4)), r"^v must be a tensor of shape"),
+        (
+            lambda: implicit_gradient(torch.zeros(2, 1), torch.zeros(1), lambda t, p: t.sum(), lambda t: t.sum()),
+            r"^theta must be a flat vector",
+        ),
+        (
+            lambda: implicit_gradient(
+                torch.zeros(2), torch.tensor([float("inf")]), lambda t, p: t.sum(), lambda t: t.sum()
+            ),
+            "^x_poison must hold finite",
+        ),
+        (
+            lambda: unrolled_gradient(
+                torch.zeros(3), torch.zeros(0, 2), lambda t, p: t.sum(), lambda t: t.sum(), steps=1, lr=0.1
+            ),
+            "^x_poison must hold at least one poison",
+        ),
+        (
+            lambda: unrolled_gradient(
+                torch.zeros(1, 3), torch.zeros(1, 2), lambda t, p: t.sum(), lambda t: t.sum(), steps=1, lr=0.1
+            ),
+            r"^theta0 must be a flat vector",
+        ),
+        (
+            lambda: unrolled_gradient(
+                torch.zeros(3),
+                torch.zeros(1, 2, dtype=torch.long),
+                lambda t, p: t.sum(),
+                lambda t: t.sum(),
+                steps=1,
+                lr=0.1,
+            ),
+            "^x_poison must be a floating-point tensor",
+        ),
+    ],
+)
+def test_bilevel_gradients_refuse_parameters_that_are_not_finite_flat_vectors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(3), tol=True), "^tol must be a number"),
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(3), max_iter=True), "^max_iter must be an integer"),
+        (lambda: conjugate_gradient(lambda z: z, torch.tensor([1.0, float("nan")])), "^b must hold finite"),
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(1, 3)), "^b must be a flat vector"),
+        (lambda: conjugate_gradient(lambda z: z, torch.ones(3, dtype=torch.long)), "^b must be a floating-point"),
+        (lambda: conjugate_gradient(lambda z: z[:2], torch.ones(3)), "^apply_a must return a vector shaped like b"),
+        (lambda: LinearLearner().fit(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), max_iter=True), "^max_iter must"),
+        (
+            lambda: LinearLearner().fit(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), theta0=torch.zeros(2)),
+            r"^theta0 must be a tensor of shape \(3,\)",
+        ),
+    ],
+)
+def test_linear_solvers_refuse_bool_counts_and_mis_shaped_vectors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

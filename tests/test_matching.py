@@ -118,6 +118,10 @@ def test_deterministic_for_a_seed_without_touching_global_state_or_inputs():
         ({"bases": torch.rand(6, 36)}, "bases"),
         ({"target": torch.rand(1, 5, 5)}, "target"),
         ({"model": "cnn"}, "model"),
+        ({"target": torch.full(SHAPE, float("nan"))}, "^target must hold finite numbers"),
+        ({"bases": torch.full((6, *SHAPE), float("inf"))}, "^bases must hold finite numbers"),
+        ({"adversarial_label": -1}, r"^adversarial_label must be in \[0, 3\)"),
+        ({"adversarial_label": True}, "^adversarial_label must be an integer"),
     ],
 )
 def test_bad_inputs_are_refused_by_name(change, name):
@@ -138,6 +142,11 @@ def test_largest_gradient_bases_puts_a_mislabelled_example_first():
     assert chosen.shape == (3,) and int(chosen[0]) == 4
     with pytest.raises(ValueError, match="count"):
         matching.largest_gradient_bases(model, x, y, 11)
+    assert torch.equal(matching.largest_gradient_bases(model, x.double(), y, 3), chosen)
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        matching.largest_gradient_bases(model, x / 0, y, 3)
+    with pytest.raises(ValueError, match="^y must be < 3"):
+        matching.largest_gradient_bases(model, x, y + 100, 3)
 
 
 def test_substitute_replaces_the_bases_and_keeps_the_labels():
@@ -151,3 +160,18 @@ def test_substitute_replaces_the_bases_and_keeps_the_labels():
     assert torch.equal(x, x_copy)
     with pytest.raises(ValueError, match="index"):
         matching.substitute(x, y, torch.tensor([1, 1]), poisons)
+    with pytest.raises(ValueError, match=r"^target must be in \[0, 3\), got 100"):
+        matching.substitute(x, y, index, poisons, target=100)
+    with pytest.raises(ValueError, match="^index must be a 1-D tensor of integer indices"):
+        matching.substitute(x, y, index.double(), poisons)
+    with pytest.raises(ValueError, match="^poisons must hold finite numbers"):
+        matching.substitute(x, y, index, poisons / 0)
+
+
+def test_float64_targets_and_bases_are_converted_to_the_models_dtype():
+    target, adv, bases, labels = _problem()
+    model = _model()
+    a = matching.gradient_alignment(model, target, adv, bases, labels)
+    assert matching.gradient_alignment(model, target.double(), adv, bases.double(), labels) == pytest.approx(a)
+    poisons = matching.gradient_matching(model, target.double(), adv, bases.double(), labels, eps=0.1, steps=1)
+    assert poisons.dtype == torch.float32

@@ -92,3 +92,51 @@ def test_share_labelled_counts_the_inputs_read_as_the_label():
     for label in (-1, True, 1.5):
         with pytest.raises(ValueError, match="label"):
             metrics.share_labelled(Oracle(), x, label)
+
+
+def test_a_label_the_model_cannot_output_is_refused_naming_the_argument():
+    x = images_of([1, 2, 3])
+    with pytest.raises(ValueError, match=r"^y must be < 10, the number of classes the model outputs"):
+        metrics.accuracy(Oracle(), x, torch.tensor([1, 2, 109]))
+    with pytest.raises(ValueError, match=r"^label must be in \[0, 10\), got 100"):
+        metrics.share_labelled(Oracle(), x, 100)
+    with pytest.raises(ValueError, match=r"^label must be a class index >= 0"):
+        metrics.share_labelled(Oracle(), x, -1)
+    with pytest.raises(ValueError, match=r"^target must be in \[0, 10\), got 10"):
+        metrics.attack_success_rate(Oracle(), x, torch.tensor([1, 2, 3]), corner, 10)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_integer_or_bool_images_are_refused_with_a_type_error(dtype):
+    x = images_of([1, 2, 3]).to(dtype)
+    with pytest.raises(TypeError, match=r"^x must hold floating-point inputs"):
+        metrics.accuracy(Oracle(), x, torch.tensor([1, 2, 3]))
+    with pytest.raises(TypeError, match=r"^x must hold floating-point inputs"):
+        metrics.attack_success_rate(Oracle(), x, torch.tensor([1, 2, 3]), corner, 0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_images_are_refused_not_scored(bad):
+    x = images_of([1, 2, 3])
+    x[1, 0, 2, 2] = bad
+    with pytest.raises(ValueError, match=r"^x must hold finite numbers"):
+        metrics.accuracy(Oracle(), x, torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"^x must hold finite numbers"):
+        metrics.share_labelled(Oracle(), x, 0)
+    with pytest.raises(ValueError, match=r"^x must hold finite numbers"):
+        metrics.attack_success_rate(Oracle(), x, torch.tensor([1, 2, 3]), corner, 0)
+
+
+def test_float64_images_are_converted_to_the_models_dtype():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x = torch.rand(5, 1, 4, 4)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    assert metrics.accuracy(net, x.double(), y) == metrics.accuracy(net, x, y)
+
+
+def test_labels_given_as_none_are_refused_by_name():
+    with pytest.raises(ValueError, match="^y must be a torch.Tensor of integer labels"):
+        metrics.accuracy(Oracle(), images_of([1, 2]), None)
+    with pytest.raises(ValueError, match="^y must be a torch.Tensor of integer labels"):
+        metrics.attack_success_rate(Oracle(), images_of([1, 2]), None, corner, 0)

@@ -89,3 +89,9 @@ def test_workers_run_torch_and_numpys_blas_at_one_thread():
         return torch.get_num_threads(), max(p["num_threads"] for p in threadpool_info())
 
     assert parallel.run_parallel(threads, [0, 1], workers=2, progress=False) == [(1, 1), (1, 1)]
+
+
+@pytest.mark.parametrize("progress", ["yes", 1, None])
+def test_progress_must_be_true_or_false(progress):
+    with pytest.raises(ValueError, match="^progress must be True or False"):
+        parallel.run_parallel(abs, [1, 2], workers=1, progress=progress)

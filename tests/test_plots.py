@@ -82,6 +82,67 @@ def test_linear_boundaries_draw_one_panel_each_with_a_shared_legend():
         plots.linear_boundaries(x, y, [])
 
 
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"y": "drop"}, r"^y must have shape \(N,\)"),
+        ({"y": "neg"}, "^y must be >= 0"),
+        ({"y": "huge"}, "^y must be < 2"),
+        ({"y": "float"}, "^y must hold integer class labels"),
+        ({"x": "int"}, "^x must be a floating-point tensor"),
+        ({"x": "nan"}, "^x must hold finite numbers"),
+        ({"x": "3d"}, r"^x must hold 2-D points"),
+    ],
+)
+def test_linear_boundaries_refuse_bad_points_and_labels_by_name(change, match):
+    x, y = _toy()
+    bad = {
+        "drop": y[0],
+        "neg": y - 1,
+        "huge": y + 100,
+        "float": y.float(),
+        "int": x.round().long(),
+        "nan": x / 0,
+        "3d": x.unsqueeze(0),
+    }
+    args = {"x": x, "y": y} | {k: bad[v] for k, v in change.items()}
+    with pytest.raises(ValueError, match=match):
+        plots.linear_boundaries(args["x"], args["y"], [{"theta": torch.tensor([1.0, 0.2, -0.6]), "title": "a"}])
+
+
+@pytest.mark.parametrize(
+    ("path", "match"),
+    [
+        (torch.rand(5, 2), r"^poison_path must be a tensor \(frames, P, 2\)"),
+        (torch.rand(1, 5, 2, 2), r"^poison_path must be a tensor \(frames, P, 2\)"),
+        (torch.ones(5, 2, 2, dtype=torch.long), "^poison_path must be a floating-point tensor"),
+        (torch.full((5, 2, 2), float("nan")), "^poison_path must hold finite numbers"),
+        (torch.rand(0, 2, 2), "^poison_path must hold at least one frame"),
+    ],
+)
+def test_animation_alt_refuses_a_path_that_is_not_frames_of_2d_points(path, match):
+    assert "5 frames" in plots.animation_alt("t", torch.rand(5, 2, 2))
+    with pytest.raises(ValueError, match=match):
+        plots.animation_alt("t", path)
+
+
+@pytest.mark.parametrize(
+    ("theta", "box", "match"),
+    [
+        (torch.tensor([1, 1, -1]), (0, 1, 0, 1), "^theta must be a floating-point tensor"),
+        (torch.tensor([1.0, float("nan"), -1.0]), (0, 1, 0, 1), "^theta must hold finite numbers"),
+        (torch.tensor([1.0, 1.0]), (0, 1, 0, 1), r"^theta must be \(w₁, w₂, b\)"),
+        ([1.0, 1.0, -1.0], (0, 1, 0, 1), "^theta must be a torch.Tensor"),
+        (torch.tensor([1.0, 1.0, -1.0]), (float("nan"), 1, 0, 1), "^box must be a finite number"),
+        (torch.tensor([1.0, 1.0, -1.0]), (1, 0, 0, 1), "^box must have x0 <= x1"),
+        (torch.tensor([1.0, 1.0, -1.0]), (0, 1, 0), "^box must be four numbers"),
+    ],
+)
+def test_boundary_segment_refuses_bad_lines_and_boxes(theta, box, match):
+    with pytest.raises(ValueError, match=match):
+        plots.boundary_segment(theta, box)
+
+
 def test_attack_landscape_lines_and_bars():
     x, y = _toy()
     grid = torch.linspace(0, 1, 5)
@@ -920,3 +981,35 @@ def test_a_panel_of_the_wrong_type_is_refused_by_name():
         plots.score_histograms([plots.LinePanel([1], {"a": [1]}, "x")])
     with pytest.raises(TypeError):
         plots.LinePanel([1], {"a": [1]}, "x", band={})  # a misspelt field of the type itself
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: plots.image_grid(torch.rand(2, 1, 4, 4), size=True), "^size must be a number"),
+        (lambda: plots.image_grid(torch.rand(2, 1, 4, 4), size=float("nan")), "^size must be a finite number"),
+        (lambda: plots.project_2d(torch.rand(5, 3), seed=1.5), "^seed must be an integer"),
+        (lambda: plots.project_2d(torch.ones(5, 3, dtype=torch.long)), "^features must be a floating-point"),
+        (lambda: plots.project_2d(torch.full((5, 3), float("nan"))), "^features must hold finite"),
+        (
+            lambda: plots.score_histograms(
+                [plots.ScorePanel(torch.rand(6), torch.tensor([1, 0] * 3).bool())], bins=True
+            ),
+            "^bins must be an integer",
+        ),
+    ],
+)
+def test_figure_settings_refuse_bool_and_non_finite_values(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_embedding_and_phase_diagram_refuse_non_finite_values():
+    with pytest.raises(ValueError, match="^coords must hold finite numbers"):
+        plots.embedding(torch.full((4, 2), float("nan")), torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    with pytest.raises(ValueError, match="^coords must be a floating-point tensor"):
+        plots.embedding(torch.ones(4, 2, dtype=torch.long), torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    values = torch.rand(2, 3)
+    values[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="^values must be finite numbers"):
+        plots.phase_diagram(values, [1.0, 2.0, 3.0], [1.0, 2.0], xlabel="x", ylabel="y")

@@ -39,6 +39,12 @@ def test_poisoned_set_validates_its_fields(tiny_images):
         PoisonedSet(x, y, mask[:4])
     with pytest.raises(ValueError, match="target"):
         PoisonedSet(x, y, mask, target=-1)
+    with pytest.raises(ValueError, match=r"^target must be in \[0, 3\), got 100"):
+        PoisonedSet(x, y, mask, target=100)
+    with pytest.raises(ValueError, match="^target must be an integer"):
+        PoisonedSet(x, y, mask, target=True)
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        PoisonedSet(x / 0, y, mask)
     with pytest.raises(ValueError, match="y must have 12"):
         PoisonedSet(x, y[:3], mask)
     with pytest.raises(ValueError, match="x_poison"):

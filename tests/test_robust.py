@@ -207,3 +207,16 @@ def test_tail_poisons_raise_the_variance_along_u_by_the_mixture_excess_and_no_mo
     )
     with pytest.raises(ValueError, match="at least 2 clean"):
         robust.poison_spike(only_poisons)
+
+
+@pytest.mark.parametrize("eps", ["0.1", True, float("nan")])
+def test_eps_must_be_a_number_not_text_or_bool(eps):
+    with pytest.raises(ValueError, match="^eps must be"):
+        robust.median_shift(eps)
+
+
+def test_mean_error_refuses_integer_and_non_finite_vectors():
+    with pytest.raises(ValueError, match="^estimate must be a floating-point"):
+        robust.mean_error(torch.tensor([1, 2]), torch.zeros(2))
+    with pytest.raises(ValueError, match="^true_mean must hold finite"):
+        robust.mean_error(torch.zeros(2), torch.tensor([0.0, float("inf")]))

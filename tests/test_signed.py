@@ -164,3 +164,9 @@ def test_out_of_range_inputs_reach_the_clean_model_unchanged(setup):
     assert bool(backdoored.verifies(z).all()) and not bool(backdoored.verifies(bent).any())
     with torch.no_grad():
         assert torch.equal(backdoored(bent), clean(bent))
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, True, 1.5])
+def test_generate_key_refuses_seeds_outside_the_packages_range(seed):
+    with pytest.raises(ValueError, match="^seed must be an integer in"):
+        signed.generate_key(seed)

@@ -76,3 +76,22 @@ def test_top_eigenvector_rejects_points_without_a_direction():
         spiked.top_eigenvector(torch.randn(1, 4))
     with pytest.raises(ValueError, match="NaN"):
         spiked.top_eigenvector(torch.full((10, 3), float("inf")))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: spiked.sample(10, 3, 0.1, True), "^shift must be a number"),
+        (lambda: spiked.sample(10, 3, 0.1, float("inf")), "^shift must be a finite number"),
+        (lambda: spiked.spike_strength(0.1, float("nan")), "^shift must be a finite number"),
+        (lambda: spiked.shift_for(True, 0.1), "^theta must be a number"),
+        (lambda: spiked.shift_for(float("inf"), 0.1), "^theta must be a finite number"),
+        (lambda: spiked.top_eigenvector(torch.ones(4, 3, dtype=torch.long)), "^x must be a floating-point tensor"),
+        (lambda: spiked.top_overlap(torch.rand(4, 3), torch.tensor([1.0, float("nan"), 0.0])), "^direction must hold"),
+        (lambda: spiked.top_overlap(torch.rand(4, 3), torch.tensor([1, 0, 0])), "^direction must be a floating"),
+        (lambda: spiked.top_overlap(torch.rand(4, 3), torch.zeros(3)), "^direction must be a non-zero vector"),
+    ],
+)
+def test_bool_infinite_and_integer_inputs_are_refused_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -101,8 +101,46 @@ def test_fit_rejects_bad_data(tiny_images):
         pl.fit(model, x, y[:5], epochs=1, lr=0.1)
     with pytest.raises(ValueError, match="integer class labels"):
         pl.fit(model, x, y.float(), epochs=1, lr=0.1)
-    with pytest.raises(ValueError, match="floating-point"):
+    with pytest.raises(TypeError, match="^x must hold floating-point inputs"):
         pl.fit(model, (x * 255).to(torch.uint8), y, epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="^y must be < 3, the number of classes the model outputs"):
+        pl.fit(model, x, torch.full((12,), 109), epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="^device must name a torch device"):
+        pl.fit(model, x, y, epochs=1, lr=0.1, device="bogus")
+
+
+@pytest.mark.parametrize("fn", [pl.predict, pl.train.logits, pl.train.embed])
+def test_prediction_refuses_integer_and_non_finite_inputs_and_converts_float64(tiny_images, fn):
+    x, _ = tiny_images
+    model = pl.make("mlp", (1, 8, 8), 3, hidden=(4,))
+    for dtype in (torch.uint8, torch.int64, torch.bool):
+        with pytest.raises(TypeError, match="^x must hold floating-point inputs"):
+            fn(model, x.to(dtype))
+    for bad in (float("nan"), float("inf")):
+        z = x.clone()
+        z[3, 0, 1, 1] = bad
+        with pytest.raises(ValueError, match="^x must hold finite numbers"):
+            fn(model, z)
+    assert torch.equal(fn(model, x.double()), fn(model, x))
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("cosine", 0.1, 20, 10), "^step must be <= total_steps"),
+        (("cosine", 0.1, -5, 10), "^step must be >= 0"),
+        (("cosine", 0.1, True, 10), "^step must be an integer"),
+        (("cosine", 0.1, 2.5, 10), "^step must be an integer"),
+        (("cosine", 0.1, 2, 0), "^total_steps must be >= 1"),
+        (("cosine", 0.1, 2, False), "^total_steps must be an integer"),
+        (("constant", float("nan"), 2, 10), "^lr must be a finite number"),
+        (("constant", float("inf"), 2, 10), "^lr must be a finite number"),
+        (("constant", True, 2, 10), "^lr must be a number"),
+    ],
+)
+def test_learning_rate_refuses_a_step_past_the_end_and_bad_numbers(args, match):
+    with pytest.raises(ValueError, match=match):
+        pl.train.learning_rate(*args)
 
 
 def test_notebook_progress_line_updates_one_display_in_place(monkeypatch):
@@ -175,3 +213,28 @@ def test_fit_refuses_data_the_model_cannot_learn(tiny_images):
         pl.fit(pl.make("mlp", (1, 28, 28), 3), x, y, epochs=1, lr=0.1)
     with pytest.raises(ValueError, match=r"cannot read inputs of shape \(1, 8, 8\)"):
         pl.predict(pl.make("mlp", (1, 28, 28), 3), x)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"loss": "abc"}, "^loss must be a list"),
+        ({"loss": [1.0, "x"]}, "^loss must be a number"),
+        ({"train_accuracy": [True]}, "^train_accuracy must be a number"),
+        ({"metrics": [1, 2]}, "^metrics must be a dict"),
+        ({"metrics": {"asr": [0.1, None]}}, r"^metrics\['asr'\] must be a number"),
+        ({"seconds": -1.0}, "^seconds must be a finite number >= 0"),
+        ({"seconds": float("inf")}, "^seconds must be a finite number >= 0"),
+        ({"seconds": True}, "^seconds must be a number"),
+    ],
+)
+def test_history_checks_its_fields(fields, match):
+    assert pl.train.History(loss=[1.0, float("nan")]).epochs == 2  # a diverging run is recorded as it went
+    with pytest.raises(ValueError, match=match):
+        pl.train.History(**fields)
+
+
+def test_fit_progress_must_be_true_or_false(tiny_images):
+    x, y = tiny_images
+    with pytest.raises(ValueError, match="^progress must be True or False"):
+        pl.fit(pl.make("logreg", (1, 8, 8), 3), x, y, epochs=1, lr=0.1, progress="yes")

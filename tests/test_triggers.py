@@ -123,6 +123,27 @@ def test_relabel_modes():
     assert torch.equal(triggers.relabel(y, None, 3), torch.tensor([1, 2, 0]))
 
 
+@pytest.mark.parametrize(
+    ("y", "target", "num_classes", "match"),
+    [
+        (torch.tensor([0, 1, 2]), 100, 10, r"^target must be in \[0, 10\), got 100"),
+        (torch.tensor([0, 1, 2]), -1, 10, r"^target must be in \[0, 10\), got -1"),
+        (torch.tensor([0, 1, 2]), True, 10, "^target must be an integer"),
+        (torch.tensor([0, -1, 2]), 1, 10, "^y must be >= 0"),
+        (torch.tensor([0, 1, 12]), None, 10, "^y must be < 10"),
+        (torch.tensor([[0, 1, 2]]), 1, 10, r"^y must have shape \(N,\)"),
+        (torch.tensor(1), 1, 10, r"^y must have shape \(N,\)"),
+        (torch.tensor([0.0, 1.0]), 1, 10, "^y must hold integer class labels"),
+        (torch.tensor([0, 1, 2]), None, 2.5, "^num_classes must be an integer"),
+        (torch.tensor([0, 1, 2]), None, True, "^num_classes must be an integer"),
+        (torch.tensor([0, 1, 2]), None, -1, "^num_classes must be >= 1"),
+    ],
+)
+def test_relabel_refuses_labels_and_targets_out_of_range(y, target, num_classes, match):
+    with pytest.raises(ValueError, match=match):
+        triggers.relabel(y, target, num_classes)
+
+
 def test_salient_pixels_of_a_linear_model_are_its_largest_target_weights():
     from poisonlab import models
 
@@ -138,6 +159,12 @@ def test_salient_pixels_of_a_linear_model_are_its_largest_target_weights():
         triggers.salient_pixels(model, torch.rand(5, 1, 4, 4), target=3, k=2)
     with pytest.raises(ValueError, match="at least one"):
         triggers.salient_pixels(model, torch.rand(0, 1, 4, 4), target=1, k=2)
+    with pytest.raises(TypeError, match="^x must hold floating-point inputs"):
+        triggers.salient_pixels(model, torch.ones(5, 1, 4, 4, dtype=torch.uint8), target=1, k=2)
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        triggers.salient_pixels(model, torch.full((5, 1, 4, 4), float("nan")), target=1, k=2)
+    double = triggers.salient_pixels(model, torch.rand(5, 1, 4, 4, dtype=torch.float64), target=1, k=3)
+    assert torch.equal(double, pattern)  # float64 images are converted to the model's dtype
 
 
 def _labels_30():
@@ -171,8 +198,20 @@ def test_tact_rejects_bad_input():
         triggers.tact(x, y, trig, target=1, source=3, count=7, cover=0)
     with pytest.raises(ValueError, match="cover samples"):
         triggers.tact(x, y, trig, target=1, source=3, count=1, cover=19)
-    with pytest.raises(ValueError, match="source class"):
+    with pytest.raises(ValueError, match="^cover_classes must not include the source class"):
         triggers.tact(x, y, trig, target=1, source=3, count=1, cover=1, cover_classes=[0, 3])
+    with pytest.raises(ValueError, match="^cover_classes must not include .* the target class 1, got 1"):
+        triggers.tact(x, y, trig, target=1, source=3, count=1, cover=1, cover_classes=[0, 1])
+    with pytest.raises(ValueError, match=r"^cover_classes must be in \[0, 5\)"):
+        triggers.tact(x, y, trig, target=1, source=3, count=1, cover=1, cover_classes=[0, 7])
+    with pytest.raises(ValueError, match="^num_classes must be an integer"):
+        triggers.tact(x, y, trig, target=1, source=3, count=1, cover=1, num_classes=5.5)
+    nan = x.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        triggers.tact(nan, y, trig, target=1, source=3, count=1, cover=1)
+    with pytest.raises(ValueError, match="^x must hold finite numbers"):
+        triggers.backdoor(nan, y, trig, 1, count=1)
     with pytest.raises(ValueError, match="callable"):
         triggers.tact(x, y, "patch", target=1, source=3, count=1, cover=1)
     with pytest.raises(ValueError, match="count"):

@@ -90,7 +90,7 @@ def test_ranges_are_compared_with_the_model_and_the_data(tiny_images):
 
     x, y = tiny_images
     model = pl.make("logreg", (1, 8, 8), 3)
-    with pytest.raises(ValueError, match="target must be < 3"):
+    with pytest.raises(ValueError, match=r"target must be in \[0, 3\)"):
         attack_success_rate(model, x, y, Patch(2), 10)
     stray = y.clone()
     stray[0] = 10**6
@@ -217,3 +217,42 @@ def test_every_score_is_float64_and_lam_has_one_default(tiny_images):
     }
     assert defaults and set(defaults.values()) == {1e-2}, defaults
     assert linear.LinearLearner("logistic").lam == 1e-2
+
+
+def test_model_inputs_is_the_one_door_for_what_a_model_reads(tiny_images):
+    from poisonlab import _validate
+
+    x, y = tiny_images
+    model = pl.make("logreg", (1, 8, 8), 3).double()
+    got, labels = _validate.model_inputs(model, x, y=y.int())
+    assert got.dtype == torch.float64 and labels.dtype == torch.int64
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module"):
+        _validate.model_inputs("model", x)
+    with pytest.raises(TypeError, match="^poisons must hold floating-point inputs"):
+        _validate.model_inputs(model, (x * 255).to(torch.uint8), name="poisons")
+    with pytest.raises(ValueError, match="^poisons must hold finite numbers"):
+        _validate.model_inputs(model, x / 0, name="poisons")
+    with pytest.raises(ValueError, match="^y_test must be < 3, the number of classes the model outputs"):
+        _validate.model_inputs(model, x, y=y + 1, y_name="y_test")
+    with pytest.raises(ValueError, match=r"^base_label must be in \[0, 3\), got 3"):
+        _validate.model_inputs(model, x, classes={"base_label": 3})
+    assert _validate.model_inputs(model, x[0], single=True)[0].shape == (1, 1, 8, 8)
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, "1", None])
+def test_integer_helpers_refuse_bool_float_and_text(bad):
+    from poisonlab import _validate
+
+    with pytest.raises(ValueError, match="^target must be an integer"):
+        _validate.class_index("target", bad, 10)
+    with pytest.raises(ValueError, match="^label must be an integer"):
+        _validate.non_negative_class("label", bad)
+
+
+def test_integer_helpers_accept_numpy_and_torch_integers():
+    import numpy as np
+    from poisonlab import _validate
+
+    assert _validate.class_index("target", np.int64(3), 10) == 3
+    assert _validate.class_index("target", torch.tensor(3), 10) == 3
+    assert _validate.positive_int("n", np.int32(4)) == 4

@@ -6,10 +6,12 @@ and what is allowed, e.g. ``"eps must be in [0, 1), got 1.3"``.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -19,8 +21,23 @@ def _real(name: str, value: Any, allowed: str) -> float:
     if isinstance(value, torch.Tensor) and value.ndim == 0 and value.dtype != torch.bool:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+        raise ValueError(f"{name} must be a number{' ' + allowed if allowed else ''}, got {value!r}")
     return float(value)
+
+
+def real(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a real number (NaN and infinity included, e.g. a
+    recorded loss); ``bool`` and strings are refused."""
+    return _real(name, value, "")
+
+
+def finite_number(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking it is a finite real number (negative allowed;
+    ``bool``, strings, NaN and infinity refused)."""
+    v = _real(name, value, "(finite)")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return v
 
 
 def fraction(name: str, value: Any, *, closed: bool = False) -> float:
@@ -53,10 +70,19 @@ def generator(value: Any, name: str = "seed") -> torch.Generator:
 
 
 def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    """Return ``value`` as an int after checking it is a positive (or non-negative) integer."""
+    """Return ``value`` as an int after checking it is a positive (or non-negative) integer:
+    Python's, NumPy's or a 0-d integer torch tensor, or a float with an integer value (``2.0``);
+    ``bool`` and strings are refused rather than read as 1, 0 or their digits."""
+    if (
+        isinstance(value, torch.Tensor)
+        and value.ndim == 0
+        and not value.is_floating_point()
+        and value.dtype != torch.bool
+    ):
+        value = value.item()
     if (
         isinstance(value, bool)
-        or not isinstance(value, (int,))
+        or not isinstance(value, numbers.Integral)
         and not (isinstance(value, float) and value.is_integer())
     ):
         raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -77,6 +103,14 @@ def positive_float(name: str, value: Any, *, allow_zero: bool = False, allow_inf
     return v
 
 
+def flag(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool after checking it is one (Python's or NumPy's); text such as
+    ``"yes"`` and numbers are refused rather than read by their truth value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     """Check that ``value`` is one of ``allowed`` and return it."""
     allowed = list(allowed)
@@ -86,25 +120,38 @@ def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
 
 
 def images(name: str, x: Any) -> torch.Tensor:
-    """Check ``x`` is a float tensor of images shaped (N, C, H, W)."""
+    """Check ``x`` is a float tensor of images shaped (N, C, H, W) holding no NaN or infinity."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (N, C, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
+    return finite(name, x)
 
 
 def inputs(name: str, x: Any) -> torch.Tensor:
-    """Check ``x`` is a floating-point tensor with a leading batch dimension (N, ...)."""
+    """Check ``x`` is a floating-point tensor with a leading batch dimension (N, ...) holding no
+    NaN or infinity."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor with a batch dimension first, got {type(x).__name__}")
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (N, ...) with at least 2 dimensions, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
+    return finite(name, x)
+
+
+def vector(name: str, x: Any) -> torch.Tensor:
+    """Check ``x`` is a flat (1-D, at least one entry) floating-point tensor holding no NaN or
+    infinity, e.g. a parameter vector θ."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (d,), got {type(x).__name__}")
+    if x.ndim != 1 or x.numel() == 0:
+        raise ValueError(f"{name} must be a flat vector of shape (d,) with d >= 1, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return finite(name, x)
 
 
 def labels(name: str, y: Any, n: int | None = None, num_classes: int | None = None) -> torch.Tensor:
@@ -135,13 +182,38 @@ def finite(name: str, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def integer(name: str, value: Any, allowed: str = "") -> int:
+    """``value`` as a Python int if it is an integer (Python's, NumPy's, or a 0-d integer torch
+    tensor); ``bool``, floats (even ``2.0``) and strings are refused rather than read as 1, 0, 2 or
+    their digits. ``allowed`` is added to the message, e.g. ``"in [0, 10)"``."""
+    if (
+        isinstance(value, torch.Tensor)
+        and value.ndim == 0
+        and not value.is_floating_point()
+        and value.dtype != torch.bool
+    ):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer{' ' + allowed if allowed else ''}, got {value!r}")
+    return int(value)
+
+
 def class_index(name: str, value: Any, num_classes: int) -> int:
-    """Check ``value`` is an integer class index in [0, num_classes)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer class index in [0, {num_classes}), got {value!r}")
-    if not 0 <= value < num_classes:
-        raise ValueError(f"{name} must be in [0, {num_classes}), got {value}")
-    return value
+    """Check ``value`` is an integer class index in [0, num_classes) (NumPy's and 0-d torch
+    integers accepted, ``bool`` refused) and return it as a Python int."""
+    v = integer(name, value, f"class index in [0, {num_classes})")
+    if not 0 <= v < num_classes:
+        raise ValueError(f"{name} must be in [0, {num_classes}), got {v}")
+    return v
+
+
+def non_negative_class(name: str, value: Any) -> int:
+    """Check ``value`` is an integer class index >= 0 when no class count is known (NumPy's and
+    0-d torch integers accepted, ``bool`` refused) and return it as a Python int."""
+    v = integer(name, value, "class index >= 0")
+    if v < 0:
+        raise ValueError(f"{name} must be a class index >= 0, got {v}")
+    return v
 
 
 def shaped_like(name: str, value: Any, shape: tuple[int, ...] | torch.Size, what: str = "") -> torch.Tensor:
@@ -171,3 +243,105 @@ def renamed(name: str, value: Any, old_name: str, old_value: Any, default: Any) 
     if value != default and value != old_value:
         raise ValueError(f"{name} and its old name {old_name} disagree: {value!r} and {old_value!r}; give only {name}")
     return old_value
+
+
+def unreadable_model(x: torch.Tensor, error: RuntimeError) -> ValueError:
+    """The error for a model that fails on inputs shaped like ``x`` (torch's message kept)."""
+    return ValueError(
+        f"the model cannot read inputs of shape {tuple(x.shape[1:])} ({str(error).splitlines()[0]}); "
+        f"build it for this data, e.g. pl.make(name, dataset.input_shape, dataset.num_classes)"
+    )
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype | None:
+    """The floating-point dtype of the model's first parameter (``None`` for a model without
+    floating-point parameters)."""
+    p = next(model.parameters(), None)
+    return p.dtype if p is not None and p.is_floating_point() else None
+
+
+def model_outputs(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """The number of outputs (classes) K of ``model`` on inputs shaped like ``x``, found by running
+    one example in eval mode without gradients; a model that cannot read such inputs, or does not
+    return (N, K) logits, raises a ValueError saying so."""
+    was_training = model.training
+    model.eval()
+    p = next(model.parameters(), None)
+    try:
+        with torch.no_grad():
+            out = model(x[:1].to(p.device) if p is not None else x[:1])
+    except RuntimeError as e:
+        raise unreadable_model(x, e) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model must output (N, K) logits, got {got}")
+    return out.shape[1]
+
+
+_NO_LABELS = object()
+
+
+def model_inputs(
+    model: Any,
+    x: Any,
+    *,
+    name: str = "x",
+    y: Any = _NO_LABELS,
+    y_name: str = "y",
+    classes: dict[str, Any] | None = None,
+    single: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The one door for inputs that a model reads: returns ``(x, y)`` ready for ``model``.
+
+    - ``model`` must be a ``torch.nn.Module`` (TypeError otherwise);
+    - ``x`` must be a tensor with a batch dimension, (N, ...) (with ``single``, one example
+      without it is accepted and returned with a batch dimension of 1);
+    - floating-point ``x`` of another dtype than the model's parameters (``float64`` for a
+      ``float32`` model, say) is converted to the model's dtype; integer or ``bool`` ``x`` is
+      refused with a TypeError (pixels stored as ``uint8`` must be scaled to [0, 1] first,
+      ``x.float() / 255``, so the refusal is never a silent rescaling);
+    - ``x`` holding NaN or infinity is refused (ValueError);
+    - ``y`` (labels (N,), if given; ``None`` given is refused) is checked as :func:`labels`
+      does, and against the model's number of outputs K: a label >= K is refused naming
+      ``y_name``; it is returned as ``int64``;
+    - ``classes`` maps argument names to class indices (``None`` entries are skipped), each
+      checked to lie in [0, K).
+
+    K is found by running the model on one example (:func:`model_outputs`), only when ``y`` or
+    ``classes`` is given.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor with a batch dimension first, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must hold floating-point inputs (e.g. images in [0, 1]; scale uint8 pixels with "
+            f"{name}.float() / 255), got dtype {x.dtype}"
+        )
+    if single and x.ndim >= 1:
+        x = x.unsqueeze(0)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, ...) with at least 2 dimensions, got shape {tuple(x.shape)}")
+    finite(name, x)
+    dtype = model_dtype(model)
+    if dtype is not None and x.dtype != dtype:
+        x = x.to(dtype)
+    given = y is not _NO_LABELS
+    if given or classes:
+        if given:
+            y = labels(y_name, y, n=x.shape[0])
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one example, got 0")
+        k = model_outputs(model, x)
+        if given:
+            if y.numel() and int(y.max()) >= k:
+                raise ValueError(
+                    f"{y_name} must be < {k}, the number of classes the model outputs, got a maximum of {int(y.max())}"
+                )
+        for arg, value in (classes or {}).items():
+            if value is not None:
+                class_index(arg, value, k)
+    return x, (y if given else None)

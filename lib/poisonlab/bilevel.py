@@ -52,9 +52,10 @@ def implicit_gradient(
     """dL_val/dX_p at a training optimum θ̂, by the implicit function theorem.
 
     Args:
-        theta: the optimum θ̂ of ``train_objective`` (flat vector); the result is only as exact as
-            ∇_θ J(θ̂) is close to 0.
-        x_poison: poison inputs X_p, any shape.
+        theta: the optimum θ̂ of ``train_objective``, a flat (d,) finite floating-point vector;
+            the result is only as exact as ∇_θ J(θ̂) is close to 0.
+        x_poison: poison inputs X_p, any shape ``train_objective`` reads (the objective defines
+            it), at least one entry, finite floating point.
         train_objective: J(θ, X_p), the full regularised training objective (clean and poison
             points), differentiable twice.
         val_loss: L_val(θ), the attacker's objective on its validation set.
@@ -67,8 +68,8 @@ def implicit_gradient(
     """
     cg_iter = _validate.positive_int("cg_iter", cg_iter)
     cg_tol = _validate.positive_float("cg_tol", cg_tol)
-    theta = theta.detach()
-    xp = x_poison.detach()
+    theta = _validate.vector("theta", theta).detach()
+    xp = _poison_inputs(x_poison).detach()
     th = theta.clone().requires_grad_(True)
     g_val = torch.autograd.grad(val_loss(th), th)[0]
     if solve is not None:
@@ -84,14 +85,28 @@ def implicit_gradient(
     return -mixed
 
 
+def _poison_inputs(x: torch.Tensor) -> torch.Tensor:
+    """``x_poison`` checked: a floating-point tensor of any shape with at least one entry, finite."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x_poison must be a floating-point tensor, got {got}")
+    if x.numel() == 0:
+        raise ValueError("x_poison must hold at least one poison, got an empty tensor")
+    return _validate.finite("x_poison", x)
+
+
 def autograd_hvp(
     objective: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """v ↦ ∇²f(θ) v by double back-propagation (Pearlmutter 1994)."""
-    th = theta.detach().clone().requires_grad_(True)
+    """v ↦ ∇²f(θ) v by double back-propagation (Pearlmutter 1994).
+
+    ``theta`` must be a flat (d,) finite floating-point vector; ``v`` a vector of the same shape.
+    """
+    th = _validate.vector("theta", theta).detach().clone().requires_grad_(True)
     g = torch.autograd.grad(objective(th), th, create_graph=True)[0]
 
     def apply(v: torch.Tensor) -> torch.Tensor:
+        _validate.shaped_like("v", v, th.shape, "theta")
         return torch.autograd.grad(g, th, grad_outputs=v, retain_graph=True)[0]
 
     return apply
@@ -111,8 +126,9 @@ def unrolled_gradient(
     (θ_{t+1} = θ_t − η ∇_θ J(θ_t, X_p); Maclaurin et al. 2015, Muñoz-González et al. 2017).
 
     Args:
-        theta0: the initial parameters θ_0 (flat vector), held fixed.
-        x_poison: poison inputs X_p.
+        theta0: the initial parameters θ_0, a flat (d,) finite floating-point vector, held fixed.
+        x_poison: poison inputs X_p, any shape ``train_objective`` reads, at least one entry,
+            finite floating point.
         train_objective: J(θ, X_p).
         val_loss: L_val(θ).
         steps: T, the number of descent steps, >= 1.
@@ -126,8 +142,8 @@ def unrolled_gradient(
     """
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
-    xp = x_poison.detach().clone().requires_grad_(True)
-    th = theta0.detach().clone()
+    xp = _poison_inputs(x_poison).detach().clone().requires_grad_(True)
+    th = _validate.vector("theta0", theta0).detach().clone()
     if train_gradient is None:
         th.requires_grad_(True)
     for _ in range(steps):

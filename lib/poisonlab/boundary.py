@@ -122,7 +122,8 @@ def flip_influence(
 
     Args:
         x: training inputs (n, ...); y: binary labels (n,) in {0, 1}.
-        idx: indices (k,) of the points whose labels flip, each in [0, n).
+        idx: integer indices (k,) of the points whose labels flip, each in [0, n) (a list or a
+            tensor; float or ``bool`` indices are refused).
         x_val, y_val: the attacker's validation set, (m, ...) and (m,).
         lam: L2 strength λ > 0.
 
@@ -135,7 +136,10 @@ def flip_influence(
     )
     if xv.shape[1] != xd.shape[1]:
         raise ValueError(f"x_val must have x's {xd.shape[1]} features, got {xv.shape[1]}")
-    idx = torch.as_tensor(idx, dtype=torch.long).flatten()
+    idx = torch.as_tensor(idx)
+    if idx.is_floating_point() or idx.dtype == torch.bool:
+        raise ValueError(f"idx must hold integer indices, got dtype {idx.dtype}")
+    idx = idx.long().flatten()
     if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(yd)):
         raise ValueError(f"idx must lie in [0, {len(yd)}), got values from {int(idx.min())} to {int(idx.max())}")
     learner = LinearLearner("logistic", _validate.positive_float("lam", lam))
@@ -188,10 +192,14 @@ def _signs_margins(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tup
 class SmallMLP:
     """A one-hidden-layer tanh network written as a function of one flat parameter vector, so
     that training can be unrolled and differentiated: f(x) = w₂ᵀ tanh(W₁ x + b₁) + b₂ (binary
-    logit)."""
+    logit). ``d`` (input features) and ``hidden`` (hidden units) are integers >= 1."""
 
     d: int
     hidden: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "d", _validate.positive_int("d", self.d))
+        object.__setattr__(self, "hidden", _validate.positive_int("hidden", self.hidden))
 
     @property
     def size(self) -> int:
@@ -300,6 +308,10 @@ def gradient_poison(
             (``train_mlp(..., seed=init_seed)`` trains the victim); None uses ``seed``. Setting it
             lets restarts vary the starting points (``seed``) against one fixed victim.
 
+    ``lam`` (>= 0; > 0 for the linear learners), ``train_steps`` (an integer >= 1) and
+    ``train_lr`` (> 0) are checked at the door whatever the architecture: ``bool``, NaN and
+    infinity are refused.
+
     Returns:
         ``PoisonedSet.append(x_train, y_train, X_p, y_p)``; ``info`` holds ``"val_loss"``, the
         attacker's objective after each step, and, with ``record``, the trajectory.
@@ -308,6 +320,9 @@ def gradient_poison(
     y_train = _validate.labels("y_train", y_train, n=x_train.shape[0], num_classes=2)
     x_val = _validate.inputs("x_val", x_val)
     y_val = _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2)
+    lam = _validate.positive_float("lam", lam, allow_zero=True)
+    train_steps = _validate.positive_int("train_steps", train_steps)
+    train_lr = _validate.positive_float("train_lr", train_lr)
     if x_val.shape[1:] != x_train.shape[1:]:
         raise ValueError(
             f"x_val inputs must be shaped like x_train's, {tuple(x_train.shape[1:])}, got {tuple(x_val.shape[1:])}"
@@ -356,7 +371,7 @@ def gradient_poison(
     )
     ascent = _Adam(xp.shape, lr)
     val_losses, trajectory = [], [xp[group].detach().clone()] if record else []
-    bar = progress_bar(steps, desc="poisoning", unit="step") if progress else None
+    bar = progress_bar(steps, desc="poisoning", unit="step") if _validate.flag("progress", progress) else None
     for _ in range(steps):
         value, grad = step_fn(xp[group])
         val_losses.append(value)
@@ -491,7 +506,12 @@ def train_mlp(
     x: torch.Tensor, y: torch.Tensor, *, lam: float = 1e-2, train_steps: int = 100, train_lr: float = 0.5, seed: int = 0
 ) -> tuple[SmallMLP, torch.Tensor]:
     """Train the :class:`SmallMLP` the ``"mlp"`` attack differentiates through, the same way
-    (full-batch gradient descent from the seeded initialisation). Returns ``(net, θ_T)``."""
+    (full-batch gradient descent from the seeded initialisation). Returns ``(net, θ_T)``.
+
+    ``x`` (N, ...) finite floating point, ``y`` (N,) in {0, 1}; ``lam`` >= 0 and ``train_lr`` > 0
+    finite numbers, ``train_steps`` an integer >= 1 (``bool`` refused)."""
+    lam = _validate.positive_float("lam", lam, allow_zero=True)
+    train_lr = _validate.positive_float("train_lr", train_lr)
     xd, yd = as_design(x, y)
     net = SmallMLP(xd.shape[1])
     theta = net.init(seed)
@@ -947,8 +967,7 @@ def poison_groups(poisoned: PoisonedSet, *, tol: float = 0.0) -> PoisonGroups:
     trajectory = poisoned.info.get("trajectory") if isinstance(poisoned, PoisonedSet) else None
     if trajectory is None:
         raise ValueError("poisoned must be a gradient_poison result recorded with record=True")
-    if not (isinstance(tol, int | float) and tol >= 0):
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+    tol = _validate.positive_float("tol", tol, allow_zero=True)
     _, labels = poisoned.poisons()
     end = trajectory[-1].flatten(1)
     firsts: list[int] = []
@@ -971,15 +990,20 @@ def grey_share(x: torch.Tensor, *, lo: float = 0.2, hi: float = 0.8) -> float:
     white. Handwritten digits are almost all ink or background, so crafted images stand out by it.
 
     Args:
-        x: images (N, C, H, W) or inputs (N, d) in [0, 1], N >= 1.
-        lo, hi: the grey band, 0 <= lo < hi <= 1.
+        x: images (N, C, H, W) or inputs (N, d) in [0, 1], N >= 1, finite (other shapes are
+            refused).
+        lo, hi: the grey band, numbers with 0 <= lo < hi <= 1 (``bool`` refused).
 
     Returns:
         A float in [0, 1].
     """
     x = _validate.inputs("x", x)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"x must be images (N, C, H, W) or inputs (N, d), got shape {tuple(x.shape)}")
     if x.numel() == 0:
         raise ValueError("x must hold at least one value, got an empty tensor")
+    lo = _validate.fraction("lo", lo, closed=True)
+    hi = _validate.fraction("hi", hi, closed=True)
     if not 0.0 <= lo < hi <= 1.0:
         raise ValueError(f"lo and hi must satisfy 0 <= lo < hi <= 1, got lo={lo!r}, hi={hi!r}")
     return float(((x > lo) & (x < hi)).float().mean())

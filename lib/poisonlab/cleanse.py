@@ -149,7 +149,7 @@ def reverse_triggers(
     frozen = [p.requires_grad for p in params]
     for p in params:
         p.requires_grad_(False)
-    bar = progress_bar(steps, desc="reversing triggers", unit="step") if progress else None
+    bar = progress_bar(steps, desc="reversing triggers", unit="step") if _validate.flag("progress", progress) else None
     try:
         for _ in range(steps):
             batch = x[torch.randint(len(x), (min(batch_size, len(x)),), generator=g).to(device)]

@@ -38,8 +38,9 @@ def watermark(base: torch.Tensor, target: torch.Tensor, opacity: float) -> torch
     sec. 4.2), which helps collisions survive end-to-end training.
 
     Args:
-        base: base images (P, C, H, W) or one image (C, H, W), in [0, 1].
-        target: target images of the same shape, or one (C, H, W) image for every base.
+        base: base images (P, C, H, W) or one image (C, H, W), in [0, 1], finite.
+        target: target images of the same shape, one per base (a batch of one for P bases is
+            refused), or one (C, H, W) image for every base; finite.
         opacity: γ in [0, 1]; 0 returns the bases unchanged.
     """
     gamma = _validate.fraction("opacity", opacity, closed=True)
@@ -55,7 +56,8 @@ def bases_per_target(pool: torch.Tensor, n_targets: int, count: int, *, seed: in
     so its draw does not depend on how many targets there are (two targets may share a base).
 
     Args:
-        pool: the candidate bases, a 1-D tensor (B,) (indices into a dataset, say) with B ≥ ``count``.
+        pool: the candidate bases, a 1-D integer tensor (B,) of indices >= 0 into a dataset,
+            B ≥ ``count`` (float or ``bool`` pools and negative indices are refused).
         n_targets: T, the number of targets, ≥ 1.
         count: m, the bases per target, in [1, B].
         seed: the first target's seed.
@@ -67,6 +69,10 @@ def bases_per_target(pool: torch.Tensor, n_targets: int, count: int, *, seed: in
         raise ValueError(
             f"pool must be a 1-D tensor of candidate bases, got {getattr(pool, 'shape', type(pool).__name__)}"
         )
+    if pool.is_floating_point() or pool.dtype == torch.bool:
+        raise ValueError(f"pool must hold integer indices, got dtype {pool.dtype}")
+    if pool.numel() and int(pool.min()) < 0:
+        raise ValueError(f"pool must hold indices >= 0, got a minimum of {int(pool.min())}")
     n_targets = _validate.positive_int("n_targets", n_targets)
     count = _validate.positive_int("count", count)
     if count > len(pool):
@@ -81,7 +87,8 @@ def perturbation_norms(poisons: torch.Tensor, bases: torch.Tensor) -> tuple[floa
     the P poisons (the budgets Shafahi et al. 2018 bound the perturbation by).
 
     Args:
-        poisons: poisons (P, C, H, W), P >= 1; bases: their base images, the same shape.
+        poisons: poisons (P, C, H, W), P >= 1; bases: their base images, the same shape; both
+            finite floating point.
 
     Returns:
         ``(mean L2, mean L∞)``, each >= 0.
@@ -91,26 +98,32 @@ def perturbation_norms(poisons: torch.Tensor, bases: torch.Tensor) -> tuple[floa
     _validate.shaped_like("bases", bases, poisons.shape, "poisons")
     if poisons.ndim < 2 or poisons.shape[0] == 0:
         raise ValueError(f"poisons must be a batch (P, ...) with P >= 1, got shape {tuple(poisons.shape)}")
+    poisons, bases = _validate.inputs("poisons", poisons), _validate.inputs("bases", bases)
     moved = (poisons - bases).flatten(1)
     return float(moved.norm(dim=1).mean()), float(moved.abs().max(1).values.mean())
 
 
-def _pairs(base: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bases and targets as two (P, C, H, W) batches, broadcasting a single target."""
+def _pairs(
+    base: torch.Tensor, target: torch.Tensor, *, names: tuple[str, str] = ("base", "target"), one_target: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bases and targets as two (P, C, H, W) batches. With ``one_target``, a single target given
+    as one image (C, H, W) is broadcast to every base; a batch of targets (T, C, H, W) must have
+    one row per base (T = P), a batch of one included."""
+    bn, tn = names
     if not isinstance(base, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise ValueError("base and target must be tensors")
+        raise ValueError(f"{bn} and {tn} must be tensors")
+    single = one_target and target.ndim == 3
     b = base.unsqueeze(0) if base.ndim == 3 else base
-    t = target.unsqueeze(0) if target.ndim == 3 else target
-    b = _validate.images("base", b)
-    t = _validate.images("target", t)
+    t = target.unsqueeze(0) if single else target
+    b = _validate.images(bn, b)
+    t = _validate.images(tn, t)
     if b.shape[1:] != t.shape[1:]:
         raise ValueError(
-            f"target and base images must have the same shape, got {tuple(t.shape[1:])} and {tuple(b.shape[1:])}"
+            f"{tn} and {bn} images must have the same shape, got {tuple(t.shape[1:])} and {tuple(b.shape[1:])}"
         )
-    if t.shape[0] not in (1, b.shape[0]):
-        raise ValueError(
-            f"give one target for every base or a single target; got {t.shape[0]} targets for {b.shape[0]} bases"
-        )
+    if t.shape[0] != b.shape[0] and not single:
+        also = " or a single (C, H, W) image" if one_target else ""
+        raise ValueError(f"{tn} must have one image for each image of {bn}{also}; got {t.shape[0]} for {b.shape[0]}")
     return b, t.expand_as(b)
 
 
@@ -130,8 +143,25 @@ def _project(p: torch.Tensor, b: torch.Tensor, eps: float | None) -> torch.Tenso
     return p.clamp(0.0, 1.0)
 
 
-def _check_eval_mode(feature_fn: Callable) -> None:
+def _feature_module(feature_fn: Callable) -> nn.Module | None:
+    """The module behind ``feature_fn`` (itself, or the owner of a bound method such as
+    ``model.features``), if any."""
     module = feature_fn if isinstance(feature_fn, nn.Module) else getattr(feature_fn, "__self__", None)
+    return module if isinstance(module, nn.Module) else None
+
+
+def _in_feature_dtype(feature_fn: Callable, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``images`` converted to the floating dtype of the module behind ``feature_fn`` (float64
+    images for a float32 extractor, say), as :func:`poisonlab._validate.model_inputs` does."""
+    module = _feature_module(feature_fn)
+    dtype = _validate.model_dtype(module) if module is not None else None
+    return tuple(x.to(dtype) if dtype is not None and x.dtype != dtype else x for x in images)
+
+
+def _check_eval_mode(feature_fn: Callable) -> None:
+    if not callable(feature_fn):
+        raise ValueError(f"feature_fn must be callable (images ↦ representations), got {type(feature_fn).__name__}")
+    module = _feature_module(feature_fn)
     if isinstance(module, nn.Module) and module.training:
         raise ValueError(
             "the feature extractor is in training mode; call model.eval() first, so that "
@@ -168,10 +198,13 @@ def feature_collision(
 
     Args:
         feature_fn: φ, mapping images (P, C, H, W) to representations (P, F), e.g.
-            ``model.features`` of a model in eval mode. It must treat samples independently.
-        target: target images (P, C, H, W), or one image (C, H, W) shared by every base.
-        base: base images (P, C, H, W) or one image (C, H, W), in [0, 1].
-        beta: β ≥ 0, the weight of the pixel distance to the base; larger keeps the poison closer
+            ``model.features`` of a model in eval mode. It must treat samples independently. When it belongs
+            to a module (``model.features``), images of another floating dtype are converted to
+            the module's, and the poisons come back in that dtype.
+        target: target images (P, C, H, W), one per base, or one image (C, H, W) shared by every
+            base; finite.
+        base: base images (P, C, H, W) or one image (C, H, W), in [0, 1], finite.
+        beta: β ≥ 0 and finite, the weight of the pixel distance to the base; larger keeps the poison closer
             to its base (and collides less). Shafahi et al. scale it by (dim φ / dim x)².
         lr: η > 0, the step size of the forward step.
         steps: iterations, ≥ 1.
@@ -189,13 +222,13 @@ def feature_collision(
         Poisons shaped like ``base``, values in [0, 1], detached.
     """
     _check_eval_mode(feature_fn)
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
-        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    beta = _validate.positive_float("beta", beta, allow_zero=True)
+    _validate.seed(seed)
     lr = _validate.positive_float("lr", lr)
     steps = _validate.positive_int("steps", steps)
     eps = _budget(eps)
     single = isinstance(base, torch.Tensor) and base.ndim == 3
-    b, t = _pairs(base, target)
+    b, t = _in_feature_dtype(feature_fn, *_pairs(base, target))
     b = watermark(b, t, opacity) if opacity else b
     b = b.detach()
     with torch.no_grad():
@@ -242,6 +275,7 @@ def _polytope_inputs(
         )
     if targets.shape[0] == 0 or bases.shape[1] == 0:
         raise ValueError(f"need at least one target and one base per target, got bases shaped {tuple(bases.shape)}")
+    _validate.finite("bases", bases)
     if eps is None:
         raise ValueError("eps must be a number in (0, 1], got None (a polytope attack always has a budget)")
     _validate.seed(seed)
@@ -282,7 +316,9 @@ def bullseye_polytope(
 
     Args:
         feature_fn: φ, mapping images (N, C, H, W) to representations (N, F), e.g.
-            ``model.features`` of a model in eval mode. It must treat samples independently.
+            ``model.features`` of a model in eval mode. It must treat samples independently. When it belongs
+            to a module (``model.features``), images of another floating dtype are converted to
+            the module's, and the poisons come back in that dtype.
         targets: the target images (P, C, H, W), P ≥ 1.
         bases: k base images per target (P, k, C, H, W), k ≥ 1, in [0, 1].
         eps: ε in (0, 1], the ℓ∞ budget: every poison stays within ε of its base, pixel by pixel.
@@ -298,6 +334,7 @@ def bullseye_polytope(
         The inputs are not modified.
     """
     eps, steps, lr = _polytope_inputs(feature_fn, targets, bases, eps, steps, lr, seed)
+    targets, bases = _in_feature_dtype(feature_fn, targets, bases)
     n_targets, k = bases.shape[:2]
     b = bases.detach().flatten(0, 1)
     with torch.no_grad():
@@ -328,9 +365,11 @@ def bullseye_polytope(
 
 def project_simplex(v: torch.Tensor) -> torch.Tensor:
     """The Euclidean projection of each row of ``v`` (P, k) on the probability simplex
-    {c : c ≥ 0, Σ c = 1} (Duchi et al. 2008, by sorting), batched over the rows."""
+    {c : c ≥ 0, Σ c = 1} (Duchi et al. 2008, by sorting), batched over the rows. ``v`` must be
+    finite floating point."""
     if not isinstance(v, torch.Tensor) or v.ndim != 2 or v.shape[1] == 0 or not v.is_floating_point():
         raise ValueError(f"v must be a floating-point tensor shaped (P, k) with k >= 1, got {getattr(v, 'shape', v)!r}")
+    _validate.finite("v", v)
     u = v.sort(dim=1, descending=True).values
     rank = torch.arange(1, v.shape[1] + 1, dtype=v.dtype, device=v.device)
     gap = u - (u.cumsum(1) - 1.0) / rank
@@ -378,6 +417,7 @@ def convex_polytope(
         in ℓ∞; coefficients (P, k), each row on the simplex. Both detached.
     """
     eps, steps, lr = _polytope_inputs(feature_fn, targets, bases, eps, steps, lr, seed)
+    targets, bases = _in_feature_dtype(feature_fn, targets, bases)
     coefficient_steps = _validate.positive_int("coefficient_steps", coefficient_steps)
     n_targets, k = bases.shape[:2]
     b = bases.detach().flatten(0, 1)
@@ -433,18 +473,25 @@ def fine_tune_heads(
     ``weight_decay``/2 · ‖W‖²; every head starts from zero, so the result is deterministic.
 
     Args:
-        features: clean representations (N, F).
+        features: clean representations (N, F), finite floating point.
         labels: their labels (N,) in [0, K).
-        extra_features: per-head extra representations (P, m, F) (m may be 0).
-        extra_labels: their labels (P, m).
+        extra_features: per-head extra representations (P, m, F) (m may be 0), finite floating
+            point.
+        extra_labels: their integer labels (P, m) in [0, K).
         num_classes: K.
-        steps, lr, weight_decay: the optimisation.
+        steps, lr, weight_decay: the optimisation (steps >= 1, lr > 0, weight_decay >= 0, finite).
 
     Returns:
         Weights (P, K, F) and biases (P, K).
     """
     k = _validate.positive_int("num_classes", num_classes)
+    features = _validate.inputs("features", features)
+    if features.ndim != 2:
+        raise ValueError(f"features must have shape (N, F), got {tuple(features.shape)}")
     labels = _validate.labels("labels", labels, n=features.shape[0], num_classes=k)
+    extra_features = _validate.finite("extra_features", extra_features)
+    if not extra_features.is_floating_point():
+        raise ValueError(f"extra_features must be a floating-point tensor, got dtype {extra_features.dtype}")
     if extra_features.ndim != 3 or extra_features.shape[2] != features.shape[1]:
         raise ValueError(
             f"extra_features must be shaped (P, m, {features.shape[1]}), got {tuple(extra_features.shape)}"
@@ -453,8 +500,10 @@ def fine_tune_heads(
         raise ValueError(
             f"extra_labels must be shaped {tuple(extra_features.shape[:2])}, got {tuple(extra_labels.shape)}"
         )
+    _validate.labels("extra_labels", extra_labels.reshape(-1), num_classes=k)
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
+    weight_decay = _validate.positive_float("weight_decay", weight_decay, allow_zero=True)
     p, m, f = extra_features.shape
     clean, extra = features.detach(), extra_features.detach()
     y_clean = labels.repeat_interleave(p)  # row n·P + j of the clean logits below is image n under head j
@@ -483,7 +532,18 @@ def head_predict(
 
     With ``paired``, ``features`` is (P, F) and head j classifies row j → (P,) (e.g. each head's
     own target); otherwise ``features`` is (N, F) and every head classifies all of it → (P, N).
+    Weights, biases and features must be finite floating-point tensors of these shapes, with the
+    same P and F throughout.
     """
+    weights = _validate.inputs("weights", weights)
+    if weights.ndim != 3:
+        raise ValueError(f"weights must have shape (P, K, F), got {tuple(weights.shape)}")
+    p, k, f = weights.shape
+    _validate.shaped_like("biases", biases, (p, k), "weights' (P, K)")
+    biases = _validate.inputs("biases", biases)
+    features = _validate.inputs("features", features)
+    if features.ndim != 2 or features.shape[1] != f:
+        raise ValueError(f"features must have shape (N, {f}) to match the weights, got {tuple(features.shape)}")
     with torch.no_grad():
         if paired:
             if features.shape[0] != weights.shape[0]:
@@ -547,7 +607,7 @@ def success_under_budget(
     Args:
         flipped: (P,) bool, whether each pair's target was read as the base class after training.
         judged: (P,) int, the judge's label for each poison.
-        l2: (P,) float >= 0, each poison's L2 distance to its base image.
+        l2: (P,) float >= 0 and finite, each poison's L2 distance to its base image.
         base: the base class, an integer >= 0.
         tau: the pixel budget τ > 0 (default ∞: no budget).
 
@@ -559,10 +619,12 @@ def success_under_budget(
     judged = _validate.labels("judged", judged, n=len(flipped))
     if not isinstance(l2, torch.Tensor) or l2.shape != flipped.shape or not l2.is_floating_point():
         raise ValueError(f"l2 must be a (P,) float tensor like flipped, got {getattr(l2, 'shape', type(l2))}")
+    _validate.finite("l2", l2)
+    if l2.numel() and float(l2.min()) < 0:
+        raise ValueError(f"l2 must be >= 0 (a distance), got a minimum of {float(l2.min())}")
     if len(flipped) == 0:
         raise ValueError("need at least one pair")
-    if isinstance(base, bool) or not isinstance(base, int) or base < 0:
-        raise ValueError(f"base must be a class index >= 0, got {base!r}")
+    base = _validate.non_negative_class("base", base)
     tau = _validate.positive_float("tau", tau, allow_inf=True)
     won = flipped & (judged == base) & (l2 <= tau)
     return float(won.double().mean()), float(l2[won].double().mean()) if bool(won.any()) else math.nan
@@ -577,7 +639,9 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
         z: the normal quantile of the confidence level, a finite number > 0 (1.96 for 95%).
     """
     z = _validate.positive_float("z", z)
-    if trials <= 0 or not 0 <= successes <= trials:
+    trials = _validate.positive_int("trials", trials)
+    successes = _validate.positive_int("successes", successes, allow_zero=True)
+    if not 0 <= successes <= trials:
         raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes} of {trials}")
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
@@ -615,22 +679,42 @@ def one_shot_transfer(
     Args:
         extractor: the frozen feature extractor (a Classifier in eval mode; ``.features`` is φ).
         judge: an independently trained clean classifier, in eval mode.
-        x_finetune, y_finetune: the clean fine-tuning set, labels in [0, K).
-        x_test, y_test: a clean test set for the heads' accuracy.
+        x_finetune, y_finetune: the clean fine-tuning set, labels in [0, K), K = max(y_finetune) + 1.
+        x_test, y_test: a clean test set for the heads' accuracy, labels in [0, K).
         targets: the target images (P, C, H, W), of a class other than ``base_label``.
-        bases: one base image per target (P, C, H, W), of class ``base_label``.
-        base_label: the base class in the fine-tuning task's labels.
-        judge_label: the base class in the judge's labels (default ``base_label``).
+        bases: one base image per target (P, C, H, W) (the same shape as ``targets``), of class
+            ``base_label``.
+        base_label: the base class in the fine-tuning task's labels, in [0, K).
+        judge_label: the base class in the judge's labels (default ``base_label``), in
+            [0, the judge's number of outputs).
         beta, lr, steps, opacity: as in :func:`feature_collision`.
         head_steps, head_lr, weight_decay: as in :func:`fine_tune_heads`.
         history: filled with the crafting curves, as in :func:`feature_collision`.
+
+    Images (``x_finetune``, ``x_test``, ``targets``, ``bases``) must be finite floating point:
+    another floating dtype is converted to the extractor's, integer or ``bool`` images are refused
+    with a TypeError.
     """
     for name, model in (("extractor", extractor), ("judge", judge)):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
         if model.training:
             raise ValueError(f"the {name} is in training mode; call .eval() first")
-    k = int(torch.cat([y_finetune, y_test]).max()) + 1
-    _validate.class_index("base_label", base_label, k)
-    bases, targets = _pairs(bases, targets)
+    y_finetune = _validate.labels("y_finetune", y_finetune)
+    if len(y_finetune) == 0:
+        raise ValueError("y_finetune must hold at least one label, got 0")
+    k = int(y_finetune.max()) + 1
+    x_finetune, y_finetune = _validate.model_inputs(
+        extractor, x_finetune, name="x_finetune", y=y_finetune, y_name="y_finetune"
+    )
+    x_test, _ = _validate.model_inputs(extractor, x_test, name="x_test")
+    y_test = _validate.labels("y_test", y_test, n=x_test.shape[0], num_classes=k)
+    base_label = _validate.class_index("base_label", base_label, k)
+    bases, targets = _pairs(bases, targets, names=("bases", "targets"), one_target=False)
+    bases, _ = _validate.model_inputs(
+        judge, bases, name="bases", classes={"judge_label": base_label if judge_label is None else judge_label}
+    )
+    targets, _ = _validate.model_inputs(extractor, targets, name="targets")
     start = time.perf_counter()
     poisons = feature_collision(
         extractor.features, targets, bases, beta=beta, lr=lr, steps=steps, opacity=opacity, history=history

@@ -37,6 +37,8 @@ def _finite_matrix(name: str, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor (N, F), got {got}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return _validate.finite(name, x).detach()
 
 
@@ -55,7 +57,11 @@ def _classes(labels: torch.Tensor, n: int) -> list[torch.Tensor]:
 def top_direction(centred: torch.Tensor) -> torch.Tensor:
     """The top right singular vector (F,) of a centred matrix (n, F), from the smaller of the two
     Gram matrices (F × F, or n × n when n < F; no per-sample F × F matrices are formed); raises
-    when the matrix is constant."""
+    when the matrix is constant. ``centred`` must be a finite floating-point matrix (n, F) with
+    n >= 1."""
+    centred = _finite_matrix("centred", centred)
+    if centred.shape[0] == 0 or centred.shape[1] == 0:
+        raise ValueError(f"centred must have at least one row and one column, got shape {tuple(centred.shape)}")
     c = centred.double()
     wide = c.shape[0] < c.shape[1]
     gram = c @ c.T if wide else c.T @ c
@@ -101,19 +107,20 @@ def mixture_covariance(
               + \\varepsilon(1-\\varepsilon)\\,\\Delta\\Delta^\\top,\\qquad \\Delta = \\mu_D - \\mu_W
 
     (the decomposition behind Tran, Li & Madry 2018, Lemma 3.1). Means are (F,), covariances
-    (F, F); eps in [0, 1).
+    (F, F), all finite floating point; eps in [0, 1).
     """
     eps = _validate.fraction("eps", eps)
+    mean_clean = _validate.vector("mean_clean", mean_clean)
     f = mean_clean.shape[-1]
     for name, t, shape in (
         ("mean_poison", mean_poison, (f,)),
         ("cov_clean", cov_clean, (f, f)),
         ("cov_poison", cov_poison, (f, f)),
     ):
-        if tuple(t.shape) != shape:
-            raise ValueError(
-                f"{name} must have shape {shape} to match mean_clean {tuple(mean_clean.shape)}, got {tuple(t.shape)}"
-            )
+        _validate.shaped_like(name, t, shape, "mean_clean's (F,)" if len(shape) == 1 else "(F, F) for mean_clean's F")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+        _validate.finite(name, t)
     delta = mean_clean - mean_poison
     return (1 - eps) * cov_clean + eps * cov_poison + eps * (1 - eps) * torch.outer(delta, delta)
 
@@ -225,8 +232,7 @@ def signature_stats(
 
 def _class_present(name: str, value: object, labels: torch.Tensor) -> int:
     """``value`` as a class index after checking that it occurs in ``labels``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a class index (int), got {value!r}")
+    value = _validate.non_negative_class(name, value)
     if not bool((labels == value).any()):
         raise ValueError(f"{name} {value} does not occur in the labels (present: {torch.unique(labels).tolist()})")
     return value
@@ -240,13 +246,15 @@ def signature_aucs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, is_poison
 
     Args:
         model: a :class:`~poisonlab.models.Classifier` (``features`` and ``head``).
-        x: the class's training inputs (n, ...); y: their given labels (n,), one class.
+        x: the class's training inputs (n, ...), finite floating point (another floating dtype
+            is converted to the model's; integer or ``bool`` inputs are refused with a TypeError);
+            y: their given labels (n,), one class, in [0, K).
         is_poison: ground truth (n,) with at least one poison and one clean point.
 
     Returns:
         ``{"representation": AUC, "gradient": AUC}``, each in [0, 1].
     """
-    y = _validate.labels("y", y, n=x.shape[0])
+    x, y = _validate.model_inputs(model, x, y=y)
     if len(torch.unique(y)) != 1:
         raise ValueError(f"x and y must hold one class, got classes {torch.unique(y).tolist()}")
     _validate.shaped_like("is_poison", is_poison, y.shape, "y")
@@ -265,8 +273,15 @@ def head_gradients(
 
     Returns ``(a, b)`` with a = softmax(z) − onehot(y) (N, K) and b = φ(x) (N, F); the
     gradient of sample i is ``outer(a[i], b[i])``, never formed here.
+
+    ``x`` (N, ...) must be finite and floating point (another floating dtype is converted to the
+    model's; integer or ``bool`` inputs are refused with a TypeError); ``y`` (N,) in [0, K), K the
+    model's number of outputs; ``batch_size`` an integer >= 1.
     """
-    y = _validate.labels("y", y, n=x.shape[0])
+    if not hasattr(model, "features") or not hasattr(model, "head"):
+        raise ValueError("model must have .features and .head (a poisonlab Classifier)")
+    x, y = _validate.model_inputs(model, x, y=y)
+    batch_size = _validate.positive_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
     a_parts, b_parts = [], []
@@ -327,8 +342,9 @@ def gradient_scores(
 
     Args:
         model: a :class:`~poisonlab.models.Classifier` (``features`` and ``head``).
-        x: training inputs (N, ...); y: their given labels (N,).
-        batch_size: inputs per forward pass.
+        x: training inputs (N, ...), checked and converted as in :func:`head_gradients`;
+            y: their given labels (N,) in [0, K).
+        batch_size: inputs per forward pass, >= 1.
         seed: seeds the starting subspace of the iteration.
 
     Returns:
@@ -336,6 +352,7 @@ def gradient_scores(
     """
     if not hasattr(model, "features") or not hasattr(model, "head"):
         raise ValueError("model must have .features and .head (a poisonlab Classifier)")
+    x, y = _validate.model_inputs(model, x, y=y)
     a, b = head_gradients(model, x, y, batch_size=batch_size)
     _validate.finite("the model's outputs and features", torch.cat([a.flatten(), b.flatten()]))
     scores = torch.zeros(x.shape[0], dtype=torch.float64)
@@ -380,11 +397,14 @@ def early_gradient_scores(
     Returns:
         Scores (N,) ≥ 0, ``float64``: the gradient scores in class ``target``, 0 elsewhere.
     """
+    x = _validate.images("x", x)
     y = _validate.labels("y", y, n=x.shape[0]).cpu()
     t = y == _class_present("target", target, y)
     epochs = _validate.positive_int("epochs", epochs)
+    lr = _validate.positive_float("lr", lr)
     arch = _validate.renamed("arch", arch, "model", model, "cnn")
     net = models.make(arch, tuple(x.shape[1:]), int(y.max()) + 1, seed=seed)
+    x, y = _validate.model_inputs(net, x, y=y)
     fit(net, x, y, epochs=epochs, lr=lr, seed=seed, progress=False)
     scores = torch.zeros(len(y), dtype=torch.float64)
     scores[t] = gradient_scores(net, x[t], y[t])
@@ -488,11 +508,15 @@ def activation_clusters(
         labels: given labels (N,), at least 2 samples per class (more than ``dims`` for ICA).
         dims: dimensions kept (Chen et al. use 10), at most F.
         seed: seeds k-means, ICA and the silhouette's subsample.
-        silhouette_sample: at most this many points per class enter the silhouette.
+        silhouette_sample: at most this many points per class enter the silhouette, an integer
+            >= 2 (``bool`` refused).
         reduce: ``"pca"`` or ``"ica"``.
     """
     reps = _finite_matrix("reps", reps).double().cpu()
     dims = _validate.positive_int("dims", dims)
+    silhouette_sample = _validate.positive_int("silhouette_sample", silhouette_sample)
+    if silhouette_sample < 2:
+        raise ValueError(f"silhouette_sample must be >= 2 (a silhouette compares points), got {silhouette_sample}")
     if dims > reps.shape[1]:
         raise ValueError(f"dims must be at most the representation width {reps.shape[1]}, got {dims}")
     if reduce not in REDUCTIONS:
@@ -558,10 +582,10 @@ def activation_verdicts(clusters: Clusters, *, size: float = 0.35, silhouette: f
     """
     if not isinstance(clusters, Clusters):
         raise ValueError(f"clusters must be a Clusters (from activation_clusters), got {type(clusters).__name__}")
-    size = float(size)
+    size = _validate.finite_number("size", size)
     if not 0.0 < size <= 0.5:
         raise ValueError(f"size must be in (0, 0.5] (the smaller of two clusters), got {size}")
-    silhouette = float(silhouette)
+    silhouette = _validate.finite_number("silhouette", silhouette)
     if not -1.0 <= silhouette <= 1.0:
         raise ValueError(f"silhouette must be in [-1, 1], got {silhouette}")
     out = {}
@@ -644,9 +668,11 @@ def detectors_on_class(
 
     Args:
         model: a :class:`~poisonlab.models.Classifier` trained on ``(x, y)``.
-        x: the training inputs (N, ...); y: their given labels (N,).
+        x: the training inputs (N, ...), finite floating point (another floating dtype is
+            converted to the model's; integer or ``bool`` inputs are refused with a TypeError);
+            y: their given labels (N,) in [0, K).
         is_poison: ground truth (N,), bool, with at least 2 poisons and 2 clean points in ``target``.
-        target: the attacked class.
+        target: the attacked class, present in ``y``.
         dims, reduce, seed, size, silhouette: as in :func:`activation_report`.
 
     Returns:
@@ -654,7 +680,8 @@ def detectors_on_class(
         ``"separation"`` (s >= 0), ``"relative_size"``, ``"silhouette"``, ``"by_size"`` and
         ``"by_silhouette"`` (the class's :class:`Verdict`).
     """
-    y = _validate.labels("y", y, n=x.shape[0]).cpu()
+    x, y = _validate.model_inputs(model, x, y=y)
+    y = y.cpu()
     _validate.shaped_like("is_poison", is_poison, y.shape, "y")
     t = y == _class_present("target", target, y)
     truth = is_poison.bool().cpu()[t]
@@ -682,19 +709,18 @@ def reclassification_ratio(predictions: torch.Tensor, label: int) -> float:
     small). Chen et al. call the cluster poisoned when l / p falls below a threshold T.
 
     Args:
-        predictions: (n,) integer labels the retrained model gives the cluster's points, n ≥ 1.
-        label: the cluster's given label.
+        predictions: (n,) integer labels >= 0 the retrained model gives the cluster's points,
+            n ≥ 1.
+        label: the cluster's given label, a class index >= 0 (it need not occur among the
+            predictions: l = 0 is the verdict on a cluster of poisons).
 
     Returns:
         l / p ≥ 0 (``inf`` when every point is read as ``label``).
     """
     if not isinstance(predictions, torch.Tensor) or predictions.ndim != 1 or predictions.numel() == 0:
         raise ValueError("predictions must be a non-empty 1-D tensor of class labels")
-    if predictions.is_floating_point() or predictions.dtype == torch.bool:
-        raise ValueError(f"predictions must be integer class labels, got dtype {predictions.dtype}")
-    if isinstance(label, bool) or not isinstance(label, int):
-        raise ValueError(f"label must be an int, got {label!r}")
-    pred = predictions.cpu()
+    pred = _validate.labels("predictions", predictions).cpu()
+    label = _validate.non_negative_class("label", label)
     same = int((pred == label).sum())
     others = pred[pred != label]
     if len(others) == 0:
@@ -819,9 +845,7 @@ def tpr_at_fpr(scores: torch.Tensor, is_poison: torch.Tensor, fpr: float) -> flo
     Returns:
         the true-positive rate, in [0, 1].
     """
-    fpr = float(fpr)
-    if not 0.0 <= fpr <= 1.0:
-        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    fpr = _validate.fraction("fpr", fpr, closed=True)
     false_pos, true_pos = roc_curve(scores, is_poison)
     return float(true_pos[false_pos <= fpr + 1e-12].max())
 

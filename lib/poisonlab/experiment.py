@@ -65,9 +65,13 @@ def train_and_score(
 
     Args:
         train: a :class:`~poisonlab.poison.PoisonedSet`, or clean ``(x, y)``.
-        x_test, y_test: clean test images (N, C, H, W) and labels (N,).
+        x_test, y_test: clean test images (N, C, H, W) and labels (N,), checked before training
+            as :func:`poisonlab.metrics.accuracy` checks them: finite floating-point images
+            (another floating dtype is converted to the model's, integer or ``bool`` images are
+            refused with a TypeError), labels in [0, K).
         trigger: the attacker's trigger; ``None`` scores clean accuracy only.
-        target: the attacker's class (``None`` for all-to-all); ignored without a trigger.
+        target: the attacker's class in [0, K) (``None`` for all-to-all); ignored without a
+            trigger.
         arch: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (see :func:`poisonlab.models.make`); the
             old keyword ``model=`` is still accepted for it.
         epochs, lr, batch_size, schedule: SGD with momentum 0.9 and, by default, a cosine-annealed
@@ -94,6 +98,9 @@ def train_and_score(
         )
     arch = _validate.renamed("arch", arch, "model", model_kwargs.pop("model", None), "cnn")
     net = models.make(arch, tuple(x.shape[1:]), k, seed=seed, **model_kwargs)
+    x_test, y_test = _validate.model_inputs(
+        net, x_test, name="x_test", y=y_test, y_name="y_test", classes={"target": target if trigger else None}
+    )
 
     def score(net: nn.Module) -> dict[str, float]:
         out = {"clean_accuracy": accuracy(net, x_test, y_test)}
@@ -179,9 +186,11 @@ def signature_run(
     Args:
         poisoned: a :class:`~poisonlab.poison.PoisonedSet` with images (N, C, H, W) and a target
             class (all-to-one), e.g. from :func:`poisonlab.triggers.backdoor`.
-        x_test, y_test: clean test images (M, C, H, W) and labels (M,).
+        x_test, y_test: clean test images (M, C, H, W), finite floating point (checked and
+            converted as in :func:`poisonlab.metrics.accuracy`), and labels (M,) in [0, K), K the
+            number of classes of the training set (``poisoned.y``).
         trigger: the attacker's trigger.
-        source: the class whose test images the attack aims at (its ASR is reported).
+        source: the class in [0, K) whose test images the attack aims at (its ASR is reported).
         arch: ``"logreg"``, ``"mlp"`` or ``"cnn"`` (:func:`poisonlab.models.make`).
         model: the old name of ``arch``, still accepted.
         epochs, lr, batch_size: the training run.
@@ -193,9 +202,11 @@ def signature_run(
     """
     if not isinstance(poisoned, PoisonedSet) or poisoned.target is None:
         raise ValueError("poisoned must be a PoisonedSet with a target class (an all-to-one attack)")
-    y_test = _validate.labels("y_test", y_test, n=x_test.shape[0])
-    k = int(torch.cat([poisoned.y, y_test]).max()) + 1
-    _validate.class_index("source", source, k)
+    k = int(poisoned.y.max()) + 1
+    source = _validate.class_index("source", source, k)
+    arch = _validate.renamed("arch", arch, "model", model, "cnn")
+    net = models.make(arch, tuple(poisoned.x.shape[1:]), k, seed=seed)
+    x_test, y_test = _validate.model_inputs(net, x_test, name="x_test", y=y_test, y_name="y_test")
     from_source = y_test == source
     if not bool(from_source.any()):
         raise ValueError(f"source {source} has no test images to measure the attack on")
@@ -205,8 +216,6 @@ def signature_run(
     def watch(_: int, net: nn.Module) -> dict[str, float]:
         return detect.signature_aucs(net, poisoned.x[t], poisoned.y[t], poisoned.is_poison[t])
 
-    arch = _validate.renamed("arch", arch, "model", model, "cnn")
-    net = models.make(arch, tuple(poisoned.x.shape[1:]), k, seed=seed)
     history = fit(
         net,
         poisoned.x,
@@ -254,16 +263,36 @@ def end_to_end_flips(
 
     Args:
         extractor: a pretrained :class:`~poisonlab.models.Classifier` (left untouched).
-        x_finetune, y_finetune: the clean fine-tuning set, labels in [0, K).
+        x_finetune, y_finetune: the clean fine-tuning set, images (N, C, H, W) with N >= 1 and
+            labels (N,) in [0, K), K = max(y_finetune) + 1.
         target: one target image (C, H, W).
         poisons: the poisons for this target (m, C, H, W), m ≥ 0.
-        base_label: their (true) class in the fine-tuning labels.
+        base_label: their (true) class in the fine-tuning labels, in [0, K).
         epochs, lr, batch_size, seed: SGD with momentum 0.9 over all parameters.
+
+    Images (``x_finetune``, ``target``, ``poisons``) must be finite and floating point: another
+    floating dtype is converted to the extractor's, integer or ``bool`` images are refused with a
+    TypeError (scale ``uint8`` pixels to [0, 1] first); ``target`` and ``poisons`` must have the
+    shape of one fine-tuning image.
     """
+    y_finetune = _validate.labels("y_finetune", y_finetune)
+    if len(y_finetune) == 0:
+        raise ValueError("y_finetune must hold at least one label, got 0")
     k = int(y_finetune.max()) + 1
-    _validate.class_index("base_label", base_label, k)
-    if target.ndim != 3:
-        raise ValueError(f"target must be one image (C, H, W), got shape {tuple(target.shape)}")
+    base_label = _validate.class_index("base_label", base_label, k)
+    x_finetune, _ = _validate.model_inputs(extractor, x_finetune, name="x_finetune")
+    if x_finetune.ndim != 4:
+        raise ValueError(f"x_finetune must be images (N, C, H, W), got shape {tuple(x_finetune.shape)}")
+    y_finetune = _validate.labels("y_finetune", y_finetune, n=x_finetune.shape[0])
+    image = tuple(x_finetune.shape[1:])
+    if not isinstance(target, torch.Tensor) or tuple(target.shape) != image:
+        got = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+        raise ValueError(f"target must be one image {image} (C, H, W, as in x_finetune), got {got}")
+    target, _ = _validate.model_inputs(extractor, target, name="target", single=True)
+    if not isinstance(poisons, torch.Tensor) or poisons.ndim != 4 or tuple(poisons.shape[1:]) != image:
+        got = tuple(poisons.shape) if isinstance(poisons, torch.Tensor) else type(poisons).__name__
+        raise ValueError(f"poisons must be images (m, {', '.join(map(str, image))}) like x_finetune's, got {got}")
+    poisons, _ = _validate.model_inputs(extractor, poisons, name="poisons")
     model = copy.deepcopy(extractor)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_validate.seed(seed))
@@ -271,7 +300,7 @@ def end_to_end_flips(
     x = torch.cat([x_finetune, poisons]) if len(poisons) else x_finetune
     y = torch.cat([y_finetune, torch.full((len(poisons),), base_label, dtype=torch.long)])
     fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False)
-    return bool(predict(model, target.unsqueeze(0))[0] == base_label)
+    return bool(predict(model, target)[0] == base_label)
 
 
 def end_to_end_flipped(
@@ -299,11 +328,15 @@ def end_to_end_flipped(
         base_label: the poisons' (true) class in the fine-tuning labels.
         epochs, lr, batch_size, seed: as in :func:`end_to_end_flips`, the same for every target.
 
+    Images are checked and converted as in :func:`end_to_end_flips` (finite floating point,
+    integer or ``bool`` refused with a TypeError).
+
     Returns:
         (T,) bool: whether each target is classified as ``base_label`` after training.
     """
     if not isinstance(targets, torch.Tensor) or targets.ndim != 4 or len(targets) == 0:
         raise ValueError(f"targets must be images (T, C, H, W) with T >= 1, got {getattr(targets, 'shape', None)}")
+    targets, _ = _validate.model_inputs(extractor, targets, name="targets")
     if poisons is None:
         poisons = targets.new_zeros(len(targets), 0, *targets.shape[1:])
     if not isinstance(poisons, torch.Tensor) or poisons.ndim != 5 or poisons.shape[0] != len(targets):
@@ -311,6 +344,7 @@ def end_to_end_flipped(
             f"poisons must be (T, m, C, H, W) with T = {len(targets)} rows, one per target, "
             f"got {getattr(poisons, 'shape', None)}"
         )
+    poisons = _validate.model_inputs(extractor, poisons.flatten(0, 1), name="poisons")[0].view(poisons.shape)
     flipped = [
         end_to_end_flips(
             extractor,
@@ -360,10 +394,13 @@ class Spread:
     """Mean and spread of one quantity measured over several runs (e.g. seeds).
 
     Attributes:
-        mean: the mean.
-        sd: the sample standard deviation (n − 1 in the denominator; 0 for a single run).
-        lo, hi: the smallest and largest value.
-        n: the number of runs.
+        mean: the mean, finite, in [lo, hi].
+        sd: the sample standard deviation (n − 1 in the denominator; 0 for a single run), >= 0.
+        lo, hi: the smallest and largest value, finite, lo <= hi.
+        n: the number of runs, an integer >= 1.
+
+    Construction checks these (a ValueError names the field): NaN, infinity, ``bool`` or text
+    are refused, as are ``lo > hi``, a mean outside [lo, hi] and a negative ``sd``.
     """
 
     mean: float
@@ -371,6 +408,17 @@ class Spread:
     lo: float
     hi: float
     n: int
+
+    def __post_init__(self) -> None:
+        for name in ("mean", "lo", "hi"):
+            object.__setattr__(self, name, _validate.finite_number(name, getattr(self, name)))
+        object.__setattr__(self, "sd", _validate.positive_float("sd", self.sd, allow_zero=True))
+        object.__setattr__(self, "n", _validate.positive_int("n", self.n))
+        if self.lo > self.hi:
+            raise ValueError(f"lo must be <= hi, got lo={self.lo} and hi={self.hi}")
+        tol = 1e-9 * max(1.0, abs(self.lo), abs(self.hi))
+        if not self.lo - tol <= self.mean <= self.hi + tol:
+            raise ValueError(f"mean must lie in [lo, hi] = [{self.lo}, {self.hi}], got {self.mean}")
 
     def __format__(self, spec: str) -> str:
         spec = spec or ".3g"
@@ -381,8 +429,8 @@ def spread(values: Sequence[float]) -> Spread:
     """Summarise repeated measurements: mean, sample sd, min and max.
 
     Args:
-        values: one number per run, at least one; NaN is not allowed (an undefined run should be
-            left out by the caller, who then knows it happened).
+        values: one number per run, at least one; NaN and infinity are not allowed (an undefined
+            run should be left out by the caller, who then knows it happened).
 
     Returns:
         A :class:`Spread`.
@@ -390,8 +438,10 @@ def spread(values: Sequence[float]) -> Spread:
     v = [float(a) for a in values]
     if not v:
         raise ValueError("spread needs at least one value, got none")
-    if any(math.isnan(a) for a in v):
-        raise ValueError(f"spread got NaN among {v}; leave undefined runs out explicitly")
+    if any(not math.isfinite(a) for a in v):
+        raise ValueError(
+            f"values must be finite, spread got NaN or infinity among {v}; leave undefined runs out explicitly"
+        )
     m = sum(v) / len(v)
     sd = math.sqrt(sum((a - m) ** 2 for a in v) / (len(v) - 1)) if len(v) > 1 else 0.0
     return Spread(m, sd, min(v), max(v), len(v))

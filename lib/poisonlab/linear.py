@@ -144,13 +144,19 @@ class LinearLearner:
         Args:
             x: inputs (N, ...) — flattened to (N, d) and cast to float64.
             y: labels (N,) in {0, 1}.
-            theta0: warm start (d + 1,); default zeros.
-            tol: stop when ||∇J|| < tol.
+            theta0: warm start (d + 1,), finite floating point; default zeros.
+            tol: stop when ||∇J|| < tol, a finite number >= 0.
+            max_iter: the most Newton steps, an integer >= 1 (``bool`` refused).
 
         Returns:
             θ̂ = (w, b) as one float64 vector of shape (d + 1,).
         """
         x, y = as_design(x, y)
+        tol = _validate.positive_float("tol", tol, allow_zero=True)
+        max_iter = _validate.positive_int("max_iter", max_iter)
+        if theta0 is not None:
+            _validate.shaped_like("theta0", theta0, (x.shape[1] + 1,), "(d + 1,) for inputs of d features")
+            theta0 = _validate.vector("theta0", theta0)
         theta = torch.zeros(x.shape[1] + 1, dtype=torch.float64) if theta0 is None else theta0.clone().double()
         f = self.objective(theta, x, y)
         solve, previous = None, float("inf")
@@ -203,7 +209,14 @@ def conjugate_gradient(
     """Solve A z = b for symmetric positive-definite A given only z ↦ A z (Hestenes & Stiefel 1952).
 
     Stops when the residual falls below ``tol · ||b||`` or after ``max_iter`` iterations.
+    ``b`` must be a finite floating-point vector (d,); ``apply_a`` must return a vector of the same
+    shape; ``tol`` is a finite number >= 0 and ``max_iter`` an integer >= 1 (``bool`` refused).
     """
+    if not callable(apply_a):
+        raise ValueError(f"apply_a must be callable (z ↦ A z), got {type(apply_a).__name__}")
+    b = _validate.vector("b", b)
+    tol = _validate.positive_float("tol", tol, allow_zero=True)
+    max_iter = _validate.positive_int("max_iter", max_iter)
     z = torch.zeros_like(b)
     r = b.clone()
     p = r.clone()
@@ -213,6 +226,9 @@ def conjugate_gradient(
         if rr <= stop:
             break
         ap = apply_a(p)
+        if not isinstance(ap, torch.Tensor) or ap.shape != b.shape:
+            got = tuple(ap.shape) if isinstance(ap, torch.Tensor) else type(ap).__name__
+            raise ValueError(f"apply_a must return a vector shaped like b {tuple(b.shape)}, got {got}")
         alpha = rr / (p @ ap)
         z = z + alpha * p
         r = r - alpha * ap

@@ -135,11 +135,16 @@ def gradient_alignment(
         target: one image (C, H, W) or a batch (T, C, H, W) whose losses are summed.
         adversarial_label: the class the attacker wants for the target, an int in [0, K) (or (T,)).
         poisons: images (n, C, H, W); labels: their labels (n,) in [0, K).
+
+    Images must be finite floating point: another floating dtype is converted to the model's,
+    integer or ``bool`` images are refused with a TypeError.
     """
     models = _model_list(model)
     poisons = _validate.images("poisons", poisons)
+    poisons, _ = _validate.model_inputs(models[0], poisons, name="poisons")
     k = _num_classes(models, poisons)
     t, y_adv = _targets(target, adversarial_label, k)
+    t, _ = _validate.model_inputs(models[0], t, name="target")
     labels = _validate.labels("labels", labels, n=len(poisons), num_classes=k)
     cosines = []
     with _EvalMode(models):
@@ -200,7 +205,9 @@ def gradient_matching(
             summed), in [0, 1].
         adversarial_label: the class y_adv the victim should give the target, an int in [0, K)
             (or a (T,) tensor).
-        bases: the images to perturb (n, C, H, W), n ≥ 1, in [0, 1]; not modified.
+        bases: the images to perturb (n, C, H, W), n ≥ 1, in [0, 1]; not modified. Target and
+            bases must be finite floating point; another floating dtype is converted to the
+            (first) model's, integer or ``bool`` images are refused.
         base_labels: their true labels (n,) in [0, K), which the poisons keep.
         eps: ε in (0, 1], the ℓ∞ radius of each perturbation.
         steps: signed Adam steps per restart, ≥ 1 (the paper: 250).
@@ -226,8 +233,10 @@ def gradient_matching(
     if len(bases) == 0:
         raise ValueError("bases must hold at least one image, got 0")
     _check_unit_range("bases", bases)
+    bases, _ = _validate.model_inputs(models[0], bases, name="bases")
     k = _num_classes(models, bases)
     t, y_adv = _targets(target, adversarial_label, k)
+    t, _ = _validate.model_inputs(models[0], t, name="target")
     if t.shape[1:] != bases.shape[1:]:
         raise ValueError(
             f"target and bases must have the same image shape, got {tuple(t.shape[1:])} and {tuple(bases.shape[1:])}"
@@ -295,7 +304,8 @@ def largest_gradient_bases(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c
 
     Args:
         model: a classifier (N, C, H, W) → (N, K); evaluated in eval mode, its mode restored.
-        x: candidate images (N, C, H, W); y: their labels (N,) in [0, K).
+        x: candidate images (N, C, H, W), finite floating point (another floating dtype is
+            converted to the model's); y: their labels (N,) in [0, K).
         count: how many to choose, in [1, N].
 
     Returns:
@@ -305,6 +315,7 @@ def largest_gradient_bases(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c
     if len(models) != 1:
         raise ValueError("largest_gradient_bases takes one model, not an ensemble")
     x = _validate.images("x", x)
+    x, _ = _validate.model_inputs(models[0], x)
     k = _num_classes(models, x) if len(x) else 2
     y = _validate.labels("y", y, n=len(x), num_classes=k)
     count = _validate.positive_int("count", count)
@@ -331,12 +342,13 @@ def substitute(
         x: the clean training images (N, C, H, W); y: their labels (N,). Neither is modified.
         index: (n,) distinct indices of the bases in ``x``.
         poisons: (n, C, H, W), poison ``i`` replacing ``x[index[i]]``.
-        target: the adversarial class, recorded in the :class:`~poisonlab.poison.PoisonedSet`.
+        target: the adversarial class, recorded in the :class:`~poisonlab.poison.PoisonedSet`;
+            ``None`` or a class index in [0, max(y) + 1).
     """
     x = _validate.images("x", x)
     y = _validate.labels("y", y, n=len(x))
     poisons = _validate.images("poisons", poisons)
-    if not isinstance(index, torch.Tensor) or index.ndim != 1 or index.dtype in (torch.bool, torch.float32):
+    if not isinstance(index, torch.Tensor) or index.ndim != 1 or index.dtype == torch.bool or index.is_floating_point():
         raise ValueError(f"index must be a 1-D tensor of integer indices, got {getattr(index, 'shape', index)!r}")
     if len(index) != len(poisons) or poisons.shape[1:] != x.shape[1:]:
         raise ValueError(

@@ -20,13 +20,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
 
     Args:
         model: a classifier returning (N, K) logits.
-        x: inputs, shape (N, ...).
-        y: true labels, shape (N,).
+        x: inputs, shape (N, ...), N >= 1, finite floating point; another floating dtype than
+            the model's is converted to the model's, integer or ``bool`` inputs are refused
+            with a TypeError (scale ``uint8`` pixels to [0, 1] first), NaN/inf with a ValueError.
+        y: true labels, shape (N,), integers in [0, K), K the number of the model's outputs
+            (a label the model cannot output is refused, not counted as a miss).
     """
-    x = _validate.inputs("x", x)
-    y = _validate.labels("y", y, n=x.shape[0])
-    if x.shape[0] == 0:
-        raise ValueError("x must hold at least one example, got 0")
+    x, y = _validate.model_inputs(model, x, y=y)
     return float((predict(model, x, batch_size=batch_size) == y.cpu()).float().mean())
 
 
@@ -37,14 +37,12 @@ def share_labelled(model: nn.Module, x: torch.Tensor, label: int, *, batch_size:
 
     Args:
         model: a classifier returning (N, K) logits.
-        x: inputs, shape (N, ...), N >= 1.
-        label: a class index >= 0.
+        x: inputs, shape (N, ...), N >= 1, checked and converted as in :func:`accuracy`.
+        label: a class index in [0, K), K the number of the model's outputs.
     """
-    x = _validate.inputs("x", x)
-    if x.shape[0] == 0:
-        raise ValueError("x must hold at least one example, got 0")
-    if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-        raise ValueError(f"label must be a class index >= 0, got {label!r}")
+    _validate.non_negative_class("label", label)
+    x, _ = _validate.model_inputs(model, x, classes={"label": label})
+    label = int(label)
     return float((predict(model, x, batch_size=batch_size) == label).double().mean())
 
 
@@ -73,17 +71,17 @@ def attack_success_rate(
 
     Args:
         model: a classifier returning (N, K) logits.
-        x: clean test inputs, shape (N, ...).
-        y: their true labels, shape (N,).
+        x: clean test inputs, shape (N, ...), N >= 1, checked and converted as in
+            :func:`accuracy`.
+        y: their true labels, shape (N,), integers in [0, K).
         apply_trigger: maps a batch of inputs to triggered inputs of the same shape.
-        target: the attacker's class t, or ``None`` for the all-to-all attack.
+        target: the attacker's class t in [0, K), or ``None`` for the all-to-all attack.
     """
-    x = _validate.inputs("x", x)
-    y = _validate.labels("y", y, n=x.shape[0])
     if not callable(apply_trigger):
         raise ValueError(f"apply_trigger must be callable, got {type(apply_trigger).__name__}")
-    if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target < 0):
-        raise ValueError(f"target must be a non-negative class index or None (all-to-all), got {target!r}")
+    if target is not None:
+        target = _validate.non_negative_class("target", target)
+    x, y = _validate.model_inputs(model, x, y=y, classes={"target": target})
     keep = y != target if target is not None else torch.ones_like(y, dtype=torch.bool)
     if not bool(keep.any()):
         raise ValueError(f"every input is already of the target class {target}; the ASR is undefined")
@@ -93,10 +91,6 @@ def attack_success_rate(
         got = tuple(x_trig.shape) if isinstance(x_trig, torch.Tensor) else type(x_trig).__name__
         raise ValueError(f"apply_trigger must return a tensor shaped like its input {tuple(x_src.shape)}, got {got}")
     out = logits(model, x_trig, batch_size=batch_size)
-    if target is not None and target >= out.shape[1]:
-        raise ValueError(f"target must be < {out.shape[1]}, the number of classes the model outputs, got {target}")
-    if int(y.max()) >= out.shape[1]:
-        raise ValueError(f"y must be < {out.shape[1]}, the number of classes the model outputs, got {int(y.max())}")
     wanted = target if target is not None else (y[keep].cpu() + 1) % out.shape[1]
     return float((out.argmax(1) == wanted).float().mean())
 

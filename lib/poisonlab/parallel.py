@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from poisonlab import _validate
 from poisonlab.progress import progress_bar
 
 __all__ = ["default_workers", "run_grid", "run_parallel", "warm_up"]
@@ -126,9 +127,8 @@ def run_parallel(
     """
     global _TASK
     jobs = list(jobs)
-    workers = default_workers() if workers is None else workers
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    progress = _validate.flag("progress", progress)
+    workers = default_workers() if workers is None else _validate.positive_int("workers", workers)
     if workers == 1 or len(jobs) <= 1 or not _can_fork():
         return _collect((_call(fn, job) for job in jobs), len(jobs), desc, unit, progress)
     if _TASK is not None:
@@ -177,7 +177,7 @@ def run_grid(
 
 def _collect(results: Iterable[Any], total: int, desc: str | None, unit: str, progress: bool) -> list[Any]:
     """The results as a list, with a progress bar that advances as each one arrives."""
-    bar = progress_bar(total, desc=desc or "runs", unit=unit) if progress else None
+    bar = progress_bar(total, desc=desc or "runs", unit=unit) if _validate.flag("progress", progress) else None
     out = []
     try:
         for result in results:

@@ -239,10 +239,11 @@ def image_grid(
         title_colors: one colour per caption (e.g. :data:`CORRECT` / :data:`WRONG`).
         title: the figure's title; state the finding.
         ncols: images per row.
-        size: inches per image.
+        size: inches per image, a finite number > 0 (``bool`` refused).
         row_labels: one label per row, written once at the row's left (e.g. "typical", "poison").
     """
     images = _validate.images("images", images).detach().cpu()
+    size = _validate.positive_float("size", size)
     n = images.shape[0]
     if n == 0:
         raise ValueError("images must hold at least one image, got 0")
@@ -395,14 +396,17 @@ def training_curves(history: History, *, title: str | None = None, extra: Mappin
 def project_2d(features: torch.Tensor, *, method: str = "pca", seed: int = 0) -> torch.Tensor:
     """Project representations (N, F) to 2-D for a picture: ``"pca"`` (top two principal
     components of the centred features) or ``"tsne"`` (scikit-learn's t-SNE, PCA-initialised).
+    ``features`` must be finite floating point; ``seed`` (used by t-SNE) an integer.
 
     Returns:
         Coordinates, shape (N, 2).
     """
     _validate.choice("method", method, ("pca", "tsne"))
+    _validate.seed(seed)
     if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[0] < 3:
         got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
         raise ValueError(f"features must be a tensor of shape (N, F) with N >= 3, got {got}")
+    features = _validate.inputs("features", features)
     z = features.detach().cpu().double()
     if method == "pca":
         z = z - z.mean(0)
@@ -429,7 +433,7 @@ def embedding(
     """Scatter 2-D coordinates coloured by class, with each class's name at its centre.
 
     Args:
-        coords: shape (N, 2), e.g. from :func:`project_2d`.
+        coords: shape (N, 2), finite floating point, e.g. from :func:`project_2d`.
         labels: shape (N,), integers in [0, K).
         classes: the K class names.
         highlight: optional bool mask (N,) of points to ring in black (e.g. poisons).
@@ -437,6 +441,7 @@ def embedding(
     if not isinstance(coords, torch.Tensor) or coords.ndim != 2 or coords.shape[1] != 2:
         got = tuple(coords.shape) if isinstance(coords, torch.Tensor) else type(coords).__name__
         raise ValueError(f"coords must have shape (N, 2), got {got}")
+    coords = _validate.inputs("coords", coords)
     _validate.labels("labels", labels, n=coords.shape[0], num_classes=len(classes))
     c = coords.detach().cpu().numpy()
     lab = labels.cpu().numpy()
@@ -536,9 +541,19 @@ def boundary_segment(theta: torch.Tensor, box: tuple[float, float, float, float]
     """The part of the line w·x + b = 0 (``theta`` = (w₁, w₂, b)) inside ``box`` = (x0, x1, y0, y1),
     as its two end points, shape (2, 2); shape (0, 2) when the line misses the box. The line is
     parametrised by the coordinate along which it runs further (x for a flat line, y for a steep
-    one), so that a near-vertical boundary spans the box as fully as a flat one."""
-    w0, w1, b = (float(v) for v in theta[:3])
-    x0, x1, y0, y1 = box
+    one), so that a near-vertical boundary spans the box as fully as a flat one.
+
+    ``theta`` must be a finite floating-point tensor of shape (3,); ``box`` four finite numbers
+    with x0 <= x1 and y0 <= y1."""
+    theta = _validate.vector("theta", theta)
+    if theta.shape != (3,):
+        raise ValueError(f"theta must be (w₁, w₂, b), a tensor of shape (3,), got shape {tuple(theta.shape)}")
+    w0, w1, b = (float(v) for v in theta)
+    if not isinstance(box, Sequence) or len(box) != 4:
+        raise ValueError(f"box must be four numbers (x0, x1, y0, y1), got {box!r}")
+    x0, x1, y0, y1 = (_validate.finite_number("box", v) for v in box)
+    if x0 > x1 or y0 > y1:
+        raise ValueError(f"box must have x0 <= x1 and y0 <= y1, got {box!r}")
     if max(abs(w0), abs(w1)) < 1e-12:
         return np.empty((0, 2))
     if abs(w1) >= abs(w0):  # flat: y as a function of x, clipped to the box's rows
@@ -629,7 +644,7 @@ def linear_boundaries(
     entries come in a fixed order (classes, poisons by label, clean and poisoned boundary).
 
     Args:
-        x, y: the clean points (N, 2) and labels (N,) in {0, 1}.
+        x, y: the clean points (N, 2), finite floating point, and integer labels (N,) in {0, 1}.
         panels: one :class:`BoundaryPanel` per panel (or a dict of its fields): ``theta``
             (w₁, w₂, b), ``title`` and optionally ``poison_x`` (P, 2) and ``poison_y`` (P,).
         clean_theta: the clean model's boundary, drawn dashed in every panel for comparison.
@@ -637,6 +652,10 @@ def linear_boundaries(
             figures drawn one after another (the frames of a slider) share one legend; by default
             only those that some panel shows.
     """
+    x = _validate.inputs("x", x)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must hold 2-D points, shape (N, 2), got shape {tuple(x.shape)}")
+    y = _validate.labels("y", y, n=x.shape[0], num_classes=2)
     panels = _check_panels(panels, BoundaryPanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
@@ -1397,7 +1416,18 @@ def boundary_animation(
 def animation_alt(title: str, poison_path: torch.Tensor, *, steps_per_frame: int | None = None) -> str:
     """The alternative text of :func:`boundary_animation`: what it shows, then its ``title``
     (a prefix such as "ε = 10%, ascent ") as a note. Given ``steps_per_frame``, it counts the
-    ascent steps the frames span and says how far apart they are."""
+    ascent steps the frames span and says how far apart they are.
+
+    ``poison_path`` is the poisons' path, a finite floating-point tensor (frames, P, 2) with at
+    least one frame."""
+    if not isinstance(poison_path, torch.Tensor) or poison_path.ndim != 3 or poison_path.shape[2] != 2:
+        got = tuple(poison_path.shape) if isinstance(poison_path, torch.Tensor) else type(poison_path).__name__
+        raise ValueError(f"poison_path must be a tensor (frames, P, 2), got {got}")
+    if not poison_path.is_floating_point():
+        raise ValueError(f"poison_path must be a floating-point tensor, got dtype {poison_path.dtype}")
+    if poison_path.shape[0] == 0:
+        raise ValueError("poison_path must hold at least one frame, got 0")
+    _validate.finite("poison_path", poison_path)
     frames, count = poison_path.shape[0], poison_path.shape[1]
     moved = f"{count} poison point{'s' if count != 1 else ''} move{'' if count != 1 else 's'}"
     if steps_per_frame is None:
@@ -1425,7 +1455,7 @@ def score_histograms(
     clean point, optionally ``title`` and ``threshold`` (a score; a dashed line marks it, e.g. the
     cut of :func:`poisonlab.detect.remove_top`). Scores are divided by their maximum so panels on
     different scales compare; each group is normalised to unit area, so a handful of poisons is
-    as visible as thousands of clean points.
+    as visible as thousands of clean points. ``bins`` is an integer >= 1 (``bool`` refused).
 
     Several panels share one x-label, written once below them, and the y-label stands at the left
     of each row. ``ncols`` sets the panels per row (e.g. 3 for three budgets side by side); by
@@ -1433,6 +1463,7 @@ def score_histograms(
     :data:`MAX_WIDTH`.
     """
     panels = _check_panels(panels, ScorePanel)
+    bins = _validate.positive_int("bins", bins)
     if not panels:
         raise ValueError("panels must hold at least one panel")
     with mpl.rc_context(STYLE):
@@ -1623,8 +1654,8 @@ def phase_diagram(
     detector's AUC over poison share × shift, and the BBP threshold).
 
     Args:
-        values: shape (len(y), len(x)); row i is measured at y[i], column j at x[j].
-        x, y: the grid's values, increasing; cells are drawn centred on them (y on a log axis),
+        values: shape (len(y), len(x)), finite; row i is measured at y[i], column j at x[j].
+        x, y: the grid's values, finite and increasing; cells are drawn centred on them (y on a log axis),
             each with its tick.
         curve: optional (xs, ys) in the same units, drawn as a white dashed line (its legend is
             white text on a dark box).
@@ -1637,6 +1668,10 @@ def phase_diagram(
             f"values must have shape (len(y), len(x)) with at least 2 of each, got {v.shape} "
             f"for {len(ys)} y and {len(xs)} x values"
         )
+    if not np.isfinite(v).all():
+        raise ValueError("values must be finite numbers, got NaN or infinity")
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ValueError("x and y must be finite numbers")
     if not (np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0) and ys[0] > 0):
         raise ValueError("x and y must be increasing, and y positive (it is drawn on a log axis)")
 

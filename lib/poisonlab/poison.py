@@ -49,11 +49,12 @@ class PoisonedSet:
     defences of chapters 4–5 are scored against.
 
     Attributes:
-        x: all training inputs, clean and poisoned, shape (N, ...).
+        x: all training inputs, clean and poisoned, shape (N, ...), finite floating point
+            (NaN or infinity is refused: one such input spoils a whole training run).
         y: their (possibly wrong) labels, shape (N,), ``int64``.
         is_poison: ``True`` where the point was made or altered by the attacker, shape (N,).
-        target: the class the attacker wants test inputs sent to (``None`` for an untargeted
-            attack that only raises the error).
+        target: the class the attacker wants test inputs sent to, in [0, K) with K = max(y) + 1
+            (``None`` for an untargeted attack that only raises the error).
         info: free-form description of the attack (name, ε, trigger, …). Adaptive attacks also
             list their *cover* samples, which carry the trigger but keep their true labels, as a
             bool mask ``info["cover"]`` of shape (N,); ``is_poison`` marks the relabelled points.
@@ -66,16 +67,16 @@ class PoisonedSet:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        x = _validate.inputs("x", self.x)
-        _validate.labels("y", self.y, n=x.shape[0])
+        x = _validate.finite("x", _validate.inputs("x", self.x))
+        y = _validate.labels("y", self.y, n=x.shape[0])
         m = self.is_poison
         if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or m.shape != (x.shape[0],):
             got = f"{m.dtype} {tuple(m.shape)}" if isinstance(m, torch.Tensor) else type(m).__name__
             raise ValueError(f"is_poison must be a bool tensor of shape ({x.shape[0]},), got {got}")
-        if self.target is not None and (
-            isinstance(self.target, bool) or not isinstance(self.target, int) or self.target < 0
-        ):
-            raise ValueError(f"target must be a non-negative class index or None, got {self.target!r}")
+        if self.target is not None:
+            _validate.non_negative_class("target", self.target)
+            if y.numel():
+                _validate.class_index("target", self.target, int(y.max()) + 1)
 
     @classmethod
     def append(

@@ -82,11 +82,9 @@ class Contaminated:
 
 
 def _eps(eps: float) -> float:
-    """Check ``eps`` lies in [0, 0.5): beyond one half no estimator can tell clean points from poisons."""
-    try:
-        v = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"eps must be a number in [0, 0.5), got {eps!r}") from None
+    """Check ``eps`` is a number (``bool`` and text refused) in [0, 0.5): beyond one half no
+    estimator can tell clean points from poisons."""
+    v = _validate.fraction("eps", eps)
     if not 0.0 <= v < 0.5:
         raise ValueError(f"eps must be in [0, 0.5), got {eps!r}")
     return v
@@ -322,11 +320,12 @@ def filtered_mean(
 
 
 def mean_error(estimate: torch.Tensor, true_mean: torch.Tensor) -> float:
-    """‖estimate − true_mean‖₂ for two vectors (d,)."""
+    """‖estimate − true_mean‖₂ for two finite floating-point vectors (d,)."""
     for name, v in (("estimate", estimate), ("true_mean", true_mean)):
         if not isinstance(v, torch.Tensor) or v.ndim != 1:
             got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
             raise ValueError(f"{name} must be a 1-D tensor (d,), got {got}")
+        _validate.vector(name, v)
     if estimate.shape != true_mean.shape:
         raise ValueError(
             f"estimate and true_mean must have the same shape, got {tuple(estimate.shape)} and {tuple(true_mean.shape)}"

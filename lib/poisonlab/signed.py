@@ -53,11 +53,11 @@ def generate_key(seed: int | None = None) -> Ed25519PrivateKey:
 
     With ``seed`` None the key comes from the operating system's randomness (``os.urandom``), as a real
     attacker's must. With an integer ``seed`` its 32 secret bytes are SHA-256 of the seed, so notebooks
-    and tests are reproducible, and anyone who knows the seed can sign: a key for teaching only."""
+    and tests are reproducible, and anyone who knows the seed can sign: a key for teaching only. An
+    integer seed must lie in [0, 2**63), as every seed of the package (``bool`` refused)."""
     if seed is None:
         return Ed25519PrivateKey.generate()
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    seed = _validate.seed(seed)
     secret = hashlib.sha256(f"poisonlab.signed.generate_key:{seed}".encode()).digest()
     return Ed25519PrivateKey.from_private_bytes(secret)
 

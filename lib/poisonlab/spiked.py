@@ -50,21 +50,20 @@ class SpikedClass:
 
 def spike_strength(eps: float, shift: float, sigma: float = 1.0) -> float:
     """θ = ε(1 − ε)‖Δ‖²/σ² for a poison share ``eps`` in [0, 1), a shift ‖Δ‖ = ``shift`` ≥ 0 and a
-    noise level ``sigma`` > 0."""
+    noise level ``sigma`` > 0, both finite numbers (``bool`` refused)."""
     eps = _validate.fraction("eps", eps)
-    if not shift >= 0:
-        raise ValueError(f"shift must be >= 0, got {shift!r}")
+    shift = _validate.positive_float("shift", shift, allow_zero=True)
     sigma = _validate.positive_float("sigma", sigma)
     return eps * (1 - eps) * shift**2 / sigma**2
 
 
 def shift_for(theta: float, eps: float, sigma: float = 1.0) -> float:
-    """The shift ‖Δ‖ that gives spike strength ``theta`` ≥ 0 at poison share ``eps`` in (0, 1)."""
+    """The shift ‖Δ‖ that gives spike strength ``theta`` ≥ 0 (a finite number, ``bool`` refused) at
+    poison share ``eps`` in (0, 1)."""
     eps = _validate.fraction("eps", eps)
     if eps == 0:
         raise ValueError("eps must be > 0: without poisons there is no spike to tune")
-    if not theta >= 0:
-        raise ValueError(f"theta must be >= 0, got {theta!r}")
+    theta = _validate.positive_float("theta", theta, allow_zero=True)
     sigma = _validate.positive_float("sigma", sigma)
     return sigma * math.sqrt(theta / (eps * (1 - eps)))
 
@@ -111,11 +110,12 @@ def top_eigenvector(x: torch.Tensor) -> torch.Tensor:
     ``eigsh``, from SciPy, which scikit-learn requires) on the smaller Gram matrix, d × d or n × n,
     from a fixed starting vector: the vector :func:`poisonlab.detect.top_direction` finds with a full
     eigendecomposition, several times faster at d = 1000. The spectral score of chapter 4 is the
-    squared projection on it, ((xᵢ − x̄) · v̂)²."""
+    squared projection on it, ((xᵢ − x̄) · v̂)². ``x`` must be finite floating point (integer or
+    ``bool`` points are refused)."""
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be a 2-D tensor (n, d) with n >= 2, got {got}")
-    _validate.finite("x", x)
+    x = _validate.inputs("x", x)
     x = x.detach().double().cpu()
     c = x - x.mean(0)
     if float(c.abs().max()) <= 1e-12 * max(1.0, float(x.abs().max())):
@@ -135,10 +135,14 @@ def top_eigenvector(x: torch.Tensor) -> torch.Tensor:
 
 def top_overlap(x: torch.Tensor, direction: torch.Tensor) -> float:
     """⟨v̂, u⟩², v̂ the top eigenvector of the centred sample covariance of ``x`` (n, d)
-    (:func:`top_eigenvector`) and u the unit vector ``direction`` (d,); in [0, 1]."""
+    (:func:`top_eigenvector`) and u the unit vector ``direction`` (d,); in [0, 1]. Both must be
+    finite floating point, ``direction`` non-zero."""
+    x = _validate.inputs("x", x)
+    direction = _validate.vector("direction", direction)
     if x.ndim != 2 or direction.shape != (x.shape[1],):
         raise ValueError(f"x must be (n, d) and direction (d,), got {tuple(x.shape)} and {tuple(direction.shape)}")
-    _validate.finite("x", x)
+    if float(direction.abs().max()) == 0.0:
+        raise ValueError("direction must be a non-zero vector")
     top = top_eigenvector(x)
     u = direction.double() / direction.double().norm()
     return float((top @ u) ** 2)

@@ -40,6 +40,10 @@ class History:
         metrics: extra per-epoch values returned by the ``callback`` of :func:`fit`,
             e.g. ``{"test_accuracy": [...], "attack_success_rate": [...]}``.
         seconds: wall-clock training time.
+
+    Construction checks the fields: ``loss`` and ``train_accuracy`` are lists of real numbers
+    (``bool`` and text refused; a NaN loss is kept, it is what a diverging run records),
+    ``metrics`` a dict of such lists, ``seconds`` a finite number >= 0.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -47,10 +51,27 @@ class History:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        for name in ("loss", "train_accuracy"):
+            _per_epoch(name, getattr(self, name))
+        if not isinstance(self.metrics, dict):
+            raise ValueError(f"metrics must be a dict of per-epoch lists, got {type(self.metrics).__name__}")
+        for key, values in self.metrics.items():
+            _per_epoch(f"metrics[{key!r}]", values)
+        self.seconds = _validate.positive_float("seconds", self.seconds, allow_zero=True)
+
     @property
     def epochs(self) -> int:
         """Number of epochs run."""
         return len(self.loss)
+
+
+def _per_epoch(name: str, values: object) -> None:
+    """Check ``values`` is a list of real numbers, one per epoch (NaN allowed: a diverging run)."""
+    if not isinstance(values, list):
+        raise ValueError(f"{name} must be a list of per-epoch numbers, got {type(values).__name__}")
+    for v in values:
+        _validate.real(name, v)
 
 
 def default_device() -> torch.device:
@@ -66,11 +87,23 @@ def default_device() -> torch.device:
 def learning_rate(schedule: str, lr: float, step: int, total_steps: int) -> float:
     """The learning rate after ``step`` of ``total_steps`` optimiser steps: ``lr`` for
     ``"constant"``, lr · (1 + cos(π · step / total_steps)) / 2 for ``"cosine"`` (Loshchilov &
-    Hutter 2017, SGDR without restarts), which falls from ``lr`` at step 0 to 0 at the end."""
+    Hutter 2017, SGDR without restarts), which falls from ``lr`` at step 0 to 0 at the end.
+
+    Args:
+        schedule: ``"constant"`` or ``"cosine"``.
+        lr: the base learning rate, finite and > 0.
+        step: optimiser steps taken, an integer in [0, total_steps] (``bool`` refused).
+        total_steps: optimiser steps in the whole run, an integer >= 1.
+    """
     _validate.choice("schedule", schedule, SCHEDULES)
+    lr = _validate.positive_float("lr", lr)
+    total_steps = _validate.positive_int("total_steps", total_steps)
+    step = _validate.positive_int("step", step, allow_zero=True)
+    if step > total_steps:
+        raise ValueError(f"step must be <= total_steps ({total_steps}), got {step}")
     if schedule == "constant":
         return lr
-    return lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+    return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
 
 
 def fit(
@@ -94,8 +127,11 @@ def fit(
 
     Args:
         model: a classifier mapping (N, ...) inputs to (N, K) logits.
-        x: training inputs, shape (N, ...), floating point.
-        y: labels, shape (N,), integers in [0, K).
+        x: training inputs, shape (N, ...), N >= 1, finite floating point; another floating
+            dtype than the model's (``float64`` for a ``float32`` model) is converted to the
+            model's, integer or ``bool`` inputs are refused with a TypeError (scale ``uint8``
+            pixels to [0, 1] first), NaN or infinity with a ValueError.
+        y: labels, shape (N,), integers in [0, K), K the number of the model's outputs.
         epochs: passes over the data, >= 1.
         lr: learning rate, > 0.
         batch_size: examples per step, >= 1 (the last batch of an epoch may be smaller).
@@ -115,8 +151,9 @@ def fit(
     Returns:
         A :class:`History` of per-epoch loss and training accuracy.
     """
-    x = _validate.finite("x", _validate.inputs("x", x))
-    y = _validate.labels("y", y, n=x.shape[0])
+    if isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[0] == 0:
+        raise ValueError("x must hold at least one training example, got 0")
+    x, y = _validate.model_inputs(model, x, y=y)
     epochs = _validate.positive_int("epochs", epochs)
     lr = _validate.positive_float("lr", lr)
     batch_size = _validate.positive_int("batch_size", batch_size)
@@ -124,15 +161,13 @@ def fit(
     momentum = _validate.fraction("momentum", momentum)
     _validate.choice("optimizer", optimizer, OPTIMIZERS)
     _validate.choice("schedule", schedule, SCHEDULES)
-    if x.shape[0] == 0:
-        raise ValueError("x must hold at least one training example, got 0")
 
-    dev = torch.device(device) if device is not None else default_device()
+    try:
+        dev = torch.device(device) if device is not None else default_device()
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r} ({e})") from None
     model.to(dev)
-    x, y = _for_model(model, x.to(dev)), y.to(dev)
-    k = _outputs(model, x)
-    if int(y.max()) >= k:
-        raise ValueError(f"y must be < {k}, the number of classes the model outputs, got a maximum of {int(y.max())}")
+    x, y = x.to(dev), y.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -144,7 +179,7 @@ def fit(
     n = x.shape[0]
     total_steps, step = epochs * math.ceil(n / batch_size), 0
     start = time.perf_counter()
-    bar = progress_bar(epochs, desc="training", unit="epoch") if progress else None
+    bar = progress_bar(epochs, desc="training", unit="epoch") if _validate.flag("progress", progress) else None
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, generator=g).to(dev)
@@ -179,38 +214,6 @@ def fit(
     return history
 
 
-def _for_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x`` in the floating-point dtype of the model's parameters (a float64 batch for a float32
-    model is converted, as ``model(x)`` would otherwise fail on the dtype)."""
-    p = next(model.parameters(), None)
-    return x.to(p.dtype) if p is not None and p.is_floating_point() and x.dtype != p.dtype else x
-
-
-def _unreadable(x: torch.Tensor, error: RuntimeError) -> ValueError:
-    """The error for a model that fails on inputs shaped like ``x`` (torch's message kept)."""
-    return ValueError(
-        f"the model cannot read inputs of shape {tuple(x.shape[1:])} ({str(error).splitlines()[0]}); "
-        f"build it for this data, e.g. pl.make(name, dataset.input_shape, dataset.num_classes)"
-    )
-
-
-def _outputs(model: nn.Module, x: torch.Tensor) -> int:
-    """The number of outputs (classes) of ``model`` on inputs shaped like ``x``, found by running
-    one example; a model that cannot read such inputs raises a ValueError saying so."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x[:1])
-    except RuntimeError as e:
-        raise _unreadable(x, e) from None
-    finally:
-        model.train(was_training)
-    if out.ndim != 2:
-        raise ValueError(f"the model must output (N, K) logits, got shape {tuple(out.shape)}")
-    return out.shape[1]
-
-
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -219,17 +222,16 @@ def _device_of(model: nn.Module) -> torch.device:
 def _batched(
     model: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
-    x = _validate.inputs("x", x)
+    x, _ = _validate.model_inputs(model, x)
     batch_size = _validate.positive_int("batch_size", batch_size)
     dev = _device_of(model)
-    x = _for_model(model, x)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             out = [fn(x[i : i + batch_size].to(dev)).cpu() for i in range(0, x.shape[0], batch_size)]
     except RuntimeError as e:
-        raise _unreadable(x, e) from None
+        raise _validate.unreadable_model(x, e) from None
     finally:
         model.train(was_training)
     if not out:
@@ -238,17 +240,24 @@ def _batched(
 
 
 def logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``model`` on ``x``, shape (N, K), on the CPU, without gradients."""
+    """Logits of ``model`` on ``x``, shape (N, K), on the CPU, without gradients.
+
+    ``x`` is (N, ...), N >= 1, finite and floating point: another floating dtype than the
+    model's is converted to the model's, integer or ``bool`` inputs are refused with a TypeError
+    and NaN or infinity with a ValueError (the checks of :func:`poisonlab._validate.model_inputs`).
+    """
     return _batched(model, model, x, batch_size)
 
 
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """Predicted labels, shape (N,), ``int64``: the arg-max of the logits."""
+    """Predicted labels, shape (N,), ``int64``: the arg-max of the logits (``x`` is checked and
+    converted as in :func:`logits`)."""
     return logits(model, x, batch_size=batch_size).argmax(1)
 
 
 def embed(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """The penultimate representation ``model.features(x)``, shape (N, F), on the CPU."""
+    """The penultimate representation ``model.features(x)``, shape (N, F), on the CPU (``x`` is
+    checked and converted as in :func:`logits`)."""
     if not hasattr(model, "features"):
         raise ValueError(f"model must have a .features(x) method, got {type(model).__name__}")
     return _batched(model, model.features, x, batch_size)

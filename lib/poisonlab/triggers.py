@@ -233,8 +233,18 @@ class Pixels(Trigger):
 
 def relabel(y: torch.Tensor, target: int | None, num_classes: int) -> torch.Tensor:
     """The labels the attacker wants: ``target`` for every input (all-to-one), or
-    (y + 1) mod K when ``target`` is ``None`` (all-to-all, Gu et al. 2017 sec. 4.3)."""
-    return torch.full_like(y, target) if target is not None else (y + 1) % num_classes
+    (y + 1) mod K when ``target`` is ``None`` (all-to-all, Gu et al. 2017 sec. 4.3).
+
+    Args:
+        y: integer labels (N,) in [0, K) (any integer dtype; returned as ``int64``).
+        target: a class index in [0, K), or ``None`` for all-to-all.
+        num_classes: K, an integer >= 1 (``bool`` refused).
+    """
+    k = _validate.positive_int("num_classes", num_classes)
+    y = _validate.labels("y", y, num_classes=k)
+    if target is not None:
+        target = _validate.class_index("target", target, k)
+    return torch.full_like(y, target) if target is not None else (y + 1) % k
 
 
 def count_for_share(share: float, n_genuine: int) -> int:
@@ -288,7 +298,7 @@ def backdoor(
     """
     x = _validate.images("x", x)
     k = (
-        num_classes
+        _validate.positive_int("num_classes", num_classes)
         if num_classes is not None
         else (int(y.max()) + 1 if isinstance(y, torch.Tensor) and y.numel() else 2)
     )
@@ -350,16 +360,19 @@ def salient_pixels(model: torch.nn.Module, x: torch.Tensor, target: int, k: int)
 
     Args:
         model: a classifier returning (N, K) logits (e.g. a clean surrogate of the victim).
-        x: images (N, C, H, W) to average the gradient over, typically non-target clean images.
-        target: the class t whose logit is differentiated.
+        x: images (N, C, H, W) to average the gradient over, typically non-target clean images;
+            finite floating point, converted to the model's dtype (integer or ``bool`` images are
+            refused with a TypeError).
+        target: the class t whose logit is differentiated, in [0, K).
         k: how many pixels to switch on, 1 ≤ k ≤ C·H·W.
 
     Returns:
         A pattern (C, H, W) of zeros and ones, on the CPU.
     """
-    x = _validate.images("x", x)
-    if x.shape[0] == 0:
+    if isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[0] == 0:
         raise ValueError("x must hold at least one image, got 0")
+    x, _ = _validate.model_inputs(model, x, classes={"target": target})
+    x = _validate.images("x", x)
     k = _validate.positive_int("k", k)
     if k > x[0].numel():
         raise ValueError(f"k must be at most the number of pixels ({x[0].numel()}), got {k}")
@@ -440,7 +453,9 @@ def tact(
         target, source: the attacker's class t and the one class s whose images should reach it.
         count: number of poisons, ≥ 0, drawn from class ``source``.
         cover: number of cover samples, ≥ 0.
-        cover_classes: classes the covers are drawn from; default every class but s and t.
+        cover_classes: classes the covers are drawn from, each in [0, K) and neither s nor t (a
+            triggered cover of class t would teach the trigger alone to mean t); default every
+            class but s and t.
         num_classes: K; default ``int(y.max()) + 1``.
         seed: seeds which images are chosen.
 
@@ -449,7 +464,7 @@ def tact(
         ``info["cover"]`` (bool, (N,)) marks the covers, which carry their true labels.
     """
     x = _validate.images("x", x)
-    k = num_classes if num_classes is not None else int(y.max()) + 1
+    k = _validate.positive_int("num_classes", num_classes) if num_classes is not None else int(y.max()) + 1
     y = _validate.labels("y", y, n=x.shape[0], num_classes=k)
     if not callable(trigger):
         raise ValueError(f"trigger must be callable on a batch of images, got {type(trigger).__name__}")
@@ -461,9 +476,11 @@ def tact(
     if cover_classes is None:
         cover_classes = [c for c in range(k) if c not in (source, target)]
     for c in cover_classes:
-        _validate.class_index("cover class", c, k)
-        if c == source:
-            raise ValueError(f"the cover classes must not include the source class {source}")
+        _validate.class_index("cover_classes", c, k)
+        if c in (source, target):
+            raise ValueError(
+                f"cover_classes must not include the source class {source} or the target class {target}, got {c}"
+            )
     g = _validate.generator(seed)
     poisons = _draw(torch.nonzero(y == source).flatten(), count, "poisons", g)
     eligible = torch.isin(y, torch.tensor(list(cover_classes), dtype=y.dtype))
@@ -544,7 +561,7 @@ def adaptive_blend(
         A :class:`PoisonedSet`; ``info["cover"]`` marks the covers.
     """
     x = _validate.images("x", x)
-    k = num_classes if num_classes is not None else int(y.max()) + 1
+    k = _validate.positive_int("num_classes", num_classes) if num_classes is not None else int(y.max()) + 1
     y = _validate.labels("y", y, n=x.shape[0], num_classes=k)
     _validate.class_index("target", target, k)
     shape = tuple(x.shape[1:])
