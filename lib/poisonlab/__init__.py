@@ -19,7 +19,8 @@ The module map (ARCHITECTURE.md, at the repository's root, gives each module's j
 - defences: ``detect`` scores training points as suspects (chapters 4–5), ``spiked`` models a
   poisoned class as a spiked covariance, ``robust`` estimates a mean under contamination, ``certify`` trains
   partition ensembles whose predictions are certified against a number of poisons, ``cleanse``
-  reverse-engineers a model's triggers and unlearns them;
+  reverse-engineers a model's triggers and unlearns them, ``integrity`` refuses dataset items changed
+  since they were indexed;
 - evaluation and presentation: ``metrics`` measures clean accuracy and attack success, ``plots``
   draws every figure of the book, ``widgets`` holds the notebooks' explorers, ``progress`` their
   progress bars and ``report`` hands numbers to the prose;
