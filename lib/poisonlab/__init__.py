@@ -12,7 +12,9 @@ The module map (ARCHITECTURE.md, at the repository's root, gives each module's j
 - attacks: ``poison`` holds the one type every attack returns (:class:`~poisonlab.poison.PoisonedSet`);
   ``boundary`` shifts a decision boundary (chapter 1), ``triggers`` builds backdoor triggers and
   poisons with them (chapters 2 and 5), ``collision`` crafts clean-label feature collisions (chapter 3),
-  ``matching`` crafts clean-label poisons by gradient matching against training from scratch, and
+  ``matching`` crafts clean-label poisons by gradient matching against training from scratch,
+  ``unlearnable`` makes a whole training set unlearnable with error-minimising noise (and undoes it),
+  and
   ``signed`` plants a backdoor no query can find (chapter 5);
 - experiments: ``experiment`` trains and scores one model per setting of a sweep, and ``parallel``
   runs independent runs on several cores with the results of a serial loop;
