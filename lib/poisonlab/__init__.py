@@ -14,7 +14,7 @@ The module map (ARCHITECTURE.md, at the repository's root, gives each module's j
   poisons with them (chapters 2 and 5), ``collision`` crafts clean-label feature collisions (chapter 3),
   ``matching`` crafts clean-label poisons by gradient matching against training from scratch,
   ``unlearnable`` makes a whole training set unlearnable with error-minimising noise (and undoes it),
-  and
+  ``federated`` poisons federated learning from malicious clients against robust aggregators, and
   ``signed`` plants a backdoor no query can find (chapter 5);
 - experiments: ``experiment`` trains and scores one model per setting of a sweep, and ``parallel``
   runs independent runs on several cores with the results of a serial loop;
