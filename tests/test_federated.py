@@ -150,3 +150,11 @@ def test_bad_run_settings_are_refused():
         fl.run(x, y, x, y, aggregator="average")
     with pytest.raises(TypeError, match="trigger"):
         fl.model_replacement(models.make("logreg", (1, 6, 6), 2), x, y, "patch", 0, num_clients=4)
+
+
+def test_krum_runs_with_as_many_attackers_as_its_rule_allows_and_more():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(60, 1, 6, 6, generator=g), torch.arange(60) % 3
+    for m in (1, 2):  # N = 5: Krum's f is capped at 1
+        r = fl.run(x, y, x, y, num_clients=5, rounds=1, aggregator="krum", attack="little_is_enough", num_malicious=m)
+        assert r.malicious == list(range(m)) and len(r.clean_accuracy) == 1

@@ -374,7 +374,8 @@ def run(
     replacement's attackers each submit the scaled backdoored update (:func:`model_replacement`);
     "a little is enough" attackers all submit μ − z_max σ of the benign updates of the round
     (:func:`little_is_enough`, :func:`alie_z`; the attackers are assumed to see those updates).
-    Krum is built for f = ``num_malicious`` (or 1 without an attack).
+    Krum is built for f = ``num_malicious`` (1 without an attack), capped at ⌊(N − 3)/2⌋, the most its
+    rule N > 2f + 2 allows (beyond it, Blanchard et al.'s guarantee does not hold anyway).
 
     Args:
         x, y: the training set, split among the clients (:func:`dirichlet_split`).
@@ -416,7 +417,7 @@ def run(
     model = models.make(arch, tuple(x.shape[1:]), k, seed=seed)
     model.eval()
     result = FedResult(model, client_sizes=[len(s) for s in splits], malicious=list(range(m)))
-    f = max(m, 1)
+    f = min(max(m, 1), max((num_clients - 3) // 2, 0))  # Krum needs N > 2f + 2
     for r in range(rounds):
         attacking = m > 0 and r >= attack_from
         benign = [
