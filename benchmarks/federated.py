@@ -13,6 +13,7 @@ without attack and (model replacement) the ASR stays below 50%. Krum is built fo
 
     nice -n 19 .venv/bin/python benchmarks/federated.py
     nice -n 19 .venv/bin/python benchmarks/federated.py --malicious 1 2 3 4 --workers 2
+    nice -n 19 .venv/bin/python benchmarks/federated.py --malicious 4 --attack-from 0   # attacked throughout
 """
 
 from __future__ import annotations
@@ -98,7 +99,11 @@ def main() -> None:
                 streak = streak and ok
                 survived = m if streak else survived
                 cells.append(f"{c:5.0%}/{asr:4.0%}{'*' if ok else ' '}")
-            print(f"{a:>13}  {atk:>17}  " + "  ".join(f"{x:>13}" for x in cells) + f"  up to {survived}/10")
+            print(
+                f"{a:>13}  {atk:>17}  "
+                + "  ".join(f"{x:>13}" for x in cells)
+                + (f"  up to {survived}/10" if survived else f"  below {args.malicious[0]}/10")
+            )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s for {len(jobs)} federated runs")
 
 
