@@ -12,7 +12,9 @@ The module map (ARCHITECTURE.md, at the repository's root, gives each module's j
 - attacks: ``poison`` holds the one type every attack returns (:class:`~poisonlab.poison.PoisonedSet`);
   ``boundary`` shifts a decision boundary (chapter 1), ``triggers`` builds backdoor triggers and
   poisons with them (chapters 2 and 5), ``collision`` crafts clean-label feature collisions (chapter 3),
-  ``matching`` crafts clean-label poisons by gradient matching against training from scratch, and
+  ``matching`` crafts clean-label poisons by gradient matching against training from scratch,
+  ``unlearnable`` makes a whole training set unlearnable with error-minimising noise (and undoes it),
+  ``federated`` poisons federated learning from malicious clients against robust aggregators, and
   ``signed`` plants a backdoor no query can find (chapter 5);
 - experiments: ``experiment`` trains and scores one model per setting of a sweep, and ``parallel``
   runs independent runs on several cores with the results of a serial loop;
@@ -20,7 +22,8 @@ The module map (ARCHITECTURE.md, at the repository's root, gives each module's j
   poisoned class as a spiked covariance, ``robust`` estimates a mean under contamination, ``spectre``
   whitens a class with a robust covariance before scoring it (SPECTRE), ``certify`` trains
   partition ensembles whose predictions are certified against a number of poisons, ``cleanse``
-  reverse-engineers a model's triggers and unlearns them;
+  reverse-engineers a model's triggers and unlearns them, ``integrity`` refuses dataset items changed
+  since they were indexed;
 - evaluation and presentation: ``metrics`` measures clean accuracy and attack success, ``plots``
   draws every figure of the book, ``widgets`` holds the notebooks' explorers, ``progress`` their
   progress bars and ``report`` hands numbers to the prose;
