@@ -484,28 +484,27 @@ def fine_tune_heads(
     bias = torch.zeros(p, k, requires_grad=True)
     opt = torch.optim.SGD([w, bias], lr=lr, momentum=0.9)
 
-    def objective() -> tuple[torch.Tensor, torch.Tensor]:
-        """The sum over heads of each head's objective, and each head's count of correct examples."""
+    def objective() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sum over heads of each head's objective, and the logits of the clean and extra examples."""
         # the N clean examples are shared by every head: one (N, F) × (F, P·K) product, not P small ones
         clean_logits = (clean @ w.reshape(p * k, f).T).view(-1, p, k) + bias
         extra_logits = torch.einsum("pmf,pkf->pmk", extra, w) + bias.unsqueeze(1)
         loss = F.cross_entropy(clean_logits.reshape(-1, k), y_clean, reduction="sum")
         if m:
             loss = loss + F.cross_entropy(extra_logits.reshape(-1, k), y_extra, reduction="sum")
-        loss = loss / (clean.shape[0] + m) + 0.5 * weight_decay * w.pow(2).sum()
-        correct = (clean_logits.argmax(2) == labels[:, None]).sum(0)
-        correct = correct + (extra_logits.argmax(2) == extra_labels.long()).sum(1)
-        return loss, correct
+        return loss / (clean.shape[0] + m) + 0.5 * weight_decay * w.pow(2).sum(), clean_logits, extra_logits
 
     for _ in range(steps):
-        loss, _ = objective()
+        loss, _, _ = objective()
         if history is not None:
             history.setdefault("loss", []).append(float(loss.detach()) / p)
         opt.zero_grad()
         loss.backward()
         opt.step()
     if history is not None:
-        loss, correct = objective()
+        loss, clean_logits, extra_logits = objective()
+        correct = (clean_logits.argmax(2) == labels[:, None]).sum(0)
+        correct = correct + (extra_logits.argmax(2) == extra_labels.long()).sum(1)
         grad_w, grad_b = torch.autograd.grad(loss, (w, bias))  # head j's gradient is row j: heads are separate
         gradient_norm = (grad_w.pow(2).sum((1, 2)) + grad_b.pow(2).sum(1)).sqrt()
         history["final_loss"] = [float(loss.detach()) / p]
