@@ -407,3 +407,32 @@ def test_float64_images_are_converted_to_the_extractors_dtype():
     assert double.dtype == torch.float32 and torch.allclose(double, single)
     with pytest.raises(ValueError, match="^feature_fn must be callable"):
         collision.feature_collision("features", t, b, steps=2)
+
+
+def test_collision_with_adam_moves_the_features_and_keeps_the_budget():
+    cnn = models.make("cnn", (1, 8, 8), 3, seed=0).eval()
+    g = torch.Generator().manual_seed(3)
+    t, b = torch.rand(4, 1, 8, 8, generator=g), torch.rand(4, 1, 8, 8, generator=g)
+    history = {}
+    p = collision.feature_collision(
+        cnn.features, t, b, beta=0.0, lr=0.01, steps=30, eps=0.1, optimizer="adam", history=history
+    )
+    assert (p - b).abs().max() <= 0.1 + 1e-6 and p.min() >= 0 and p.max() <= 1
+    assert history["feature_distance"][-1] < 0.9 * history["feature_distance"][0]
+    with pytest.raises(ValueError, match="optimizer"):
+        collision.feature_collision(cnn.features, t, b, optimizer="sgd")
+
+
+def test_fine_tuned_heads_report_their_training_and_reach_the_minimiser_with_weight_decay():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(50, 2, generator=g) - 2, torch.randn(50, 2, generator=g) + 2])
+    y = torch.cat([torch.zeros(50), torch.ones(50)]).long()
+    none = x.new_zeros(1, 0, 2)
+    history = {}
+    collision.fine_tune_heads(x, y, none, y.new_zeros(1, 0), 2, steps=300, lr=0.5, weight_decay=1e-2, history=history)
+    assert len(history["loss"]) == 300 and history["final_loss"][0] <= history["loss"][0]
+    assert history["train_accuracy"][0] > 0.95
+    assert history["gradient_norm"][0] < 1e-3  # strongly convex: 300 steps reach the minimiser
+    short = {}
+    collision.fine_tune_heads(x, y, none, y.new_zeros(1, 0), 2, steps=3, lr=0.5, weight_decay=1e-2, history=short)
+    assert short["gradient_norm"][0] > 10 * history["gradient_norm"][0]  # three steps do not

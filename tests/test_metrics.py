@@ -140,3 +140,31 @@ def test_labels_given_as_none_are_refused_by_name():
         metrics.accuracy(Oracle(), images_of([1, 2]), None)
     with pytest.raises(ValueError, match="^y must be a torch.Tensor of integer labels"):
         metrics.attack_success_rate(Oracle(), images_of([1, 2]), None, corner, 0)
+
+
+def test_mcnemar_exact_counts_only_the_discordant_targets_and_matches_scipy():
+    from scipy.stats import binomtest
+
+    first = torch.tensor([True] * 12 + [False] * 2 + [True] * 5 + [False] * 30)
+    second = torch.tensor([False] * 12 + [True] * 2 + [True] * 5 + [False] * 30)
+    r = metrics.mcnemar_exact(first, second)
+    assert (r["first_only"], r["second_only"], r["both"], r["neither"]) == (12, 2, 5, 30)
+    assert r["p_value"] == pytest.approx(binomtest(12, 14, 0.5).pvalue, rel=1e-12)
+    assert r["p_value"] < 0.05
+    # the same discordant pairs with any number of concordant ones: the same p-value
+    assert metrics.mcnemar_exact(first[:14], second[:14])["p_value"] == pytest.approx(r["p_value"])
+    assert metrics.mcnemar_exact(second, first)["p_value"] == pytest.approx(r["p_value"])  # two-sided
+    assert metrics.mcnemar_exact(first, first)["p_value"] == 1.0  # no discordant target
+    balanced = metrics.mcnemar_exact(torch.tensor([True, False] * 5), torch.tensor([False, True] * 5))
+    assert balanced["p_value"] == 1.0
+
+
+def test_mcnemar_exact_rejects_bad_input():
+    with pytest.raises(TypeError, match="first"):
+        metrics.mcnemar_exact(torch.tensor([1, 0]), torch.tensor([True, False]))
+    with pytest.raises(TypeError, match="second"):
+        metrics.mcnemar_exact(torch.tensor([True, False]), [True, False])
+    with pytest.raises(ValueError, match="same P"):
+        metrics.mcnemar_exact(torch.tensor([True, False]), torch.tensor([True]))
+    with pytest.raises(ValueError, match="same P"):
+        metrics.mcnemar_exact(torch.tensor([], dtype=torch.bool), torch.tensor([], dtype=torch.bool))

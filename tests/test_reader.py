@@ -283,3 +283,13 @@ def test_launch_buttons_open_the_reader_copies():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_plain_markdown_numbers_footnotes():
+    text = "We follow it.[^beta] More.\n\n[^beta]: The paper rescales β\n    by a ratio.\n\nNext."
+    out = reader.plain_markdown(text, {}, BOOK, "chapters/09-x")
+    assert out == "We follow it.<sup>1</sup> More.\n\n<sup>1</sup> The paper rescales β by a ratio.\n\nNext."
+    with pytest.raises(ValueError, match="never defined"):
+        reader.plain_markdown("a[^x]", {}, BOOK, "chapters/09-x")
+    with pytest.raises(ValueError, match="never referred"):
+        reader.plain_markdown("a\n\n[^x]: b", {}, BOOK, "chapters/09-x")

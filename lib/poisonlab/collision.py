@@ -181,6 +181,7 @@ def feature_collision(
     eps: float | None = None,
     seed: int = 0,
     history: dict[str, list[float]] | None = None,
+    optimizer: str = "gradient",
 ) -> torch.Tensor:
     """Craft clean-label poisons by feature collision (Shafahi et al. 2018, Algorithm 1).
 
@@ -217,6 +218,11 @@ def feature_collision(
         history: if given, filled with ``"feature_distance"`` and ``"input_distance"``: the mean
             over the batch of ‖φ(p) − φ(t)‖ and ‖p − b‖ at the start and after each step
             (``steps + 1`` values).
+        optimizer: the forward step. ``"gradient"`` (default): the plain gradient step above, as
+            in Shafahi et al.'s Algorithm 1. ``"adam"``: an Adam step of size ``lr`` on the
+            feature term instead (each pixel moves by about ``lr`` per step), followed by the same
+            proximal step and projection; this is the optimiser of :func:`bullseye_polytope`, so
+            the two attacks can be compared with the optimiser held fixed.
 
     Returns:
         Poisons shaped like ``base``, values in [0, 1], detached.
@@ -227,6 +233,7 @@ def feature_collision(
     lr = _validate.positive_float("lr", lr)
     steps = _validate.positive_int("steps", steps)
     eps = _budget(eps)
+    _validate.choice("optimizer", optimizer, ("gradient", "adam"))
     single = isinstance(base, torch.Tensor) and base.ndim == 3
     b, t = _in_feature_dtype(feature_fn, *_pairs(base, target))
     b = watermark(b, t, opacity) if opacity else b
@@ -234,6 +241,7 @@ def feature_collision(
     with torch.no_grad():
         target_features = feature_fn(t)
     p = b.clone()
+    adam = torch.optim.Adam([p.requires_grad_(True)], lr=lr) if optimizer == "adam" else None
     if history is not None:  # the starting point, step 0
         with torch.no_grad():
             start = float((feature_fn(p) - target_features).norm(dim=1).mean())
@@ -244,8 +252,12 @@ def feature_collision(
         distance = (feature_fn(p) - target_features).pow(2).sum()
         (grad,) = torch.autograd.grad(distance, p)
         with torch.no_grad():
-            p = ((p - lr * grad) + lr * beta * b) / (1.0 + lr * beta)
-            p = _project(p, b, eps)
+            if adam is None:
+                p = _project((p - lr * grad + lr * beta * b) / (1.0 + lr * beta), b, eps)
+            else:  # Adam keeps its moments for this tensor: step it, then prox and project, in place
+                p.grad = grad
+                adam.step()
+                p.copy_(_project((p + lr * beta * b) / (1.0 + lr * beta), b, eps))
         if history is not None:
             with torch.no_grad():
                 history.setdefault("feature_distance", []).append(
@@ -465,12 +477,16 @@ def fine_tune_heads(
     steps: int = 300,
     lr: float = 0.5,
     weight_decay: float = 1e-4,
+    history: dict[str, list[float]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train P linear heads (softmax regression on frozen features) at once: head j sees the
     N clean examples plus its own m extra examples (its poisons).
 
     Full-batch gradient descent with momentum on the mean cross-entropy plus
     ``weight_decay``/2 · ‖W‖²; every head starts from zero, so the result is deterministic.
+    With ``weight_decay`` > 0 the objective is strongly convex in W, so each head has one
+    minimiser and enough steps reach it; with 0 and separable data it has none (‖W‖ grows
+    without end), and the head depends on when training stops.
 
     Args:
         features: clean representations (N, F), finite floating point.
@@ -480,6 +496,11 @@ def fine_tune_heads(
         extra_labels: their integer labels (P, m) in [0, K).
         num_classes: K.
         steps, lr, weight_decay: the optimisation (steps >= 1, lr > 0, weight_decay >= 0, finite).
+        history: if given, filled with ``"loss"``, the objective averaged over the P heads at
+            every step (``steps`` values, before each update), and, after the last step,
+            ``"final_loss"``, ``"train_accuracy"`` (each head's accuracy on its own N + m
+            examples, averaged over the heads) and ``"gradient_norm"`` (the largest over the heads
+            of the norm of the objective's gradient: near 0 at a minimiser), one value each.
 
     Returns:
         Weights (P, K, F) and biases (P, K).
@@ -511,17 +532,33 @@ def fine_tune_heads(
     w = torch.zeros(p, k, f, requires_grad=True)
     bias = torch.zeros(p, k, requires_grad=True)
     opt = torch.optim.SGD([w, bias], lr=lr, momentum=0.9)
-    for _ in range(steps):
+
+    def objective() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sum over heads of each head's objective, and the logits of the clean and extra examples."""
         # the N clean examples are shared by every head: one (N, F) × (F, P·K) product, not P small ones
         clean_logits = (clean @ w.reshape(p * k, f).T).view(-1, p, k) + bias
         extra_logits = torch.einsum("pmf,pkf->pmk", extra, w) + bias.unsqueeze(1)
         loss = F.cross_entropy(clean_logits.reshape(-1, k), y_clean, reduction="sum")
         if m:
             loss = loss + F.cross_entropy(extra_logits.reshape(-1, k), y_extra, reduction="sum")
-        loss = loss / (clean.shape[0] + m) + 0.5 * weight_decay * w.pow(2).sum()
+        return loss / (clean.shape[0] + m) + 0.5 * weight_decay * w.pow(2).sum(), clean_logits, extra_logits
+
+    for _ in range(steps):
+        loss, _, _ = objective()
+        if history is not None:
+            history.setdefault("loss", []).append(float(loss.detach()) / p)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if history is not None:
+        loss, clean_logits, extra_logits = objective()
+        correct = (clean_logits.argmax(2) == labels[:, None]).sum(0)
+        correct = correct + (extra_logits.argmax(2) == extra_labels.long()).sum(1)
+        grad_w, grad_b = torch.autograd.grad(loss, (w, bias))  # head j's gradient is row j: heads are separate
+        gradient_norm = (grad_w.pow(2).sum((1, 2)) + grad_b.pow(2).sum(1)).sqrt()
+        history["final_loss"] = [float(loss.detach()) / p]
+        history["train_accuracy"] = [float(correct.float().mean()) / (clean.shape[0] + m)]
+        history["gradient_norm"] = [float(gradient_norm.max())]
     return w.detach(), bias.detach()
 
 

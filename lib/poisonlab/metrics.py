@@ -1,11 +1,13 @@
 """Clean accuracy and attack success rate — the two numbers every attack is judged by.
 
 An attack succeeds when the poisoned model keeps its clean accuracy (so nobody notices)
-while sending triggered or targeted inputs to the attacker's class.
+while sending triggered or targeted inputs to the attacker's class. :func:`mcnemar_exact`
+compares two attacks scored on the same targets.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -112,3 +114,39 @@ def confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> t
     counts = torch.zeros(k, k)
     counts.index_put_((y_true, y_pred), torch.ones(len(y_true)), accumulate=True)
     return counts / counts.sum(1, keepdim=True).clamp(min=1)
+
+
+def mcnemar_exact(first: torch.Tensor, second: torch.Tensor) -> dict[str, float]:
+    """McNemar's exact test: do two attacks succeed equally often on the *same* targets?
+
+    Scored on the same P targets, two attacks give paired outcomes. Targets both win or both lose
+    say nothing about which is stronger; only the *discordant* ones do: b targets only the first
+    wins, c only the second. Under the null hypothesis that the two succeed equally often, each
+    discordant target is a fair coin, b ~ Binomial(b + c, 1/2), and the two-sided p-value is
+    min(1, 2 · P[X ≤ min(b, c)]) (McNemar 1947, in its exact binomial form; what
+    ``scipy.stats.binomtest(b, b + c, 0.5)`` gives).
+
+    Args:
+        first, second: (P,) bool tensors, whether each attack won each target, P ≥ 1.
+
+    Returns:
+        ``{"first_only": b, "second_only": c, "both": ..., "neither": ..., "p_value": p}``, the
+        counts as floats; p = 1 when no target is discordant.
+    """
+    for name, value in (("first", first), ("second", second)):
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.bool or value.ndim != 1:
+            raise TypeError(f"{name} must be a 1-D bool tensor, got {getattr(value, 'dtype', type(value).__name__)}")
+    if first.shape != second.shape or first.numel() == 0:
+        raise ValueError(
+            f"first and second must hold the same P >= 1 targets, got {tuple(first.shape)} and {tuple(second.shape)}"
+        )
+    b, c = int((first & ~second).sum()), int((~first & second).sum())
+    n = b + c
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n  # P[X ≤ min(b, c)], X ~ Bin(n, 1/2)
+    return {
+        "first_only": float(b),
+        "second_only": float(c),
+        "both": float((first & second).sum()),
+        "neither": float((~first & ~second).sum()),
+        "p_value": min(1.0, 2.0 * tail),
+    }

@@ -251,7 +251,37 @@ def plain_markdown(source: str, values: dict[str, str], bk: Book, page: str) -> 
     for _ in range(3):
         text = DIRECTIVE.sub(lambda m: _directive(m, bk), text)
     text = ROLE.sub(lambda m: _role(m, values, bk, page), text)
+    text = _footnotes(text)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+FOOTNOTE_DEFINITION = re.compile(r"^\[\^(?P<name>[\w-]+)\]:[ \t]*(?P<body>.*(?:\n[ \t]+\S.*)*)", re.M)
+FOOTNOTE_REFERENCE = re.compile(r"\[\^(?P<name>[\w-]+)\]")
+
+
+def _footnotes(text: str) -> str:
+    """MyST footnotes in plain CommonMark: each reference ``[^name]`` a superscript number (in the
+    order of first reference in the cell), each definition ``[^name]: text`` (continued by indented
+    lines) a paragraph that starts with the same number."""
+    numbers: dict[str, int] = {}
+    for m in FOOTNOTE_REFERENCE.finditer(FOOTNOTE_DEFINITION.sub("", text)):
+        numbers.setdefault(m.group("name"), len(numbers) + 1)
+
+    def definition(m: re.Match) -> str:
+        if m.group("name") not in numbers:
+            raise ValueError(f"footnote [^{m.group('name')}] is defined but never referred to")
+        body = " ".join(line.strip() for line in m.group("body").split("\n") if line.strip())
+        return f"<sup>{numbers[m.group('name')]}</sup> {body}"
+
+    defined = {m.group("name") for m in FOOTNOTE_DEFINITION.finditer(text)}
+    text = FOOTNOTE_DEFINITION.sub(definition, text)
+
+    def reference(m: re.Match) -> str:
+        if m.group("name") not in defined:
+            raise ValueError(f"footnote [^{m.group('name')}] is referred to but never defined")
+        return f"<sup>{numbers[m.group('name')]}</sup>"
+
+    return FOOTNOTE_REFERENCE.sub(reference, text)
 
 
 #: The first line of a hidden cell that checks an exercise's reference answer (not in the copies).
