@@ -227,3 +227,16 @@ def test_per_run_picks_one_value_per_run_along_a_path():
         per_run([records[0], {"ca": 1.0}], "rep", "auc")
     with pytest.raises(ValueError, match="at least one key"):
         per_run(records)
+
+
+def test_train_and_score_and_epoch_spread_name_what_is_wrong():
+    from poisonlab.experiment import epoch_spread
+    from poisonlab.train import History
+
+    x, y = torch.rand(8, 1, 4, 4), torch.arange(8) % 2
+    with pytest.raises(ValueError, match=r"^y_test must have shape \(N,\)"):
+        train_and_score((x, y), x, y[0], epochs=1)
+    with pytest.raises(ValueError, match="^train must be a PoisonedSet or a pair"):
+        train_and_score(3, x, y, epochs=1)
+    with pytest.raises(ValueError, match="^key must be the name of a per-epoch metric"):
+        epoch_spread([History(metrics={"a": [0.1]})], None)

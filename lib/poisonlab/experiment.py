@@ -87,7 +87,11 @@ def train_and_score(
     Returns:
         A :class:`Score`.
     """
+    if not isinstance(train, PoisonedSet) and not (isinstance(train, tuple | list) and len(train) == 2):
+        raise ValueError(f"train must be a PoisonedSet or a pair (x, y), got {type(train).__name__}")
     x, y = (train.x, train.y) if isinstance(train, PoisonedSet) else train
+    y = _validate.labels("y", y)
+    y_test = _validate.labels("y_test", y_test)
     if watch and not per_epoch:
         raise ValueError("watch records losses after every epoch; pass per_epoch=True with it")
     k = int(torch.cat([y, y_test]).max()) + 1
@@ -469,6 +473,8 @@ def epoch_spread(
         raise ValueError("epoch_spread needs at least one run, got none")
     if (mask_key is None) != (mask_below is None):
         raise ValueError("pass mask_key and mask_below together, or neither")
+    if not isinstance(key, str):
+        raise ValueError(f"key must be the name of a per-epoch metric (a str), got {key!r}")
     for h in histories:
         for k in (key, mask_key):
             if k is not None and k not in h.metrics:
