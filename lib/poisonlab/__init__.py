@@ -17,7 +17,8 @@ The module map (ARCHITECTURE.md, at the repository's root, gives each module's j
 - experiments: ``experiment`` trains and scores one model per setting of a sweep, and ``parallel``
   runs independent runs on several cores with the results of a serial loop;
 - defences: ``detect`` scores training points as suspects (chapters 4–5), ``spiked`` models a
-  poisoned class as a spiked covariance, ``robust`` estimates a mean under contamination, ``certify`` trains
+  poisoned class as a spiked covariance, ``robust`` estimates a mean under contamination, ``spectre``
+  whitens a class with a robust covariance before scoring it (SPECTRE), ``certify`` trains
   partition ensembles whose predictions are certified against a number of poisons, ``cleanse``
   reverse-engineers a model's triggers and unlearns them;
 - evaluation and presentation: ``metrics`` measures clean accuracy and attack success, ``plots``
