@@ -336,6 +336,69 @@ def test_limits_checkers_accept_references_and_reject_mistakes():
     assert "shape" in repr(limits.check_place_poisons(lambda n, d, u, eps, seed: torch.zeros(n)))
 
 
+def test_defences_checkers_accept_references_and_reject_mistakes():
+    from poisonlab import certify, cleanse
+    from poisonlab.check import defences
+    from poisonlab.check.core import variant
+
+    def radius_without_tie_break(counts):
+        top = counts.sort(1, descending=True).values
+        return (top[:, 0] - top[:, 1]) // 2
+
+    def greedy_flip(counts, target):
+        counts, moved = counts.clone(), 0
+        while int(counts.argmax()) != target:
+            counts[counts.argmax()] -= 1
+            counts[target] += 1
+            moved += 1
+        return moved
+
+    def flip_from_winner_ignoring_ties(counts, target):
+        return max(0, (int(counts.max()) - int(counts[target]) + 1) // 2)
+
+    def norm_from_the_others_only(others):  # the target's own norm left out of the median and MAD
+        median = others.median()
+        return float(median - 2 * cleanse.MAD_SCALE * (others - median).abs().median())
+
+    for v in range(3):
+        with variant(v):
+            assert defences.check_certified_radius(lambda c: certify.certify(c)[1]).ok, v
+            assert not defences.check_certified_radius(radius_without_tie_break).ok, v
+            assert not defences.check_certified_radius(lambda c: 2 * certify.certify(c)[1]).ok, v
+            assert defences.check_cheapest_flip(greedy_flip).ok, v
+            assert not defences.check_cheapest_flip(flip_from_winner_ignoring_ties).ok, v
+            assert defences.check_smallest_unflagged_norm(defences.smallest_unflagged_norm).ok, v
+            assert not defences.check_smallest_unflagged_norm(norm_from_the_others_only).ok, v
+    assert "one number" in repr(defences.check_smallest_unflagged_norm(lambda o: "small"))
+    assert "radii" in repr(defences.check_certified_radius(lambda c: torch.zeros(3)))
+
+
+def test_the_certificate_is_tight_in_the_vote_model():
+    from poisonlab import certify
+    from poisonlab.check import defences
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        counts = torch.randint(0, 12, (5,), generator=g)
+        if int(counts.sum()) == 0:
+            continue
+        prediction, radius = certify.certify(counts[None])
+        cheapest = min(defences.cheapest_flip(counts, t) for t in range(5) if t != int(prediction))
+        assert cheapest == int(radius) + 1, counts
+
+
+def test_the_smallest_unflagged_norm_sits_on_the_threshold():
+    from poisonlab import cleanse
+    from poisonlab.check import defences
+
+    others = torch.tensor([60.0, 70, 80, 90, 100, 110, 120, 130, 140], dtype=torch.float64)
+    m = defences.smallest_unflagged_norm(others)
+    index = cleanse.anomaly_index(torch.cat([others, torch.tensor([m], dtype=torch.float64)]))[-1]
+    assert abs(float(index) - 2) < 1e-6
+    below = cleanse.anomaly_index(torch.cat([others, torch.tensor([m - 0.5], dtype=torch.float64)]))[-1]
+    assert float(below) > 2
+
+
 def test_a_learner_function_that_exits_is_reported_and_the_check_goes_on():
     import sys
 

@@ -9,7 +9,7 @@ not, with a hint — never the reference answer. Each chapter has a module of ch
     exercises.check_attack_success_rate(my_attack_success_rate)
 """
 
-from poisonlab.check import backdoor, boundary, collision, limits, prologue, spectral
+from poisonlab.check import backdoor, boundary, collision, defences, limits, prologue, spectral
 from poisonlab.check.core import Case, CheckResult, current_variant, run, use_variant, variant
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "boundary",
     "collision",
     "current_variant",
+    "defences",
     "limits",
     "prologue",
     "run",
