@@ -207,7 +207,7 @@ def quadratic_direction(white: torch.Tensor) -> tuple[float, torch.Tensor]:
 
 
 def filter_cut(deviations: torch.Tensor, eps: float, *, shift: float = 3.0) -> float | None:
-    """The filter's threshold on the deviations |pᵢ − median(p)| of the unit-variance quadratic
+    """The filter's threshold on the deviations ``|pᵢ − median(p)|`` of the unit-variance quadratic
     forms pᵢ = (yᵢᵀVyᵢ − tr V)/√2: every point whose deviation exceeds the returned cut is
     removed, ``None`` when the largest deviation is at most ``shift`` (nothing to remove).
 
