@@ -69,17 +69,23 @@ def generator(value: Any, name: str = "seed") -> torch.Generator:
     return torch.Generator().manual_seed(seed(value, name))
 
 
-def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    """Return ``value`` as an int after checking it is a positive (or non-negative) integer:
-    Python's, NumPy's or a 0-d integer torch tensor, or a float with an integer value (``2.0``);
-    ``bool`` and strings are refused rather than read as 1, 0 or their digits."""
+def _integer_item(value: Any) -> Any:
+    """A 0-d integer torch tensor as its Python int; anything else unchanged (bool tensors too)."""
     if (
         isinstance(value, torch.Tensor)
         and value.ndim == 0
         and not value.is_floating_point()
         and value.dtype != torch.bool
     ):
-        value = value.item()
+        return value.item()
+    return value
+
+
+def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """Return ``value`` as an int after checking it is a positive (or non-negative) integer:
+    Python's, NumPy's or a 0-d integer torch tensor, or a float with an integer value (``2.0``);
+    ``bool`` and strings are refused rather than read as 1, 0 or their digits."""
+    value = _integer_item(value)
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
@@ -186,13 +192,7 @@ def integer(name: str, value: Any, allowed: str = "") -> int:
     """``value`` as a Python int if it is an integer (Python's, NumPy's, or a 0-d integer torch
     tensor); ``bool``, floats (even ``2.0``) and strings are refused rather than read as 1, 0, 2 or
     their digits. ``allowed`` is added to the message, e.g. ``"in [0, 10)"``."""
-    if (
-        isinstance(value, torch.Tensor)
-        and value.ndim == 0
-        and not value.is_floating_point()
-        and value.dtype != torch.bool
-    ):
-        value = value.item()
+    value = _integer_item(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer{' ' + allowed if allowed else ''}, got {value!r}")
     return int(value)
