@@ -505,3 +505,56 @@ def test_mixture_covariance_refuses_integer_and_non_finite_moments():
         detect.mixture_covariance(0.1, mean, mean / 0, cov, cov)
     with pytest.raises(ValueError, match=r"^cov_clean must be a tensor of shape \(3, 3\)"):
         detect.mixture_covariance(0.1, mean, mean, cov[:2], cov)
+
+
+# -- scores must be real-valued: integer, uint8 and bool tensors are refused, not ranked ----------
+
+_TRUTH = torch.arange(20) % 4 == 0
+_NON_FLOAT_SCORES = {
+    "int64": torch.arange(20),
+    "uint8": (torch.linspace(0, 1, 20) * 255).to(torch.uint8),
+    "bool": torch.arange(20) > 10,
+}
+_SCORE_CALLS = {
+    "roc_auc": lambda s: detect.roc_auc(s, _TRUTH),
+    "roc_curve": lambda s: detect.roc_curve(s, _TRUTH),
+    "tpr_at_fpr": lambda s: detect.tpr_at_fpr(s, _TRUTH, 0.1),
+    "remove_top": lambda s: detect.remove_top(s, torch.zeros(20, dtype=torch.long), 0.1),
+    "removal_threshold": lambda s: detect.removal_threshold(s, torch.zeros(20, dtype=torch.long), 0.1),
+    "poisons_removed": lambda s: detect.poisons_removed(s, torch.zeros(20, dtype=torch.long), _TRUTH, 0.1),
+    "removal_recall": lambda s: detect.removal_recall(s, _TRUTH, 0.1),
+}
+
+
+@pytest.mark.parametrize("dtype", list(_NON_FLOAT_SCORES))
+@pytest.mark.parametrize("fn", list(_SCORE_CALLS))
+def test_score_functions_refuse_integer_uint8_and_bool_scores(fn, dtype):
+    with pytest.raises(TypeError, match=rf"^scores must be floating-point scores, got dtype torch\.{dtype}"):
+        _SCORE_CALLS[fn](_NON_FLOAT_SCORES[dtype])
+    _SCORE_CALLS[fn](_NON_FLOAT_SCORES[dtype].float())  # the converted scores are accepted
+
+
+@pytest.mark.parametrize("fn", list(_SCORE_CALLS))
+def test_score_functions_refuse_non_tensors_and_non_finite_scores(fn):
+    with pytest.raises(TypeError, match="^scores must be a torch.Tensor"):
+        _SCORE_CALLS[fn](list(range(20)))
+    with pytest.raises(ValueError, match="^scores must hold finite numbers"):
+        _SCORE_CALLS[fn](torch.arange(20.0).index_fill(0, torch.tensor([3]), float("nan")))
+
+
+def test_detection_report_takes_bool_flags_or_float_scores_but_not_integers():
+    flags = torch.arange(20) % 4 == 0
+    assert detect.detection_report(flags, _TRUTH).precision == 1.0  # flags: precision and recall
+    assert detect.detection_report(flags.double(), _TRUTH).auc == 1.0  # scores: the AUC
+    for bad in (flags.long(), (flags * 255).to(torch.uint8)):
+        with pytest.raises(TypeError, match="^flags_or_scores must be bool flags or floating-point scores"):
+            detect.detection_report(bad, _TRUTH)
+
+
+def test_auc_and_spike_messages_name_is_poison():
+    with pytest.raises(ValueError, match="^is_poison must mark at least one poison and one clean point, got 0"):
+        detect.roc_auc(torch.rand(10), torch.zeros(10, dtype=torch.bool))
+    with pytest.raises(ValueError, match="^is_poison must mark at least 2 poisons and 2 clean points, got 1"):
+        detect.separation(torch.rand(10, 3), torch.arange(10) == 0)
+    with pytest.raises(ValueError, match="^is_poison must mark at least one poison"):
+        detect.alignment(torch.rand(10, 3), torch.ones(10, dtype=torch.bool))

@@ -160,6 +160,22 @@ def vector(name: str, x: Any) -> torch.Tensor:
     return finite(name, x)
 
 
+def scores(name: str, x: Any) -> torch.Tensor:
+    """Check ``x`` is a flat (1-D) floating-point tensor of scores holding no NaN or infinity, e.g.
+    a detector's suspicion scores (N,). Integer, ``uint8`` and ``bool`` tensors are refused with a
+    TypeError rather than ranked as they are (pixels or flags passed by mistake would give an AUC
+    that means nothing); counts that are meant as scores are converted first, ``x.float()``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N,), got {type(x).__name__}")
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D tensor (N,), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be floating-point scores, got dtype {x.dtype} (convert counts with {name}.float())"
+        )
+    return finite(name, x)
+
+
 def labels(name: str, y: Any, n: int | None = None, num_classes: int | None = None) -> torch.Tensor:
     """Check ``y`` is an integer label vector of shape (n,), with values in [0, num_classes), and
     return it as ``int64`` (labels of any integer dtype, ``uint8`` or ``int32`` say, are converted;

@@ -139,9 +139,7 @@ def spike_components(reps: torch.Tensor, is_poison: torch.Tensor) -> tuple[float
     """
     reps = _finite_matrix("reps", reps).double().cpu()
     p = _validate.shaped_like("is_poison", is_poison, (reps.shape[0],), "the rows of reps").bool().cpu()
-    n_p, n_c = int(p.sum()), int((~p).sum())
-    if n_p < 2 or n_c < 2:
-        raise ValueError(f"the spike needs at least 2 poisons and 2 clean points, got {n_p} and {n_c}")
+    n_p, _ = _both_groups(p, 2)
     clean, poison = reps[~p], reps[p]
     delta = clean.mean(0) - poison.mean(0)
 
@@ -189,8 +187,7 @@ def alignment(reps: torch.Tensor, is_poison: torch.Tensor) -> float:
     """
     reps = _finite_matrix("reps", reps).double().cpu()
     p = _validate.shaped_like("is_poison", is_poison, (reps.shape[0],), "the rows of reps").bool().cpu()
-    if not bool(p.any()) or bool(p.all()):
-        raise ValueError("alignment needs at least one poison and one clean point")
+    _both_groups(p)
     delta = reps[~p].mean(0) - reps[p].mean(0)
     if float(delta.norm()) == 0.0:
         raise ValueError("the poisons and the clean points have the same mean; Δ has no direction")
@@ -742,9 +739,7 @@ def remove_top(
         classes: remove only from these classes (e.g. the one a defender suspects was
             attacked); all classes when ``None``. A class not present in ``labels`` is an error.
     """
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
-        raise ValueError("scores must be a 1-D tensor")
-    _validate.finite("scores", scores)
+    scores = _validate.scores("scores", scores)
     labels = _validate.labels("labels", labels, n=len(scores)).cpu()
     eps = _validate.fraction("eps", eps)
     factor = _validate.positive_float("factor", factor)
@@ -811,17 +806,26 @@ class DetectionReport:
     flagged: float
 
 
+def _both_groups(p: torch.Tensor, at_least: int = 1) -> tuple[int, int]:
+    """The numbers of poisons and clean points the mask ``is_poison`` marks, after checking each
+    is at least ``at_least`` (an AUC or a ROC curve needs both groups)."""
+    n_pos, n_neg = int(p.sum()), int((~p).sum())
+    if n_pos < at_least or n_neg < at_least:
+        k, s = ("one", "") if at_least == 1 else (str(at_least), "s")
+        raise ValueError(
+            f"is_poison must mark at least {k} poison{s} and {k} clean point{s}, "
+            f"got {n_pos} poisons and {n_neg} clean points"
+        )
+    return n_pos, n_neg
+
+
 def roc_curve(scores: torch.Tensor, is_poison: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The ROC curve of ``scores`` (N,) against ``is_poison`` (N,): false- and true-positive rates
     (each (T + 1,), ``float64``, from (0, 0) to (1, 1)) as the threshold falls through the T
     distinct scores; tied scores enter together, so the curve's area is :func:`roc_auc`."""
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
-        raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
+    s = _validate.scores("scores", scores).detach().double().cpu()
     p = _validate.shaped_like("is_poison", is_poison, scores.shape, "scores").bool().cpu()
-    s = _validate.finite("scores", scores.detach().double().cpu())
-    n_pos, n_neg = int(p.sum()), int((~p).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("a ROC curve needs at least one poison and one clean point")
+    n_pos, n_neg = _both_groups(p)
     order = torch.argsort(s, descending=True)
     _, counts = torch.unique_consecutive(s[order], return_counts=True)
     ends = torch.cumsum(counts, 0) - 1  # last index of each tie group, highest scores first
@@ -853,13 +857,9 @@ def tpr_at_fpr(scores: torch.Tensor, is_poison: torch.Tensor, fpr: float) -> flo
 def roc_auc(scores: torch.Tensor, is_poison: torch.Tensor) -> float:
     """ROC AUC by the Mann–Whitney statistic (average ranks for ties), in [0, 1], of finite
     ``scores`` (N,) against ``is_poison`` (N,)."""
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
-        raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
+    s = _validate.scores("scores", scores).detach().double().cpu()
     p = _validate.shaped_like("is_poison", is_poison, scores.shape, "scores").bool().cpu()
-    s = _validate.finite("scores", scores.detach().double().cpu())
-    n_pos, n_neg = int(p.sum()), int((~p).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("the AUC needs at least one poison and one clean point")
+    n_pos, n_neg = _both_groups(p)
     order = torch.argsort(s)
     _, counts = torch.unique_consecutive(s[order], return_counts=True)
     ends = torch.cumsum(counts, 0).double()  # 1-based rank of the last member of each tie group
@@ -910,8 +910,7 @@ def removal_recall(scores: torch.Tensor, is_poison: torch.Tensor, eps: float, fa
     Returns:
         the recall, in [0, 1].
     """
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
-        raise ValueError(f"scores must be a 1-D tensor (n,), got {getattr(scores, 'shape', type(scores).__name__)}")
+    scores = _validate.scores("scores", scores)
     _validate.shaped_like("is_poison", is_poison, scores.shape, "scores")
     if not bool(is_poison.bool().any()):
         raise ValueError("is_poison marks no poison; the share of the poisons removed is undefined")
@@ -959,7 +958,13 @@ def detection_report(flags_or_scores: torch.Tensor, is_poison: torch.Tensor) -> 
     """Precision and recall of boolean flags, or the ROC AUC of real-valued scores (flags get an
     AUC too, as 0/1 scores), against the ground truth ``is_poison`` (N,)."""
     if not isinstance(flags_or_scores, torch.Tensor) or flags_or_scores.ndim != 1:
-        raise ValueError("flags_or_scores must be a 1-D tensor")
+        got = tuple(flags_or_scores.shape) if isinstance(flags_or_scores, torch.Tensor) else type(flags_or_scores).__name__
+        raise ValueError(f"flags_or_scores must be a 1-D tensor (N,), got {got}")
+    if flags_or_scores.dtype != torch.bool and not flags_or_scores.is_floating_point():
+        raise TypeError(
+            "flags_or_scores must be bool flags or floating-point scores, got dtype "
+            f"{flags_or_scores.dtype} (flags: flags_or_scores.bool(); scores: flags_or_scores.float())"
+        )
     _validate.shaped_like("is_poison", is_poison, flags_or_scores.shape, "flags_or_scores")
     truth = is_poison.bool().cpu()
     if flags_or_scores.dtype == torch.bool:
