@@ -194,7 +194,7 @@ def test_heatmap_annotates_every_cell_and_rejects_bad_grids():
     ax = fig.axes[0]
     assert sorted(t.get_text() for t in ax.texts) == sorted(["0", "50", "99", "100", "20", "30"])
     assert ax.get_xlabel() == "opacity" and [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3"]
-    with pytest.raises(ValueError, match="row labels"):
+    with pytest.raises(ValueError, match=r"^row_labels must hold 1 labels \(one per row of values\), got 2"):
         plots.heatmap([[0.1, 0.2]], row_labels=["1", "2"], col_labels=["a", "b"], xlabel="x", ylabel="y")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         plots.heatmap([[1.5]], row_labels=["1"], col_labels=["a"], xlabel="x", ylabel="y")
@@ -1011,5 +1011,60 @@ def test_embedding_and_phase_diagram_refuse_non_finite_values():
         plots.embedding(torch.ones(4, 2, dtype=torch.long), torch.tensor([0, 1, 0, 1]), ["a", "b"])
     values = torch.rand(2, 3)
     values[0, 0] = float("inf")
-    with pytest.raises(ValueError, match="^values must be finite numbers"):
+    with pytest.raises(ValueError, match="^values must hold finite numbers"):
         plots.phase_diagram(values, [1.0, 2.0, 3.0], [1.0, 2.0], xlabel="x", ylabel="y")
+
+
+# -- grids and sequences of numbers: integer and bool tensors refused, NaN refused, labels as text -
+
+
+@pytest.mark.parametrize(
+    "values", [torch.tensor([[0, 1, 1], [1, 0, 0]]), torch.tensor([[0, 1, 1], [1, 0, 0]], dtype=torch.uint8), torch.rand(2, 3) > 0.5, np.array([[0, 1, 1], [1, 0, 0]])]
+)
+def test_heatmap_and_phase_diagram_refuse_integer_and_bool_grids(values):
+    with pytest.raises(TypeError, match="^values must hold floating-point values, got dtype"):
+        plots.heatmap(values, row_labels=["a", "b"], col_labels=["x", "y", "z"], xlabel="x", ylabel="y")
+    with pytest.raises(TypeError, match="^values must hold floating-point values, got dtype"):
+        plots.phase_diagram(values, [1.0, 2.0, 3.0], [1.0, 2.0], xlabel="x", ylabel="y")
+    converted = values.float() if isinstance(values, torch.Tensor) else values.astype(float)
+    plots.heatmap(converted, row_labels=["a", "b"], col_labels=["x", "y", "z"], xlabel="x", ylabel="y")
+    plots.phase_diagram(converted, [1.0, 2.0, 3.0], [1.0, 2.0], xlabel="x", ylabel="y")
+
+
+def test_heatmap_takes_lists_of_plain_numbers_but_not_of_bools():
+    plots.heatmap([[0, 1], [1, 0]], row_labels=["a", "b"], col_labels=["x", "y"], xlabel="x", ylabel="y")
+    with pytest.raises(TypeError, match="^values must hold real numbers, got an entry True"):
+        plots.heatmap([[True, False]], row_labels=["a"], col_labels=["x", "y"], xlabel="x", ylabel="y")
+
+
+def test_heatmap_refuses_a_string_of_labels_and_non_text_settings():
+    grid = dict(values=torch.rand(2, 3), col_labels=["x", "y", "z"], xlabel="x", ylabel="y")
+    with pytest.raises(TypeError, match="^row_labels must be a list of labels"):
+        plots.heatmap(row_labels="ab", **grid)  # two characters, two rows: once drawn without a word
+    for name, value in (("xlabel", 3), ("ylabel", 3), ("percent", "yes"), ("annotate", "yes")):
+        with pytest.raises((TypeError, ValueError), match=f"^{name} must be"):
+            plots.heatmap(**{"row_labels": ["a", "b"], **grid, name: value})
+
+
+def test_lines_and_paired_bars_refuse_nan_and_out_of_range_values():
+    with pytest.raises(ValueError, match=r"^x must hold finite numbers, got \[nan, 2.0, 3.0\]"):
+        plots.lines([float("nan"), 2, 3], {"a": [0.1, 0.2, 0.3]}, xlabel="x", ylabel="y")
+    with pytest.raises(TypeError, match="^series must be a dict"):
+        plots.lines([1, 2, 3], [0.1, 0.2, 0.3], xlabel="x", ylabel="y")
+    with pytest.raises(TypeError, match="^xlabel must be a string"):
+        plots.lines([1, 2, 3], {"a": [0.1, 0.2, 0.3]}, xlabel=3, ylabel="y")
+    plots.lines([1, 2, 3], {"a": [0.1, float("nan"), 0.3]}, xlabel="x", ylabel="y")  # a missing value: a gap
+    for name in ("before", "after"):
+        bars = {"labels": ["a", "b"], "before": [0.1, 0.2], "after": [0.2, 0.3]}
+        with pytest.raises(ValueError, match=f"^{name} must hold finite numbers"):
+            plots.paired_bars(**{**bars, name: [float("nan"), 0.2]})
+        with pytest.raises(ValueError, match=rf"^{name} must lie in \[0, 1\]"):
+            plots.paired_bars(**{**bars, name: [-1, 0.2]})
+        plots.paired_bars(**{**bars, name: [-1, 0.2]}, percent=False)  # other values than rates
+    with pytest.raises(TypeError, match="^labels must be a list of labels"):
+        plots.paired_bars("ab", [0.1, 0.2], [0.2, 0.3])
+
+
+def test_line_panels_refuse_a_number_as_ylabel():
+    with pytest.raises(TypeError, match="^ylabel must be a string"):
+        plots.line_panels([plots.LinePanel(x=[1, 2], series={"a": [0.1, 0.2]}, xlabel="x")], ylabel=3)

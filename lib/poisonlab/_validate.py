@@ -63,6 +63,93 @@ def seed(value: Any, name: str = "seed") -> int:
     return v
 
 
+def text(name: str, value: Any, *, optional: bool = False) -> str | None:
+    """Check ``value`` is a string (or ``None`` when ``optional``), e.g. an axis label or a name;
+    a number is refused rather than written as its digits."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string{' or None' if optional else ''}, got {value!r}")
+    return value
+
+
+def texts(name: str, value: Any) -> list[str]:
+    """Check ``value`` is a sequence (list, tuple) of strings or numbers, e.g. tick labels, and
+    return them as strings; a single string is refused rather than split into its characters."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or isinstance(value, dict):
+        raise TypeError(f"{name} must be a list of labels (strings), got {value!r}")
+    out = list(value)
+    for i, v in enumerate(out):
+        if isinstance(v, bool) or not isinstance(v, (str, numbers.Real)):
+            raise TypeError(f"{name}[{i}] must be a string, got {v!r}")
+    return [str(v) for v in out]
+
+
+def _float_array(name: str, value: Any, what: str) -> np.ndarray:
+    """``value`` as a float64 NumPy array: a tensor or array of a floating dtype, or (nested)
+    lists of real numbers; integer and ``bool`` tensors and arrays, and ``bool`` or non-numeric
+    entries, are refused with a TypeError."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        floating = value.is_floating_point() if isinstance(value, torch.Tensor) else value.dtype.kind == "f"
+        if not floating:
+            raise TypeError(
+                f"{name} must hold floating-point {what}, got dtype {value.dtype} "
+                f"(convert counts to shares, or call .float() on them)"
+            )
+        return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or isinstance(value, dict):
+        raise TypeError(f"{name} must be a sequence of {what}, got {value!r}")
+
+    def walk(v: Any) -> None:
+        if isinstance(v, (list, tuple, torch.Tensor, np.ndarray)):
+            for e in v:
+                walk(e)
+        elif isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must hold real numbers, got an entry {v!r}")
+
+    walk(list(value))
+    try:
+        return np.asarray(
+            [e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in value], dtype=float
+        )
+    except ValueError:
+        raise ValueError(f"{name} must be a regular array of {what} (rows of equal length)") from None
+
+
+def real_values(name: str, value: Any, *, allow_nan: bool = False) -> np.ndarray:
+    """Check ``value`` is a flat sequence of real numbers (a list, a tuple, a 1-D floating-point
+    tensor or array; ``bool`` refused) and return it as a float64 array. NaN and infinity are
+    refused unless ``allow_nan`` (a measurement that is missing draws a gap)."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        v = np.asarray(value, dtype=float)  # plain numbers, integers included (epochs, counts)
+    elif isinstance(value, (torch.Tensor, np.ndarray)) and not isinstance(value, bool):
+        kind = value.dtype == torch.bool if isinstance(value, torch.Tensor) else value.dtype.kind == "b"
+        if kind:
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        v = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
+    else:
+        v = _float_array(name, value, "numbers")
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be a flat sequence of numbers, got shape {v.shape}")
+    if not allow_nan and not np.isfinite(v).all():
+        raise ValueError(f"{name} must hold finite numbers, got {v.tolist()!r}")
+    return v
+
+
+def real_grid(name: str, value: Any) -> np.ndarray:
+    """Check ``value`` is a 2-D grid of finite real numbers, (rows, cols): a floating-point tensor
+    or array, or a list of rows of numbers. Integer and ``bool`` tensors and arrays are refused
+    with a TypeError rather than drawn as they are (a grid of counts, or a mask, drawn on a scale
+    of shares means nothing): convert them first. Returns a float64 array."""
+    v = _float_array(name, value, "values")
+    if v.ndim != 2 or v.size == 0:
+        raise ValueError(f"{name} must be a non-empty (rows, cols) grid, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        bad = int((~np.isfinite(v)).sum())
+        raise ValueError(f"{name} must hold finite numbers, got {bad} NaN or infinite value{'s' * (bad != 1)}")
+    return v
+
+
 def generator(value: Any, name: str = "seed") -> torch.Generator:
     """A fresh CPU random generator seeded with ``value`` (checked by :func:`seed`); the global
     random state is left alone."""

@@ -777,7 +777,14 @@ def lines(
     drawn with hollow markers, each smaller than the one before, so that a point where curves meet
     shows all of them. ``legend`` names the series below the axes; by default only when there are
     two or more (a single curve is named by the axis label and the title).
+
+    ``x`` must be finite real numbers (integers included); the series' values are real numbers,
+    NaN drawing a gap (a measurement that is missing).
     """
+    _validate.real_values("x", x)
+    if not isinstance(series, Mapping):
+        raise TypeError(f"series must be a dict {{label: values}}, got {type(series).__name__}")
+    _validate.text("xlabel", xlabel), _validate.text("ylabel", ylabel)
     fig = line_panels(
         [{"x": x, "series": series, "xlabel": xlabel, "title": title, "logx": logx, "bands": bands or {}}],
         ylabel=ylabel,
@@ -1072,10 +1079,20 @@ def line_panels(
     - ``hline``: (value, label), a horizontal reference line in the series' units (e.g.
       ``(0.5, "chance")`` for an AUC), drawn dotted and listed in the legend.
 
-    Integer x values (epochs) get integer ticks only."""
+    Integer x values (epochs) get integer ticks only. Each panel's ``x`` must be finite real
+    numbers; a series' values are real numbers, NaN drawing a gap."""
     panels = _check_panels(panels, LinePanel)
     if not panels:
         raise ValueError("panels must hold at least one panel")
+    _validate.text("ylabel", ylabel), _validate.text("title", title, optional=True)
+    percent = _validate.flag("percent", percent)
+    for i, panel in enumerate(panels):
+        _validate.real_values(f"panels[{i}].x", panel.x)
+        _validate.text(f"panels[{i}].xlabel", panel.xlabel)
+        if not isinstance(panel.series, Mapping):
+            raise TypeError(f"panels[{i}].series must be a dict {{label: values}}, got {type(panel.series).__name__}")
+        for label, ys in panel.series.items():
+            _validate.real_values(f"panels[{i}].series[{label!r}]", ys, allow_nan=True)
     scale = 100.0 if percent else 1.0
     marks = "osD^v<>p"
     with mpl.rc_context(STYLE):
@@ -1172,15 +1189,16 @@ def heatmap(
     """
     from matplotlib.colors import TwoSlopeNorm
 
-    v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
-    if v.ndim != 2 or v.size == 0:
-        raise ValueError(f"values must be a non-empty (rows, cols) grid, got shape {v.shape}")
-    if len(row_labels) != v.shape[0] or len(col_labels) != v.shape[1]:
-        raise ValueError(
-            f"need {v.shape[0]} row labels and {v.shape[1]} column labels, got {len(row_labels)} and {len(col_labels)}"
-        )
-    if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
-        raise ValueError("values must be finite and lie in [0, 1]")
+    v = _validate.real_grid("values", values)
+    row_labels, col_labels = _validate.texts("row_labels", row_labels), _validate.texts("col_labels", col_labels)
+    for name, labels, n, what in (("row_labels", row_labels, v.shape[0], "row"), ("col_labels", col_labels, v.shape[1], "column")):
+        if len(labels) != n:
+            raise ValueError(f"{name} must hold {n} labels (one per {what} of values), got {len(labels)}")
+    if v.min() < 0 or v.max() > 1:
+        raise ValueError(f"values must lie in [0, 1], got values from {v.min():g} to {v.max():g}")
+    _validate.text("xlabel", xlabel), _validate.text("ylabel", ylabel), _validate.text("title", title, optional=True)
+    _validate.text("colorbar_label", colorbar_label)
+    percent, annotate = _validate.flag("percent", percent), _validate.flag("annotate", annotate)
     if center is not None and not 0 < center < 1:
         raise ValueError(f"center must lie in (0, 1), got {center}")
     scale = 100.0 if percent else 1.0
@@ -1253,9 +1271,24 @@ def paired_bars(
     the two series' colours (by default blue and vermilion, for clean and poisoned; for two metrics
     such as CA and ASR use e.g. :data:`METRIC_COLORS`); ``hatch`` (e.g. ``"//"``) hatches the
     ``after`` bars, so that colour is not the only cue. Counts (``percent`` off and every value a
-    whole number) get whole-number ticks and labels."""
+    whole number) get whole-number ticks and labels.
+
+    ``before`` and ``after`` are finite real numbers, in [0, 1] when ``percent`` is set (rates
+    drawn as percentages); ``labels`` one string per group."""
+    labels = _validate.texts("labels", labels)
+    percent = _validate.flag("percent", percent)
+    _validate.text("ylabel", ylabel), _validate.text("title", title, optional=True)
+    for name, values in (("before", before), ("after", after)):
+        v = _validate.real_values(name, values)
+        if percent and v.size and (v.min() < 0 or v.max() > 1):
+            raise ValueError(
+                f"{name} must lie in [0, 1] (rates, drawn as percentages; percent=False for other values), "
+                f"got {v.tolist()!r}"
+            )
     if not (len(labels) == len(before) == len(after)) or not labels:
-        raise ValueError("labels, before and after must have the same, non-zero length")
+        raise ValueError(
+            f"labels, before and after must have the same, non-zero length, got {len(labels)}, {len(before)} and {len(after)}"
+        )
     if ranges is not None and (len(ranges) != 2 or any(len(r) != len(labels) for r in ranges)):
         raise ValueError("ranges must hold one (low, high) pair per group for the before and the after bars")
     if colors is not None and len(colors) != 2:
@@ -1661,8 +1694,9 @@ def phase_diagram(
             white text on a dark box).
         vmin, vmax: the colour scale's range.
     """
-    v = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu(), dtype=float)
-    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    v = _validate.real_grid("values", values)
+    xs, ys = _validate.real_values("x", x), _validate.real_values("y", y)
+    _validate.text("xlabel", xlabel), _validate.text("ylabel", ylabel), _validate.text("title", title, optional=True)
     if v.shape != (len(ys), len(xs)) or len(xs) < 2 or len(ys) < 2:
         raise ValueError(
             f"values must have shape (len(y), len(x)) with at least 2 of each, got {v.shape} "
