@@ -162,7 +162,7 @@ def test_solver_inverts_the_hessian_with_fewer_or_more_points_than_parameters(lo
         ),
         (
             lambda: implicit_gradient(
-                torch.zeros(2), torch.tensor([float("inf")]), lambda t, p: t.sum(), lambda t: t.sum()
+                torch.zeros(2), torch.tensor([[float("inf")]]), lambda t, p: t.sum(), lambda t: t.sum()
             ),
             "^x_poison must hold finite",
         ),
@@ -215,3 +215,34 @@ def test_bilevel_gradients_refuse_parameters_that_are_not_finite_flat_vectors(ca
 def test_linear_solvers_refuse_bool_counts_and_mis_shaped_vectors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("shape", [(3,), (1, 2, 3)])
+def test_bilevel_gradients_refuse_poisons_with_a_dropped_or_an_extra_dimension(shape):
+    # the objective's mean over the poisons broadcasts either shape without an error
+    def objective(t, p):
+        return ((t - p.mean(0)) ** 2).sum()
+
+    theta, xp = torch.zeros(3, dtype=torch.float64), torch.rand(shape, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^x_poison must have shape \(n_p, d\), one poison per row, got shape"):
+        implicit_gradient(theta, xp, objective, lambda t: (t**2).sum())
+    with pytest.raises(ValueError, match=r"^x_poison must have shape \(n_p, d\)"):
+        unrolled_gradient(theta, xp, objective, lambda t: (t**2).sum(), steps=2, lr=0.1)
+
+
+def test_bilevel_gradients_name_theta_when_the_objective_cannot_read_it_and_refuse_non_functions():
+    def objective(t, p):
+        return ((t - p.mean(0)) ** 2).sum()
+
+    xp = torch.rand(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^train_objective cannot read theta of shape \(2,\)"):
+        implicit_gradient(torch.zeros(2, dtype=torch.float64), xp, objective, lambda t: (t**2).sum())
+    with pytest.raises(ValueError, match=r"^train_objective cannot read theta0 of shape \(2,\)"):
+        unrolled_gradient(torch.zeros(2, dtype=torch.float64), xp, objective, lambda t: (t**2).sum(), steps=1, lr=0.1)
+    for bad in (None, 3, "f"):
+        with pytest.raises(TypeError, match="^val_loss must be a function"):
+            implicit_gradient(torch.zeros(3, dtype=torch.float64), xp, objective, bad)
+        with pytest.raises(TypeError, match="^train_objective must be a function"):
+            unrolled_gradient(torch.zeros(3, dtype=torch.float64), xp, bad, lambda t: t.sum(), steps=1, lr=0.1)
+        with pytest.raises(TypeError, match="^objective must be a function"):
+            autograd_hvp(bad, torch.zeros(3))

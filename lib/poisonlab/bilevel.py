@@ -54,8 +54,8 @@ def implicit_gradient(
     Args:
         theta: the optimum θ̂ of ``train_objective``, a flat (d,) finite floating-point vector;
             the result is only as exact as ∇_θ J(θ̂) is close to 0.
-        x_poison: poison inputs X_p, any shape ``train_objective`` reads (the objective defines
-            it), at least one entry, finite floating point.
+        x_poison: poison points X_p, (n_p, d), one per row, n_p >= 1, finite floating point (a
+            dropped or an extra dimension is refused: the objective would broadcast it silently).
         train_objective: J(θ, X_p), the full regularised training objective (clean and poison
             points), differentiable twice.
         val_loss: L_val(θ), the attacker's objective on its validation set.
@@ -70,8 +70,10 @@ def implicit_gradient(
     cg_tol = _validate.positive_float("cg_tol", cg_tol)
     theta = _validate.vector("theta", theta).detach()
     xp = _poison_inputs(x_poison).detach()
+    _callables(train_objective=train_objective, val_loss=val_loss)
+    _call(train_objective, "train_objective", "theta", theta, xp)  # reads θ and X_p, returns a scalar
     th = theta.clone().requires_grad_(True)
-    g_val = torch.autograd.grad(val_loss(th), th)[0]
+    g_val = torch.autograd.grad(_call(val_loss, "val_loss", "theta", th), th)[0]
     if solve is not None:
         v = solve(g_val)
     else:
@@ -80,19 +82,44 @@ def implicit_gradient(
         v = conjugate_gradient(hvp, g_val, tol=cg_tol, max_iter=cg_iter)
     xp = xp.clone().requires_grad_(True)
     th = theta.clone().requires_grad_(True)
-    g_train = torch.autograd.grad(train_objective(th, xp), th, create_graph=True)[0]
+    g_train = torch.autograd.grad(_call(train_objective, "train_objective", "theta", th, xp), th, create_graph=True)[0]
     mixed = torch.autograd.grad(g_train @ v, xp)[0]
     return -mixed
 
 
 def _poison_inputs(x: torch.Tensor) -> torch.Tensor:
-    """``x_poison`` checked: a floating-point tensor of any shape with at least one entry, finite."""
+    """``x_poison`` checked: a floating-point tensor (n_p, d) with at least one poison, finite."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x_poison must be a floating-point tensor, got {got}")
     if x.numel() == 0:
         raise ValueError("x_poison must hold at least one poison, got an empty tensor")
+    if x.ndim != 2:
+        raise ValueError(f"x_poison must have shape (n_p, d), one poison per row, got shape {tuple(x.shape)}")
     return _validate.finite("x_poison", x)
+
+
+def _callables(**functions: object) -> None:
+    """Check each named argument is callable (TypeError naming it otherwise)."""
+    for name, f in functions.items():
+        if not callable(f):
+            raise TypeError(f"{name} must be a function, got {type(f).__name__}")
+
+
+def _call(f: Callable, name: str, theta_name: str, theta: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+    """``f(theta, *args)``, a scalar; a function that cannot read a θ of this shape (a RuntimeError
+    of torch) or does not return a scalar raises a ValueError naming ``theta_name``."""
+    try:
+        out = f(theta, *args)
+    except RuntimeError as e:
+        shapes = f"{theta_name} of shape {tuple(theta.shape)}" + "".join(
+            f" and x_poison of shape {tuple(a.shape)}" for a in args
+        )
+        raise ValueError(f"{name} cannot read {shapes} ({str(e).splitlines()[0]})") from None
+    if not isinstance(out, torch.Tensor) or out.numel() != 1:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{name} must return a scalar for {theta_name} of shape {tuple(theta.shape)}, got {got}")
+    return out.reshape(())
 
 
 def autograd_hvp(
@@ -103,7 +130,8 @@ def autograd_hvp(
     ``theta`` must be a flat (d,) finite floating-point vector; ``v`` a vector of the same shape.
     """
     th = _validate.vector("theta", theta).detach().clone().requires_grad_(True)
-    g = torch.autograd.grad(objective(th), th, create_graph=True)[0]
+    _callables(objective=objective)
+    g = torch.autograd.grad(_call(objective, "objective", "theta", th), th, create_graph=True)[0]
 
     def apply(v: torch.Tensor) -> torch.Tensor:
         _validate.shaped_like("v", v, th.shape, "theta")
@@ -127,8 +155,7 @@ def unrolled_gradient(
 
     Args:
         theta0: the initial parameters θ_0, a flat (d,) finite floating-point vector, held fixed.
-        x_poison: poison inputs X_p, any shape ``train_objective`` reads, at least one entry,
-            finite floating point.
+        x_poison: poison points X_p, (n_p, d), one per row, n_p >= 1, finite floating point.
         train_objective: J(θ, X_p).
         val_loss: L_val(θ).
         steps: T, the number of descent steps, >= 1.
@@ -144,13 +171,16 @@ def unrolled_gradient(
     lr = _validate.positive_float("lr", lr)
     xp = _poison_inputs(x_poison).detach().clone().requires_grad_(True)
     th = _validate.vector("theta0", theta0).detach().clone()
+    _callables(train_objective=train_objective, val_loss=val_loss)
+    if train_gradient is not None:
+        _callables(train_gradient=train_gradient)
     if train_gradient is None:
         th.requires_grad_(True)
     for _ in range(steps):
         if train_gradient is None:
-            g = torch.autograd.grad(train_objective(th, xp), th, create_graph=True)[0]
+            g = torch.autograd.grad(_call(train_objective, "train_objective", "theta0", th, xp), th, create_graph=True)[0]
         else:
             g = train_gradient(th, xp)
         th = th - lr * g
-    grad = torch.autograd.grad(val_loss(th), xp)[0]
+    grad = torch.autograd.grad(_call(val_loss, "val_loss", "theta0", th), xp)[0]
     return grad, th.detach()
