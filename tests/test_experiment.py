@@ -240,3 +240,33 @@ def test_train_and_score_and_epoch_spread_name_what_is_wrong():
         train_and_score(3, x, y, epochs=1)
     with pytest.raises(ValueError, match="^key must be the name of a per-epoch metric"):
         epoch_spread([History(metrics={"a": [0.1]})], None)
+
+
+def test_first_epoch_refuses_nan_values_and_non_sequences():
+    from poisonlab.experiment import first_epoch
+
+    assert first_epoch([0.1, 0.5, 0.9], lambda v: v > 0.4) == 2
+    with pytest.raises(ValueError, match=r"^values must not hold NaN \(epoch 1 is NaN\)"):
+        first_epoch([float("nan"), 0.5, 0.9], lambda v: v > 0.4)  # NaN would fail the test: epoch 2 unseen
+    with pytest.raises(ValueError, match=r"^values must not hold NaN \(epoch 2"):
+        first_epoch([(0.1, 0.2), (float("nan"), 0.3)], lambda row: row[0] > 0.4)
+    for bad in (None, 3, "abc"):
+        with pytest.raises(TypeError, match="^values must be a list with one value per epoch"):
+            first_epoch(bad, lambda v: v > 0.4)
+
+
+def test_spread_and_mean_sd_name_values_and_spec():
+    from poisonlab.experiment import mean_sd, spread
+
+    for fn in (spread, mean_sd):
+        for bad in (None, 3, "abc"):
+            with pytest.raises(TypeError, match="^values must"):
+                fn(bad)
+    with pytest.raises(ValueError, match="^values must hold at least one value"):
+        spread([])
+    with pytest.raises(ValueError, match="^values must hold finite numbers"):
+        mean_sd([1.0, float("nan"), 3.0])
+    for spec in (3, ""):
+        with pytest.raises(ValueError, match="^spec must be a format spec"):
+            mean_sd([1.0, 2.0], spec)
+    assert spread([torch.tensor(0.5), 1]).mean == 0.75  # 0-d tensors and integers are numbers

@@ -238,3 +238,17 @@ def test_fit_progress_must_be_true_or_false(tiny_images):
     x, y = tiny_images
     with pytest.raises(ValueError, match="^progress must be True or False"):
         pl.fit(pl.make("logreg", (1, 8, 8), 3), x, y, epochs=1, lr=0.1, progress="yes")
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"loss": [1.0, -0.5]}, r"^loss must hold values >= 0 \(or NaN for a diverged epoch\), got -0.5 at epoch 2"),
+        ({"train_accuracy": [0.5, float("nan")]}, r"^train_accuracy must hold fractions in \[0, 1\], got nan"),
+        ({"train_accuracy": [-1.0]}, r"^train_accuracy must hold fractions in \[0, 1\], got -1.0"),
+        ({"train_accuracy": [1.5]}, r"^train_accuracy must hold fractions in \[0, 1\]"),
+    ],
+)
+def test_history_refuses_negative_losses_and_accuracies_outside_0_1(fields, match):
+    with pytest.raises(ValueError, match=match):
+        pl.train.History(**fields)

@@ -101,7 +101,11 @@ def _float_array(name: str, value: Any, what: str) -> np.ndarray:
         raise TypeError(f"{name} must be a sequence of {what}, got {value!r}")
 
     def walk(v: Any) -> None:
-        if isinstance(v, (list, tuple, torch.Tensor, np.ndarray)):
+        if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0:
+            real = v.dtype != torch.bool if isinstance(v, torch.Tensor) else v.dtype.kind in "fiu"
+            if not real:
+                raise TypeError(f"{name} must hold real numbers, got an entry {v!r}")
+        elif isinstance(v, (list, tuple, torch.Tensor, np.ndarray)):
             for e in v:
                 walk(e)
         elif isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -439,9 +440,9 @@ def spread(values: Sequence[float]) -> Spread:
     Returns:
         A :class:`Spread`.
     """
-    v = [float(a) for a in values]
+    v = _validate.real_values("values", values, allow_nan=True).tolist()
     if not v:
-        raise ValueError("spread needs at least one value, got none")
+        raise ValueError("values must hold at least one value (one per run), got none")
     if any(not math.isfinite(a) for a in v):
         raise ValueError(
             f"values must be finite, spread got NaN or infinity among {v}; leave undefined runs out explicitly"
@@ -495,7 +496,8 @@ def first_epoch(values: Sequence[Any], test: Callable[[Any], bool]) -> int | Non
     """The first epoch (1-based) whose value passes ``test``, or ``None`` if none does.
 
     Args:
-        values: one value per epoch, e.g. ``history.metrics["clean_accuracy"]``.
+        values: one value per epoch, e.g. ``history.metrics["clean_accuracy"]``; NaN is refused
+            (it fails every test, so the epoch would be passed over without a word).
         test: a predicate on one value, e.g. ``lambda v: v >= 0.8``.
 
     Returns:
@@ -503,6 +505,12 @@ def first_epoch(values: Sequence[Any], test: Callable[[Any], bool]) -> int | Non
     """
     if not callable(test):
         raise ValueError(f"test must be a function of one value, got {type(test).__name__}")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"values must be a list with one value per epoch, got {values!r}")
+    for e, v in enumerate(values):  # a NaN fails every comparison: the epoch would be skipped unseen
+        for x in v if isinstance(v, (tuple, list)) else (v,):
+            if isinstance(x, numbers.Real) and math.isnan(x):
+                raise ValueError(f"values must not hold NaN (epoch {e + 1} is NaN); leave undefined epochs out")
     return next((e + 1 for e, v in enumerate(values) if test(v)), None)
 
 
@@ -537,9 +545,11 @@ def mean_sd(values: Sequence[float], spec: str = ".2f") -> str:
         values: one number per run, at least two (a single run has no spread).
         spec: a format spec for a float.
     """
-    v = [float(a) for a in values]
+    v = _validate.real_values("values", values).tolist()
     if len(v) < 2:
-        raise ValueError(f"mean_sd needs at least two values for a spread, got {len(v)}")
+        raise ValueError(f"values must hold at least two values for a spread (mean_sd), got {len(v)}")
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"spec must be a format spec for a float such as '.2f', got {spec!r}")
     try:
         return f"{statistics.mean(v):{spec}} ± {statistics.stdev(v):{spec}}"
     except ValueError:

@@ -41,9 +41,10 @@ class History:
             e.g. ``{"test_accuracy": [...], "attack_success_rate": [...]}``.
         seconds: wall-clock training time.
 
-    Construction checks the fields: ``loss`` and ``train_accuracy`` are lists of real numbers
-    (``bool`` and text refused; a NaN loss is kept, it is what a diverging run records),
-    ``metrics`` a dict of such lists, ``seconds`` a finite number >= 0.
+    Construction checks the fields: ``loss`` is a list of real numbers >= 0 (``bool`` and text
+    refused; a NaN or infinite loss is kept, it is what a diverging run records, but a negative
+    loss is refused: the cross-entropy is never negative), ``train_accuracy`` a list of fractions
+    in [0, 1], ``metrics`` a dict of lists of real numbers, ``seconds`` a finite number >= 0.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -54,6 +55,12 @@ class History:
     def __post_init__(self) -> None:
         for name in ("loss", "train_accuracy"):
             _per_epoch(name, getattr(self, name))
+        for e, v in enumerate(self.loss):
+            if float(v) < 0:
+                raise ValueError(f"loss must hold values >= 0 (or NaN for a diverged epoch), got {v!r} at epoch {e + 1}")
+        for e, v in enumerate(self.train_accuracy):
+            if not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"train_accuracy must hold fractions in [0, 1], got {v!r} at epoch {e + 1}")
         if not isinstance(self.metrics, dict):
             raise ValueError(f"metrics must be a dict of per-epoch lists, got {type(self.metrics).__name__}")
         for key, values in self.metrics.items():
