@@ -243,3 +243,36 @@ def test_random_split_refuses_non_finite_inputs(bad):
     x[2, 0, 1, 1] = bad
     with pytest.raises(ValueError, match="^x must hold finite numbers"):
         data.random_split(x, y, [3, 3])
+
+
+def test_load_refuses_a_missing_root_without_download_and_a_download_that_is_not_a_bool(tmp_path):
+    with pytest.raises(ValueError, match="^root must be an existing folder when download=False"):
+        pl.load("digits", root=tmp_path / "nonexistent", download=False)
+    with pytest.raises(ValueError, match="^download must be True or False, got 'no'"):
+        pl.load("digits", download="no")  # a non-empty string would read as True
+    with pytest.raises(TypeError, match="^root must be a folder"):
+        pl.load("digits", root=3)
+    assert pl.load("digits", root=tmp_path, download=False).num_classes == 10
+
+
+def test_random_split_refuses_float_sizes_and_a_single_number():
+    d = pl.load("digits")
+    with pytest.raises(ValueError, match=r"^sizes must be an integer >= 0, got 32.0"):
+        pl.data.random_split(d.x_train, d.y_train, [32.0, 32.0])
+    with pytest.raises(ValueError, match=r"^sizes must be integers >= 0, got \[-1, 65\]"):
+        pl.data.random_split(d.x_train, d.y_train, [-1, 65])
+    for bad in (None, 64, "ab"):
+        with pytest.raises(TypeError, match="^sizes must be a list of part sizes"):
+            pl.data.random_split(d.x_train, d.y_train, bad)
+
+
+def test_dataset_refuses_a_name_that_is_not_text_and_classes_that_are_not_names():
+    d = pl.load("digits")
+    parts = (d.x_train, d.y_train, d.x_test, d.y_test)
+    with pytest.raises(TypeError, match="^name must be a string, got 3"):
+        pl.data.Dataset(3, *parts, d.classes)
+    for bad in (None, 3):
+        with pytest.raises(TypeError, match="^classes must be a list of labels"):
+            pl.data.Dataset("d", *parts, bad)
+    with pytest.raises(ValueError, match=r"^classes must hold at least 2 class names, got \(\)"):
+        pl.data.Dataset("d", *parts, ())

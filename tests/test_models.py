@@ -73,3 +73,33 @@ def test_make_rejects_bad_arguments():
         pl.make("mlp", (0, 28), 10)
     with pytest.raises(ValueError, match="C, H, W"):
         pl.make("cnn", (784,), 10)
+
+
+@pytest.mark.parametrize("cls", [pl.models.LogisticRegression, pl.models.MLP, pl.models.SmallCNN])
+def test_model_classes_refuse_negative_and_non_integer_sizes_naming_the_argument(cls):
+    for bad in ((1, -8, 8), (1, 8, float("nan")), ("a", "b", "c")):
+        with pytest.raises(ValueError, match="^input_shape must be"):
+            cls(bad, 10)
+    for bad in (None, 8):
+        with pytest.raises(TypeError, match="^input_shape must be a tuple of positive integers"):
+            cls(bad, 10)
+    for bad in (-1, 1, None, "3", 2.5, True):
+        with pytest.raises(ValueError, match="^num_classes must be an integer >= 2"):
+            cls((1, 8, 8), bad)
+
+
+def test_mlp_refuses_a_bare_integer_and_zero_as_hidden_widths():
+    with pytest.raises(TypeError, match=r"^hidden must be a tuple of positive integers \(the widths"):
+        pl.models.MLP((1, 8, 8), 10, hidden=3)  # once read as (3,) without a word
+    with pytest.raises(ValueError, match="^hidden must be >= 1, got 0"):
+        pl.models.MLP((1, 8, 8), 10, hidden=(0,))
+    assert pl.models.MLP((1, 8, 8), 10, hidden=(3,)).feature_dim == 3
+
+
+def test_small_cnn_names_input_shape_and_channels():
+    with pytest.raises(ValueError, match=r"^input_shape must have 3 entries \(C, H, W\)"):
+        pl.models.SmallCNN((8, 8), 10)
+    with pytest.raises(ValueError, match=r"^input_shape must have 3 entries"):
+        pl.make("cnn", (1, 8, 8, 1), 10)
+    with pytest.raises(TypeError, match=r"^channels must be a tuple of positive integers"):
+        pl.models.SmallCNN((1, 8, 8), 10, channels=4)

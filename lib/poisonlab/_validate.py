@@ -190,6 +190,21 @@ def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
     return v
 
 
+def sizes(name: str, value: Any, *, length: int | None = None, what: str = "") -> tuple[int, ...]:
+    """Check ``value`` is a tuple or list of positive integers (each checked by
+    :func:`positive_int`), e.g. an input shape (C, H, W) or the widths of hidden layers, and return
+    it as a tuple of ints; a single number or a string is refused rather than read as one size or
+    as its characters. ``length``, if given, is the number of entries required; ``what`` describes
+    them for the message, e.g. ``"(C, H, W)"``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, torch.Size)):
+        raise TypeError(f"{name} must be a tuple of positive integers{' ' + what if what else ''}, got {value!r}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must have {length} entries{' ' + what if what else ''}, got {tuple(value)!r}")
+    if not value:
+        raise ValueError(f"{name} must hold at least one size, got {value!r}")
+    return tuple(positive_int(name, v) for v in value)
+
+
 def positive_float(name: str, value: Any, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
     """Return ``value`` as a float after checking it is positive (or non-negative) and finite (or,
     with ``allow_inf``, possibly infinite: a budget of ∞ means no budget)."""

@@ -103,9 +103,11 @@ class Dataset:
     classes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        _validate.text("name", self.name)
+        object.__setattr__(self, "classes", tuple(_validate.texts("classes", self.classes)))
         k = len(self.classes)
         if k < 2:
-            raise ValueError(f"a Dataset needs at least 2 class names, got {self.classes!r}")
+            raise ValueError(f"classes must hold at least 2 class names, got {self.classes!r}")
         for split in ("train", "test"):
             x = _validate.finite(f"x_{split}", _validate.inputs(f"x_{split}", getattr(self, f"x_{split}")))
             _validate.labels(f"y_{split}", getattr(self, f"y_{split}"), n=x.shape[0], num_classes=k)
@@ -172,7 +174,8 @@ def load(name: str, *, seed: int = 0, root: str | os.PathLike | None = None, dow
         seed: seeds the stratified train/test split of the offline datasets (digits: 75%/25%,
             mnist5k: 4,000/1,000). The downloaded datasets keep their official split.
         root: cache folder for downloads (default ``$POISONLAB_DATA`` or ``~/.cache/poisonlab``).
-        download: allow a download when the files are not cached yet.
+        download: allow a download when the files are not cached yet (True or False). With
+            ``download=False`` a ``root`` that is given must be an existing folder.
 
     Returns:
         A :class:`Dataset` with inputs in [0, 1] shaped (N, C, H, W).
@@ -182,6 +185,14 @@ def load(name: str, *, seed: int = 0, root: str | os.PathLike | None = None, dow
         DatasetUnavailable: when a download is needed but cannot be made.
     """
     _validate.choice("name", name, NAMES)
+    download = _validate.flag("download", download)
+    if root is not None:
+        if not isinstance(root, (str, os.PathLike)):
+            raise TypeError(f"root must be a folder (a str or a path), got {root!r}")
+        if not download and not Path(root).is_dir():
+            raise ValueError(
+                f"root must be an existing folder when download=False (nothing can be read from it), got {str(root)!r}"
+            )
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -461,7 +472,8 @@ def random_split(
     Args:
         x: inputs (N, ...).
         y: labels (N,).
-        sizes: the size of each part, every one >= 0, summing to at most N.
+        sizes: the size of each part, every one an integer >= 0 (``32.0`` is refused), summing to
+            at most N.
         seed: seeds the permutation; the same seed gives the same parts.
 
     Returns:
@@ -469,7 +481,11 @@ def random_split(
     """
     x = _validate.inputs("x", x)
     y = _validate.labels("y", y, n=x.shape[0])
-    sizes = [_validate.positive_int("sizes", s, allow_zero=True) for s in sizes]
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a list of part sizes (integers >= 0), got {sizes!r}")
+    sizes = [_validate.integer("sizes", s, ">= 0") for s in sizes]
+    if any(s < 0 for s in sizes):
+        raise ValueError(f"sizes must be integers >= 0, got {sizes}")
     if not sizes:
         raise ValueError("sizes must name at least one part, got none")
     if sum(sizes) > len(y):

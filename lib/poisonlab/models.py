@@ -40,6 +40,14 @@ class Classifier(nn.Module):
         return self.head.in_features
 
 
+def _num_classes(value: object) -> int:
+    """K checked: an integer >= 2 (``bool`` and floats refused)."""
+    k = _validate.integer("num_classes", value, ">= 2")
+    if k < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {value!r}")
+    return k
+
+
 class LogisticRegression(Classifier):
     """Multinomial logistic regression: one linear layer on the flattened input.
 
@@ -48,22 +56,25 @@ class LogisticRegression(Classifier):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int) -> None:
         super().__init__()
-        self.input_shape = tuple(input_shape)
-        self.head = nn.Linear(math.prod(self.input_shape), num_classes)
+        self.input_shape = _validate.sizes("input_shape", input_shape)
+        self.head = nn.Linear(math.prod(self.input_shape), _num_classes(num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1)
 
 
 class MLP(Classifier):
-    """A fully connected network with ReLU hidden layers; ``features`` is the last hidden layer."""
+    """A fully connected network with ReLU hidden layers; ``features`` is the last hidden layer.
+
+    ``hidden`` holds the widths of the hidden layers, a tuple of positive integers such as
+    ``(256, 128)`` or ``(64,)`` (a bare integer is refused: it is not a list of layers).
+    """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256, 128)) -> None:
         super().__init__()
-        self.input_shape = tuple(input_shape)
-        if isinstance(hidden, int):
-            hidden = (hidden,)
-        hidden = [_validate.positive_int("hidden", h) for h in hidden]
+        self.input_shape = _validate.sizes("input_shape", input_shape)
+        num_classes = _num_classes(num_classes)
+        hidden = list(_validate.sizes("hidden", hidden, what="(the widths of the hidden layers, e.g. (64,))"))
         widths = [math.prod(self.input_shape), *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
@@ -92,15 +103,12 @@ class SmallCNN(Classifier):
         self, input_shape: Sequence[int], num_classes: int, channels: tuple[int, int] = (8, 16), width: int = 64
     ) -> None:
         super().__init__()
-        if len(input_shape) != 3:
-            raise ValueError(f"SmallCNN needs image inputs shaped (C, H, W), got {tuple(input_shape)}")
-        c, h, w = input_shape
+        c, h, w = _validate.sizes("input_shape", input_shape, length=3, what="(C, H, W) (SmallCNN reads images)")
         if h < 4 or w < 4:
-            raise ValueError(f"SmallCNN needs images of at least 4×4 pixels, got {h}×{w}")
-        self.input_shape = tuple(input_shape)
-        if len(tuple(channels)) != 2:
-            raise ValueError(f"channels must be two positive integers (c1, c2), got {channels!r}")
-        c1, c2 = (_validate.positive_int("channels", c) for c in channels)
+            raise ValueError(f"input_shape must give images of at least 4×4 pixels (SmallCNN), got {h}×{w}")
+        self.input_shape = (c, h, w)
+        num_classes = _num_classes(num_classes)
+        c1, c2 = _validate.sizes("channels", channels, length=2, what="(c1, c2)")
         width = _validate.positive_int("width", width)
         # Each block is conv → max-pool → ReLU. ReLU is increasing, so it commutes with taking a
         # maximum: this is the same network as conv → ReLU → pool, with the same gradients (the same
@@ -141,11 +149,8 @@ def make(name: str, input_shape: Sequence[int], num_classes: int, *, seed: int =
         A :class:`Classifier` in training mode, on the CPU.
     """
     _validate.choice("name", name, NAMES)
-    input_shape = tuple(int(s) for s in input_shape)
-    if not input_shape or any(s < 1 for s in input_shape):
-        raise ValueError(f"input_shape must be a non-empty tuple of positive sizes, got {input_shape}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    input_shape = _validate.sizes("input_shape", input_shape)
+    num_classes = _num_classes(num_classes)
     cls = {"logreg": LogisticRegression, "mlp": MLP, "cnn": SmallCNN}[name]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_validate.seed(seed))
