@@ -2,9 +2,13 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from poisonlab import detect
 from poisonlab.experiment import mean_sd, per_run, signature_run, train_and_score
 from poisonlab.triggers import Patch, backdoor
+
+FAST_PROPERTY = settings(max_examples=50, deadline=None)
 
 
 def test_badnets_reaches_high_asr_at_five_percent_and_keeps_clean_accuracy(mnist5k):
@@ -113,6 +117,9 @@ def test_spread_summarises_runs_and_rejects_nothing_or_nan():
         ({"n": 0}, "^n must be >= 1"),
         ({"n": 2.5}, "^n must be an integer"),
         ({"n": True}, "^n must be an integer"),
+        ({"lo": -1.0}, r"^sd must lie in \[0.8, 0.9798\] for 3 runs spanning \[lo, hi\] = \[-1.0, 0.6\], got 0.1"),
+        ({"sd": 0.5}, r"^sd must lie in \[0.1, 0.1225\] for 3 runs"),
+        ({"n": 1}, r"^lo, hi and sd must describe one run"),
     ],
 )
 def test_spread_refuses_fields_that_cannot_describe_runs(fields, match):
@@ -270,3 +277,14 @@ def test_spread_and_mean_sd_name_values_and_spec():
         with pytest.raises(ValueError, match="^spec must be a format spec"):
             mean_sd([1.0, 2.0], spec)
     assert spread([torch.tensor(0.5), 1]).mean == 0.75  # 0-d tensors and integers are numbers
+
+
+@FAST_PROPERTY
+@given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=20))
+def test_spread_of_any_runs_is_a_valid_spread_and_invariant_to_a_shift(values):
+    from poisonlab.experiment import spread
+
+    s = spread(values)  # the Spread it builds passes its own consistency checks
+    shifted = spread([v + 10.0 for v in values])
+    assert shifted.sd == pytest.approx(s.sd, rel=1e-6, abs=1e-6)
+    assert shifted.mean == pytest.approx(s.mean + 10.0, rel=1e-9, abs=1e-9)

@@ -405,7 +405,9 @@ class Spread:
         n: the number of runs, an integer >= 1.
 
     Construction checks these (a ValueError names the field): NaN, infinity, ``bool`` or text
-    are refused, as are ``lo > hi``, a mean outside [lo, hi] and a negative ``sd``.
+    are refused, as are ``lo > hi``, a mean outside [lo, hi], a negative ``sd``, and an ``sd``
+    that n values spanning [lo, hi] cannot have: at least (hi − lo)/√(2(n − 1)) (the two extremes
+    alone) and at most (hi − lo)/2 · √(n/(n − 1)) (Popoviciu's bound); one run has lo = hi and sd 0.
     """
 
     mean: float
@@ -424,6 +426,17 @@ class Spread:
         tol = 1e-9 * max(1.0, abs(self.lo), abs(self.hi))
         if not self.lo - tol <= self.mean <= self.hi + tol:
             raise ValueError(f"mean must lie in [lo, hi] = [{self.lo}, {self.hi}], got {self.mean}")
+        width = self.hi - self.lo
+        if self.n == 1:
+            if width > tol or self.sd > tol:
+                raise ValueError(f"lo, hi and sd must describe one run (n = 1): lo = hi and sd = 0, got lo={self.lo}, hi={self.hi}, sd={self.sd}")
+            return
+        least, most = width / math.sqrt(2 * (self.n - 1)), width / 2 * math.sqrt(self.n / (self.n - 1))
+        if not least - tol <= self.sd <= most + tol:
+            raise ValueError(
+                f"sd must lie in [{least:.4g}, {most:.4g}] for {self.n} runs spanning [lo, hi] = "
+                f"[{self.lo}, {self.hi}], got {self.sd}"
+            )
 
     def __format__(self, spec: str) -> str:
         spec = spec or ".3g"
