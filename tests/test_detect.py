@@ -558,3 +558,13 @@ def test_auc_and_spike_messages_name_is_poison():
         detect.separation(torch.rand(10, 3), torch.arange(10) == 0)
     with pytest.raises(ValueError, match="^is_poison must mark at least one poison"):
         detect.alignment(torch.rand(10, 3), torch.ones(10, dtype=torch.bool))
+
+
+def test_reclassification_ratio_checks_label_and_predictions_against_num_classes():
+    predictions = torch.tensor([1, 1, 7, 7, 7])
+    assert detect.reclassification_ratio(predictions, 100) == 0.0  # no class count: 100 may be a class
+    assert detect.reclassification_ratio(predictions, 1, num_classes=10) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"^label must be in \[0, 10\), got 100"):
+        detect.reclassification_ratio(predictions, 100, num_classes=10)
+    with pytest.raises(ValueError, match="^predictions must be < 10"):
+        detect.reclassification_ratio(torch.tensor([1, 12]), 1, num_classes=10)

@@ -698,7 +698,7 @@ def detectors_on_class(
     }
 
 
-def reclassification_ratio(predictions: torch.Tensor, label: int) -> float:
+def reclassification_ratio(predictions: torch.Tensor, label: int, *, num_classes: int | None = None) -> float:
     """Exclusionary reclassification (Chen et al. 2018, Section 4.2): train a model *without* a
     suspect cluster, classify the cluster with it, and compare l, the points read as their given
     ``label``, with p, the points read as the most frequent other class. A cluster of genuine
@@ -710,14 +710,21 @@ def reclassification_ratio(predictions: torch.Tensor, label: int) -> float:
             n ≥ 1.
         label: the cluster's given label, a class index >= 0 (it need not occur among the
             predictions: l = 0 is the verdict on a cluster of poisons).
+        num_classes: K, when known: ``label`` and the predictions must then lie in [0, K) (a
+            label beyond the classes would read as l = 0, the verdict "poisoned", without a word).
 
     Returns:
         l / p ≥ 0 (``inf`` when every point is read as ``label``).
     """
     if not isinstance(predictions, torch.Tensor) or predictions.ndim != 1 or predictions.numel() == 0:
         raise ValueError("predictions must be a non-empty 1-D tensor of class labels")
-    pred = _validate.labels("predictions", predictions).cpu()
-    label = _validate.non_negative_class("label", label)
+    if num_classes is not None:
+        num_classes = _validate.positive_int("num_classes", num_classes)
+        pred = _validate.labels("predictions", predictions, num_classes=num_classes).cpu()
+        label = _validate.class_index("label", label, num_classes)
+    else:
+        pred = _validate.labels("predictions", predictions).cpu()
+        label = _validate.non_negative_class("label", label)
     same = int((pred == label).sum())
     others = pred[pred != label]
     if len(others) == 0:
