@@ -3,7 +3,7 @@ import math
 import poisonlab as pl
 import pytest
 import torch
-from poisonlab import boundary
+from poisonlab import boundary, data
 from poisonlab.linear import LinearLearner
 
 
@@ -587,3 +587,59 @@ def test_flip_influence_refuses_float_indices(blobs):
     x, y = blobs.x_train, blobs.y_train
     with pytest.raises(ValueError, match="^idx must hold integer indices"):
         boundary.flip_influence(x, y, torch.tensor([0.0, 1.0]), blobs.x_test, blobs.y_test)
+
+
+# -- boxes, defences and index arguments are named when they are wrong ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("box", "error", "match"),
+    [
+        (None, TypeError, r"^box must be a pair \(lo, hi\) of numbers, got None"),
+        (1, TypeError, r"^box must be a pair \(lo, hi\)"),
+        ("ab", TypeError, r"^box must be a pair \(lo, hi\)"),
+        ((), ValueError, r"^box must be a pair \(lo, hi\) of numbers, got 0 entries"),
+        ((0.0, 1.0, 1.0), ValueError, r"^box must be a pair \(lo, hi\) of numbers, got 3 entries"),
+        ((1.0, 0.0), ValueError, r"^box must be \(lo, hi\) with finite lo < hi"),
+        ((0.0, float("nan")), ValueError, r"^box must be \(lo, hi\) with finite lo < hi"),
+    ],
+)
+def test_box_arguments_are_checked_by_one_rule(box, error, match):
+    d = data.toy2d(n_train=20, n_test=20)
+    sphere = boundary.SphereDefence.fit(d.x_train, d.y_train)
+    with pytest.raises(error, match=match):
+        boundary.feasible_projection(sphere, box=box)
+    with pytest.raises(error, match=match):
+        boundary.attack_surface(d.x_train, d.y_train, d.x_test, d.y_test, 1, resolution=2, box=box)
+    with pytest.raises(error, match=match):
+        boundary.gradient_poison(d.x_train, d.y_train, d.x_test, d.y_test, 0.1, steps=1, train_steps=2, box=box)
+
+
+def test_sanitise_and_feasible_projection_name_their_defences():
+    d = data.toy2d(n_train=20, n_test=20)
+    sphere = boundary.SphereDefence.fit(d.x_train, d.y_train)
+    with pytest.raises(TypeError, match="^defences\\[1\\] must be a SphereDefence or a SlabDefence, got 'sphere'"):
+        boundary.sanitise(d.x_train, d.y_train, sphere, "sphere")
+    with pytest.raises(ValueError, match="^defences must hold at least one defence"):
+        boundary.sanitise(d.x_train, d.y_train)
+    with pytest.raises(TypeError, match="^defences\\[0\\] must be a SphereDefence"):
+        boundary.feasible_projection("sphere")
+    with pytest.raises(ValueError, match="^y must be a torch.Tensor of integer labels"):
+        boundary.sanitise(d.x_train, None, sphere)
+
+
+def test_attack_surface_names_the_training_labels_and_flip_influence_names_idx():
+    d = data.toy2d(n_train=20, n_test=20)
+    with pytest.raises(ValueError, match="^y_train must have 20 entries"):
+        boundary.attack_surface(d.x_train, d.y_train[:-1], d.x_test, d.y_test, 1, resolution=2)
+    with pytest.raises(ValueError, match="^y_val must be a torch.Tensor"):
+        boundary.attack_surface(d.x_train, d.y_train, d.x_test, None, 1, resolution=2)
+    for idx in (None, "ab"):
+        with pytest.raises(TypeError, match="^idx must be integer indices"):
+            boundary.flip_influence(d.x_train, d.y_train, idx, d.x_test, d.y_test)
+
+
+def test_mlp_attack_refuses_a_budget_that_buys_no_poison():
+    d = data.toy2d(n_train=20, n_test=20)
+    with pytest.raises(ValueError, match="^eps must buy at least one poison among the 20 training points"):
+        boundary.mlp_attack(d.x_train, d.y_train, d.x_test, d.y_test, d.x_test, d.y_test, 0.0, steps=1, train_steps=2)

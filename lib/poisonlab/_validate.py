@@ -205,6 +205,19 @@ def sizes(name: str, value: Any, *, length: int | None = None, what: str = "") -
     return tuple(positive_int(name, v) for v in value)
 
 
+def interval(name: str, value: Any) -> tuple[float, float]:
+    """Check ``value`` is a pair (lo, hi) of finite real numbers with lo < hi, e.g. the box in
+    which every feature of a poison must lie, and return it as two floats."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a pair (lo, hi) of numbers, got {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"{name} must be a pair (lo, hi) of numbers, got {len(value)} entries: {value!r}")
+    lo, hi = (_real(name, v, "(lo, hi)") for v in value)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+        raise ValueError(f"{name} must be (lo, hi) with finite lo < hi, got {value!r}")
+    return lo, hi
+
+
 def positive_float(name: str, value: Any, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
     """Return ``value`` as a float after checking it is positive (or non-negative) and finite (or,
     with ``allow_inf``, possibly infinite: a budget of ∞ means no budget)."""

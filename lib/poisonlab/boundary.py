@@ -136,6 +136,8 @@ def flip_influence(
     )
     if xv.shape[1] != xd.shape[1]:
         raise ValueError(f"x_val must have x's {xd.shape[1]} features, got {xv.shape[1]}")
+    if idx is None or isinstance(idx, (str, bytes)):
+        raise TypeError(f"idx must be integer indices (a list or a tensor), got {idx!r}")
     idx = torch.as_tensor(idx)
     if idx.is_floating_point() or idx.dtype == torch.bool:
         raise ValueError(f"idx must hold integer indices, got dtype {idx.dtype}")
@@ -330,9 +332,7 @@ def gradient_poison(
     model = _validate.choice("arch", _validate.renamed("arch", arch, "model", model, "logreg"), MODELS)
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
-    lo, hi = (float(b) for b in box)
-    if not lo < hi:
-        raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
+    lo, hi = _validate.interval("box", box)
     if float(x_train.min()) < lo - 1e-9 or float(x_train.max()) > hi + 1e-9:
         raise ValueError(f"x_train must lie inside the box [{lo}, {hi}]")
     if distinct is not None:
@@ -555,14 +555,20 @@ def attack_surface(
     """
     x_train = _validate.inputs("x_train", x_train)
     if x_train.ndim != 2 or x_train.shape[1] != 2:
-        raise ValueError(f"attack_surface needs 2-D inputs shaped (N, 2), got {tuple(x_train.shape)}")
+        raise ValueError(f"x_train must hold 2-D inputs shaped (N, 2) (attack_surface), got {tuple(x_train.shape)}")
+    _validate.labels("y_train", y_train, n=x_train.shape[0], num_classes=2)
+    x_val = _validate.inputs("x_val", x_val)
+    if x_val.shape[1:] != x_train.shape[1:]:
+        raise ValueError(f"x_val must be shaped (M, 2) like x_train, got {tuple(x_val.shape)}")
+    _validate.labels("y_val", y_val, n=x_val.shape[0], num_classes=2)
+    lo, hi = _validate.interval("box", box)
     model = _validate.choice("arch", _validate.renamed("arch", arch, "model", model, "svm"), ("logreg", "svm"))
     _validate.class_index("label", label, 2)
     resolution = _validate.positive_int("resolution", resolution)
     learner = LinearLearner("logistic" if model == "logreg" else "hinge", lam)
     xc, yc = as_design(x_train, y_train)
     xv, yv = as_design(x_val, y_val)
-    grid = torch.linspace(box[0], box[1], resolution, dtype=torch.float64)
+    grid = torch.linspace(lo, hi, resolution, dtype=torch.float64)
     loss = torch.zeros(resolution, resolution, dtype=torch.float64)
     error = torch.zeros_like(loss)
     theta = None
@@ -711,13 +717,24 @@ class SlabDefence:
         return xd + (t.clamp(-s, s) - t).unsqueeze(1) * u
 
 
+def _check_defences(defences: tuple) -> None:
+    """Check the ``*defences`` given: at least one, each a fitted :class:`SphereDefence` or
+    :class:`SlabDefence` (TypeError naming the entry otherwise)."""
+    if not defences:
+        raise ValueError("defences must hold at least one defence (fitted by SphereDefence.fit or SlabDefence.fit), got none")
+    for i, d in enumerate(defences):
+        if not isinstance(d, (SphereDefence, SlabDefence)):
+            raise TypeError(f"defences[{i}] must be a SphereDefence or a SlabDefence, got {d!r}")
+
+
 def sanitise(
     x: torch.Tensor, y: torch.Tensor, *defences: SphereDefence | SlabDefence
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Apply data-sanitisation defences: returns ``(x_kept, y_kept, keep)`` with ``keep`` the
     bool mask (n,) of points that every defence keeps."""
-    if not defences:
-        raise ValueError("sanitise needs at least one defence")
+    _check_defences(defences)
+    x = _validate.inputs("x", x)
+    y = _validate.labels("y", y, n=x.shape[0])
     keep = torch.ones(len(y), dtype=torch.bool)
     for d in defences:
         keep &= d.keep(x, y)
@@ -731,12 +748,9 @@ def feasible_projection(
     defence, by alternating projections onto these convex sets (von Neumann; a point of the
     intersection, not necessarily the nearest). The last projection is onto the defences, so the
     result survives them; with several defences, check it with :func:`sanitise`."""
-    if not defences:
-        raise ValueError("feasible_projection needs at least one defence")
+    _check_defences(defences)
     iterations = _validate.positive_int("iterations", iterations)
-    lo, hi = (float(b) for b in box)
-    if not lo < hi:
-        raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
+    lo, hi = _validate.interval("box", box)
 
     def project(xp: torch.Tensor, yp: torch.Tensor) -> torch.Tensor:
         z = xp.double()
@@ -911,6 +925,9 @@ def mlp_attack(
     """
     x_test = _validate.inputs("x_test", x_test)
     y_test = _validate.labels("y_test", y_test, n=x_test.shape[0], num_classes=2)
+    n = len(_validate.labels("y_train", y_train))
+    if n_poisons(n, eps) == 0:
+        raise ValueError(f"eps must buy at least one poison among the {n} training points, got eps = {eps}")
     poisoned = gradient_poison(
         x_train,
         y_train,
