@@ -568,3 +568,15 @@ def test_reclassification_ratio_checks_label_and_predictions_against_num_classes
         detect.reclassification_ratio(predictions, 100, num_classes=10)
     with pytest.raises(ValueError, match="^predictions must be < 10"):
         detect.reclassification_ratio(torch.tensor([1, 12]), 1, num_classes=10)
+
+
+def test_spectral_scores_name_labels_when_a_class_is_too_small():
+    with pytest.raises(ValueError, match="^labels must give every class at least 2 samples .*got class 101 with 1"):
+        detect.spectral_scores(torch.rand(5, 3), torch.tensor([0, 0, 0, 0, 101]))
+
+
+def test_early_gradient_scores_name_arch():
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 2
+    for bad in ("bogus", None, 3, "MLP"):
+        with pytest.raises(ValueError, match="^arch must be one of 'logreg', 'mlp', 'cnn'"):
+            detect.early_gradient_scores(x, y, 0, epochs=1, arch=bad)

@@ -86,7 +86,7 @@ def test_mean_losses_matches_cross_entropy_and_rejects_empty_groups():
     assert math.isclose(mean_losses(model, {"a": (x, y)})["a"], want, rel_tol=1e-5)
     with pytest.raises(ValueError, match="at least one"):
         mean_losses(model, {"empty": (x[:0], y[:0])})
-    with pytest.raises(ValueError, match="as many labels"):
+    with pytest.raises(ValueError, match=r"^groups\['bad'\] y must have 5 entries"):
         mean_losses(model, {"bad": (x, y[:2])})
 
 
@@ -230,7 +230,7 @@ def test_mean_sd_formats_the_mean_and_the_sample_sd():
 def test_per_run_picks_one_value_per_run_along_a_path():
     records = [{"ca": 0.9, "rep": {"auc": 0.8}}, {"ca": 0.7, "rep": {"auc": 0.6}}]
     assert per_run(records, "ca") == [0.9, 0.7] and per_run(records, "rep", "auc") == [0.8, 0.6]
-    with pytest.raises(ValueError, match="run 1"):
+    with pytest.raises(ValueError, match=r"^records\[1\] has no"):
         per_run([records[0], {"ca": 1.0}], "rep", "auc")
     with pytest.raises(ValueError, match="at least one key"):
         per_run(records)
@@ -288,3 +288,62 @@ def test_spread_of_any_runs_is_a_valid_spread_and_invariant_to_a_shift(values):
     shifted = spread([v + 10.0 for v in values])
     assert shifted.sd == pytest.approx(s.sd, rel=1e-6, abs=1e-6)
     assert shifted.mean == pytest.approx(s.mean + 10.0, rel=1e-9, abs=1e-9)
+
+
+def test_experiment_helpers_name_the_argument_that_is_wrong():
+    from poisonlab.experiment import epoch_spread, first_epoch_at, mean_losses
+    from poisonlab.train import History
+
+    h = History(metrics={"a": [0.1, 0.9]})
+    for bad in ("abc", 3):
+        with pytest.raises(TypeError, match="^histories must be a list of History objects"):
+            epoch_spread(bad, "a")
+    with pytest.raises(TypeError, match=r"^histories\[1\] must be a History, got str"):
+        epoch_spread([h, "h"], "a")
+    with pytest.raises(ValueError, match="^histories must hold at least one run"):
+        epoch_spread([], "a")
+    for bad in (None, "h", 3):
+        with pytest.raises(TypeError, match="^history must be a History"):
+            first_epoch_at(bad, {"a": 0.5})
+    for bad in (None, 3):
+        with pytest.raises(TypeError, match="^records must be a list with one mapping per run"):
+            per_run(bad, "a")
+    with pytest.raises(ValueError, match=r"^records\[0\] has no 'b' \(missing key 'b'\)"):
+        per_run([{"a": 1}], "b")
+    with pytest.raises(ValueError, match="^keys: per_run needs at least one key"):
+        per_run([{"a": 1}])
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    for bad in (None, [1, 2]):
+        with pytest.raises(TypeError, match=r"^groups must be a dict \{name: \(x, y\)\}"):
+            mean_losses(model, bad)
+    with pytest.raises(ValueError, match=r"^groups\['a'\] y must have 5 entries"):
+        mean_losses(model, {"a": (x, y[:-1])})
+    with pytest.raises(ValueError, match=r"^groups\['a'\] x must hold at least one example"):
+        mean_losses(model, {"a": (x[:0], y[:0])})
+
+
+def test_train_and_score_and_signature_run_name_arch_and_trigger():
+    x, y = torch.rand(12, 1, 8, 8), torch.arange(12) % 2
+    for bad in ("bogus", None, 3):
+        with pytest.raises(ValueError, match="^arch must be one of 'logreg', 'mlp', 'cnn'"):
+            train_and_score((x, y), x, y, epochs=1, arch=bad)
+    for bad in (3, "patch"):
+        with pytest.raises(TypeError, match="^trigger must be a function of a batch of images"):
+            train_and_score((x, y), x, y, trigger=bad, epochs=1)
+    poisoned = backdoor(x, y, Patch(2), 0, rate=0.2, num_classes=2)
+    with pytest.raises(TypeError, match="^trigger must be a function"):
+        signature_run(poisoned, x, y, None, 1, epochs=1)
+    with pytest.raises(ValueError, match="^arch must be one of"):
+        signature_run(poisoned, x, y, Patch(2), 1, arch="bogus", epochs=1)
+
+
+def test_end_to_end_flips_names_the_extractor():
+    from poisonlab.experiment import end_to_end_flipped, end_to_end_flips
+
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
+    for bad in (None, "model", 3):
+        with pytest.raises(TypeError, match="^extractor must be a torch.nn.Module"):
+            end_to_end_flips(bad, x, y, x[0], x[:1], 0, epochs=1)
+        with pytest.raises(TypeError, match="^extractor must be a torch.nn.Module"):
+            end_to_end_flipped(bad, x, y, x[:1], x[:1].unsqueeze(0), 0, epochs=1)

@@ -49,7 +49,10 @@ def _classes(labels: torch.Tensor, n: int) -> list[torch.Tensor]:
     for c in torch.unique(labels).tolist():
         idx = torch.nonzero(labels == c).flatten()
         if len(idx) < 2:
-            raise ValueError(f"class {c} has {len(idx)} sample; a spectral score needs at least 2 per class")
+            raise ValueError(
+                f"labels must give every class at least 2 samples (a spectral score needs them), "
+                f"got class {c} with {len(idx)}"
+            )
         groups.append(idx)
     return groups
 
@@ -400,6 +403,7 @@ def early_gradient_scores(
     epochs = _validate.positive_int("epochs", epochs)
     lr = _validate.positive_float("lr", lr)
     arch = _validate.renamed("arch", arch, "model", model, "cnn")
+    arch = _validate.choice("arch", arch, models.NAMES)
     net = models.make(arch, tuple(x.shape[1:]), int(y.max()) + 1, seed=seed)
     x, y = _validate.model_inputs(net, x, y=y)
     fit(net, x, y, epochs=epochs, lr=lr, seed=seed, progress=False)

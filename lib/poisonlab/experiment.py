@@ -93,15 +93,18 @@ def train_and_score(
     x, y = (train.x, train.y) if isinstance(train, PoisonedSet) else train
     y = _validate.labels("y", y)
     y_test = _validate.labels("y_test", y_test)
+    _trigger(trigger, optional=True)
     if watch and not per_epoch:
         raise ValueError("watch records losses after every epoch; pass per_epoch=True with it")
     k = int(torch.cat([y, y_test]).max()) + 1
     present = len(torch.unique(torch.cat([y, y_test])))
     if k > 2 * present:  # a stray label (say 10**6) would otherwise build a model with k outputs
         raise ValueError(
-            f"the labels name {present} classes but reach {k - 1}: labels must be class indices 0, 1, …, K − 1"
+            f"the labels of train and y_test name {present} classes but reach {k - 1}: labels must be class "
+            f"indices 0, 1, …, K − 1"
         )
     arch = _validate.renamed("arch", arch, "model", model_kwargs.pop("model", None), "cnn")
+    arch = _validate.choice("arch", arch, models.NAMES)
     net = models.make(arch, tuple(x.shape[1:]), k, seed=seed, **model_kwargs)
     x_test, y_test = _validate.model_inputs(
         net, x_test, name="x_test", y=y_test, y_name="y_test", classes={"target": target if trigger else None}
@@ -164,6 +167,14 @@ class SignatureRun(TypedDict):
     representation: torch.Tensor
 
 
+def _trigger(trigger: object, *, optional: bool = False) -> None:
+    """Check ``trigger`` is a function of a batch of images (``None`` passes when ``optional``)."""
+    if trigger is None and optional:
+        return
+    if not callable(trigger):
+        raise TypeError(f"trigger must be a function of a batch of images (e.g. a Patch), got {trigger!r}")
+
+
 def signature_run(
     poisoned: PoisonedSet,
     x_test: torch.Tensor,
@@ -209,7 +220,8 @@ def signature_run(
         raise ValueError("poisoned must be a PoisonedSet with a target class (an all-to-one attack)")
     k = int(poisoned.y.max()) + 1
     source = _validate.class_index("source", source, k)
-    arch = _validate.renamed("arch", arch, "model", model, "cnn")
+    _trigger(trigger)
+    arch = _validate.choice("arch", _validate.renamed("arch", arch, "model", model, "cnn"), models.NAMES)
     net = models.make(arch, tuple(poisoned.x.shape[1:]), k, seed=seed)
     x_test, y_test = _validate.model_inputs(net, x_test, name="x_test", y=y_test, y_name="y_test")
     from_source = y_test == source
@@ -248,6 +260,11 @@ def signature_run(
     }
 
 
+def _extractor(extractor: object) -> None:
+    if not isinstance(extractor, nn.Module):
+        raise TypeError(f"extractor must be a torch.nn.Module (a trained feature extractor), got {extractor!r}")
+
+
 def end_to_end_flips(
     extractor: nn.Module,
     x_finetune: torch.Tensor,
@@ -280,6 +297,7 @@ def end_to_end_flips(
     TypeError (scale ``uint8`` pixels to [0, 1] first); ``target`` and ``poisons`` must have the
     shape of one fine-tuning image.
     """
+    _extractor(extractor)
     y_finetune = _validate.labels("y_finetune", y_finetune)
     if len(y_finetune) == 0:
         raise ValueError("y_finetune must hold at least one label, got 0")
@@ -339,6 +357,7 @@ def end_to_end_flipped(
     Returns:
         (T,) bool: whether each target is classified as ``base_label`` after training.
     """
+    _extractor(extractor)
     if not isinstance(targets, torch.Tensor) or targets.ndim != 4 or len(targets) == 0:
         raise ValueError(f"targets must be images (T, C, H, W) with T >= 1, got {getattr(targets, 'shape', None)}")
     targets, _ = _validate.model_inputs(extractor, targets, name="targets")
@@ -382,13 +401,16 @@ def mean_losses(
         ``{name: mean loss}``, each a float ≥ 0. Used to compare how fast poisons and clean images
         are fitted (the per-sample-loss view of Li et al. 2021, "Anti-backdoor learning").
     """
+    if not isinstance(groups, Mapping):
+        raise TypeError(f"groups must be a dict {{name: (x, y)}}, got {type(groups).__name__}")
     out = {}
-    for name, (x, y) in groups.items():
-        if len(x) == 0 or len(x) != len(y):
-            raise ValueError(
-                f"group {name!r} needs as many labels as inputs and at least one of each, "
-                f"got {len(x)} inputs and {len(y)} labels"
-            )
+    for name, group in groups.items():
+        if not isinstance(group, (tuple, list)) or len(group) != 2:
+            raise ValueError(f"groups[{name!r}] must be a pair (x, y), got {type(group).__name__}")
+        x, y = group
+        x, y = _validate.model_inputs(model, x, name=f"groups[{name!r}] x", y=y, y_name=f"groups[{name!r}] y")
+        if len(x) == 0:
+            raise ValueError(f"groups[{name!r}] must hold at least one example, got 0")
         z = logits(model, x, batch_size=batch_size)
         out[name] = float(torch.nn.functional.cross_entropy(z, y.to(z.device)))
     return out
@@ -483,8 +505,13 @@ def epoch_spread(
     Returns:
         Three lists (mean, min, max), one value per epoch.
     """
+    if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
+        raise TypeError(f"histories must be a list of History objects, one per run, got {histories!r}")
     if not histories:
-        raise ValueError("epoch_spread needs at least one run, got none")
+        raise ValueError("histories must hold at least one run, got none")
+    for i, h in enumerate(histories):
+        if not isinstance(h, History):
+            raise TypeError(f"histories[{i}] must be a History, got {type(h).__name__}")
     if (mask_key is None) != (mask_below is None):
         raise ValueError("pass mask_key and mask_below together, or neither")
     if not isinstance(key, str):
@@ -540,6 +567,8 @@ def first_epoch_at(history: History, thresholds: Mapping[str, float]) -> int | N
     Returns:
         An epoch in [1, epochs], or ``None`` if the run never gets there.
     """
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a History (from train_and_score(..., per_epoch=True)), got {history!r}")
     if not thresholds:
         raise ValueError("thresholds must name at least one metric, got none")
     missing = sorted(k for k in thresholds if k not in history.metrics)
@@ -578,13 +607,15 @@ def per_run(records: Sequence[Mapping[str, Any]], *keys: str) -> list[Any]:
         *keys: the path to the value, at least one key.
     """
     if not keys:
-        raise ValueError("per_run needs at least one key")
+        raise ValueError("keys: per_run needs at least one key, got none")
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
+        raise TypeError(f"records must be a list with one mapping per run, got {records!r}")
     out = []
     for i, record in enumerate(records):
         value = record
         for key in keys:
             if not isinstance(value, Mapping) or key not in value:
-                raise ValueError(f"run {i} has no {'/'.join(keys)!r} (missing {key!r})")
+                raise ValueError(f"records[{i}] has no {'/'.join(keys)!r} (missing key {key!r})")
             value = value[key]
         out.append(value)
     return out
