@@ -1068,3 +1068,24 @@ def test_lines_and_paired_bars_refuse_nan_and_out_of_range_values():
 def test_line_panels_refuse_a_number_as_ylabel():
     with pytest.raises(TypeError, match="^ylabel must be a string"):
         plots.line_panels([plots.LinePanel(x=[1, 2], series={"a": [0.1, 0.2]}, xlabel="x")], ylabel=3)
+
+
+@pytest.mark.parametrize("fn", [plots.alt_text, plots.png_bytes, plots.figure_html, plots.legend_points])
+def test_figure_readers_refuse_what_is_not_a_figure(fn):
+    for bad in (None, "fig", 3):
+        with pytest.raises(TypeError, match="^fig must be a matplotlib Figure"):
+            fn(bad)
+
+
+def test_class_names_curves_and_titles_are_checked_by_name():
+    images, y = torch.rand(2, 1, 8, 8), torch.tensor([0, 1])
+    for bad in (None, 3):
+        with pytest.raises(TypeError, match="^classes must be a list of labels"):
+            plots.predictions(images, y, y, bad)
+        with pytest.raises(TypeError, match="^classes must be a list of labels"):
+            plots.embedding(torch.rand(2, 2), y, bad)
+    with pytest.raises(TypeError, match=r"^curves must be a dict \{name: \(scores, is_poison\)\}"):
+        plots.roc_curves([(torch.rand(4), torch.tensor([True, False, True, False]))])
+    for bad in (None, 3):
+        with pytest.raises(TypeError, match="^title must be a string"):
+            plots.animation_alt(bad, torch.rand(3, 2, 2))

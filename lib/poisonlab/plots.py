@@ -98,11 +98,18 @@ def _what_is_shown(fig: Figure) -> str:
     return "A figure"
 
 
+def _check_figure(fig: object) -> None:
+    """Check ``fig`` is a matplotlib Figure (TypeError naming it otherwise)."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {fig!r}")
+
+
 def alt_text(fig: Figure) -> str:
     """A figure's alternative text for readers who cannot see it: its title (the sentence that says
     what to see); where the title is no sentence (code, a fragment, a list of numbers), what the
     figure shows followed by the title in words; without a title, its panels' titles, else what
     its first panel plots against what."""
+    _check_figure(fig)
     suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
     suptitle = " ".join(suptitle.split())
     if suptitle and _is_sentence(suptitle):
@@ -119,6 +126,7 @@ def figure_html(fig: Figure) -> str:
     """``fig`` as an HTML image with :func:`alt_text` as its alternative text: the form in which a
     notebook shows the course's figures (registered for every matplotlib figure when ``poisonlab``
     is imported in IPython), so that the site's images carry their title as alt text."""
+    _check_figure(fig)
     import base64
     import html
 
@@ -133,6 +141,7 @@ def png_bytes(fig: Figure) -> bytes:
     """``fig`` as PNG bytes, the way the book shows every figure: titles wrapped to its width
     (:func:`fit_to_width`), cropped to what it draws with a small margin, at the figure's dpi, on
     white. Changes ``fig``'s titles in place."""
+    _check_figure(fig)
     import io
 
     fit_to_width(fig)
@@ -171,6 +180,7 @@ def fit_to_width(fig: Figure) -> Figure:
 def legend_points(fig: Figure) -> float | None:
     """The size in points of the smallest legend text of ``fig`` (None when it has no legend). On a
     page that shows the figure at a share k of its width, it reads as ``size · k · dpi / 96`` points."""
+    _check_figure(fig)
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     sizes = [t.get_fontsize() for legend in legends for t in legend.get_texts() if t.get_text().strip()]
     return min(sizes) if sizes else None
@@ -351,6 +361,7 @@ def predictions(
 ) -> Figure:
     """An image grid captioned with each prediction, green when right and vermilion when wrong."""
     n = _validate.images("images", images).shape[0]
+    classes = _validate.texts("classes", classes)
     _validate.labels("y_true", y_true, n=n, num_classes=len(classes))
     _validate.labels("y_pred", y_pred, n=n, num_classes=len(classes))
     captions, colors = [], []
@@ -442,6 +453,7 @@ def embedding(
         got = tuple(coords.shape) if isinstance(coords, torch.Tensor) else type(coords).__name__
         raise ValueError(f"coords must have shape (N, 2), got {got}")
     coords = _validate.inputs("coords", coords)
+    classes = _validate.texts("classes", classes)
     _validate.labels("labels", labels, n=coords.shape[0], num_classes=len(classes))
     c = coords.detach().cpu().numpy()
     lab = labels.cpu().numpy()
@@ -1453,6 +1465,7 @@ def animation_alt(title: str, poison_path: torch.Tensor, *, steps_per_frame: int
 
     ``poison_path`` is the poisons' path, a finite floating-point tensor (frames, P, 2) with at
     least one frame."""
+    _validate.text("title", title)
     if not isinstance(poison_path, torch.Tensor) or poison_path.ndim != 3 or poison_path.shape[2] != 2:
         got = tuple(poison_path.shape) if isinstance(poison_path, torch.Tensor) else type(poison_path).__name__
         raise ValueError(f"poison_path must be a tensor (frames, P, 2), got {got}")
@@ -1542,6 +1555,8 @@ def roc_curves(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, title
     (at most two distinct scores) has a single operating point: it is drawn as a marker alone."""
     from poisonlab.detect import roc_auc, roc_curve  # plots sit on top of the pipeline
 
+    if not isinstance(curves, Mapping):
+        raise TypeError(f"curves must be a dict {{name: (scores, is_poison)}}, got {type(curves).__name__}")
     if not curves:
         raise ValueError("curves must hold at least one detector")
     with mpl.rc_context(STYLE):
