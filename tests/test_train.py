@@ -252,3 +252,12 @@ def test_fit_progress_must_be_true_or_false(tiny_images):
 def test_history_refuses_negative_losses_and_accuracies_outside_0_1(fields, match):
     with pytest.raises(ValueError, match=match):
         pl.train.History(**fields)
+
+
+def test_fit_refuses_a_callback_that_is_not_a_function_or_returns_no_dict():
+    model = pl.make("logreg", (1, 4, 4), 2)
+    x, y = torch.rand(8, 1, 4, 4), torch.arange(8) % 2
+    with pytest.raises(TypeError, match="^callback must be a function callback\\(epoch, model\\) or None, got 'f'"):
+        pl.fit(model, x, y, epochs=1, lr=0.1, callback="f")
+    with pytest.raises(TypeError, match="^callback must return a dict \\{name: value\\} or None, got 5"):
+        pl.fit(model, x, y, epochs=1, lr=0.1, callback=lambda epoch, m: 5)

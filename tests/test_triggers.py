@@ -314,3 +314,28 @@ def test_a_trigger_changes_only_the_pixels_of_its_mask(kind, offset, seed):
     out = trigger(x)
     assert torch.equal(out[~m], x[~m])
     assert bool(((out[m] >= 0) & (out[m] <= 1)).all())
+
+
+def test_patch_and_backdoor_messages_name_size_location_and_count():
+    with pytest.raises(ValueError, match="^size must be at most the image side, got 9"):
+        Patch(9)(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"^location must keep the patch inside the image, got \(row, col\) = \(6, 0\)"):
+        Patch(3, (6, 0))(torch.zeros(1, 1, 8, 8))
+    x, y = torch.rand(10, 1, 8, 8), torch.arange(10) % 2
+    with pytest.raises(ValueError, match="^count must be at most the 5 eligible training images"):
+        backdoor(x, y, Patch(2), 0, rate=None, count=8, num_classes=2)
+
+
+def test_piece_masks_check_n_and_shape():
+    from poisonlab.triggers import piece_masks
+
+    for bad in (-1, None, "3", 1.5, True):
+        with pytest.raises(ValueError, match="^n must be"):
+            piece_masks(bad, (1, 8, 8), 4, 0.5)
+    with pytest.raises(ValueError, match=r"^shape must have 3 entries \(C, H, W\), got \(8, 8\)"):
+        piece_masks(2, (8, 8), 4, 0.5)
+    with pytest.raises(ValueError, match="^shape must be >= 1, got -1"):
+        piece_masks(2, (1, -1, 8), 4, 0.5)
+    for bad in (None, 8, "abc"):
+        with pytest.raises(TypeError, match="^shape must be a tuple of positive integers"):
+            piece_masks(2, bad, 4, 0.5)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -168,6 +168,8 @@ def fit(
     momentum = _validate.fraction("momentum", momentum)
     _validate.choice("optimizer", optimizer, OPTIMIZERS)
     _validate.choice("schedule", schedule, SCHEDULES)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function callback(epoch, model) or None, got {callback!r}")
 
     try:
         dev = torch.device(device) if device is not None else default_device()
@@ -209,6 +211,8 @@ def fit(
             model.eval()
             with torch.no_grad():
                 extra = callback(epoch, model) or {}
+            if not isinstance(extra, Mapping):
+                raise TypeError(f"callback must return a dict {{name: value}} or None, got {extra!r}")
             for key, value in extra.items():
                 history.metrics.setdefault(key, []).append(float(value))
         if bar is not None:

@@ -136,11 +136,14 @@ class Patch(Trigger):
         _, h, w = shape
         s = self.size
         if s > h or s > w:
-            raise ValueError(f"a {s}×{s} patch does not fit in a {h}×{w} image")
+            raise ValueError(f"size must be at most the image side, got {s}: a {s}×{s} patch does not fit in a {h}×{w} image")
         if not isinstance(self.location, str):
             r, c = self.location
             if r + s > h or c + s > w:
-                raise ValueError(f"a {s}×{s} patch at (row, col) = ({r}, {c}) runs past the {h}×{w} image")
+                raise ValueError(
+                    f"location must keep the patch inside the image, got (row, col) = ({r}, {c}): "
+                    f"a {s}×{s} patch there runs past the {h}×{w} image"
+                )
             return r, c
         return {
             "bottom-right": (h - s, w - s),
@@ -321,7 +324,10 @@ def backdoor(
         eligible = y == source
     candidates = torch.nonzero(eligible).flatten()
     if n_poison > len(candidates):
-        raise ValueError(f"asked for {n_poison} poisons but only {len(candidates)} training images are eligible")
+        raise ValueError(
+            f"count must be at most the {len(candidates)} eligible training images (rate or count asked for "
+            f"{n_poison} poisons)"
+        )
     g = _validate.generator(seed)
     chosen = candidates[torch.randperm(len(candidates), generator=g)[:n_poison]]
     x_out, y_out = x.clone(), y.clone()
@@ -500,11 +506,12 @@ def piece_masks(n: int, shape: tuple[int, int, int], pieces: int, keep: float, *
     """n random masks (n, C, H, W) of 0s and 1s: the image is cut into a ``pieces``×``pieces`` grid
     and each mask switches on a random ⌈keep · pieces²⌉ of its cells (Qi et al. 2023's partial
     triggers). ``keep`` in (0, 1]; the last row and column of cells absorb any remainder."""
+    n = _validate.positive_int("n", n, allow_zero=True)
+    c, h, w = _validate.sizes("shape", shape, length=3, what="(C, H, W)")
     pieces = _validate.positive_int("pieces", pieces)
     keep = _validate.fraction("keep", keep, closed=True)
     if keep == 0:
         raise ValueError("keep must be > 0: a mask with no pieces stamps nothing")
-    c, h, w = shape
     if pieces > min(h, w):
         raise ValueError(f"pieces must be at most the image side {min(h, w)}, got {pieces}")
     rows = [round(i * h / pieces) for i in range(pieces + 1)]
