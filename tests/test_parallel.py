@@ -95,3 +95,20 @@ def test_workers_run_torch_and_numpys_blas_at_one_thread():
 def test_progress_must_be_true_or_false(progress):
     with pytest.raises(ValueError, match="^progress must be True or False"):
         parallel.run_parallel(abs, [1, 2], workers=1, progress=progress)
+
+
+def test_run_parallel_and_run_grid_name_fn_and_their_lists():
+    from poisonlab.parallel import run_grid, run_parallel
+
+    for bad in (None, 3, "f"):
+        with pytest.raises(TypeError, match="^fn must be a function"):
+            run_parallel(bad, [1, 2], workers=1, progress=False)
+        with pytest.raises(TypeError, match="^fn must be a function"):
+            run_grid(bad, [1], [0], workers=1, progress=False)
+    for bad in (None, 3, "ab"):
+        with pytest.raises(TypeError, match="^jobs must be a list"):
+            run_parallel(abs, bad, workers=1, progress=False)
+        with pytest.raises(TypeError, match="^settings must be a list"):
+            run_grid(divmod, bad, [1], workers=1, progress=False)
+        with pytest.raises(TypeError, match="^seeds must be a list"):
+            run_grid(divmod, [1], bad, workers=1, progress=False)

@@ -126,7 +126,8 @@ def run_parallel(
         Exception: the first exception a job raised, re-raised here.
     """
     global _TASK
-    jobs = list(jobs)
+    _function(fn)
+    jobs = _items("jobs", jobs)
     progress = _validate.flag("progress", progress)
     workers = default_workers() if workers is None else _validate.positive_int("workers", workers)
     if workers == 1 or len(jobs) <= 1 or not _can_fork():
@@ -162,7 +163,8 @@ def run_grid(
     Returns:
         A dict from each setting, in order, to its results, one per seed, in order.
     """
-    settings, seeds = list(settings), list(seeds)
+    _function(fn)
+    settings, seeds = _items("settings", settings), _items("seeds", seeds)
     if not seeds:
         raise ValueError("seeds must hold at least one seed, got none")
     try:
@@ -173,6 +175,18 @@ def run_grid(
         raise ValueError(f"settings must be distinct, got {settings!r}")
     done = run_parallel(fn, [(setting, seed) for setting in settings for seed in seeds], **kwargs)
     return {setting: done[i * len(seeds) : (i + 1) * len(seeds)] for i, setting in enumerate(settings)}
+
+
+def _function(fn: object) -> None:
+    if not callable(fn):
+        raise TypeError(f"fn must be a function (defined at the top level of a module or notebook), got {fn!r}")
+
+
+def _items(name: str, value: object) -> list[Any]:
+    """``value`` as a list: any iterable but a string (whose characters are rarely meant as jobs)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list (any iterable but a string), got {value!r}")
+    return list(value)
 
 
 def _collect(results: Iterable[Any], total: int, desc: str | None, unit: str, progress: bool) -> list[Any]:
