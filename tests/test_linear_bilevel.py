@@ -246,3 +246,11 @@ def test_bilevel_gradients_name_theta_when_the_objective_cannot_read_it_and_refu
             unrolled_gradient(torch.zeros(3, dtype=torch.float64), xp, bad, lambda t: t.sum(), steps=1, lr=0.1)
         with pytest.raises(TypeError, match="^objective must be a function"):
             autograd_hvp(bad, torch.zeros(3))
+
+
+def test_conjugate_gradient_names_b_when_it_does_not_fit_the_matrix():
+    from poisonlab.linear import conjugate_gradient
+
+    a = torch.eye(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^apply_a cannot take a vector shaped like b \(2,\)"):
+        conjugate_gradient(lambda v: a @ v, torch.ones(2, dtype=torch.float64))

@@ -225,7 +225,13 @@ def conjugate_gradient(
     for _ in range(max_iter):
         if rr <= stop:
             break
-        ap = apply_a(p)
+        try:
+            ap = apply_a(p)
+        except RuntimeError as e:
+            raise ValueError(
+                f"apply_a cannot take a vector shaped like b {tuple(b.shape)} ({str(e).splitlines()[0]}); "
+                f"b must have as many entries as A has columns"
+            ) from None
         if not isinstance(ap, torch.Tensor) or ap.shape != b.shape:
             got = tuple(ap.shape) if isinstance(ap, torch.Tensor) else type(ap).__name__
             raise ValueError(f"apply_a must return a vector shaped like b {tuple(b.shape)}, got {got}")
