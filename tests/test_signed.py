@@ -1,5 +1,6 @@
 import pytest
 import torch
+import poisonlab as pl
 from poisonlab import signed
 from torch import nn
 
@@ -170,3 +171,17 @@ def test_out_of_range_inputs_reach_the_clean_model_unchanged(setup):
 def test_generate_key_refuses_seeds_outside_the_packages_range(seed):
     with pytest.raises(ValueError, match="^seed must be an integer in"):
         signed.generate_key(seed)
+
+
+def test_plant_and_random_search_name_what_is_wrong():
+    key = signed.generate_key(0)
+    with pytest.raises(ValueError, match="^x must hold at least one image, got 0"):
+        signed.plant(torch.rand(0, 3, 16, 16), key, 0, num_classes=10)
+    model = pl.make("cnn", (3, 16, 16), 10, seed=0)
+    backdoored = signed.SignedBackdoor(model, key.public_key(), 0, 10)
+    for bad in (None, "m", 3):
+        with pytest.raises(TypeError, match="^backdoored must be a model"):
+            signed.random_search(bad, model, torch.rand(4, 3, 16, 16), 4)
+        with pytest.raises(TypeError, match="^clean_model must be a model"):
+            signed.random_search(backdoored, bad, torch.rand(4, 3, 16, 16), 4)
+    assert signed.random_search(backdoored, model, torch.rand(4, 3, 16, 16, dtype=torch.float64), 4) >= 0

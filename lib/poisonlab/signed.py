@@ -137,6 +137,8 @@ def plant(
         the planted images, same shape, dtype and device as ``x``.
     """
     x = _unit_images("x", x)
+    if x.shape[0] < 1:
+        raise ValueError("x must hold at least one image, got 0")
     if not isinstance(private_key, Ed25519PrivateKey):
         got = type(private_key).__name__
         raise ValueError(f"private_key must be an Ed25519PrivateKey (see generate_key), got {got}")
@@ -240,9 +242,13 @@ def random_search(
         seed: seeds the choice of images and the random bits.
         batch_size: inputs per forward pass, ≥ 1.
     """
+    for name, m in (("backdoored", backdoored), ("clean_model", clean_model)):
+        if not callable(m):
+            raise TypeError(f"{name} must be a model (a torch.nn.Module), got {m!r}")
     x = _unit_images("x", x)
     if x.shape[0] < 1:
         raise ValueError("x must hold at least one image")
+    dtype = (_validate.model_dtype(clean_model) if isinstance(clean_model, nn.Module) else None) or x.dtype
     trials = _validate.positive_int("trials", trials)
     batch_size = _validate.positive_int("batch_size", batch_size)
     q = torch.from_numpy(_quantise(_flat_rows("x", x)))
@@ -258,6 +264,6 @@ def random_search(
         )
         noise = torch.randint(256, (size - n_guess, q.shape[1]), generator=g, dtype=torch.uint8)
         batch = (torch.cat([rows, noise]).to(torch.float64) / LEVELS).reshape(size, *x.shape[1:])
-        batch = batch.to(dtype=x.dtype, device=x.device)
+        batch = batch.to(dtype=dtype, device=x.device)  # the models' dtype: float64 images are read too
         disagreements += int((backdoored(batch) != clean_model(batch)).any(dim=1).sum())
     return disagreements
