@@ -1019,7 +1019,13 @@ def test_embedding_and_phase_diagram_refuse_non_finite_values():
 
 
 @pytest.mark.parametrize(
-    "values", [torch.tensor([[0, 1, 1], [1, 0, 0]]), torch.tensor([[0, 1, 1], [1, 0, 0]], dtype=torch.uint8), torch.rand(2, 3) > 0.5, np.array([[0, 1, 1], [1, 0, 0]])]
+    "values",
+    [
+        torch.tensor([[0, 1, 1], [1, 0, 0]]),
+        torch.tensor([[0, 1, 1], [1, 0, 0]], dtype=torch.uint8),
+        torch.rand(2, 3) > 0.5,
+        np.array([[0, 1, 1], [1, 0, 0]]),
+    ],
 )
 def test_heatmap_and_phase_diagram_refuse_integer_and_bool_grids(values):
     with pytest.raises(TypeError, match="^values must hold floating-point values, got dtype"):

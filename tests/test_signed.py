@@ -1,6 +1,6 @@
+import poisonlab as pl
 import pytest
 import torch
-import poisonlab as pl
 from poisonlab import signed
 from torch import nn
 

@@ -319,7 +319,9 @@ def test_a_trigger_changes_only_the_pixels_of_its_mask(kind, offset, seed):
 def test_patch_and_backdoor_messages_name_size_location_and_count():
     with pytest.raises(ValueError, match="^size must be at most the image side, got 9"):
         Patch(9)(torch.zeros(1, 1, 8, 8))
-    with pytest.raises(ValueError, match=r"^location must keep the patch inside the image, got \(row, col\) = \(6, 0\)"):
+    with pytest.raises(
+        ValueError, match=r"^location must keep the patch inside the image, got \(row, col\) = \(6, 0\)"
+    ):
         Patch(3, (6, 0))(torch.zeros(1, 1, 8, 8))
     x, y = torch.rand(10, 1, 8, 8), torch.arange(10) % 2
     with pytest.raises(ValueError, match="^count must be at most the 5 eligible training images"):

@@ -113,9 +113,7 @@ def _float_array(name: str, value: Any, what: str) -> np.ndarray:
 
     walk(list(value))
     try:
-        return np.asarray(
-            [e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in value], dtype=float
-        )
+        return np.asarray([e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in value], dtype=float)
     except ValueError:
         raise ValueError(f"{name} must be a regular array of {what} (rows of equal length)") from None
 

@@ -178,7 +178,9 @@ def unrolled_gradient(
         th.requires_grad_(True)
     for _ in range(steps):
         if train_gradient is None:
-            g = torch.autograd.grad(_call(train_objective, "train_objective", "theta0", th, xp), th, create_graph=True)[0]
+            g = torch.autograd.grad(_call(train_objective, "train_objective", "theta0", th, xp), th, create_graph=True)[
+                0
+            ]
         else:
             g = train_gradient(th, xp)
         th = th - lr * g

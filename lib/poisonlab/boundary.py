@@ -721,7 +721,9 @@ def _check_defences(defences: tuple) -> None:
     """Check the ``*defences`` given: at least one, each a fitted :class:`SphereDefence` or
     :class:`SlabDefence` (TypeError naming the entry otherwise)."""
     if not defences:
-        raise ValueError("defences must hold at least one defence (fitted by SphereDefence.fit or SlabDefence.fit), got none")
+        raise ValueError(
+            "defences must hold at least one defence (fitted by SphereDefence.fit or SlabDefence.fit), got none"
+        )
     for i, d in enumerate(defences):
         if not isinstance(d, (SphereDefence, SlabDefence)):
             raise TypeError(f"defences[{i}] must be a SphereDefence or a SlabDefence, got {d!r}")

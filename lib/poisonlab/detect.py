@@ -969,7 +969,11 @@ def detection_report(flags_or_scores: torch.Tensor, is_poison: torch.Tensor) -> 
     """Precision and recall of boolean flags, or the ROC AUC of real-valued scores (flags get an
     AUC too, as 0/1 scores), against the ground truth ``is_poison`` (N,)."""
     if not isinstance(flags_or_scores, torch.Tensor) or flags_or_scores.ndim != 1:
-        got = tuple(flags_or_scores.shape) if isinstance(flags_or_scores, torch.Tensor) else type(flags_or_scores).__name__
+        got = (
+            tuple(flags_or_scores.shape)
+            if isinstance(flags_or_scores, torch.Tensor)
+            else type(flags_or_scores).__name__
+        )
         raise ValueError(f"flags_or_scores must be a 1-D tensor (N,), got {got}")
     if flags_or_scores.dtype != torch.bool and not flags_or_scores.is_floating_point():
         raise TypeError(

@@ -451,7 +451,10 @@ class Spread:
         width = self.hi - self.lo
         if self.n == 1:
             if width > tol or self.sd > tol:
-                raise ValueError(f"lo, hi and sd must describe one run (n = 1): lo = hi and sd = 0, got lo={self.lo}, hi={self.hi}, sd={self.sd}")
+                raise ValueError(
+                    f"lo, hi and sd must describe one run (n = 1): lo = hi and sd = 0, "
+                    f"got lo={self.lo}, hi={self.hi}, sd={self.sd}"
+                )
             return
         least, most = width / math.sqrt(2 * (self.n - 1)), width / 2 * math.sqrt(self.n / (self.n - 1))
         if not least - tol <= self.sd <= most + tol:

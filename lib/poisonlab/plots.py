@@ -1203,7 +1203,10 @@ def heatmap(
 
     v = _validate.real_grid("values", values)
     row_labels, col_labels = _validate.texts("row_labels", row_labels), _validate.texts("col_labels", col_labels)
-    for name, labels, n, what in (("row_labels", row_labels, v.shape[0], "row"), ("col_labels", col_labels, v.shape[1], "column")):
+    for name, labels, n, what in (
+        ("row_labels", row_labels, v.shape[0], "row"),
+        ("col_labels", col_labels, v.shape[1], "column"),
+    ):
         if len(labels) != n:
             raise ValueError(f"{name} must hold {n} labels (one per {what} of values), got {len(labels)}")
     if v.min() < 0 or v.max() > 1:
@@ -1299,7 +1302,8 @@ def paired_bars(
             )
     if not (len(labels) == len(before) == len(after)) or not labels:
         raise ValueError(
-            f"labels, before and after must have the same, non-zero length, got {len(labels)}, {len(before)} and {len(after)}"
+            f"labels, before and after must have the same, non-zero length, "
+            f"got {len(labels)}, {len(before)} and {len(after)}"
         )
     if ranges is not None and (len(ranges) != 2 or any(len(r) != len(labels) for r in ranges)):
         raise ValueError("ranges must hold one (low, high) pair per group for the before and the after bars")

@@ -57,7 +57,9 @@ class History:
             _per_epoch(name, getattr(self, name))
         for e, v in enumerate(self.loss):
             if float(v) < 0:
-                raise ValueError(f"loss must hold values >= 0 (or NaN for a diverged epoch), got {v!r} at epoch {e + 1}")
+                raise ValueError(
+                    f"loss must hold values >= 0 (or NaN for a diverged epoch), got {v!r} at epoch {e + 1}"
+                )
         for e, v in enumerate(self.train_accuracy):
             if not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"train_accuracy must hold fractions in [0, 1], got {v!r} at epoch {e + 1}")

@@ -136,7 +136,9 @@ class Patch(Trigger):
         _, h, w = shape
         s = self.size
         if s > h or s > w:
-            raise ValueError(f"size must be at most the image side, got {s}: a {s}×{s} patch does not fit in a {h}×{w} image")
+            raise ValueError(
+                f"size must be at most the image side, got {s}: a {s}×{s} patch does not fit in a {h}×{w} image"
+            )
         if not isinstance(self.location, str):
             r, c = self.location
             if r + s > h or c + s > w:
