@@ -347,3 +347,10 @@ def test_end_to_end_flips_names_the_extractor():
             end_to_end_flips(bad, x, y, x[0], x[:1], 0, epochs=1)
         with pytest.raises(TypeError, match="^extractor must be a torch.nn.Module"):
             end_to_end_flipped(bad, x, y, x[:1], x[:1].unsqueeze(0), 0, epochs=1)
+
+
+def test_spread_reads_a_generator_of_values_once():
+    from poisonlab.experiment import spread
+
+    s = spread(v for v in (0.25, 0.5, 0.75))  # as the chapters pass it
+    assert (s.mean, s.n) == (0.5, 3)

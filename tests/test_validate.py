@@ -256,3 +256,14 @@ def test_integer_helpers_accept_numpy_and_torch_integers():
     assert _validate.class_index("target", np.int64(3), 10) == 3
     assert _validate.class_index("target", torch.tensor(3), 10) == 3
     assert _validate.positive_int("n", np.int32(4)) == 4
+
+
+def test_real_values_and_real_grid_read_generators_and_refuse_bools():
+    from poisonlab import _validate
+
+    assert _validate.real_values("v", (x for x in (1, 2.5))).tolist() == [1.0, 2.5]
+    assert _validate.real_grid("g", ([a, a] for a in (0.1, 0.2))).shape == (2, 2)
+    with pytest.raises(TypeError, match="^v must hold real numbers, got dtype torch.bool"):
+        _validate.real_values("v", torch.tensor([True, False]))
+    with pytest.raises(TypeError, match="^g must hold floating-point values, got dtype torch.int64"):
+        _validate.real_grid("g", torch.ones(2, 2, dtype=torch.long))

@@ -99,6 +99,7 @@ def _float_array(name: str, value: Any, what: str) -> np.ndarray:
         return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or isinstance(value, dict):
         raise TypeError(f"{name} must be a sequence of {what}, got {value!r}")
+    value = list(value)  # a generator is read once
 
     def walk(v: Any) -> None:
         if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0:
@@ -121,7 +122,10 @@ def _float_array(name: str, value: Any, what: str) -> np.ndarray:
 def real_values(name: str, value: Any, *, allow_nan: bool = False) -> np.ndarray:
     """Check ``value`` is a flat sequence of real numbers (a list, a tuple, a 1-D floating-point
     tensor or array; ``bool`` refused) and return it as a float64 array. NaN and infinity are
-    refused unless ``allow_nan`` (a measurement that is missing draws a gap)."""
+    refused unless ``allow_nan`` (a measurement that is missing draws a gap). Any other iterable
+    of numbers (a generator, say) is read once, as a list."""
+    if not isinstance(value, (list, tuple, str, bytes, dict, torch.Tensor, np.ndarray)) and isinstance(value, Iterable):
+        value = list(value)
     if isinstance(value, (list, tuple)) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
         v = np.asarray(value, dtype=float)  # plain numbers, integers included (epochs, counts)
     elif isinstance(value, (torch.Tensor, np.ndarray)) and not isinstance(value, bool):

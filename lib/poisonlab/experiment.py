@@ -12,7 +12,7 @@ import copy
 import math
 import numbers
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -548,8 +548,9 @@ def first_epoch(values: Sequence[Any], test: Callable[[Any], bool]) -> int | Non
     """
     if not callable(test):
         raise ValueError(f"test must be a function of one value, got {type(test).__name__}")
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
         raise TypeError(f"values must be a list with one value per epoch, got {values!r}")
+    values = list(values)
     for e, v in enumerate(values):  # a NaN fails every comparison: the epoch would be skipped unseen
         for x in v if isinstance(v, (tuple, list)) else (v,):
             if isinstance(x, numbers.Real) and math.isnan(x):
@@ -611,7 +612,7 @@ def per_run(records: Sequence[Mapping[str, Any]], *keys: str) -> list[Any]:
     """
     if not keys:
         raise ValueError("keys: per_run needs at least one key, got none")
-    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
         raise TypeError(f"records must be a list with one mapping per run, got {records!r}")
     out = []
     for i, record in enumerate(records):
