@@ -354,3 +354,9 @@ def test_spread_reads_a_generator_of_values_once():
 
     s = spread(v for v in (0.25, 0.5, 0.75))  # as the chapters pass it
     assert (s.mean, s.n) == (0.5, 3)
+
+
+def test_train_and_score_names_train_when_its_pair_has_unequal_lengths():
+    x, y = torch.rand(12, 1, 8, 8), torch.arange(12) % 2
+    with pytest.raises(ValueError, match="^train's labels y must have 12 entries to match the inputs, got 11"):
+        train_and_score((x, y[:-1]), x, y, epochs=1)

@@ -341,3 +341,11 @@ def test_piece_masks_check_n_and_shape():
     for bad in (None, 8, "abc"):
         with pytest.raises(TypeError, match="^shape must be a tuple of positive integers"):
             piece_masks(2, bad, 4, 0.5)
+
+
+def test_tact_names_count_and_cover_when_too_few_images_are_eligible():
+    x, y = torch.rand(12, 1, 8, 8), torch.arange(12) % 3
+    with pytest.raises(ValueError, match="^count must be at most 4: only 4 training images are eligible as poisons"):
+        triggers.tact(x, y, Patch(2), 0, source=1, count=60, cover=1, num_classes=3)
+    with pytest.raises(ValueError, match="^cover must be at most .* eligible as cover samples, got 60"):
+        triggers.tact(x, y, Patch(2), 0, source=1, count=1, cover=60, num_classes=3)

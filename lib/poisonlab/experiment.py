@@ -91,6 +91,8 @@ def train_and_score(
     if not isinstance(train, PoisonedSet) and not (isinstance(train, tuple | list) and len(train) == 2):
         raise ValueError(f"train must be a PoisonedSet or a pair (x, y), got {type(train).__name__}")
     x, y = (train.x, train.y) if isinstance(train, PoisonedSet) else train
+    if not isinstance(train, PoisonedSet) and isinstance(x, torch.Tensor) and x.ndim >= 1:
+        y = _validate.labels("train's labels y", y, n=x.shape[0])  # a pair (x, y) of unequal lengths
     y = _validate.labels("y", y)
     y_test = _validate.labels("y_test", y_test)
     _trigger(trigger, optional=True)

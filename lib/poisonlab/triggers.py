@@ -400,10 +400,14 @@ def salient_pixels(model: torch.nn.Module, x: torch.Tensor, target: int, k: int)
     return pattern.view(x.shape[1:])
 
 
-def _draw(candidates: torch.Tensor, n: int, what: str, g: torch.Generator) -> torch.Tensor:
-    """n indices drawn without replacement from ``candidates`` (1-D), or a clear error."""
+def _draw(candidates: torch.Tensor, n: int, what: str, g: torch.Generator, name: str) -> torch.Tensor:
+    """n indices drawn without replacement from ``candidates`` (1-D), or an error naming the
+    argument ``name`` that asked for them."""
     if n > len(candidates):
-        raise ValueError(f"asked for {n} {what} but only {len(candidates)} training images are eligible")
+        raise ValueError(
+            f"{name} must be at most {len(candidates)}: only {len(candidates)} training images are eligible "
+            f"as {what}, got {n}"
+        )
     return candidates[torch.randperm(len(candidates), generator=g)[:n]]
 
 
@@ -490,9 +494,9 @@ def tact(
                 f"cover_classes must not include the source class {source} or the target class {target}, got {c}"
             )
     g = _validate.generator(seed)
-    poisons = _draw(torch.nonzero(y == source).flatten(), count, "poisons", g)
+    poisons = _draw(torch.nonzero(y == source).flatten(), count, "poisons", g, "count")
     eligible = torch.isin(y, torch.tensor(list(cover_classes), dtype=y.dtype))
-    covers = _draw(torch.nonzero(eligible).flatten(), cover, "cover samples", g)
+    covers = _draw(torch.nonzero(eligible).flatten(), cover, "cover samples", g, "cover")
     return _with_cover(
         x,
         y,
@@ -584,10 +588,10 @@ def adaptive_blend(
         _validate.distinct_classes(source, target)
         eligible = y == source
     g = _validate.generator(seed)
-    poisons = _draw(torch.nonzero(eligible).flatten(), count, "poisons", g)
+    poisons = _draw(torch.nonzero(eligible).flatten(), count, "poisons", g, "count")
     rest = y != target
     rest[poisons] = False
-    covers = _draw(torch.nonzero(rest).flatten(), cover, "cover samples", g)
+    covers = _draw(torch.nonzero(rest).flatten(), cover, "cover samples", g, "cover")
     masks = piece_masks(count + cover, shape, pieces, keep, seed=seed + 1)
 
     def stamp(batch: torch.Tensor, is_cover: bool) -> torch.Tensor:
