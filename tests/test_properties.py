@@ -182,3 +182,22 @@ def test_spectral_scores_ignore_a_shift_of_the_features_and_scale_with_their_squ
     shifted = detect.spectral_scores(reps + torch.tensor(shift, dtype=torch.float64), labels)
     assert torch.allclose(shifted, scores, rtol=1e-6, atol=1e-9)
     assert torch.allclose(detect.spectral_scores(scale * reps, labels), scale**2 * scores, rtol=1e-6, atol=1e-9)
+
+
+@FAST
+@given(
+    st.lists(st.tuples(st.integers(-50, 50), st.booleans()), min_size=2, max_size=30).filter(
+        lambda pts: len({t for _, t in pts}) == 2
+    ),
+    st.floats(-100, 100),
+    st.floats(0.01, 100),
+)
+def test_auc_refuses_integer_scores_and_ignores_an_increasing_affine_map_of_float_ones(points, shift, scale):
+    counts = torch.tensor([s for s, _ in points])
+    truth = torch.tensor([t for _, t in points])
+    with pytest.raises(TypeError, match="^scores must be floating-point scores"):
+        detect.roc_auc(counts, truth)  # counts are ranked only once the caller converts them
+    scores = counts.double()
+    auc = detect.roc_auc(scores, truth)
+    assert 0.0 <= auc <= 1.0
+    assert detect.roc_auc(shift + scale * scores, truth) == pytest.approx(auc, abs=1e-12)
