@@ -133,6 +133,7 @@ def test_the_ensemble_learns_and_its_parts_are_the_hash_parts(dpa, digits):
     assert torch.equal(ens.part_sizes, torch.bincount(certify.partition(x, 15), minlength=15))
     counts = certify.votes(ens, digits.x_test)
     assert counts.shape == (len(digits.y_test), 10) and bool((counts.sum(1) == 15).all())
+    assert torch.equal(certify.votes(ens, digits.x_test, workers=2), counts)  # side by side, the same votes
     prediction, radius = certify.certify(counts)
     accuracy, at_two = certify.certified_accuracy(prediction, radius, digits.y_test, [0, 2])
     assert accuracy > 0.85 and 0 < at_two < accuracy

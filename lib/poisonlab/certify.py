@@ -190,12 +190,14 @@ def train_partitions(
     return PartitionEnsemble(trained, num_classes, torch.bincount(parts, minlength=k), shape)
 
 
-def votes(ensemble: PartitionEnsemble, x: torch.Tensor) -> torch.Tensor:
-    """How many base classifiers vote for each class, per input.
+def votes(ensemble: PartitionEnsemble, x: torch.Tensor, *, workers: int | None = 1) -> torch.Tensor:
+    """How many base classifiers vote for each class, per input (the n_c(x) of Levine & Feizi 2021).
 
     Args:
         ensemble: a :class:`PartitionEnsemble`.
         x: inputs (M, ...) in the base classifiers' input shape.
+        workers: processes predicting side by side (:func:`~poisonlab.parallel.run_parallel`);
+            1 (the default) predicts in this process, ``None`` uses every core.
 
     Returns:
         Counts (M, num_classes), int64; each row sums to the number of non-abstaining classifiers.
@@ -208,9 +210,13 @@ def votes(ensemble: PartitionEnsemble, x: torch.Tensor) -> torch.Tensor:
             f"x must hold inputs of shape {tuple(ensemble.input_shape)} (a batch first), got shape {tuple(x.shape)}"
         )
     counts = torch.zeros(x.shape[0], ensemble.num_classes, dtype=torch.int64)
-    for net in ensemble.models:
-        if net is not None:
-            counts += nn.functional.one_hot(predict(net, x).cpu(), ensemble.num_classes)
+    voting = [net for net in ensemble.models if net is not None]
+    if workers == 1:
+        predictions = [predict(net, x).cpu() for net in voting]
+    else:
+        predictions = run_parallel(lambda net: predict(net, x).cpu(), voting, workers=workers, progress=False)
+    for p in predictions:
+        counts += nn.functional.one_hot(p, ensemble.num_classes)
     return counts
 
 
