@@ -133,6 +133,7 @@ def test_the_ensemble_learns_and_its_parts_are_the_hash_parts(dpa, digits):
     assert torch.equal(ens.part_sizes, torch.bincount(certify.partition(x, 15), minlength=15))
     counts = certify.votes(ens, digits.x_test)
     assert counts.shape == (len(digits.y_test), 10) and bool((counts.sum(1) == 15).all())
+    assert torch.equal(certify.votes(ens, digits.x_test, workers=2), counts)  # side by side, the same votes
     prediction, radius = certify.certify(counts)
     accuracy, at_two = certify.certified_accuracy(prediction, radius, digits.y_test, [0, 2])
     assert accuracy > 0.85 and 0 < at_two < accuracy
@@ -199,3 +200,48 @@ def test_certified_accuracy_and_votes_refuse_what_certify_cannot_give(dpa, digit
     _, _, ens = dpa
     with pytest.raises(ValueError, match="x must hold inputs of shape"):
         certify.votes(ens, digits.x_test[0])  # one image without its batch dimension
+
+
+# ---------------------------------------------------------------- order invariance
+
+
+def test_the_canonical_order_depends_on_the_set_alone():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(60, 1, 4, 4, generator=g), torch.randint(0, 3, (60,), generator=g)
+    x[7], y[7] = x[3], (y[3] + 1) % 3  # the same input twice with two labels
+    order = certify.canonical_order(x, y)
+    assert sorted(order.tolist()) == list(range(60))
+    shuffled = torch.randperm(60, generator=g)
+    again = certify.canonical_order(x[shuffled], y[shuffled])
+    assert torch.equal(x[shuffled][again], x[order]) and torch.equal(y[shuffled][again], y[order])
+    with pytest.raises(ValueError, match="y"):
+        certify.canonical_order(x, y[:5])
+
+
+def test_a_permuted_training_set_gives_identical_base_classifiers(digits):
+    """Theorem 1 needs each base classifier to be a function of its part as a set: training on the
+    same points in another order must give the very same votes."""
+    x, y = digits.x_train[:400], digits.y_train[:400]
+    settings = dict(arch="logreg", num_classes=10, epochs=3, lr=0.1, seed=5, workers=1, progress=False)
+    ens = certify.train_partitions(x, y, 6, **settings)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    shuffled = certify.train_partitions(x[perm], y[perm], 6, **settings)
+    for a, b in zip(ens.models, shuffled.models):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    test = digits.x_test[:100]
+    assert torch.equal(
+        torch.stack([m(test).argmax(1) for m in ens.models]), torch.stack([m(test).argmax(1) for m in shuffled.models])
+    )
+
+
+def test_certified_accuracy_refuses_labels_outside_the_classes():
+    prediction, radius, y = torch.tensor([0, 1, 2]), torch.tensor([1, 1, 1]), torch.tensor([0, 1, 2])
+    assert certify.certified_accuracy(prediction, radius, y, [0], num_classes=3) == [1.0]
+    with pytest.raises(ValueError, match="y must be < 3"):
+        certify.certified_accuracy(prediction, radius, torch.tensor([0, 1, 3]), [0], num_classes=3)
+    with pytest.raises(ValueError, match="prediction must be < 3"):
+        certify.certified_accuracy(torch.tensor([0, 5, 2]), radius, y, [0], num_classes=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        certify.certified_accuracy(prediction, radius, y, [0], num_classes=1)
+    with pytest.raises((ValueError, TypeError), match="num_classes"):
+        certify.certified_accuracy(prediction, radius, y, [0], num_classes=2.5)

@@ -365,12 +365,16 @@ def test_defences_checkers_accept_references_and_reject_mistakes():
             assert defences.check_certified_radius(lambda c: certify.certify(c)[1]).ok, v
             assert not defences.check_certified_radius(radius_without_tie_break).ok, v
             assert not defences.check_certified_radius(lambda c: 2 * certify.certify(c)[1]).ok, v
+            assert defences.check_replicated_radius(defences.replicated_radius).ok, v
+            assert not defences.check_replicated_radius(lambda c, d: certify.certify(c)[1]).ok, v  # d ignored
+            assert not defences.check_replicated_radius(lambda c, d: 2 * certify.certify(c)[1] // d).ok, v  # gap / d
             assert defences.check_cheapest_flip(greedy_flip).ok, v
             assert not defences.check_cheapest_flip(flip_from_winner_ignoring_ties).ok, v
             assert defences.check_smallest_unflagged_norm(defences.smallest_unflagged_norm).ok, v
             assert not defences.check_smallest_unflagged_norm(norm_from_the_others_only).ok, v
     assert "one number" in repr(defences.check_smallest_unflagged_norm(lambda o: "small"))
     assert "radii" in repr(defences.check_certified_radius(lambda c: torch.zeros(3)))
+    assert "radii" in repr(defences.check_replicated_radius(lambda c, d: torch.zeros(3)))
 
 
 def test_the_certificate_is_tight_in_the_vote_model():

@@ -75,6 +75,16 @@ def test_the_backdoored_class_needs_the_smallest_mask_and_it_sits_on_the_trigger
     assert all(p.requires_grad for p in model.parameters()) and model.training  # left as found
     again = cleanse.reverse_triggers(model, images, steps=150, lr=0.1, lam=0.01, batch_size=32, progress=False)
     assert torch.equal(again.masks, found.masks)  # deterministic for a seed
+    assert found.trace.shape == (150, 3) and torch.allclose(found.trace[-1], found.norms)
+
+
+def test_the_search_stops_once_the_masks_settle(images):
+    full = cleanse.reverse_triggers(Corner(), images, steps=400, lam=0.01, batch_size=32, progress=False)
+    early = cleanse.reverse_triggers(Corner(), images, steps=400, lam=0.01, batch_size=32, tol=0.01, progress=False)
+    assert full.trace.shape[0] == 400 and 20 < early.trace.shape[0] < 400
+    last = early.trace[-1]
+    assert float(((last - early.trace[-21]).abs() / last).max()) <= 0.01  # settled over the window
+    assert int(early.norms.argmin()) == 0 and torch.equal(early.trace[-1], early.norms)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +96,8 @@ def test_the_backdoored_class_needs_the_smallest_mask_and_it_sits_on_the_trigger
         ({"classes": [3]}, "classes"),
         ({"classes": [0, 0]}, "classes"),
         ({"batch_size": 0}, "batch_size"),
+        ({"tol": -0.1}, "tol"),
+        ({"window": 0}, "window"),
     ],
 )
 def test_bad_reversal_settings_are_refused(images, kwargs, error):

@@ -29,7 +29,15 @@ from poisonlab import _validate, models
 from poisonlab.parallel import run_parallel
 from poisonlab.train import fit, predict
 
-__all__ = ["PartitionEnsemble", "certified_accuracy", "certify", "partition", "train_partitions", "votes"]
+__all__ = [
+    "PartitionEnsemble",
+    "canonical_order",
+    "certified_accuracy",
+    "certify",
+    "partition",
+    "train_partitions",
+    "votes",
+]
 
 
 def partition(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,10 +56,36 @@ def partition(x: torch.Tensor, k: int) -> torch.Tensor:
     """
     x = _validate.finite("x", _validate.inputs("x", x))
     k = _validate.positive_int("k", k)
+    return torch.tensor([h % k for h in _hashes(x)], dtype=torch.int64)
+
+
+def _hashes(x: torch.Tensor) -> list[int]:
+    """The first 8 bytes of each input's SHA-256 (of its values as float32 bytes), as Python ints."""
     flat = x.detach().to(torch.float32).cpu().contiguous().reshape(x.shape[0], -1).numpy()
-    return torch.tensor(
-        [int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "big") % k for row in flat], dtype=torch.int64
-    )
+    return [int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "big") for row in flat]
+
+
+def canonical_order(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """An order of the training points that depends on the *set* of points, never on the order
+    they arrive in: by the input's hash, then (for equal inputs) by label.
+
+    Deep Partition Aggregation's certificate needs each base classifier to be a deterministic
+    function of its part as a set (Levine & Feizi 2021 store canonically ordered datasets for this);
+    a learner that shuffles with a fixed seed would otherwise train differently on a reordered copy
+    of the same part. :func:`train_partitions` sorts every part with this order before training.
+
+    Args:
+        x: inputs (N, ...), finite.
+        y: labels (N,), integers >= 0.
+
+    Returns:
+        A permutation (N,), int64: ``x[order]`` is the canonical order. Points equal in input and
+        label are interchangeable, so any order among them gives the same training set.
+    """
+    x = _validate.finite("x", _validate.inputs("x", x))
+    y = _validate.labels("y", y, n=x.shape[0])
+    keys = list(zip(_hashes(x), y.tolist(), range(x.shape[0])))
+    return torch.tensor([i for _, _, i in sorted(keys)], dtype=torch.int64)
 
 
 @dataclass
@@ -93,8 +127,11 @@ def train_partitions(
     fresh ``arch`` model per part (SGD, momentum 0.9, cosine-annealed ``lr``), side by side on the
     CPU cores (:func:`poisonlab.parallel.run_parallel`).
 
-    Base classifier i is initialised and shuffled with seed ``seed + i``, so retraining one part
-    after its data changed reproduces every other part's classifier exactly.
+    Base classifier i is initialised and shuffled with seed ``seed + i``, and every part is put in
+    :func:`canonical_order` before training, so each base classifier is a deterministic function
+    of its part as a *set*: the ensemble does not depend on the order of ``(x, y)``, and retraining
+    after some points were inserted or removed reproduces every untouched part's classifier exactly
+    (the condition under which Levine & Feizi's Theorem 1 holds for the retrained ensemble).
 
     Args:
         x: training inputs (N, C, H, W) for ``"cnn"``, (N, ...) otherwise; finite.
@@ -123,6 +160,8 @@ def train_partitions(
     num_classes = top if num_classes is None else _validate.positive_int("num_classes", num_classes)
     if num_classes < max(2, top):
         raise ValueError(f"num_classes must be at least 2 and above every label ({top - 1}), got {num_classes}")
+    order = canonical_order(x, y)  # the same order for the same set of points, however they arrive
+    x, y = x[order], y[order]
     parts = partition(x, k)
     shape = tuple(x.shape[1:])
 
@@ -151,12 +190,14 @@ def train_partitions(
     return PartitionEnsemble(trained, num_classes, torch.bincount(parts, minlength=k), shape)
 
 
-def votes(ensemble: PartitionEnsemble, x: torch.Tensor) -> torch.Tensor:
-    """How many base classifiers vote for each class, per input.
+def votes(ensemble: PartitionEnsemble, x: torch.Tensor, *, workers: int | None = 1) -> torch.Tensor:
+    """How many base classifiers vote for each class, per input (the n_c(x) of Levine & Feizi 2021).
 
     Args:
         ensemble: a :class:`PartitionEnsemble`.
         x: inputs (M, ...) in the base classifiers' input shape.
+        workers: processes predicting side by side (:func:`~poisonlab.parallel.run_parallel`);
+            1 (the default) predicts in this process, ``None`` uses every core.
 
     Returns:
         Counts (M, num_classes), int64; each row sums to the number of non-abstaining classifiers.
@@ -169,9 +210,13 @@ def votes(ensemble: PartitionEnsemble, x: torch.Tensor) -> torch.Tensor:
             f"x must hold inputs of shape {tuple(ensemble.input_shape)} (a batch first), got shape {tuple(x.shape)}"
         )
     counts = torch.zeros(x.shape[0], ensemble.num_classes, dtype=torch.int64)
-    for net in ensemble.models:
-        if net is not None:
-            counts += nn.functional.one_hot(predict(net, x).cpu(), ensemble.num_classes)
+    voting = [net for net in ensemble.models if net is not None]
+    if workers == 1:
+        predictions = [predict(net, x).cpu() for net in voting]
+    else:
+        predictions = run_parallel(lambda net: predict(net, x).cpu(), voting, workers=workers, progress=False)
+    for p in predictions:
+        counts += nn.functional.one_hot(p, ensemble.num_classes)
     return counts
 
 
@@ -204,20 +249,32 @@ def certify(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def certified_accuracy(
-    prediction: torch.Tensor, radius: torch.Tensor, y: torch.Tensor, budgets: list[int] | range
+    prediction: torch.Tensor,
+    radius: torch.Tensor,
+    y: torch.Tensor,
+    budgets: list[int] | range,
+    *,
+    num_classes: int | None = None,
 ) -> list[float]:
-    """The share of inputs predicted correctly *and* certified against each budget of poisons.
+    """The share of inputs predicted correctly *and* certified against each budget of poisons
+    (the certified accuracy of Levine & Feizi 2021, their Figure 2's curves).
 
     Args:
         prediction, radius: from :func:`certify`, (M,) each.
         y: true labels (M,).
         budgets: poison counts r >= 0; at r = 0 this is the ensemble's plain accuracy.
+        num_classes: the number of classes K, >= 2; when given, every label and prediction must
+            lie in [0, K) (a label out of range would silently count as a miss).
 
     Returns:
         One share in [0, 1] per budget: mean over inputs of [prediction = y and radius >= r].
     """
-    y = _validate.labels("y", y)
-    prediction = _validate.labels("prediction", prediction, n=len(y))
+    if num_classes is not None:
+        num_classes = _validate.positive_int("num_classes", num_classes)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    y = _validate.labels("y", y, num_classes=num_classes)
+    prediction = _validate.labels("prediction", prediction, n=len(y), num_classes=num_classes)
     if not isinstance(radius, torch.Tensor) or radius.shape != y.shape:
         raise ValueError(f"radius must be a tensor of shape {tuple(y.shape)}, got {getattr(radius, 'shape', radius)!r}")
     if radius.is_floating_point() or radius.dtype == torch.bool or (radius.numel() and int(radius.min()) < 0):

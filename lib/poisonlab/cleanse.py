@@ -48,6 +48,8 @@ class ReversedTriggers:
         patterns: (K, C, H, W) in [0, 1].
         norms: (K,) the masks' ℓ1 norms (pixels' worth of mask).
         success: (K,) the share of the inspection images each trigger sends to its class.
+        trace: (S, K) the masks' ℓ1 norms after each of the S steps taken (S <= ``steps``; fewer
+            when the search stopped early), to see whether the search converged.
     """
 
     classes: torch.Tensor
@@ -55,6 +57,7 @@ class ReversedTriggers:
     patterns: torch.Tensor
     norms: torch.Tensor
     success: torch.Tensor
+    trace: torch.Tensor
 
 
 def _stamp(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
@@ -99,6 +102,8 @@ def reverse_triggers(
     lr: float = 0.1,
     lam: float = 0.003,
     batch_size: int = 64,
+    tol: float = 0.0,
+    window: int = 20,
     seed: int = 0,
     progress: bool = True,
 ) -> ReversedTriggers:
@@ -117,6 +122,9 @@ def reverse_triggers(
         lr: Adam's step size, > 0.
         lam: the weight λ of the mask's ℓ1 norm, >= 0.
         batch_size: images per step, >= 1.
+        tol: early stopping, >= 0 (0: run every step): stop once no class's mask norm moved by more
+            than ``tol`` of itself over the last ``window`` steps (the search has settled).
+        window: the steps over which that change is measured, >= 1.
         seed: seeds the initial masks and patterns and the mini-batches.
         progress: a progress bar over the steps.
 
@@ -130,6 +138,8 @@ def reverse_triggers(
     lr = _validate.positive_float("lr", lr)
     lam = _validate.positive_float("lam", lam, allow_zero=True)
     batch_size = _validate.positive_int("batch_size", batch_size)
+    tol = _validate.positive_float("tol", tol, allow_zero=True)
+    window = _validate.positive_int("window", window)
     g = _validate.generator(seed)
     was_training = model.training
     model.eval()
@@ -149,6 +159,7 @@ def reverse_triggers(
     frozen = [p.requires_grad for p in params]
     for p in params:
         p.requires_grad_(False)
+    trace: list[torch.Tensor] = []
     bar = progress_bar(steps, desc="reversing triggers", unit="step") if _validate.flag("progress", progress) else None
     try:
         for _ in range(steps):
@@ -161,8 +172,14 @@ def reverse_triggers(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            with torch.no_grad():
+                trace.append(torch.sigmoid(mask_logit).flatten(1).sum(1).cpu())
             if bar is not None:
                 bar.update(1)
+            if tol > 0 and len(trace) > window:
+                now, before = trace[-1], trace[-1 - window]
+                if float(((now - before).abs() / now.clamp(min=1e-12)).max()) <= tol:
+                    break
     finally:
         if bar is not None:
             bar.close()
@@ -175,7 +192,12 @@ def reverse_triggers(
             [(model(_stamp(x, masks[i], patterns[i])).argmax(1) == wanted[i]).double().mean() for i in range(n_cls)]
         )
     return ReversedTriggers(
-        torch.tensor(wanted), masks.cpu(), patterns.cpu(), masks.flatten(1).sum(1).cpu(), success.cpu().float()
+        torch.tensor(wanted),
+        masks.cpu(),
+        patterns.cpu(),
+        masks.flatten(1).sum(1).cpu(),
+        success.cpu().float(),
+        torch.stack(trace).float(),
     )
 
 

@@ -73,6 +73,54 @@ def check_certified_radius(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckR
     return run("the certified radius", radius, cases)
 
 
+def replicated_radius(counts: torch.Tensor, d: int) -> torch.Tensor:
+    """The certified radius (M,) of a partition ensemble in which every training point sits in
+    ``d`` of the parts: one inserted or removed point changes up to d votes, each narrowing the
+    winner's gap to a rival by at most 2, so the radius is ⌊gap / (2d)⌋ with Levine & Feizi's
+    tie-aware gap (Theorem 1 for d = 1; :func:`poisonlab.certify.certify`)."""
+    prediction, radius = certify.certify(counts)
+    counts = counts.to(torch.int64)
+    classes = torch.arange(counts.shape[1])
+    rival = counts + (classes[None, :] < prediction[:, None]).long()
+    rival[torch.arange(len(counts)), prediction] = torch.iinfo(torch.int64).min
+    gap = counts.gather(1, prediction[:, None]).squeeze(1) - rival.max(1).values
+    return torch.div(gap, 2 * d, rounding_mode="floor").clamp(min=0)
+
+
+def check_replicated_radius(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> CheckResult:
+    """Check ``fn(counts (M, K) int64, d) -> radius (M,) int64``: the certified radius of a plurality
+    vote when each training point is copied into ``d`` parts (:func:`replicated_radius`), with ties
+    going to the smallest class index. Vote tables and d differ between variants."""
+    hint = (
+        "one poison now sits in d parts, so it can move d votes; by how much can one vote narrow "
+        "the gap between the winner and a rival? And when the two end level, which of them wins?"
+    )
+
+    def radius(counts: torch.Tensor, d: int) -> torch.Tensor:
+        got = fn(counts.clone(), d)
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != (len(counts),):
+            raise TypeError(f"return a tensor of {len(counts)} radii, one per row of counts")
+        if got.is_floating_point() and not bool((got == got.round()).all()):
+            raise ValueError("a radius counts training points: return whole numbers")
+        return got.to(torch.int64)
+
+    g = generator(37)
+    cases = []
+    for k, classes, d, what in (
+        (25, 10, 1, "25 parts, 10 classes, one copy (plain DPA)"),
+        (50, 10, 3, "50 parts, 10 classes, 3 copies"),
+        (60, 3, 2, "60 parts, 3 classes, 2 copies"),
+    ):
+        counts = _vote_table(g, 40, k, classes)
+        cases.append(Case(what, (counts, d), replicated_radius(counts, d), hint=hint))
+    ties = _ties(g, 10)
+    cases.append(Case("votes level or a few apart, 2 copies", (ties, 2), replicated_radius(ties, 2), hint=hint))
+    unanimous = torch.zeros(2, 4, dtype=torch.int64)
+    unanimous[0, 0], unanimous[1, 3] = 100, 100
+    cases.append(Case("unanimous votes, 4 copies", (unanimous, 4), replicated_radius(unanimous, 4), hint=hint))
+    return run("the certified radius with copies", radius, cases)
+
+
 def cheapest_flip(counts: torch.Tensor, target: int) -> int:
     """The fewest votes an attacker must move (each from a class of its choice to ``target``) to
     make ``target`` the plurality winner of ``counts`` (C,), ties going to the smallest index: the
