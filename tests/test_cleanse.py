@@ -32,10 +32,20 @@ def test_the_anomaly_index_is_the_robust_distance_below_the_median():
         (torch.tensor([1.0, 2.0]), "K >= 3"),
         (torch.ones(5), "deviation of 0"),
         (torch.tensor([1.0, float("nan"), 3.0]), "norms"),
+        (torch.tensor([1.0, -2.0, 3.0, 4.0]), "non-negative"),
+        (torch.ones(2, 3), "1-D"),
     ],
 )
 def test_bad_norms_are_refused(norms, error):
     with pytest.raises(ValueError, match=error):
+        cleanse.anomaly_index(norms)
+
+
+@pytest.mark.parametrize(
+    "norms", [torch.tensor([1, 5, 6, 7], dtype=torch.uint8), torch.tensor([True, False, True]), [1.0, 2.0, 3.0]]
+)
+def test_norms_that_are_not_float_tensors_are_refused(norms):
+    with pytest.raises(TypeError, match="norms"):
         cleanse.anomaly_index(norms)
 
 
