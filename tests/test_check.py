@@ -417,3 +417,54 @@ def test_a_learner_function_that_exits_is_reported_and_the_check_goes_on():
     res = run("demo", quits, [Case("exits", (1,), 1), Case("returns", (2,), 2)])
     assert res.passed == 1 and calls == [1, 2]
     assert "SystemExit" in res.lines[0] and "✓" not in res.lines[0]
+
+
+def test_beyond_checkers_accept_references_and_reject_mistakes():
+    from poisonlab.check import beyond
+    from poisonlab.check.core import variant
+
+    def median_breakdown_rounded_up(rule, n, trim):  # one too many: half of an even N breaks the median
+        return {"mean": 0, "median": n // 2, "trimmed_mean": int(trim * n)}[rule]
+
+    for v in range(3):
+        with variant(v):
+            assert beyond.check_replacement_update(beyond.replacement_update).ok, v
+            # the scale of one attacker, N / η, used by each of m colluding attackers
+            assert not beyond.check_replacement_update(lambda t, x, n, eta, m: n / eta * (x - t)).ok, v
+            assert not beyond.check_replacement_update(lambda t, x, n, eta, m: n / m * (x - t)).ok, v  # η ignored
+            assert beyond.check_breakdown(beyond.breakdown_count).ok, v
+            assert not beyond.check_breakdown(median_breakdown_rounded_up).ok, v
+            assert not beyond.check_breakdown(lambda rule, n, trim: 1 if rule == "mean" else 0).ok, v
+    assert "update" in repr(beyond.check_replacement_update(lambda t, x, n, eta, m: 0.0))
+    assert "whole number" in repr(beyond.check_breakdown(lambda rule, n, trim: "half"))
+
+
+def test_the_replacement_update_lands_the_mean_on_the_backdoored_model():
+    from poisonlab import federated
+    from poisonlab.check import beyond
+
+    g = torch.Generator().manual_seed(0)
+    theta, target = torch.randn(50, generator=g), torch.randn(50, generator=g)
+    for n, eta, m in ((10, 1.0, 1), (10, 0.5, 3), (7, 2.0, 2)):
+        bad = beyond.replacement_update(theta, target, n, eta, m)
+        updates = torch.cat([bad.expand(m, -1), torch.zeros(n - m, 50)])
+        assert torch.allclose(theta + eta * federated.aggregate(updates, "mean"), target, atol=1e-5)
+
+
+def test_the_breakdown_count_is_where_the_aggregate_starts_to_follow_the_attackers():
+    from poisonlab import federated
+    from poisonlab.check import beyond
+
+    g = torch.Generator().manual_seed(0)
+    for n in (10, 11, 13):
+        benign = torch.randn(n, 5, generator=g)
+        for rule in beyond.BREAKDOWN_RULES:
+            m = beyond.breakdown_count(rule, n, 0.2)
+            for attackers, bounded in ((m, True), (m + 1, False)):
+                far = False  # pushed up or down: the lower median of an even N gives way downwards first
+                for sign in (1.0, -1.0):
+                    updates = torch.cat([torch.full((attackers, 5), sign * 1e9), benign[attackers:]])
+                    far |= float(federated.aggregate(updates, rule, trim=0.2).abs().max()) > 1e6
+                assert far != bounded, (rule, n, attackers)
+    with pytest.raises(ValueError, match="rule"):
+        beyond.breakdown_count("krum", 10)

@@ -158,3 +158,28 @@ def test_krum_runs_with_as_many_attackers_as_its_rule_allows_and_more():
     for m in (1, 2):  # N = 5: Krum's f is capped at 1
         r = fl.run(x, y, x, y, num_clients=5, rounds=1, aggregator="krum", attack="little_is_enough", num_malicious=m)
         assert r.malicious == list(range(m)) and len(r.clean_accuracy) == 1
+
+
+def test_a_run_continued_from_its_model_equals_one_longer_run():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(80, 1, 6, 6, generator=g), torch.arange(80) % 4
+
+    def stamp(b):
+        b = b.clone()
+        b[..., -2:, -2:] = 1.0
+        return b
+
+    common = dict(num_clients=5, aggregator="median", attack="model_replacement", num_malicious=1, attack_from=2)
+    common |= dict(trigger=stamp, target=0, arch="mlp", alpha=5.0, seed=3)
+    whole = fl.run(x, y, x, y, rounds=4, **common)
+    head = fl.run(x, y, x, y, rounds=2, **common)
+    before = fl.flatten(head.model)
+    tail = fl.run(x, y, x, y, rounds=2, initial=head.model, first_round=2, **common)
+    assert torch.equal(fl.flatten(head.model), before)  # the initial model is copied, not trained
+    assert torch.equal(fl.flatten(tail.model), fl.flatten(whole.model))
+    assert head.clean_accuracy + tail.clean_accuracy == whole.clean_accuracy
+    assert head.attack_success_rate + tail.attack_success_rate == whole.attack_success_rate
+    with pytest.raises(ValueError, match="first_round"):
+        fl.run(x, y, x, y, num_clients=5, first_round=-1)
+    with pytest.raises(TypeError, match="initial"):
+        fl.run(x, y, x, y, num_clients=5, initial="model")

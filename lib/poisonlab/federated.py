@@ -366,6 +366,8 @@ def run(
     arch: str = "cnn",
     seed: int = 0,
     splits: Sequence[torch.Tensor] | None = None,
+    initial: nn.Module | None = None,
+    first_round: int = 0,
 ) -> FedResult:
     """Simulate federated averaging with an aggregator and, optionally, malicious clients.
 
@@ -391,9 +393,16 @@ def run(
         trim: β of the trimmed mean.
         arch: the model (:func:`poisonlab.models.make`); seed: seeds weights, split and batches.
         splits: client index sets to use instead of a Dirichlet split.
+        initial: a global model to continue from (copied, left unchanged), e.g. the ``model`` of an
+            earlier result; default a fresh ``arch`` model seeded by ``seed``.
+        first_round: the 0-based index of the first round run, >= 0. Rounds ``first_round``, …,
+            ``first_round + rounds − 1`` are run, with the batch seeds and the attack schedule of
+            those rounds, so that a run of r₁ rounds continued from its model by a run with
+            ``first_round = r₁`` gives the same model as one run of both lengths: runs that share
+            their first rounds (the attack-free ones) can share that computation.
 
     Returns:
-        A :class:`FedResult`.
+        A :class:`FedResult`, with one accuracy (and ASR) per round run.
     """
     x = _validate.finite("x", _validate.images("x", x))
     y = _validate.labels("y", y, n=x.shape[0])
@@ -402,6 +411,9 @@ def run(
     _validate.choice("aggregator", aggregator, AGGREGATORS)
     _validate.choice("attack", attack, ATTACKS)
     attack_from = _validate.positive_int("attack_from", attack_from, allow_zero=True)
+    first_round = _validate.positive_int("first_round", first_round, allow_zero=True)
+    if initial is not None and not isinstance(initial, nn.Module):
+        raise TypeError(f"initial must be a torch.nn.Module (a global model), got {type(initial).__name__}")
     m = 0
     if attack != "none":
         m = _validate.positive_int("num_malicious", num_malicious)
@@ -414,11 +426,11 @@ def run(
         splits = dirichlet_split(y, num_clients, alpha=alpha, seed=seed)
     elif len(splits) != num_clients:
         raise ValueError(f"splits must hold num_clients = {num_clients} index sets, got {len(splits)}")
-    model = models.make(arch, tuple(x.shape[1:]), k, seed=seed)
+    model = models.make(arch, tuple(x.shape[1:]), k, seed=seed) if initial is None else _copy(initial)
     model.eval()
     result = FedResult(model, client_sizes=[len(s) for s in splits], malicious=list(range(m)))
     f = min(max(m, 1), max((num_clients - 3) // 2, 0))  # Krum needs N > 2f + 2
-    for r in range(rounds):
+    for r in range(first_round, first_round + rounds):
         attacking = m > 0 and r >= attack_from
         benign = [
             local_update(

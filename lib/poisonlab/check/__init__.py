@@ -9,13 +9,14 @@ not, with a hint — never the reference answer. Each chapter has a module of ch
     exercises.check_attack_success_rate(my_attack_success_rate)
 """
 
-from poisonlab.check import backdoor, boundary, collision, defences, limits, prologue, spectral
+from poisonlab.check import backdoor, beyond, boundary, collision, defences, limits, prologue, spectral
 from poisonlab.check.core import Case, CheckResult, current_variant, run, use_variant, variant
 
 __all__ = [
     "Case",
     "CheckResult",
     "backdoor",
+    "beyond",
     "boundary",
     "collision",
     "current_variant",
