@@ -215,7 +215,7 @@ def check_clean_label_success(
 #: The check's own white-box experiment (the chapter's section 3 at a smaller scale): target digit,
 #: base digit, fine-tuning images, targets, poisons per target, ℓ∞ budget, Bullseye's Adam steps and
 #: step size, the heads' full-batch steps.
-EASE_TARGET, EASE_BASE, EASE_FINETUNE, EASE_TARGETS, EASE_K = 3, 8, 500, 120, 5
+EASE_TARGET, EASE_BASE, EASE_FINETUNE, EASE_TARGETS, EASE_K = 3, 8, 500, 100, 5
 EASE_EPS, EASE_STEPS, EASE_LR, EASE_HEAD_STEPS = 0.15, 200, 0.01, 300
 
 #: The epochs of the check's extractor (:func:`trained_extractor`; the chapter's trains 12).
