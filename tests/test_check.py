@@ -221,32 +221,38 @@ def test_collision_checkers_accept_references_and_reject_mistakes():
     assert "a pair" in repr(ex.check_clean_label_success(lambda f, j, l2, c, tau: 0.5))
 
 
-def test_rank_pairs_checker_accepts_the_nearest_first_order_and_rejects_others():
+def test_success_predictor_checker_accepts_the_margin_and_rejects_ties_reversals_and_bad_shapes():
     from poisonlab.check import collision as ex
     from poisonlab.check import variant
 
-    def nearest_first(dist, pairs):
-        return sorted(pairs, key=lambda p: float(dist[p[0], p[1]]))
+    def margin(z_target, z_bases, w, c):
+        return z_target @ w + c
 
-    def farthest_first(dist, pairs):
-        return sorted(pairs, key=lambda p: -float(dist[p[0], p[1]]))
+    def reversed_margin(z_target, z_bases, w, c):
+        return -(z_target @ w + c)
 
-    def by_digit(dist, pairs):
-        return sorted(pairs)
+    def same_for_all(z_target, z_bases, w, c):  # one number per pair of digits, as the class-mean distance
+        return torch.ones(len(z_target))
 
-    def dropped(dist, pairs):
-        return nearest_first(dist, pairs)[1:]
-
-    def invented(dist, pairs):
-        return [(0, 1)] + nearest_first(dist, pairs)[1:]
+    def one_per_base(z_target, z_bases, w, c):
+        return (z_bases @ w).flatten()
 
     for v in (0, 3):
         with variant(v):
-            assert ex.check_rank_pairs(nearest_first).ok
-            assert ex.check_rank_pairs(lambda d, p: [list(q) for q in nearest_first(d, p)]).ok  # lists are pairs too
-            for wrong in (farthest_first, by_digit, dropped, invented):
-                assert not ex.check_rank_pairs(wrong).ok, wrong.__name__
-    assert "same pairs" in repr(ex.check_rank_pairs(invented))
+            assert ex.check_success_predictor(margin).ok
+            for wrong in (reversed_margin, same_for_all, one_per_base):
+                assert not ex.check_success_predictor(wrong).ok, wrong.__name__
+    report = repr(ex.check_success_predictor(same_for_all))
+    assert "undefined" in report and "ties" in report and "higher in 0" in report
+    assert "one per target" in repr(ex.check_success_predictor(one_per_base))
+    assert "finite" in repr(ex.check_success_predictor(lambda z, b, w, c: margin(z, b, w, c) / 0.0))
+    evidence = ex.ease_evidence(0)
+    assert evidence["z_target"].shape == (ex.EASE_TARGETS, 256) and evidence["z_bases"].shape[:2] == (
+        ex.EASE_TARGETS,
+        ex.EASE_K,
+    )
+    assert 0 < int(evidence["won"].sum()) < ex.EASE_TARGETS
+    assert bool(((evidence["z_target"] @ evidence["w"] + evidence["c"]) < 0).all()), "every target starts as a 3"
 
 
 def test_spectral_checkers_accept_references_and_reject_mistakes():

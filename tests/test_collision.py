@@ -436,3 +436,51 @@ def test_fine_tuned_heads_report_their_training_and_reach_the_minimiser_with_wei
     short = {}
     collision.fine_tune_heads(x, y, none, y.new_zeros(1, 0), 2, steps=3, lr=0.5, weight_decay=1e-2, history=short)
     assert short["gradient_norm"][0] > 10 * history["gradient_norm"][0]  # three steps do not
+
+
+def test_rank_agreement_counts_agreements_disagreements_and_ties_and_matches_spearman():
+    scores = torch.tensor([0.9, 0.1, 0.5, 0.5])
+    outcomes = torch.tensor([2, 0, 1, 0])
+    r = collision.rank_agreement(scores, outcomes)
+    # pairs with different outcomes: (0,1) (0,2) (0,3) (2,1) (2,3): four agree, one (2 vs 3) ties
+    assert (r["agree"], r["disagree"], r["tied"], r["comparisons"]) == (4.0, 0.0, 1.0, 5.0)
+    assert r["c_index"] == pytest.approx(4.5 / 5)
+    # Spearman by hand: ranks of the scores (4, 1, 2.5, 2.5), of the outcomes (4, 1.5, 3, 1.5)
+    rs, ro = torch.tensor([4, 1, 2.5, 2.5]), torch.tensor([4, 1.5, 3, 1.5])
+    rs, ro = rs - rs.mean(), ro - ro.mean()
+    assert r["spearman"] == pytest.approx(float((rs * ro).sum() / (rs.norm() * ro.norm())))
+    reverse = collision.rank_agreement(-scores, outcomes)
+    assert (reverse["agree"], reverse["disagree"]) == (0.0, 4.0) and reverse["spearman"] == pytest.approx(
+        -r["spearman"]
+    )
+
+
+def test_rank_agreement_of_a_binary_outcome_is_the_area_under_the_roc_curve():
+    g = torch.Generator().manual_seed(0)
+    scores, won = torch.randn(60, generator=g), torch.rand(60, generator=g) < 0.3
+    pos, neg = scores[won], scores[~won]
+    auc = float((pos[:, None] > neg[None, :]).double().mean())  # no ties among continuous scores
+    assert collision.rank_agreement(scores, won)["c_index"] == pytest.approx(auc)
+
+
+def test_rank_agreement_of_a_constant_score_ties_every_pair():
+    r = collision.rank_agreement(torch.zeros(5), torch.tensor([0, 1, 1, 2, 0]))
+    assert r["tied"] == r["comparisons"] == 8.0 and r["c_index"] == 0.5 and math.isnan(r["spearman"])
+    assert math.isnan(collision.rank_agreement(torch.arange(3.0), torch.ones(3))["c_index"])
+
+
+@pytest.mark.parametrize(
+    "scores, outcomes, match",
+    [
+        ([0.1, 0.2], torch.tensor([0, 1]), "scores"),
+        (torch.tensor([1, 2]), torch.tensor([0, 1]), "floating point"),
+        (torch.zeros(2, 2), torch.tensor([0, 1]), "scores must be a 1-D"),
+        (torch.zeros(3), torch.tensor([0, 1]), "same length"),
+        (torch.zeros(1), torch.tensor([0]), "P >= 2"),
+        (torch.tensor([0.0, float("nan")]), torch.tensor([0, 1]), "scores must hold finite"),
+        (torch.zeros(2), torch.tensor([0.0, float("inf")]), "outcomes must hold finite"),
+    ],
+)
+def test_rank_agreement_rejects_bad_input(scores, outcomes, match):
+    with pytest.raises(ValueError, match=match):
+        collision.rank_agreement(scores, outcomes)

@@ -667,6 +667,63 @@ def success_under_budget(
     return float(won.double().mean()), float(l2[won].double().mean()) if bool(won.any()) else math.nan
 
 
+def _average_ranks(v: torch.Tensor) -> torch.Tensor:
+    """Ranks 1…P of the entries of a (P,) tensor, ties given the mean of the ranks they span."""
+    below = (v[:, None] > v[None, :]).sum(1).double()
+    equal = (v[:, None] == v[None, :]).sum(1).double()
+    return below + (equal + 1.0) / 2.0
+
+
+def rank_agreement(scores: torch.Tensor, outcomes: torch.Tensor) -> dict[str, float]:
+    """How well a per-target score orders the targets by how easily an attack won them.
+
+    Every pair of targets whose outcomes differ is one comparison: the score *agrees* when it is
+    higher for the target with the higher outcome, *disagrees* when it is lower, and *ties* when
+    the two scores are equal (a tie says nothing either way). Spearman's ρ is the Pearson
+    correlation of the two rankings, tied values given their mean rank; the concordance index
+    (Harrell's C) is (agreements + ties / 2) / comparisons, which for a binary outcome (won or lost)
+    is the area under the ROC curve of the score.
+
+    Args:
+        scores: (P,) finite floating point, P ≥ 2: higher means predicted easier.
+        outcomes: (P,) numbers (bool, integer or floating point, finite), higher means won more
+            easily, e.g. whether each target was won, or at how many budgets it was.
+
+    Returns:
+        ``{"spearman", "c_index", "agree", "disagree", "tied", "comparisons"}``: ρ in [−1, 1]
+        (``nan`` when the scores or the outcomes are all equal), C in [0, 1] (``nan`` with no
+        comparison), and the counts (as floats) of the comparisons that agree, disagree and tie.
+    """
+    for name, value in (("scores", scores), ("outcomes", outcomes)):
+        if not isinstance(value, torch.Tensor) or value.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D tensor (P,), got {getattr(value, 'shape', type(value).__name__)}")
+    if not scores.is_floating_point():
+        raise ValueError(f"scores must be floating point, got dtype {scores.dtype}")
+    if len(scores) < 2 or outcomes.shape != scores.shape:
+        raise ValueError(f"scores and outcomes must have the same length P >= 2, got {len(scores)} and {len(outcomes)}")
+    _validate.finite("scores", scores)
+    _validate.finite("outcomes", outcomes)
+    s, o = scores.detach().double(), outcomes.detach().double()
+    higher = o[:, None] > o[None, :]  # (i, j): target i was won more easily than target j
+    agree = float((higher & (s[:, None] > s[None, :])).sum())
+    disagree = float((higher & (s[:, None] < s[None, :])).sum())
+    comparisons = float(higher.sum())
+    tied = comparisons - agree - disagree
+    rs, ro = _average_ranks(s), _average_ranks(o)
+    rs, ro = rs - rs.mean(), ro - ro.mean()
+    norm = float(rs.norm() * ro.norm())
+    spearman = float((rs * ro).sum()) / norm if norm > 0 else math.nan
+    c_index = (agree + tied / 2) / comparisons if comparisons else math.nan
+    return {
+        "spearman": spearman,
+        "c_index": c_index,
+        "agree": agree,
+        "disagree": disagree,
+        "tied": tied,
+        "comparisons": comparisons,
+    }
+
+
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (95% for z = 1.96), in [0, 1].
 

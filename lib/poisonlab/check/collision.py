@@ -67,16 +67,12 @@ DISTANCE_SEEDS = (0, 1)
 
 
 @lru_cache(maxsize=4)
-def class_mean_distances(seed: int = 0, epochs: int = 4) -> torch.Tensor:
-    """(10, 10) Euclidean distances between the class means of ``mnist5k``'s training images in the
-    256-dimensional representation of the chapter's feature extractor (a two-layer MLP, 256 units per
-    layer, trained on all ten digits with ``seed`` for ``epochs`` epochs; the chapter trains 12).
-    Entry (a, b) is ‖μ_a − μ_b‖, the distance between the mean representations of the a's and the b's:
-    how far a typical b must travel to reach a typical a (not the mean distance between the points of
-    the two classes, which also counts each class's spread)."""
+def trained_extractor(seed: int = 0, epochs: int = 4) -> tuple:
+    """``(dataset, extractor)``: ``mnist5k`` split with ``seed``, and a feature extractor like the
+    chapter's (a two-layer MLP, 256 units per layer, trained on all ten digits with ``seed`` for
+    ``epochs`` epochs; the chapter trains 12), in eval mode. Cached: the checkers of chapter 3 share it."""
     from poisonlab import data
     from poisonlab.experiment import train_and_score
-    from poisonlab.train import embed
 
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -84,6 +80,19 @@ def class_mean_distances(seed: int = 0, epochs: int = 4) -> torch.Tensor:
     extractor = train_and_score(
         (ds.x_train, ds.y_train), ds.x_test, ds.y_test, arch="mlp", hidden=(256, 256), epochs=epochs, lr=0.05, seed=seed
     ).model.eval()
+    return ds, extractor
+
+
+@lru_cache(maxsize=4)
+def class_mean_distances(seed: int = 0, epochs: int = 4) -> torch.Tensor:
+    """(10, 10) Euclidean distances between the class means of ``mnist5k``'s training images in the
+    256-dimensional representation of :func:`trained_extractor` (``seed``, ``epochs``).
+    Entry (a, b) is ‖μ_a − μ_b‖, the distance between the mean representations of the a's and the b's:
+    how far a typical b must travel to reach a typical a (not the mean distance between the points of
+    the two classes, which also counts each class's spread)."""
+    from poisonlab.train import embed
+
+    ds, extractor = trained_extractor(seed, epochs)
     z = embed(extractor, ds.x_train)
     means = torch.stack([z[ds.y_train == k].mean(0) for k in range(ds.num_classes)])
     return torch.cdist(means, means)
@@ -203,40 +212,122 @@ def check_clean_label_success(
     return run("clean-label success under a pixel budget", measured, cases)
 
 
-def _distance_matrix(seed: int) -> torch.Tensor:
-    """A (10, 10) symmetric matrix of distinct positive distances with a zero diagonal, like the
-    class-mean distances of :func:`class_mean_distances`."""
-    upper = (1.0 + 9.0 * torch.rand(10, 10, generator=generator(seed))).triu(1)
-    return upper + upper.T
+#: The check's own white-box experiment (the chapter's section 3 at a smaller scale): target digit,
+#: base digit, fine-tuning images, targets, poisons per target, ℓ∞ budget, Bullseye's Adam steps and
+#: step size, the heads' full-batch steps.
+EASE_TARGET, EASE_BASE, EASE_FINETUNE, EASE_TARGETS, EASE_K = 3, 8, 500, 100, 5
+EASE_EPS, EASE_STEPS, EASE_LR, EASE_HEAD_STEPS = 0.15, 200, 0.01, 300
+
+#: The epochs of the check's extractor (:func:`trained_extractor`; the chapter's trains 12).
+EASE_EPOCHS = 4
+
+#: A predictor passes when its concordance index with the measured wins reaches this value.
+EASE_PASS = 0.7
 
 
-def check_rank_pairs(fn: Callable[[torch.Tensor, list[tuple[int, int]]], list[tuple[int, int]]]) -> CheckResult:
-    """Check ``fn(distances (10, 10), pairs) -> pairs``: the (target, base) digit pairs ordered from the one
-    predicted easiest for a clean-label attack to the one predicted hardest, by the distance between
-    the two classes' mean representations (``distances[target, base]``), nearest first: the
-    shorter the way a base has to go, the more of it a poison covers within the budget (the idea
-    behind choosing bases near the target, Aghakhani et al. 2021). The pairs come back as given, as
-    tuples; the distances are not modified."""
-    hint = (
-        "a poison starts at its base's class and must reach its target's class: which pair has the "
-        "shortest way to go, and which entry of the matrix measures it?"
+@lru_cache(maxsize=4)
+def ease_evidence(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The measurements the success-predictor exercise is scored on: Bullseye Polytope against
+    ``EASE_TARGETS`` 3s, crafted and scored as in the chapter's white-box transfer setting, with the
+    extractor of :func:`trained_extractor` (``seed``, ``EASE_EPOCHS`` epochs) and without a judge (a win is a flip).
+
+    The fine-tuning set is ``EASE_FINETUNE`` 3s and 8s drawn with ``seed``; the targets are the test
+    3s, then training 3s outside the fine-tuning set, that the clean head reads as 3s; each gets the
+    ``EASE_K`` 8s outside the fine-tuning set nearest it in φ as bases; ``collision.bullseye_polytope``
+    crafts at ε = ``EASE_EPS`` and ``collision.fine_tune_heads`` trains one head per target.
+
+    Returns:
+        ``{"z_target" (P, F), "z_bases" (P, K, F), "w" (F,), "c" (0-d), "won" (P,) bool}``: the
+        targets' and their bases' representations, the clean head's logit difference (8 minus 3)
+        w·z + c, positive where it reads an 8, and whether each target flipped.
+    """
+    from poisonlab import collision
+    from poisonlab.train import embed
+
+    ds, extractor = trained_extractor(seed, EASE_EPOCHS)
+    task = ds.pair(EASE_TARGET, EASE_BASE)
+    order = torch.randperm(len(task.y_train), generator=torch.Generator().manual_seed(seed))
+    ft, outside = order[:EASE_FINETUNE], torch.ones(len(task.y_train), dtype=torch.bool)
+    outside[ft] = False
+    pool = torch.nonzero(outside & (task.y_train == 1)).flatten()
+    x_ft, y_ft = task.x_train[ft], task.y_train[ft]
+    candidates = torch.cat([task.x_test[task.y_test == 0], task.x_train[outside & (task.y_train == 0)]])
+    z_ft, z_candidates = embed(extractor, x_ft), embed(extractor, candidates)
+    none = z_ft.new_zeros(1, 0, z_ft.shape[1])
+    w0, b0 = collision.fine_tune_heads(
+        z_ft, y_ft, none, y_ft.new_zeros(1, 0), 2, steps=EASE_HEAD_STEPS, weight_decay=0.0
     )
-    g = generator(17)
-    distances = [_distance_matrix(varied(seed)) for seed in (3, 4)]
-    all_pairs = [(t, b) for t in range(10) for b in range(10) if t != b]
-    cases = []
-    for i, (count, dist) in enumerate(((4, distances[0]), (7, distances[1]), (3, distances[1]))):
-        picked = [all_pairs[j] for j in torch.randperm(len(all_pairs), generator=g)[:count].tolist()]
-        expected = [list(p) for p in sorted(picked, key=lambda p: float(dist[p[0], p[1]]))]
-        cases.append(Case(f"{count} pairs, distance matrix {1 + min(i, 1)}", (dist, picked), expected, hint=hint))
+    read_as_target = torch.nonzero(collision.head_predict(w0, b0, z_candidates)[0] == 0).flatten()
+    chosen = read_as_target[:EASE_TARGETS]
+    targets, z_target = candidates[chosen], z_candidates[chosen]
+    nearest = torch.cdist(z_target, embed(extractor, task.x_train[pool])).topk(EASE_K, dim=1, largest=False).indices
+    bases = task.x_train[pool[nearest]]
+    poisons = collision.bullseye_polytope(
+        extractor.features, targets, bases, eps=EASE_EPS, steps=EASE_STEPS, lr=EASE_LR
+    )
+    p = len(targets)
+    z_poisons = embed(extractor, poisons.flatten(0, 1)).view(p, EASE_K, -1)
+    w, b = collision.fine_tune_heads(
+        z_ft, y_ft, z_poisons, torch.ones(p, EASE_K, dtype=torch.long), 2, steps=EASE_HEAD_STEPS, weight_decay=0.0
+    )
+    won = collision.head_predict(w, b, z_target, paired=True) == 1
+    return {
+        "z_target": z_target,
+        "z_bases": embed(extractor, bases.flatten(0, 1)).view(p, EASE_K, -1),
+        "w": w0[0, 1] - w0[0, 0],
+        "c": b0[0, 1] - b0[0, 0],
+        "won": won,
+    }
 
-    def ranked(dist: torch.Tensor, pairs: list[tuple[int, int]]) -> list[list[int]]:
-        out = fn(dist, [tuple(p) for p in pairs])
-        if not isinstance(out, (list, tuple)) or len(out) != len(pairs):
-            raise ValueError(f"return the {len(pairs)} pairs in a new order, got {out!r}")
-        out = [[int(v) for v in p] for p in out]
-        if sorted(map(tuple, out)) != sorted(pairs):
-            raise ValueError(f"return the same pairs as given, reordered, got {out!r}")
-        return out
 
-    return run("pairs ranked by predicted ease", ranked, cases)
+def agreement_line(agreement: dict[str, float]) -> str:
+    """One sentence of a :func:`~poisonlab.collision.rank_agreement` result: ρ, C and the counts."""
+    rho = agreement["spearman"]
+    rho_text = "undefined (every score is the same)" if math.isnan(rho) else f"{rho:+.2f}"
+    return (
+        f"Spearman ρ = {rho_text}, concordance C = {agreement['c_index']:.2f}: of "
+        f"{agreement['comparisons']:.0f} pairs of targets with different outcomes, your score puts the easier one "
+        f"higher in {agreement['agree']:.0f}, lower in {agreement['disagree']:.0f}, and ties "
+        f"{agreement['tied']:.0f}"
+    )
+
+
+def check_success_predictor(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> CheckResult:
+    """Check ``fn(z_target (P, F), z_bases (P, K, F), w (F,), c (0-d)) -> scores (P,)``: a predictor
+    of which targets a clean-label attack wins, higher for a target predicted easier, from each
+    target's own representation φ(x⋆), those of its K bases and the clean head's logit difference
+    w·z + c (positive where the head reads the base class). It passes when its concordance index
+    (:func:`poisonlab.collision.rank_agreement`, the area under the ROC curve for won / lost) with the
+    wins measured by :func:`ease_evidence` (this variant's seed) reaches ``EASE_PASS``. The report
+    gives Spearman's ρ and the pairs of targets the score orders as measured, the other way, or ties."""
+    from poisonlab.collision import rank_agreement
+
+    evidence = ease_evidence(varied(0))
+    label = f"concordance with the measured wins ≥ {EASE_PASS:g}"
+    found: dict[str, float] = {}
+    hint = (
+        "Bullseye moves the poisons' centre in φ and the new head then has to read the target as they are "
+        "read: what about a target, in φ or under the clean head, says how far it has to be moved?"
+    )
+
+    def scored(z_target: torch.Tensor, z_bases: torch.Tensor, w: torch.Tensor, c: torch.Tensor) -> dict:
+        scores = fn(z_target, z_bases, w, c)
+        p = len(z_target)
+        if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (p,) or not scores.is_floating_point():
+            shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+            raise TypeError(f"return a floating-point tensor of {p} scores, one per target, got {shape}")
+        if not bool(torch.isfinite(scores).all()):
+            raise ValueError("every score must be a finite number")
+        found.update(rank_agreement(scores.detach(), evidence["won"]))
+        return {label: found["c_index"] >= EASE_PASS}
+
+    args = (evidence["z_target"], evidence["z_bases"], evidence["w"], evidence["c"])
+    won = int(evidence["won"].sum())
+    what = f"{len(evidence['won'])} targets, {won} of them won at ε = {EASE_EPS:g}"
+    case = Case(what, args, {label: True}, hint=hint)
+    result = run("a predictor of which targets fall", scored, [case])
+    if found:
+        result.lines.append(f"   {agreement_line(found)}.")
+    return result
