@@ -31,6 +31,7 @@ def test_a_part_depends_on_the_input_alone():
         (torch.rand(5, 3), 2.5, "k"),
         (torch.tensor([[0.0, float("nan")]]), 3, "x"),
         ([[0.0, 1.0]], 3, "x"),
+        (torch.rand(0, 3), 3, "at least one"),
     ],
 )
 def test_bad_partitions_are_refused(x, k, error):
@@ -245,3 +246,10 @@ def test_certified_accuracy_refuses_labels_outside_the_classes():
         certify.certified_accuracy(prediction, radius, y, [0], num_classes=1)
     with pytest.raises((ValueError, TypeError), match="num_classes"):
         certify.certified_accuracy(prediction, radius, y, [0], num_classes=2.5)
+
+
+@pytest.mark.parametrize("budgets", [None, 10, "0123"])
+def test_certified_accuracy_needs_a_list_of_budgets(budgets):
+    y = torch.tensor([0, 1, 1])
+    with pytest.raises(TypeError, match="^budgets must be a list"):
+        certify.certified_accuracy(y, torch.tensor([3, 0, 5]), y, budgets)

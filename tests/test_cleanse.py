@@ -115,6 +115,24 @@ def test_bad_reversal_settings_are_refused(images, kwargs, error):
         cleanse.reverse_triggers(Corner(), images, progress=False, **kwargs)
 
 
+@pytest.mark.parametrize("model", [None, "cnn", 3])
+def test_reversal_needs_a_model(images, model):
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module"):
+        cleanse.reverse_triggers(model, images, progress=False)
+
+
+def test_reversal_refuses_classes_that_are_not_a_list(images):
+    with pytest.raises(TypeError, match="^classes must be a list"):
+        cleanse.reverse_triggers(Corner(), images, classes=0, progress=False)
+
+
+def test_float64_images_are_read_in_the_models_dtype(images):
+    settings = dict(steps=5, lam=0.01, batch_size=16, progress=False)
+    found64 = cleanse.reverse_triggers(Corner(), images.double(), **settings)
+    found32 = cleanse.reverse_triggers(Corner(), images, **settings)
+    assert torch.equal(found64.norms, found32.norms)
+
+
 def test_reversal_needs_finite_images():
     with pytest.raises(ValueError, match="x"):
         cleanse.reverse_triggers(Corner(), torch.rand(4, 6, 6), progress=False)

@@ -108,6 +108,26 @@ def test_head_predict_checks_that_weights_biases_and_features_agree():
         collision.head_predict(w, bias.long(), feats)
 
 
+def test_heads_read_float64_features_in_their_own_dtype():
+    w, bias, feats = torch.rand(2, 3, 5), torch.rand(2, 3), torch.rand(4, 5)
+    assert torch.equal(collision.head_predict(w, bias, feats.double()), collision.head_predict(w, bias, feats))
+    x, labels = torch.rand(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    extra, extra_y = torch.rand(2, 1, 3), torch.tensor([[0], [1]])
+    w64, b64 = collision.fine_tune_heads(x.double(), labels, extra, extra_y, 3, steps=3)
+    w32, _ = collision.fine_tune_heads(x, labels, extra.double(), extra_y, 3, steps=3)
+    assert w64.dtype == b64.dtype == torch.float64 and w32.dtype == torch.float32
+    assert torch.allclose(w64.float(), w32, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [None, [[[0.0, 1.0, 2.0]]], "poisons"])
+def test_fine_tune_heads_name_extra_features_and_labels_that_are_not_tensors(extra):
+    x, labels = torch.rand(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match="^extra_features must be a torch.Tensor"):
+        collision.fine_tune_heads(x, labels, extra, torch.tensor([[0]]), 3, steps=1)
+    with pytest.raises(ValueError, match="^extra_labels must be a"):
+        collision.fine_tune_heads(x, labels, torch.rand(1, 1, 3), extra, 3, steps=1)
+
+
 def test_fine_tune_heads_refuse_float_labels_and_non_finite_features():
     feats, labels = torch.rand(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
     extra, extra_y = torch.rand(2, 1, 3), torch.tensor([[0], [1]])

@@ -55,6 +55,8 @@ def partition(x: torch.Tensor, k: int) -> torch.Tensor:
         Part indices (N,), int64 in [0, k).
     """
     x = _validate.finite("x", _validate.inputs("x", x))
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one training input, got 0")
     k = _validate.positive_int("k", k)
     return torch.tensor([h % k for h in _hashes(x)], dtype=torch.int64)
 
@@ -281,6 +283,8 @@ def certified_accuracy(
         raise ValueError("radius must hold integers >= 0 (from certify)")
     if len(y) == 0:
         raise ValueError("certified_accuracy needs at least one input, got 0")
+    if isinstance(budgets, (str, bytes)) or not hasattr(budgets, "__iter__"):
+        raise TypeError(f"budgets must be a list or range of poison counts r >= 0, got {budgets!r}")
     budgets = [_validate.positive_int("budgets", r, allow_zero=True) for r in budgets]
     right = prediction.cpu() == y.cpu()
     return [float((right & (radius.cpu() >= r)).double().mean()) for r in budgets]

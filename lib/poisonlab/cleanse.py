@@ -116,7 +116,8 @@ def reverse_triggers(
 
     Args:
         model: a classifier (N, C, H, W) → (N, K) logits, in eval mode during the search.
-        x: clean inputs (N, C, H, W) in [0, 1], e.g. a few hundred test images.
+        x: clean inputs (N, C, H, W) in [0, 1], e.g. a few hundred test images (read in the
+            model's floating-point dtype).
         classes: the classes to inspect; default every class the model outputs.
         steps: optimisation steps, >= 1.
         lr: Adam's step size, > 0.
@@ -131,9 +132,16 @@ def reverse_triggers(
     Returns:
         :class:`ReversedTriggers`, with each trigger's success measured on all of ``x``.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     x = _validate.finite("x", _validate.images("x", x))
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one image, got 0")
+    dtype = _validate.model_dtype(model)
+    if dtype is not None:
+        x = x.to(dtype)  # float64 images are read in the model's dtype, as everywhere in poisonlab
+    if classes is not None and (isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__")):
+        raise TypeError(f"classes must be a list of class indices (or None for all), got {classes!r}")
     steps = _validate.positive_int("steps", steps)
     lr = _validate.positive_float("lr", lr)
     lam = _validate.positive_float("lam", lam, allow_zero=True)

@@ -492,7 +492,7 @@ def fine_tune_heads(
         features: clean representations (N, F), finite floating point.
         labels: their labels (N,) in [0, K).
         extra_features: per-head extra representations (P, m, F) (m may be 0), finite floating
-            point.
+            point (converted to the dtype of ``features``, in which the heads are trained).
         extra_labels: their integer labels (P, m) in [0, K).
         num_classes: K.
         steps, lr, weight_decay: the optimisation (steps >= 1, lr > 0, weight_decay >= 0, finite).
@@ -510,13 +510,13 @@ def fine_tune_heads(
     if features.ndim != 2:
         raise ValueError(f"features must have shape (N, F), got {tuple(features.shape)}")
     labels = _validate.labels("labels", labels, n=features.shape[0], num_classes=k)
-    extra_features = _validate.finite("extra_features", extra_features)
-    if not extra_features.is_floating_point():
-        raise ValueError(f"extra_features must be a floating-point tensor, got dtype {extra_features.dtype}")
+    extra_features = _validate.inputs("extra_features", extra_features).to(features.dtype)
     if extra_features.ndim != 3 or extra_features.shape[2] != features.shape[1]:
         raise ValueError(
             f"extra_features must be shaped (P, m, {features.shape[1]}), got {tuple(extra_features.shape)}"
         )
+    if not isinstance(extra_labels, torch.Tensor):
+        raise ValueError(f"extra_labels must be a (P, m) tensor of integer labels, got {type(extra_labels).__name__}")
     if extra_labels.shape != extra_features.shape[:2]:
         raise ValueError(
             f"extra_labels must be shaped {tuple(extra_features.shape[:2])}, got {tuple(extra_labels.shape)}"
@@ -529,8 +529,8 @@ def fine_tune_heads(
     clean, extra = features.detach(), extra_features.detach()
     y_clean = labels.repeat_interleave(p)  # row n·P + j of the clean logits below is image n under head j
     y_extra = extra_labels.long().reshape(-1)
-    w = torch.zeros(p, k, f, requires_grad=True)
-    bias = torch.zeros(p, k, requires_grad=True)
+    w = torch.zeros(p, k, f, dtype=features.dtype, requires_grad=True)
+    bias = torch.zeros(p, k, dtype=features.dtype, requires_grad=True)
     opt = torch.optim.SGD([w, bias], lr=lr, momentum=0.9)
 
     def objective() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -570,15 +570,15 @@ def head_predict(
     With ``paired``, ``features`` is (P, F) and head j classifies row j → (P,) (e.g. each head's
     own target); otherwise ``features`` is (N, F) and every head classifies all of it → (P, N).
     Weights, biases and features must be finite floating-point tensors of these shapes, with the
-    same P and F throughout.
+    same P and F throughout; biases and features are read in the weights' dtype.
     """
     weights = _validate.inputs("weights", weights)
     if weights.ndim != 3:
         raise ValueError(f"weights must have shape (P, K, F), got {tuple(weights.shape)}")
     p, k, f = weights.shape
     _validate.shaped_like("biases", biases, (p, k), "weights' (P, K)")
-    biases = _validate.inputs("biases", biases)
-    features = _validate.inputs("features", features)
+    biases = _validate.inputs("biases", biases).to(weights.dtype)
+    features = _validate.inputs("features", features).to(weights.dtype)  # read in the weights' dtype
     if features.ndim != 2 or features.shape[1] != f:
         raise ValueError(f"features must have shape (N, {f}) to match the weights, got {tuple(features.shape)}")
     with torch.no_grad():
