@@ -215,7 +215,7 @@ def anomaly_index(norms: torch.Tensor) -> torch.Tensor:
     than typical; Wang et al. flag a class above 2.
 
     Args:
-        norms: (K,) the masks' ℓ1 norms, floating point, K >= 3, finite, >= 0, not all equal
+        norms: (K,) the masks' ℓ1 norms, floating point, K >= 3, finite, not all equal
             (integer and bool tensors are refused with a TypeError).
 
     Returns:
@@ -224,8 +224,6 @@ def anomaly_index(norms: torch.Tensor) -> torch.Tensor:
     norms = _validate.scores("norms", norms).double()
     if len(norms) < 3:
         raise ValueError(f"norms must hold at least 3 classes' mask norms (K >= 3), got K = {len(norms)}")
-    if bool((norms < 0).any()):
-        raise ValueError(f"norms must be non-negative (they are ℓ1 norms), got min {float(norms.min()):.4g}")
     median = norms.quantile(0.5)  # the mean of the two middle values when K is even, as NumPy's
     mad = (norms - median).abs().quantile(0.5)
     if float(mad) == 0:
