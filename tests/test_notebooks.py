@@ -133,6 +133,32 @@ def test_every_glue_role_is_closed(path):
             assert not bad, f"malformed glue roles: {bad}"
 
 
+def _open_fences(text: str) -> list[str]:
+    """The fences (``` or :::, any length) a markdown text opens and never closes."""
+    stack: list[str] = []
+    for line in text.splitlines():
+        m = re.match(r"^(`{3,}|:{3,})(\S*)", line)
+        if m:
+            if stack and m.group(1) == stack[-1] and not m.group(2):
+                stack.pop()
+            else:
+                stack.append(m.group(1))
+    return stack
+
+
+def test_the_fence_check_finds_an_unclosed_directive():
+    assert _open_fences("```{exercise}\nbody\n```\n\n```{solution} x\nbody\n") == ["```"]
+    assert _open_fences("````{solution} x\n```python\n1\n```\n````\n") == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_directive_is_closed_in_its_own_cell(path):
+    """The site forgives a fence left open at the end of a cell; the reader copies, which read the
+    chapter as one text, do not (the next cell's fence would close it)."""
+    open_ = {c.get("id"): _open_fences(c.source) for c in _read(path).cells if c.cell_type == "markdown"}
+    assert not {k: v for k, v in open_.items() if v}, "close every ``` or ::: fence in the cell that opens it"
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_exercises_are_referred_to_by_label_not_by_a_typed_number(path):
     """The site numbers exercises per chapter (Exercise 2.3, book/_ext/chapter_numbers.py); a number
