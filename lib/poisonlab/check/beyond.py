@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from poisonlab.check.core import Case, CheckResult, generator, run
+from poisonlab.check.core import Case, CheckResult, generator, run, whole_number
 
 
 def replacement_update(
@@ -89,12 +89,7 @@ def check_breakdown(fn: Callable[[str, int, float], int]) -> CheckResult:
     )
 
     def count(rule: str, n: int, trim: float) -> int:
-        got = fn(rule, n, trim)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if isinstance(got, bool) or not isinstance(got, (int, float)) or not float(got).is_integer():
-            raise TypeError("return a whole number of clients")
-        return int(got)
+        return whole_number(fn(rule, n, trim), "clients")
 
     g = generator(43)
     sizes = [10, 11] + [int(v) for v in torch.randint(12, 60, (2,), generator=g)]

@@ -151,6 +151,17 @@ def compare(got: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) 
     return None if got == expected else f"got {got!r}, which is not right here"
 
 
+def whole_number(got: Any, what: str) -> int:
+    """A student's answer that counts ``what`` (clients, poisons…) as an int: a Python int or
+    float, or a one-element tensor, holding a whole number; ``bool`` and anything else raise a
+    TypeError telling the student what to return."""
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, (int, float)) or not float(got).is_integer():
+        raise TypeError(f"return a whole number of {what}")
+    return int(got)
+
+
 def run(exercise: str, fn: Callable, cases: Sequence[Case], *, rtol: float = 1e-5, atol: float = 1e-6) -> CheckResult:
     """Run ``fn`` on every case and collect a friendly report.
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from poisonlab import certify, cleanse
-from poisonlab.check.core import Case, CheckResult, generator, run
+from poisonlab.check.core import Case, CheckResult, generator, run, whole_number
 
 
 def _vote_table(g: torch.Generator, rows: int, k: int, classes: int) -> torch.Tensor:
@@ -146,12 +146,7 @@ def check_cheapest_flip(fn: Callable[[torch.Tensor, int], int]) -> CheckResult:
     )
 
     def cost(counts: torch.Tensor, target: int) -> int:
-        got = fn(counts.clone(), target)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if isinstance(got, bool) or not isinstance(got, (int, float)) or not float(got).is_integer():
-            raise TypeError("return a whole number of poisons")
-        return int(got)
+        return whole_number(fn(counts.clone(), target), "poisons")
 
     g = generator(37)
     cases = []
