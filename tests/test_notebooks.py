@@ -4,6 +4,7 @@ ARCHITECTURE.md, with exercises that fail on the stub and pass on the hidden sol
 (Executing the chapters top to bottom is tests/test_chapters_execute.py's job.)
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def test_chapter_is_stored_without_outputs(path):
     nb = _read(path)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not dirty, f"{path.name}: cells {dirty} hold outputs; strip them before committing"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_cell_ids_are_unique(path):
+    """nbformat silently renames a repeated id, so links and reader copies would drift."""
+    ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]  # as stored: nbformat would fix them
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
