@@ -226,11 +226,10 @@ def test_the_book_is_numbered_as_the_site_numbers_it():
     assert bk.citations["gu2017badnets"] == "Gu et al., 2017"
 
 
-def test_the_sync_check_accepts_other_timings_and_nothing_else(tmp_path):
+def test_the_sync_check_accepts_another_machines_values_and_no_other_text(tmp_path):
     chapter = tmp_path / "09-x.ipynb"
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_markdown_cell("# T\n\nIt took {glue:text}`run_seconds:.2f` s for {glue:text}`n` runs.")]
-    )
+    text = "# T\n\nIt took {glue:text}`run_seconds:.2f` s for {glue:text}`n` runs."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text), nbformat.v4.new_code_cell("x = 1")])
     nbformat.write(nb, chapter)
 
     def run(seconds, n):
@@ -245,7 +244,15 @@ def test_the_sync_check_accepts_other_timings_and_nothing_else(tmp_path):
     stored = reader.text_of(reader.reader_copy(chapter, run(1.15, 3), BOOK))
     assert "It took 1.15 s for 3 runs." in stored
     assert reader.matches(stored, chapter, run(1.33, 3), BOOK)  # another machine's timing
-    assert not reader.matches(stored, chapter, run(1.15, 4), BOOK)  # another result
+    assert reader.matches(stored, chapter, run(1.15, 4), BOOK)  # another CPU's result
+    for edited in (text.replace("It took", "It needed"), text.replace(" runs.", " runs.\n\nMore.")):
+        nb.cells[0].source = edited
+        nbformat.write(nb, chapter)
+        assert not reader.matches(stored, chapter, run(1.15, 3), BOOK)  # the prose changed
+    nb.cells[0].source = text
+    nb.cells[1].source = "x = 2"
+    nbformat.write(nb, chapter)
+    assert not reader.matches(stored, chapter, run(1.15, 3), BOOK)  # the code changed
 
 
 def test_a_cell_that_needs_an_answer_says_so_until_it_is_written(capsys):
