@@ -126,6 +126,10 @@ def main() -> None:
     print("| measurement | mean ± sd | min–max | per run |")
     print("|---|---|---|---|")
     for key in rows[0]:
+        if key in ("NC class", "NC flagged"):  # a class and a yes/no: per run only
+            counts = f"{sum(bool(r[key]) for r in rows)} of {len(rows)}" if key == "NC flagged" else "–"
+            print(f"| {key} | {counts} | – | " + " / ".join(str(int(r[key])) for r in rows) + " |")
+            continue
         values = [float(r[key]) for r in rows]
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         print(
@@ -135,7 +139,7 @@ def main() -> None:
         )
     print("\nSeconds per run (one thread; mean, max):")
     for name, secs in times.items():
-        print(f"   {name:16s} {statistics.mean(secs):8.2f} {max(secs):8.2f}")
+        print(f"   {name:20s} {statistics.mean(secs):8.2f} {max(secs):8.2f}")
 
 
 if __name__ == "__main__":

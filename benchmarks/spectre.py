@@ -121,7 +121,7 @@ def main() -> None:
         print(f"| {eps:.1%} | " + " | ".join(spread(table[(eps, name)]) for name in names) + " |")
     print("\nSeconds per run (one thread; mean, max):")
     for name, secs in times.items():
-        print(f"   {name:16s} {statistics.mean(secs):8.3f} {max(secs):8.3f}")
+        print(f"   {name:20s} {statistics.mean(secs):8.3f} {max(secs):8.3f}")
 
 
 if __name__ == "__main__":
