@@ -15,7 +15,8 @@ budget ``eps``: each of the k poisons collides with the target on its own) and B
 Victims: white-box (the head is trained on the attacker's extractor) and black-box (on an
 extractor the attacker did not train: another seed and another width). Printed per row: the
 success rate with its 95% Wilson interval, the share of targets flipped, the share of poisons the
-judge reads as 8, the mean L2 and L∞ distance to the base, the heads' test accuracy (clean →
+judge reads as 8, the share the attacker's own classifier (``--keeper``) reads as 8, the mean L2
+and L∞ distance to the base, the heads' test accuracy (clean →
 poisoned) and the crafting time of all the targets' poisons, wall clock and CPU time (the second
 depends less on what else the machine is running). No timing is asserted.
 
@@ -49,6 +50,7 @@ import torch
 from poisonlab import collision
 from poisonlab.experiment import train_and_score
 from poisonlab.train import embed, logits, predict
+from torch import nn
 
 TARGET_DIGIT, BASE_DIGIT, BASE = 3, 8, 1  # in the pair's labels 3 → 0 and 8 → 1
 
@@ -58,7 +60,9 @@ def nearest_bases(f_targets: torch.Tensor, f_pool: torch.Tensor, k: int) -> torc
     return torch.cdist(f_targets, f_pool).topk(k, dim=1, largest=False).indices
 
 
-def evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, head_steps) -> dict[str, float]:
+def evaluate(
+    victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, head_steps, own=None
+) -> dict[str, float]:
     """One head per target on the victim's features of the clean fine-tuning set plus that target's
     poisons; the clean-label success and what goes with it."""
     p, k = poisons.shape[:2]
@@ -86,6 +90,8 @@ def evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases,
         "acc_clean": float((collision.head_predict(w0, b0, f_test)[0] == y_test).float().mean()),
         "acc_poisoned": float((collision.head_predict(w, b, f_test) == y_test).float().mean()),
         "success_ids": success,
+        # the attacker's own reading of its poisons (its classifier, not the judge): what it can tune λ by
+        "own": float("nan") if own is None else float((own(poisons.flatten(0, 1)) == BASE_DIGIT).float().mean()),
     }
 
 
@@ -141,6 +147,16 @@ def main() -> None:
         ).model.eval()
     else:  # the attacker's own ten-class head on its extractor's features
         keeper = (extractor.head.weight, extractor.head.bias)
+    if isinstance(keeper, nn.Module):
+
+        def own_reading(x):
+            return predict(keeper, x)
+
+    else:
+
+        def own_reading(x):
+            return (embed(extractor, x) @ keeper[0].detach().T + keeper[1].detach()).argmax(1)
+
     print(f"models trained in {time.perf_counter() - start:.0f} s")
     shown = {"extractor": extractor, "judge": judge, **victims}
     if args.keeper != "head":
@@ -205,24 +221,36 @@ def main() -> None:
                 crafted[name] = (bp, time.perf_counter() - t0, time.process_time() - c0)
             for attack, (poisons, seconds, cpu) in crafted.items():
                 for victim_name, victim in victims.items():
-                    r = evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, args.head_steps)
+                    r = evaluate(
+                        victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, args.head_steps, own_reading
+                    )
                     rows.append((f"{spec} p≥{confidence:g}", eps, attack, victim_name, r, seconds, cpu))
                     print(
                         f"  ε {eps:.2f}  {attack:21s} {victim_name:9s} success {r['success']:4.0%} "
                         f"[{r['low']:.0%}, {r['high']:.0%}]  flipped {r['flipped']:4.0%}  judge {r['judge']:4.0%}  "
+                        f"own {r['own']:4.0%}  "
                         f"L2 {r['l2']:.2f}  L∞ {r['linf']:.3f}  "
                         f"head acc {r['acc_clean']:.1%} → {r['acc_poisoned']:.1%}  craft {seconds:.1f} s "
                         f"(CPU {cpu:.1f} s)",
                         flush=True,
                     )
-    columns = ["fine-tuning:targets", "ε", "attack", "victim", "success [95% CI]", "flipped", "judge reads 8"]
+    columns = [
+        "fine-tuning:targets",
+        "ε",
+        "attack",
+        "victim",
+        "success [95% CI]",
+        "flipped",
+        "judge reads 8",
+        "own reads 8",
+    ]
     columns += ["L2", "L∞", "head accuracy", "craft s (CPU s)"]
     print("\n| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for spec, eps, attack, victim_name, r, seconds, cpu in rows:
         print(
             f"| {spec} | {eps:.2f} | {attack} | {victim_name} | {r['success']:.0%} [{r['low']:.0%}, {r['high']:.0%}] "
-            f"| {r['flipped']:.0%} | {r['judge']:.0%} | {r['l2']:.2f} | {r['linf']:.3f} "
+            f"| {r['flipped']:.0%} | {r['judge']:.0%} | {r['own']:.0%} | {r['l2']:.2f} | {r['linf']:.3f} "
             f"| {r['acc_clean']:.1%} → {r['acc_poisoned']:.1%} | {seconds:.1f} ({cpu:.1f}) |"
         )
     print(f"\nload average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
