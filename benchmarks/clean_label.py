@@ -15,17 +15,27 @@ budget ``eps``: each of the k poisons collides with the target on its own) and B
 Victims: white-box (the head is trained on the attacker's extractor) and black-box (on an
 extractor the attacker did not train: another seed and another width). Printed per row: the
 success rate with its 95% Wilson interval, the share of targets flipped, the share of poisons the
-judge reads as 8, the mean L2 and L∞ distance to the base, the heads' test accuracy (clean →
+judge reads as 8, the share the attacker's own classifier (``--keeper``) reads as 8, the mean L2
+and L∞ distance to the base, the heads' test accuracy (clean →
 poisoned) and the crafting time of all the targets' poisons, wall clock and CPU time (the second
 depends less on what else the machine is running). No timing is asserted.
 
 ``--own-confidence q …`` repeats every setting with the bases further restricted to the 8s that
 the attacker's own extractor (its ten-class head) reads as 8s with probability at least q (0: no
 restriction, the chapter's bases): a choice the attacker can make without the judge.
+``--keep-weight λ …`` repeats every Bullseye row with the class-keeping term of
+:func:`poisonlab.collision.bullseye_polytope` (λ times the cross-entropy of an attacker's classifier
+on each poison with respect to 8; 0: the paper's loss), the attacker's own stand-in for the judge:
+with ``--keeper head`` the extractor's own ten-class head, with ``--keeper cnn`` a CNN the attacker
+trains itself (seed + 1000, 4 epochs: chapter 3's surrogate), with ``--keeper logreg`` a logistic
+regression on the pixels it trains itself (seed + 1000, 12 epochs); never the judge. ``--steps`` and
+``--bp-lr`` change both attacks' iterations and Bullseye's step (a smaller ε with more steps, say).
 
     .venv/bin/python benchmarks/clean_label.py                                  # both settings
     .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.1 0.15
     .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --no-blackbox --own-confidence 0 0.5 0.9
+    .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --no-blackbox --keep-weight 0 0.001 0.003
+    .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --keeper cnn --keep-weight 0 0.01
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import torch
 from poisonlab import collision
 from poisonlab.experiment import train_and_score
 from poisonlab.train import embed, logits, predict
+from torch import nn
 
 TARGET_DIGIT, BASE_DIGIT, BASE = 3, 8, 1  # in the pair's labels 3 → 0 and 8 → 1
 
@@ -49,7 +60,9 @@ def nearest_bases(f_targets: torch.Tensor, f_pool: torch.Tensor, k: int) -> torc
     return torch.cdist(f_targets, f_pool).topk(k, dim=1, largest=False).indices
 
 
-def evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, head_steps) -> dict[str, float]:
+def evaluate(
+    victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, head_steps, own=None
+) -> dict[str, float]:
     """One head per target on the victim's features of the clean fine-tuning set plus that target's
     poisons; the clean-label success and what goes with it."""
     p, k = poisons.shape[:2]
@@ -77,6 +90,8 @@ def evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases,
         "acc_clean": float((collision.head_predict(w0, b0, f_test)[0] == y_test).float().mean()),
         "acc_poisoned": float((collision.head_predict(w, b, f_test) == y_test).float().mean()),
         "success_ids": success,
+        # the attacker's own reading of its poisons (its classifier, not the judge): what it can tune λ by
+        "own": float("nan") if own is None else float((own(poisons.flatten(0, 1)) == BASE_DIGIT).float().mean()),
     }
 
 
@@ -94,6 +109,12 @@ def main() -> None:
     parser.add_argument("--no-blackbox", action="store_true", help="skip the black-box victim")
     parser.add_argument(
         "--own-confidence", type=float, nargs="+", default=[0.0], help="bases the extractor's head reads as 8 with p ≥"
+    )
+    parser.add_argument(
+        "--keep-weight", type=float, nargs="+", default=[0.0], help="Bullseye's class-keeping weight λ (own head)"
+    )
+    parser.add_argument(
+        "--keeper", choices=["head", "cnn", "logreg"], default="head", help="the attacker's classifier for λ"
     )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -114,8 +135,33 @@ def main() -> None:
         victims["black-box"] = train_and_score(
             (d.x_train, d.y_train), d.x_test, d.y_test, arch="mlp", hidden=(512, 256), seed=args.seed + 1, **common
         ).model.eval()
+    if args.keeper != "head":  # the attacker's own classifier (a CNN as chapter 3's surrogate): not the judge
+        keeper = train_and_score(
+            (d.x_train, d.y_train),
+            d.x_test,
+            d.y_test,
+            arch=args.keeper,
+            seed=args.seed + 1000,
+            epochs=4 if args.keeper == "cnn" else 12,
+            lr=0.05,
+        ).model.eval()
+    else:  # the attacker's own ten-class head on its extractor's features
+        keeper = (extractor.head.weight, extractor.head.bias)
+    if isinstance(keeper, nn.Module):
+
+        def own_reading(x):
+            return predict(keeper, x)
+
+    else:
+
+        def own_reading(x):
+            return (embed(extractor, x) @ keeper[0].detach().T + keeper[1].detach()).argmax(1)
+
     print(f"models trained in {time.perf_counter() - start:.0f} s")
-    for name, model in {"extractor": extractor, "judge": judge, **victims}.items():
+    shown = {"extractor": extractor, "judge": judge, **victims}
+    if args.keeper != "head":
+        shown[f"keeper {args.keeper}"] = keeper
+    for name, model in shown.items():
         print(f"  {name:10s} test accuracy {float((predict(model, d.x_test) == d.y_test).float().mean()):.1%}")
 
     task = d.pair(TARGET_DIGIT, BASE_DIGIT)
@@ -157,31 +203,54 @@ def main() -> None:
                 eps=eps,
             ).view_as(bases)
             crafted["collision ×5"] = (fc, time.perf_counter() - t0, time.process_time() - c0)
-            t0, c0 = time.perf_counter(), time.process_time()
-            bp = collision.bullseye_polytope(
-                extractor.features, targets, bases, eps=eps, steps=args.steps, lr=args.bp_lr, seed=args.seed
-            )
-            crafted["Bullseye"] = (bp, time.perf_counter() - t0, time.process_time() - c0)
+            for lam in args.keep_weight:
+                t0, c0 = time.perf_counter(), time.process_time()
+                bp = collision.bullseye_polytope(
+                    extractor.features,
+                    targets,
+                    bases,
+                    eps=eps,
+                    steps=args.steps,
+                    lr=args.bp_lr,
+                    seed=args.seed,
+                    keep_classifier=keeper,
+                    keep_label=BASE_DIGIT,
+                    keep_weight=lam,
+                )
+                name = "Bullseye" if lam == 0 else f"Bullseye λ={lam:g} {args.keeper}"
+                crafted[name] = (bp, time.perf_counter() - t0, time.process_time() - c0)
             for attack, (poisons, seconds, cpu) in crafted.items():
                 for victim_name, victim in victims.items():
-                    r = evaluate(victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, args.head_steps)
+                    r = evaluate(
+                        victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, args.head_steps, own_reading
+                    )
                     rows.append((f"{spec} p≥{confidence:g}", eps, attack, victim_name, r, seconds, cpu))
                     print(
-                        f"  ε {eps:.2f}  {attack:13s} {victim_name:9s} success {r['success']:4.0%} "
+                        f"  ε {eps:.2f}  {attack:21s} {victim_name:9s} success {r['success']:4.0%} "
                         f"[{r['low']:.0%}, {r['high']:.0%}]  flipped {r['flipped']:4.0%}  judge {r['judge']:4.0%}  "
+                        f"own {r['own']:4.0%}  "
                         f"L2 {r['l2']:.2f}  L∞ {r['linf']:.3f}  "
                         f"head acc {r['acc_clean']:.1%} → {r['acc_poisoned']:.1%}  craft {seconds:.1f} s "
                         f"(CPU {cpu:.1f} s)",
                         flush=True,
                     )
-    columns = ["fine-tuning:targets", "ε", "attack", "victim", "success [95% CI]", "flipped", "judge reads 8"]
+    columns = [
+        "fine-tuning:targets",
+        "ε",
+        "attack",
+        "victim",
+        "success [95% CI]",
+        "flipped",
+        "judge reads 8",
+        "own reads 8",
+    ]
     columns += ["L2", "L∞", "head accuracy", "craft s (CPU s)"]
     print("\n| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for spec, eps, attack, victim_name, r, seconds, cpu in rows:
         print(
             f"| {spec} | {eps:.2f} | {attack} | {victim_name} | {r['success']:.0%} [{r['low']:.0%}, {r['high']:.0%}] "
-            f"| {r['flipped']:.0%} | {r['judge']:.0%} | {r['l2']:.2f} | {r['linf']:.3f} "
+            f"| {r['flipped']:.0%} | {r['judge']:.0%} | {r['own']:.0%} | {r['l2']:.2f} | {r['linf']:.3f} "
             f"| {r['acc_clean']:.1%} → {r['acc_poisoned']:.1%} | {seconds:.1f} ({cpu:.1f}) |"
         )
     print(f"\nload average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")

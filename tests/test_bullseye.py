@@ -192,3 +192,85 @@ def test_convex_polytope_encloses_a_reachable_target_within_its_budget():
     assert float(missed[0]) > 0.05  # the unequal mixture is out of Bullseye's reach
     with pytest.raises(ValueError, match="coefficient_steps"):
         collision.convex_polytope(phi, targets, bases, eps=0.1, coefficient_steps=0)
+
+
+def keeping_setup():
+    """An invertible linear φ and a three-class head on it that reads an image by its mean pixel
+    (class 0 below 0.5, class 1 above): the bases (mean about 0.45) read as 0, the targets (about
+    0.6) as 1, so pulling the poisons' centre onto the target costs the head's reading of them."""
+    phi = Linear(d=16, f=16, seed=2).eval()
+    bases = uniform(3, 4, 1, 4, 4, seed=13, low=0.35, high=0.55)
+    targets = uniform(3, 1, 4, 4, seed=14, low=0.45, high=0.75)
+    mean_pixel = torch.linalg.pinv(phi.a).T @ torch.full((16,), 1 / 16)  # w·φ(x) = the mean pixel of x
+    w = 40.0 * torch.stack([-mean_pixel, mean_pixel, torch.zeros(16)])
+    return phi, targets, bases, (w, torch.tensor([20.0, -20.0, -5.0]))
+
+
+def test_the_keeping_term_raises_the_own_heads_confidence_in_the_base_class():
+    phi, targets, bases, (w, bias) = keeping_setup()
+
+    def p_base(poisons):
+        return float(torch.softmax(phi(poisons.flatten(0, 1)) @ w.T + bias, 1)[:, 0].mean())
+
+    assert p_base(bases) > 0.9 and p_base(targets.unsqueeze(1)) < 0.01  # bases read as 0, targets as 1
+    args = {"eps": 0.1, "steps": 150, "lr": 0.005}
+    plain = collision.bullseye_polytope(phi, targets, bases, **args)
+    history = {}
+    kept = collision.bullseye_polytope(
+        phi, targets, bases, keep_classifier=(w, bias), keep_label=0, keep_weight=1.0, history=history, **args
+    )
+    assert p_base(plain) < 0.5 and p_base(kept) > 0.9
+    assert float((kept - bases).abs().max()) <= 0.1 + 1e-6 and 0.0 <= float(kept.min()) and float(kept.max()) <= 1.0
+    assert len(history["keep"]) == len(history["loss"]) == 151
+    # λ = 0 with a head given is the paper's loss, bit for bit
+    zero = collision.bullseye_polytope(phi, targets, bases, keep_classifier=(w, bias), keep_label=0, **args)
+    assert torch.equal(zero, plain)
+    # the same classifier given as a network of images gives the same poisons
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    with torch.no_grad():
+        net[1].weight.copy_(w @ phi.a)
+        net[1].bias.copy_(bias)
+    by_net = collision.bullseye_polytope(
+        phi, targets, bases, keep_classifier=net, keep_label=0, keep_weight=1.0, **args
+    )
+    assert torch.allclose(by_net, kept, atol=1e-4)
+    assert all(q.grad is None for q in net.parameters())
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"keep_weight": -0.1}, ValueError, "keep_weight"),
+        ({"keep_weight": float("nan")}, ValueError, "keep_weight"),
+        ({"keep_weight": True}, ValueError, "keep_weight"),
+        ({"keep_classifier": None}, ValueError, "needs keep_classifier"),
+        ({"keep_classifier": torch.zeros(3, 16)}, ValueError, "pair"),
+        ({"keep_classifier": (torch.zeros(3, 16), [0.0, 0.0, 0.0])}, ValueError, "pair"),
+        ({"keep_classifier": (torch.zeros(3, 5), torch.zeros(3))}, ValueError, r"shaped \(K, 16\)"),
+        ({"keep_classifier": (torch.zeros(3, 16), torch.zeros(2))}, ValueError, r"shaped \(K, 16\)"),
+        ({"keep_classifier": (torch.zeros(1, 16), torch.zeros(1))}, ValueError, "K >= 2"),
+        ({"keep_classifier": (torch.zeros(3, 16, dtype=torch.long), torch.zeros(3))}, TypeError, "floating point"),
+        ({"keep_classifier": (torch.full((3, 16), float("nan")), torch.zeros(3))}, ValueError, "finite"),
+        ({"keep_label": None}, ValueError, "needs keep_label"),
+        ({"keep_classifier": nn.Linear(16, 3)}, ValueError, "training mode"),
+        ({"keep_classifier": nn.Linear(5, 3).eval()}, ValueError, "model"),
+        (
+            {"keep_classifier": nn.Sequential(nn.Flatten(), nn.Linear(16, 2)).eval(), "keep_label": 2},
+            ValueError,
+            "keep_label",
+        ),
+        ({"keep_label": 3}, ValueError, "keep_label"),
+        ({"keep_label": 1.0}, ValueError, "keep_label"),
+        (
+            {"keep_label": 2, "keep_weight": 0.0, "keep_classifier": (torch.zeros(3, 5), torch.zeros(3))},
+            ValueError,
+            "K",
+        ),
+    ],
+)
+def test_bullseye_rejects_a_bad_keeping_head(change, error, match):
+    phi, targets, bases, head = keeping_setup()
+    args = {"keep_classifier": head, "keep_label": 0, "keep_weight": 0.5, "eps": 0.1, "steps": 2}
+    args.update(change)
+    with pytest.raises(error, match=match):
+        collision.bullseye_polytope(phi, targets, bases, **args)

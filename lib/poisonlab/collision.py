@@ -304,6 +304,9 @@ def bullseye_polytope(
     lr: float = 0.01,
     seed: int = 0,
     history: dict[str, list[float]] | None = None,
+    keep_classifier: tuple[torch.Tensor, torch.Tensor] | nn.Module | None = None,
+    keep_label: int | None = None,
+    keep_weight: float = 0.0,
 ) -> torch.Tensor:
     """Craft k clean-label poisons per target whose *mean* representation sits on the target's:
     Bullseye Polytope (Aghakhani et al. 2021: their loss for one network, under an ℓ∞ budget).
@@ -326,6 +329,16 @@ def bullseye_polytope(
     independent (the loss is their sum and Adam works element by element), so crafting them
     together gives, up to rounding, what crafting them one at a time gives.
 
+    With ``keep_weight`` λ > 0 the attacker also keeps each poison recognisable as its base
+    class c (``keep_label``) to a classifier g of its own (``keep_classifier``), its stand-in for a
+    human inspector: either a linear head (W, b) on the same features, g(x) = W φ(x) + b (the
+    ten-class head of the attacker's own network, say), or a network of its own that classifies
+    images. Target i's loss above gains
+    :math:`\\frac{\\lambda}{k} \\sum_j \\mathrm{CE}(g(p_{ij}), c)`, the mean cross-entropy of g
+    on the poisons with respect to c. (This term is not in the paper; it trades some of the
+    collision for poisons that g still reads as c. A linear head on φ cannot read every poison as
+    c once their centre sits exactly on a target it reads otherwise: its logits are linear in φ.)
+
     Args:
         feature_fn: φ, mapping images (N, C, H, W) to representations (N, F), e.g.
             ``model.features`` of a model in eval mode. It must treat samples independently. When it belongs
@@ -339,40 +352,98 @@ def bullseye_polytope(
         seed: the algorithm is deterministic (it starts from the bases); ``seed`` is accepted for
             a uniform interface and recorded nowhere.
         history: if given, ``history["loss"]`` is filled with the normalised loss above, averaged
-            over the P targets, at the start and after each step (``steps + 1`` values).
+            over the P targets, at the start and after each step (``steps + 1`` values); with
+            λ > 0 it is the whole loss, the class term included, and ``history["keep"]`` gets the
+            mean cross-entropy of the keeping head alone at the same moments.
+        keep_classifier: g, the attacker's own classifier: a pair (W, b), W (K, F) and b (K,) finite
+            floating point, F the width of φ, or an ``nn.Module`` in eval mode mapping images
+            (N, C, H, W) to logits (N, K); required when ``keep_weight`` > 0 (checked, then
+            unused, when it is 0). It gets no gradient.
+        keep_label: c, the base class in g's labels, in [0, K); required with g.
+        keep_weight: λ ≥ 0, finite (0: the paper's loss alone).
 
     Returns:
         Poisons (P, k, C, H, W), values in [0, 1], each within ε of its base in ℓ∞, detached.
         The inputs are not modified.
     """
     eps, steps, lr = _polytope_inputs(feature_fn, targets, bases, eps, steps, lr, seed)
+    keep_weight = _validate.positive_float("keep_weight", keep_weight, allow_zero=True)
     targets, bases = _in_feature_dtype(feature_fn, targets, bases)
     n_targets, k = bases.shape[:2]
     b = bases.detach().flatten(0, 1)
     with torch.no_grad():
         target_features = feature_fn(targets.detach())
         scale = target_features.pow(2).sum(1).clamp_min(1e-12)
+    if keep_weight > 0 or keep_classifier is not None:  # a head given with λ = 0 is still checked
+        checked = _keeping_head(keep_classifier, keep_label, target_features, targets)
+    head = checked if keep_weight > 0 else None
+
+    def keep_losses(p: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        g, label = head
+        scores = g(p) if isinstance(g, nn.Module) else features @ g[0].T + g[1]
+        wanted = torch.full((scores.shape[0],), label, dtype=torch.long)
+        return F.cross_entropy(scores, wanted, reduction="none").view(n_targets, k).mean(1)
 
     def losses(p: torch.Tensor) -> torch.Tensor:
-        centre = feature_fn(p).view(n_targets, k, -1).mean(1)
-        return (centre - target_features).pow(2).sum(1) / scale
+        features = feature_fn(p)
+        centre = features.view(n_targets, k, -1).mean(1)
+        loss = (centre - target_features).pow(2).sum(1) / scale
+        return loss if head is None else loss + keep_weight * keep_losses(p, features)
 
     # Adam on p is Adam on the perturbation δ = p − b: the gradients and the updates are the same.
     p = b.clone().requires_grad_(True)
     opt = torch.optim.Adam([p], lr=lr)
-    if history is not None:
-        with torch.no_grad():
-            history.setdefault("loss", []).append(float(losses(p).mean()))
+
+    def record() -> None:
+        if history is not None:
+            with torch.no_grad():
+                history.setdefault("loss", []).append(float(losses(p).mean()))
+                if head is not None:
+                    history.setdefault("keep", []).append(float(keep_losses(p, feature_fn(p)).mean()))
+
+    record()
     for _ in range(steps):
         # the gradient with respect to the poisons only: the extractor's weights get none
         (p.grad,) = torch.autograd.grad(losses(p).sum(), p)
         opt.step()
         with torch.no_grad():
             p.copy_(_project(p, b, eps))
-        if history is not None:
-            with torch.no_grad():
-                history.setdefault("loss", []).append(float(losses(p).mean()))
+        record()
     return p.detach().view_as(bases).clone()
+
+
+def _keeping_head(
+    g: object, label: object, features: torch.Tensor, images: torch.Tensor
+) -> tuple[tuple[torch.Tensor, torch.Tensor] | nn.Module, int]:
+    """``keep_classifier`` and ``keep_label`` of :func:`bullseye_polytope` checked against the
+    features (N, F) and the images (N, C, H, W) of the targets: a linear head (W (K, F), b (K,)) in
+    the features' dtype, detached, or a module in eval mode; and c in [0, K)."""
+    if g is None:
+        raise ValueError("keep_weight > 0 needs keep_classifier, the attacker's own (W, b) head or network")
+    if isinstance(g, nn.Module):
+        if g.training:
+            raise ValueError("keep_classifier is in training mode; call .eval() first")
+        k = _validate.model_outputs(g, images)
+    else:
+        if not isinstance(g, (tuple, list)) or len(g) != 2:
+            raise ValueError(f"keep_classifier must be a pair (W, b) of tensors or a module, got {type(g).__name__}")
+        w, bias = g
+        if not isinstance(w, torch.Tensor) or not isinstance(bias, torch.Tensor):
+            raise ValueError("keep_classifier must be a pair (W, b) of tensors or a module")
+        for name, value in (("keep_classifier's W", w), ("keep_classifier's b", bias)):
+            if not value.is_floating_point():
+                raise TypeError(f"{name} must be floating point, got {value.dtype}")
+            _validate.finite(name, value)
+        f = features.shape[1]
+        if w.ndim != 2 or w.shape[1] != f or w.shape[0] < 2 or bias.shape != (w.shape[0],):
+            raise ValueError(
+                f"keep_classifier must be W shaped (K, {f}) with K >= 2 and b shaped (K,), "
+                f"got {tuple(w.shape)} and {tuple(bias.shape)}"
+            )
+        g, k = (w.detach().to(features.dtype), bias.detach().to(features.dtype)), w.shape[0]
+    if label is None:
+        raise ValueError("keep_classifier needs keep_label, the base class in its labels")
+    return g, _validate.class_index("keep_label", label, k)
 
 
 def project_simplex(v: torch.Tensor) -> torch.Tensor:
