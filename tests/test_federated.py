@@ -233,3 +233,21 @@ def test_a_norm_bounded_attacker_submits_an_update_of_benign_size():
     assert 0 < float((steps["norm_bounded"] - steps["none"]).norm()) < float(steps["none"].norm())
     krum = fl.run(d.x_train, d.y_train, d.x_test, d.y_test, attack="norm_bounded", **(common | {"aggregator": "krum"}))
     assert len(krum.krum_selected) == 1 and 0 <= krum.krum_selected[0] < 5
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_local_update_takes_the_steps_of_torch_sgd(momentum):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(48, 1, 6, 6, generator=g), torch.arange(48) % 3
+    net = models.make("mlp", (1, 6, 6), 3, seed=0, hidden=(16,))
+    delta = fl.local_update(net, x, y, epochs=2, lr=0.1, batch_size=16, momentum=momentum, seed=5)
+    ref = models.make("mlp", (1, 6, 6), 3, seed=0, hidden=(16,))
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=momentum)
+    order = torch.Generator().manual_seed(5)
+    ref.train()
+    for _ in range(2):
+        for idx in torch.randperm(48, generator=order).split(16):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(ref(x[idx]), y[idx]).backward()
+            opt.step()
+    assert torch.allclose(delta, fl.flatten(ref) - fl.flatten(net), atol=1e-6)
