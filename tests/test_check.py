@@ -434,27 +434,35 @@ def test_beyond_checkers_accept_references_and_reject_mistakes():
 
     for v in range(3):
         with variant(v):
-            assert beyond.check_replacement_update(beyond.replacement_update).ok, v
-            # the scale of one attacker, N / η, used by each of m colluding attackers
-            assert not beyond.check_replacement_update(lambda t, x, n, eta, m: n / eta * (x - t)).ok, v
-            assert not beyond.check_replacement_update(lambda t, x, n, eta, m: n / m * (x - t)).ok, v  # η ignored
+            assert beyond.check_fewest_attackers(beyond.fewest_attackers).ok, v
+            # rounded down (one attacker short), η ignored, and the ratio upside down
+            assert not beyond.check_fewest_attackers(lambda d, b, n, eta: max(1, int(n * d / (eta * b)))).ok, v
+            assert not beyond.check_fewest_attackers(lambda d, b, n, eta: max(1, math.ceil(n * d / b))).ok, v
+            assert not beyond.check_fewest_attackers(lambda d, b, n, eta: math.ceil(n * b / (eta * d))).ok, v
             assert beyond.check_breakdown(beyond.breakdown_count).ok, v
             assert not beyond.check_breakdown(median_breakdown_rounded_up).ok, v
             assert not beyond.check_breakdown(lambda rule, n, trim: 1 if rule == "mean" else 0).ok, v
-    assert "update" in repr(beyond.check_replacement_update(lambda t, x, n, eta, m: 0.0))
+    assert "whole number" in repr(beyond.check_fewest_attackers(lambda d, b, n, eta: 2.5))
     assert "whole number" in repr(beyond.check_breakdown(lambda rule, n, trim: "half"))
 
 
-def test_the_replacement_update_lands_the_mean_on_the_backdoored_model():
+def test_the_fewest_attackers_under_a_norm_bound_replace_the_mean_and_one_fewer_cannot():
     from poisonlab import federated
     from poisonlab.check import beyond
 
     g = torch.Generator().manual_seed(0)
     theta, target = torch.randn(50, generator=g), torch.randn(50, generator=g)
-    for n, eta, m in ((10, 1.0, 1), (10, 0.5, 3), (7, 2.0, 2)):
-        bad = beyond.replacement_update(theta, target, n, eta, m)
-        updates = torch.cat([bad.expand(m, -1), torch.zeros(n - m, 50)])
-        assert torch.allclose(theta + eta * federated.aggregate(updates, "mean"), target, atol=1e-5)
+    distance = float((target - theta).norm())
+    for n, eta, share in ((10, 1.0, 3.0), (10, 0.5, 5.0), (20, 2.0, 1.5)):  # M = share · D
+        bound = share * distance
+        m = beyond.fewest_attackers(distance, bound, n, eta)
+        for attackers, lands in ((m, True), (m - 1, False)):
+            if attackers < 1:
+                continue
+            u = federated.clip_to_norm(n / (eta * attackers) * (target - theta), bound)
+            updates = torch.cat([u.expand(attackers, -1), torch.zeros(n - attackers, 50)])
+            after = theta + eta * federated.aggregate(updates, "mean")
+            assert torch.allclose(after, target, atol=1e-4) == lands, (n, eta, bound, attackers)
 
 
 def test_the_breakdown_count_is_where_the_aggregate_starts_to_follow_the_attackers():

@@ -76,6 +76,8 @@ def test_model_replacement_update_replaces_the_global_model_under_the_mean():
         return b
 
     scaled = fl.model_replacement(net, x, y, stamp, 0, num_clients=10, server_lr=2.0, seed=1)
+    shared = fl.model_replacement(net, x, y, stamp, 0, num_clients=10, server_lr=2.0, num_malicious=4, seed=1)
+    assert torch.allclose(shared, scaled / 4)  # four colluding attackers share the scale N/(η m)
     assert torch.equal(fl.flatten(net), before)  # the global model is left alone
     # γ = 1 (one client, η = 1) gives the attacker's own model X as X − θ_t: the same training, unscaled
     xs_update = fl.model_replacement(net, x, y, stamp, 0, num_clients=1, server_lr=1.0, seed=1)
@@ -133,6 +135,12 @@ def test_local_update_leaves_the_global_model_alone():
         (lambda: fl.dirichlet_split(torch.arange(10) % 2, 5, min_size=3), "min_size"),
         (lambda: fl.little_is_enough(torch.zeros(1, 3), 1.0), "benign"),
         (lambda: fl.little_is_enough(torch.zeros(3, 3), -1.0), "z"),
+        (lambda: fl.clip_to_norm(torch.ones(3), 0.0), "bound"),
+        (lambda: fl.clip_to_norm(torch.ones(3), float("nan")), "bound"),
+        (lambda: fl.clip_to_norm(torch.ones(2, 3), 1.0), "update"),
+        (lambda: fl.clip_to_norm(torch.tensor([1.0, float("inf")]), 1.0), "update"),
+        (lambda: fl.krum_select(torch.zeros(4, 2), 1), "krum"),
+        (lambda: fl.krum_select(torch.zeros(6, 2), -1), "f"),
     ],
 )
 def test_bad_inputs_are_refused(call, error):
@@ -146,6 +154,12 @@ def test_bad_run_settings_are_refused():
         fl.run(x, y, x, y, num_clients=4, attack="little_is_enough", num_malicious=4)
     with pytest.raises(ValueError, match="trigger"):
         fl.run(x, y, x, y, num_clients=4, attack="model_replacement")
+    with pytest.raises(ValueError, match="trigger"):
+        fl.run(x, y, x, y, num_clients=4, attack="norm_bounded")
+    with pytest.raises(ValueError, match="krum_f"):
+        fl.run(x, y, x, y, num_clients=6, aggregator="krum", krum_f=2)
+    with pytest.raises(ValueError, match="num_malicious"):
+        fl.model_replacement(models.make("logreg", (1, 6, 6), 2), x, y, lambda b: b, 0, num_clients=4, num_malicious=5)
     with pytest.raises(ValueError, match="aggregator"):
         fl.run(x, y, x, y, aggregator="average")
     with pytest.raises(TypeError, match="trigger"):
@@ -183,3 +197,57 @@ def test_a_run_continued_from_its_model_equals_one_longer_run():
         fl.run(x, y, x, y, num_clients=5, first_round=-1)
     with pytest.raises(TypeError, match="initial"):
         fl.run(x, y, x, y, num_clients=5, initial="model")
+    small = fl.run(x, y, x, y, num_clients=5, rounds=1, arch="mlp", model_kwargs={"hidden": (8,)})
+    assert sum(p.numel() for p in small.model.parameters()) == 36 * 8 + 8 + 8 * 4 + 4
+    with pytest.raises(TypeError, match="model_kwargs"):
+        fl.run(x, y, x, y, num_clients=5, model_kwargs=[("hidden", (8,))])
+
+
+def test_clip_to_norm_projects_onto_the_ball_and_leaves_small_updates_alone():
+    u = torch.tensor([3.0, 4.0])  # norm 5
+    assert torch.allclose(fl.clip_to_norm(u, 1.0), torch.tensor([0.6, 0.8]))
+    assert fl.clip_to_norm(u, 5.0) is u and fl.clip_to_norm(u, 7.0) is u
+    big = 100.0 * torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    assert float(fl.clip_to_norm(big, 2.5).norm()) == pytest.approx(2.5, rel=1e-5)
+
+
+def test_krum_select_keeps_the_update_of_the_densest_group_and_aggregate_agrees():
+    g = torch.Generator().manual_seed(0)
+    u = torch.cat([torch.full((3, 4), 5.0), torch.randn(7, 4, generator=g)])  # three identical far updates
+    # f = 3: scores sum the 5 nearest; the three identical ones each see two zeros and three far updates
+    kept = fl.krum_select(u, 3)
+    assert 3 <= kept < 10 and torch.equal(fl.aggregate(u, "krum", f=3), u[kept])
+    close = torch.cat([torch.full((4, 4), 0.05), 0.5 * torch.randn(6, 4, generator=g)])
+    assert fl.krum_select(close, 3) < 4  # four identical updates inside the spread are kept
+
+
+def test_a_norm_bounded_attacker_submits_an_update_of_benign_size():
+    import poisonlab as pl
+
+    d = pl.load("digits")
+    common = dict(num_clients=5, rounds=1, aggregator="mean", trigger=pl.Patch(size=2), target=0, arch="mlp")
+    runs = {a: fl.run(d.x_train, d.y_train, d.x_test, d.y_test, attack=a, **common) for a in ("none", "norm_bounded")}
+    start = fl.flatten(models.make("mlp", d.input_shape, d.num_classes, seed=0))
+    steps = {a: 5 * (fl.flatten(r.model) - start) for a, r in runs.items()}  # η = 1: N times the mean step
+    # the sum of the updates differs only by the attacker's; its norm is at most the median benign norm
+    assert 0 < float((steps["norm_bounded"] - steps["none"]).norm()) < float(steps["none"].norm())
+    krum = fl.run(d.x_train, d.y_train, d.x_test, d.y_test, attack="norm_bounded", **(common | {"aggregator": "krum"}))
+    assert len(krum.krum_selected) == 1 and 0 <= krum.krum_selected[0] < 5
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_local_update_takes_the_steps_of_torch_sgd(momentum):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(48, 1, 6, 6, generator=g), torch.arange(48) % 3
+    net = models.make("mlp", (1, 6, 6), 3, seed=0, hidden=(16,))
+    delta = fl.local_update(net, x, y, epochs=2, lr=0.1, batch_size=16, momentum=momentum, seed=5)
+    ref = models.make("mlp", (1, 6, 6), 3, seed=0, hidden=(16,))
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=momentum)
+    order = torch.Generator().manual_seed(5)
+    ref.train()
+    for _ in range(2):
+        for idx in torch.randperm(48, generator=order).split(16):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(ref(x[idx]), y[idx]).backward()
+            opt.step()
+    assert torch.allclose(delta, fl.flatten(ref) - fl.flatten(net), atol=1e-6)

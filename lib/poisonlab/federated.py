@@ -18,10 +18,15 @@ one update whose summed squared distance to its N − f − 2 nearest other upda
 
 The attacks, from m of the N clients:
 
-- **model replacement** (Bagdasaryan et al. 2020, eq. (3)): the attacker trains θ_t on its own
-  data plus copies stamped with a trigger and relabelled to the target class, reaching X, then
-  submits Δ_m = (N/η)(X − θ_t). Under the mean, θ_{t+1} = X + (η/N) Σ_{benign} Δ_i ≈ X: the global
-  model is replaced by the backdoored one.
+- **model replacement** (Bagdasaryan et al. 2020, eq. (3)): each attacker a trains θ_t on its own
+  data plus copies stamped with a trigger and relabelled to the target class, reaching X_a, then
+  submits Δ_a = (N/(η m))(X_a − θ_t), the scale shared among the m colluding attackers (the paper's
+  γ = N/η divided by the number of adversaries). Under the mean, θ_{t+1} ≈ X + (η/N) Σ_{benign} Δ_i
+  ≈ X: the global model is replaced by the backdoored one.
+- **norm-bounded replacement** (Sun et al. 2019, §3; the "constrain-and-scale" idea of Bagdasaryan
+  et al. 2020, §4.3, reduced to its norm constraint): the same update, scaled down to a norm bound
+  M (:func:`clip_to_norm`); in :func:`run`, M is the median norm of the round's benign updates, so
+  the malicious update is as large as a typical benign one and no rule that looks at sizes flags it.
 - **a little is enough** (Baruch et al. 2019, Algorithm 1): the attackers estimate the benign
   updates' coordinate-wise mean μ_j and standard deviation σ_j and all submit μ_j − z σ_j, with
   z = z_max = Φ⁻¹((N − s)/N), s = ⌊N/2 + 1⌋ − m (eq. of §3.2): a shift small enough to stay
@@ -50,8 +55,11 @@ __all__ = [
     "FedResult",
     "aggregate",
     "alie_z",
+    "BACKDOOR_ATTACKS",
+    "clip_to_norm",
     "dirichlet_split",
     "flatten",
+    "krum_select",
     "load_flat",
     "little_is_enough",
     "local_update",
@@ -60,7 +68,9 @@ __all__ = [
 ]
 
 AGGREGATORS = ("mean", "median", "trimmed_mean", "krum")
-ATTACKS = ("none", "model_replacement", "little_is_enough")
+ATTACKS = ("none", "model_replacement", "norm_bounded", "little_is_enough")
+#: The attacks that plant a backdoor (their ASR is measured); "a little is enough" is untargeted.
+BACKDOOR_ATTACKS = ("model_replacement", "norm_bounded")
 
 
 def dirichlet_split(
@@ -234,13 +244,47 @@ def aggregate(updates: torch.Tensor, rule: str = "mean", *, trim: float = 0.1, f
             raise ValueError(f"trim must be in [0, 0.5), got {trim}")
         b = int(math.floor(round(trim * n, 9)))
         return updates.sort(0).values[b : n - b].mean(0)
+    return updates[krum_select(updates, f)]
+
+
+def krum_select(updates: torch.Tensor, f: int) -> int:
+    """The row Krum keeps (Blanchard et al. 2017, §4): the update i with the smallest score
+    Σ_{j ∈ the N − f − 2 nearest other updates} ‖Δ_i − Δ_j‖².
+
+    Args:
+        updates: (N, P), one flattened update per row, N > 2f + 2.
+        f: the number of Byzantine clients Krum is configured to tolerate, >= 0.
+
+    Returns:
+        The index i in [0, N) of the kept update (ties: the lowest index).
+    """
+    updates = _updates(updates)
+    n = updates.shape[0]
     f = _validate.positive_int("f", f, allow_zero=True)
     if n <= 2 * f + 2:
         raise ValueError(f"krum needs more than 2f + 2 = {2 * f + 2} updates, got {n}")
     d2 = torch.cdist(updates.double(), updates.double()).pow(2)
     d2.fill_diagonal_(float("inf"))
     scores = d2.sort(1).values[:, : n - f - 2].sum(1)
-    return updates[int(scores.argmin())]
+    return int(scores.argmin())
+
+
+def clip_to_norm(update: torch.Tensor, bound: float) -> torch.Tensor:
+    """Scale ``update`` down to Euclidean norm at most ``bound``: u · min(1, M / ‖u‖), the projection
+    onto the ball of radius M. A server that clips every update applies it (Sun et al. 2019, §3);
+    an attacker that knows the bound applies it itself, so that clipping leaves its update as it is.
+
+    Args:
+        update: one flattened update, shape (P,), finite.
+        bound: M > 0.
+
+    Returns:
+        The scaled update, shape (P,); ``update`` itself, unchanged, when its norm is already <= M.
+    """
+    update = _validate.vector("update", update)
+    bound = _validate.positive_float("bound", bound)
+    norm = float(update.double().norm())
+    return update if norm <= bound else update * (bound / norm)
 
 
 def alie_z(num_clients: int, num_malicious: int) -> float:
@@ -282,6 +326,7 @@ def model_replacement(
     *,
     num_clients: int,
     server_lr: float = 1.0,
+    num_malicious: int = 1,
     poison_share: float = 0.5,
     epochs: int = 2,
     lr: float = 0.05,
@@ -291,7 +336,8 @@ def model_replacement(
 ) -> torch.Tensor:
     """The model-replacement update of Bagdasaryan et al. 2020 (§4, eq. (3)): train the global model
     θ_t on the attacker's data with a ``poison_share`` of it stamped with ``trigger`` and labelled
-    ``target``, reaching X, and return the update scaled by γ = N/η, γ (X − θ_t).
+    ``target``, reaching X, and return the update scaled by γ = N/(η m), γ (X − θ_t): the paper's
+    N/η shared among m colluding attackers, so that their m updates together replace the mean.
 
     Args:
         model: the global model θ_t (left unchanged).
@@ -300,6 +346,7 @@ def model_replacement(
         target: the backdoor's class.
         num_clients: N, the clients the server averages over.
         server_lr: η, the server's learning rate, > 0.
+        num_malicious: m, the colluding attackers that each submit such an update, in [1, N].
         poison_share: the share of the attacker's training batch that carries the trigger, in [0, 1).
         epochs, lr, batch_size, momentum, seed: the attacker's local SGD (:func:`local_update`).
 
@@ -313,6 +360,9 @@ def model_replacement(
     target = _validate.class_index("target", target, 10**9)
     num_clients = _validate.positive_int("num_clients", num_clients)
     server_lr = _validate.positive_float("server_lr", server_lr)
+    num_malicious = _validate.positive_int("num_malicious", num_malicious)
+    if num_malicious > num_clients:
+        raise ValueError(f"num_malicious must be at most num_clients = {num_clients}, got {num_malicious}")
     poison_share = _validate.fraction("poison_share", poison_share)
     g = _validate.generator(seed)
     count = round(poison_share / (1.0 - poison_share) * x.shape[0])
@@ -320,7 +370,7 @@ def model_replacement(
     xs = torch.cat([x, trigger(x[pick])])
     ys = torch.cat([y, torch.full((count,), target, dtype=torch.long)])
     delta = local_update(model, xs, ys, epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, seed=seed)
-    return (num_clients / server_lr) * delta
+    return (num_clients / (server_lr * num_malicious)) * delta
 
 
 @dataclass
@@ -333,6 +383,7 @@ class FedResult:
         attack_success_rate: ASR of the backdoor after each round (empty without a backdoor).
         client_sizes: examples held by each client.
         malicious: the indices of the malicious clients.
+        krum_selected: under Krum, the client whose update was kept in each round (empty otherwise).
     """
 
     model: nn.Module
@@ -340,6 +391,7 @@ class FedResult:
     attack_success_rate: list[float] = field(default_factory=list)
     client_sizes: list[int] = field(default_factory=list)
     malicious: list[int] = field(default_factory=list)
+    krum_selected: list[int] = field(default_factory=list)
 
 
 def run(
@@ -363,7 +415,9 @@ def run(
     momentum: float = 0.0,
     server_lr: float = 1.0,
     trim: float = 0.2,
+    krum_f: int | None = None,
     arch: str = "cnn",
+    model_kwargs: dict | None = None,
     seed: int = 0,
     splits: Sequence[torch.Tensor] | None = None,
     initial: nn.Module | None = None,
@@ -373,11 +427,11 @@ def run(
 
     Clients 0, …, ``num_malicious`` − 1 are malicious when ``attack`` is not ``"none"``; from round
     ``attack_from`` on (0-based) they submit the attack's update instead of their own. Model
-    replacement's attackers each submit the scaled backdoored update (:func:`model_replacement`);
-    "a little is enough" attackers all submit μ − z_max σ of the benign updates of the round
-    (:func:`little_is_enough`, :func:`alie_z`; the attackers are assumed to see those updates).
-    Krum is built for f = ``num_malicious`` (1 without an attack), capped at ⌊(N − 3)/2⌋, the most its
-    rule N > 2f + 2 allows (beyond it, Blanchard et al.'s guarantee does not hold anyway).
+    replacement's attackers each submit the backdoored update scaled by N/(η m)
+    (:func:`model_replacement`); norm-bounded attackers submit the same update clipped to the median
+    norm of the round's benign updates (:func:`clip_to_norm`); "a little is enough" attackers all
+    submit μ − z_max σ of the benign updates of the round (:func:`little_is_enough`, :func:`alie_z`).
+    The last two assume the attackers see the round's benign updates (or estimate them well).
 
     Args:
         x, y: the training set, split among the clients (:func:`dirichlet_split`).
@@ -391,7 +445,11 @@ def run(
         alpha: the Dirichlet concentration of the split.
         local_epochs, lr, batch_size, momentum: each client's SGD; server_lr: η.
         trim: β of the trimmed mean.
+        krum_f: f, the Byzantine clients Krum is configured to tolerate, the same in every run
+            whatever the number of attackers; default ⌊(N − 3)/2⌋, the most its rule N > 2f + 2 allows.
         arch: the model (:func:`poisonlab.models.make`); seed: seeds weights, split and batches.
+        model_kwargs: passed to :func:`poisonlab.models.make`, e.g. ``{"hidden": (100,)}`` for a
+            smaller MLP.
         splits: client index sets to use instead of a Dirichlet split.
         initial: a global model to continue from (copied, left unchanged), e.g. the ``model`` of an
             earlier result; default a fresh ``arch`` model seeded by ``seed``.
@@ -419,17 +477,27 @@ def run(
         m = _validate.positive_int("num_malicious", num_malicious)
         if m >= num_clients:
             raise ValueError(f"num_malicious must be below num_clients = {num_clients}, got {m}")
-        if attack == "model_replacement" and trigger is None:
-            raise ValueError("attack 'model_replacement' needs a trigger")
+        if attack in BACKDOOR_ATTACKS and trigger is None:
+            raise ValueError(f"attack {attack!r} needs a trigger")
+    if krum_f is None:
+        f = max((num_clients - 3) // 2, 0)  # Krum needs N > 2f + 2
+    else:
+        f = _validate.positive_int("krum_f", krum_f, allow_zero=True)
+    if aggregator == "krum" and num_clients <= 2 * f + 2:
+        raise ValueError(f"krum_f must satisfy num_clients > 2 krum_f + 2, got krum_f = {f} for {num_clients} clients")
     k = int(torch.cat([y, y_test]).max()) + 1
     if splits is None:
         splits = dirichlet_split(y, num_clients, alpha=alpha, seed=seed)
     elif len(splits) != num_clients:
         raise ValueError(f"splits must hold num_clients = {num_clients} index sets, got {len(splits)}")
-    model = models.make(arch, tuple(x.shape[1:]), k, seed=seed) if initial is None else _copy(initial)
+    if model_kwargs is not None and not isinstance(model_kwargs, dict):
+        raise TypeError(f"model_kwargs must be a dict of keyword arguments, got {type(model_kwargs).__name__}")
+    if initial is None:
+        model = models.make(arch, tuple(x.shape[1:]), k, seed=seed, **(model_kwargs or {}))
+    else:
+        model = _copy(initial)
     model.eval()
     result = FedResult(model, client_sizes=[len(s) for s in splits], malicious=list(range(m)))
-    f = min(max(m, 1), max((num_clients - 3) // 2, 0))  # Krum needs N > 2f + 2
     for r in range(first_round, first_round + rounds):
         attacking = m > 0 and r >= attack_from
         benign = [
@@ -448,7 +516,7 @@ def run(
         ]
         updates = torch.stack(benign)
         if attacking:
-            if attack == "model_replacement":
+            if attack in BACKDOOR_ATTACKS:
                 bad = [
                     model_replacement(
                         model,
@@ -458,6 +526,7 @@ def run(
                         target,
                         num_clients=num_clients,
                         server_lr=server_lr,
+                        num_malicious=m,
                         lr=lr,
                         batch_size=batch_size,
                         momentum=momentum,
@@ -465,10 +534,18 @@ def run(
                     )
                     for i in range(m)
                 ]
+                if attack == "norm_bounded":
+                    bound = float(updates.double().norm(dim=1).median())
+                    bad = [clip_to_norm(b, bound) for b in bad]
             else:
                 bad = [little_is_enough(updates, alie_z(num_clients, m))] * m
             updates = torch.cat([torch.stack(bad), updates])
-        step = aggregate(updates, aggregator, trim=trim, f=f)
+        if aggregator == "krum":
+            kept = krum_select(updates, f)
+            result.krum_selected.append(kept)
+            step = updates[kept]
+        else:
+            step = aggregate(updates, aggregator, trim=trim)
         load_flat(model, flatten(model) + server_lr * step)
         result.clean_accuracy.append(accuracy(model, x_test, y_test))
         if trigger is not None:

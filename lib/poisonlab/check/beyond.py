@@ -10,54 +10,50 @@ import torch
 from poisonlab.check.core import Case, CheckResult, generator, run, whole_number
 
 
-def replacement_update(
-    theta: torch.Tensor, backdoored: torch.Tensor, num_clients: int, server_lr: float, num_malicious: int
-) -> torch.Tensor:
-    """The update each of m colluding attackers submits so that federated averaging lands on the
-    backdoored parameters X: (N / (η m)) (X − θ_t) (Bagdasaryan et al. 2020, eq. (3), shared among
-    m attackers; the benign updates are taken to be about zero near convergence).
+def fewest_attackers(distance: float, bound: float, num_clients: int, server_lr: float) -> int:
+    """The fewest colluding attackers m that can move the global model by ``distance`` D = ‖X − θ_r‖
+    in one round of federated averaging with server learning rate η when the server clips every
+    update to norm at most ``bound`` M (Sun et al. 2019) and the N − m benign updates are about
+    zero: each of the m equal updates u must satisfy η m u / N = X − θ_r, so ‖u‖ = N D / (η m) ≤ M,
+    and m = ⌈N D / (η M)⌉, at least 1 (Bagdasaryan et al. 2020, eq. (3), shared among m attackers
+    under a norm bound). A result above N means that no number of clients can do it in one round.
 
     Args:
-        theta: the global parameters θ_t, shape (P,).
-        backdoored: the attacker's parameters X, shape (P,).
-        num_clients: N, the clients averaged. server_lr: η. num_malicious: m >= 1.
+        distance: D > 0. bound: M > 0. num_clients: N >= 1. server_lr: η > 0.
 
     Returns:
-        The update, shape (P,).
+        m, an int >= 1.
     """
-    return num_clients / (server_lr * num_malicious) * (backdoored - theta)
+    return max(1, math.ceil(round(num_clients * distance / (server_lr * bound), 9)))
 
 
-def check_replacement_update(fn: Callable[..., torch.Tensor]) -> CheckResult:
-    """Check ``fn(theta (P,), backdoored (P,), num_clients, server_lr, num_malicious) -> (P,)``: the
-    update that, submitted by each of the m attackers while the N − m benign clients submit zero,
-    moves θ_t to X under θ_{t+1} = θ_t + η · mean of the N updates (:func:`replacement_update`).
-    The parameter vectors differ between variants."""
+def check_fewest_attackers(fn: Callable[[float, float, int, float], int]) -> CheckResult:
+    """Check ``fn(distance, bound, num_clients, server_lr) -> int``: the fewest colluding attackers
+    that replace the global model in one round under a server that clips updates to norm ``bound``
+    (:func:`fewest_attackers`). The distances differ between variants."""
     hint = (
-        "write θ_{t+1} = θ_t + η · (1/N) · (sum of the N updates) with m equal malicious updates and "
-        "N − m zero ones, set it equal to X, and solve for the malicious update"
+        "with m equal clipped updates u and N − m zero ones, one round moves θ by η · m · u / N; set its "
+        "length to D with ‖u‖ at most M, solve for m, and round in the attackers' disfavour"
     )
 
-    def update(theta, backdoored, n, eta, m):
-        got = fn(theta.clone(), backdoored.clone(), n, eta, m)
-        if not isinstance(got, torch.Tensor) or got.shape != theta.shape:
-            raise TypeError(f"return one update, a tensor shaped like theta {tuple(theta.shape)}")
-        return got.double()
+    def count(distance: float, bound: float, n: int, eta: float) -> int:
+        return whole_number(fn(distance, bound, n, eta), "attackers")
 
     g = generator(41)
+    drawn = [round(float(v), 3) for v in 0.05 + 0.9 * torch.rand(2, generator=g)]
     cases = []
-    for n, eta, m, what in (
-        (10, 1.0, 1, "10 clients, η = 1, one attacker"),
-        (100, 1.0, 1, "100 clients, η = 1, one attacker"),
-        (10, 0.5, 1, "a server learning rate η = 0.5"),
-        (10, 1.0, 4, "four colluding attackers"),
-        (30, 2.0, 3, "30 clients, η = 2, three attackers"),
+    for distance, bound, n, eta, what in (
+        (0.2, 1.0, 10, 1.0, "N D / (η M) exactly 2"),
+        (0.25, 1.0, 10, 1.0, "N D / (η M) = 2.5"),
+        (0.05, 1.0, 10, 1.0, "one attacker has room to spare"),
+        (0.3, 2.0, 100, 0.5, "100 clients, η = 0.5, M = 2"),
+        (0.1, 1.0, 30, 2.0, "a server learning rate η = 2"),
+        (drawn[0], 0.5, 40, 1.0, f"D = {drawn[0]}, M = 0.5, 40 clients"),
+        (drawn[1], 3.0, 200, 1.5, f"D = {drawn[1]}, M = 3, 200 clients, η = 1.5"),
     ):
-        theta = torch.randn(20, generator=g, dtype=torch.float64)
-        backdoored = theta + 0.1 * torch.randn(20, generator=g, dtype=torch.float64)
-        expected = replacement_update(theta, backdoored, n, eta, m)
-        cases.append(Case(what, (theta, backdoored, n, eta, m), expected, hint=hint))
-    return run("the replacement update", update, cases, rtol=1e-6, atol=1e-9)
+        expected = fewest_attackers(distance, bound, n, eta)
+        cases.append(Case(what, (distance, bound, n, eta), expected, hint=hint))
+    return run("the fewest attackers under a norm bound", count, cases)
 
 
 #: The aggregators of the breakdown exercise (Krum's count depends on the f it is built for).
