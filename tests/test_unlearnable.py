@@ -135,6 +135,8 @@ def test_adversarial_fit_trains_in_place(digits):
         ({"eps": 0.1, "step_size": -1.0}, "step_size"),
         ({"eps": 0.1, "arch": "resnet"}, "name"),
         ({"eps": 0.1, "noise_steps": 0}, "noise_steps"),
+        ({"eps": 0.1, "craft_share": 0.0}, "craft_share"),
+        ({"eps": 0.1, "craft_share": 0.5, "classwise": False}, "craft_share"),
     ],
 )
 def test_bad_crafting_arguments_are_refused(kwargs, error):

@@ -151,6 +151,7 @@ def error_minimizing_noise(
     train_steps: int = 10,
     noise_passes: int = 1,
     noise_steps: int | None = None,
+    craft_share: float | None = None,
     step_size: float | None = None,
     stop_accuracy: float = 0.99,
     lr: float = 0.05,
@@ -192,6 +193,10 @@ def error_minimizing_noise(
         noise_passes: class-wise only: passes over the data of noise steps per round, >= 1.
         noise_steps: signed steps per image per mini-batch, >= 1; default 1 for class-wise noise
             (Huang et al.'s) and 5 for sample-wise noise.
+        craft_share: class-wise only: the share of the training images, in (0, 1], drawn once at
+            random, on which the class patterns are updated and the stopping accuracy is measured
+            (the model still trains on every image); default 0.2, Huang et al.'s ``train_subset``.
+            Sample-wise noise is crafted on every image.
         step_size: α; default ε/4 for sample-wise noise and ε/10 for class-wise noise.
         stop_accuracy: the training accuracy at which crafting stops, in [0, 1].
         lr, batch_size: the crafting model's SGD.
@@ -211,6 +216,15 @@ def error_minimizing_noise(
         eps / (10.0 if classwise else 4.0) if step_size is None else _validate.positive_float("step_size", step_size)
     )
     stop_accuracy = _validate.fraction("stop_accuracy", stop_accuracy, closed=True)
+    if craft_share is not None and not classwise and craft_share != 1:
+        raise ValueError(f"craft_share applies to class-wise noise only, got {craft_share!r} with classwise=False")
+    share = (
+        (0.2 if classwise else 1.0)
+        if craft_share is None
+        else _validate.fraction("craft_share", craft_share, closed=True)
+    )
+    if share <= 0:
+        raise ValueError(f"craft_share must be in (0, 1], got {craft_share!r}")
     lr = _validate.positive_float("lr", lr)
     batch_size = _validate.positive_int("batch_size", batch_size)
     k = int(y.max()) + 1
@@ -226,6 +240,7 @@ def error_minimizing_noise(
 
     start = time.perf_counter()
     record: list[float] = []
+    crafting = torch.arange(n) if share >= 1 else torch.randperm(n, generator=g)[: max(1, round(share * n))].sort()[0]
     order, pos = torch.randperm(n, generator=g), 0
     for _ in range(rounds):
         model.train()
@@ -241,7 +256,7 @@ def error_minimizing_noise(
         model.eval()
         if classwise:
             for _ in range(noise_passes):
-                for idx in torch.randperm(n, generator=g).split(batch_size):
+                for idx in crafting[torch.randperm(len(crafting), generator=g)].split(batch_size):
                     d = _descend(model, x[idx], y[idx], delta[y[idx]], eps, alpha, noise_steps)
                     counts = torch.bincount(y[idx], minlength=k).to(x.dtype)
                     sums = torch.zeros_like(delta).index_add_(0, y[idx], d)
@@ -251,8 +266,8 @@ def error_minimizing_noise(
             for idx in torch.arange(n).split(batch_size):
                 delta[idx] = _descend(model, x[idx], y[idx], delta[idx], eps, alpha, noise_steps)
         with torch.no_grad():
-            pred = torch.cat([model(perturbed(i)).argmax(1) for i in torch.arange(n).split(1024)])
-        record.append(float((pred == y).float().mean()))
+            pred = torch.cat([model(perturbed(i)).argmax(1) for i in crafting.split(1024)])
+        record.append(float((pred == y[crafting]).float().mean()))
         if record[-1] >= stop_accuracy:
             break
     full = delta[y] if classwise else delta
