@@ -2,10 +2,11 @@
 when it is indexed and of checking every item when it is loaded, and how many altered items the
 loader refuses.
 
-The 4,000 training images are written one file per item (:func:`poisonlab.integrity.save_items`)
-into a temporary folder and indexed; then a share of the items is altered on disk as a split-view
-attacker would (each replaced by another, valid item with a different label) and the dataset is
-loaded with :func:`poisonlab.integrity.load_items` (``skip_altered=True``). Printed per share:
+The 4,000 training images are written one file per item (:func:`poisonlab.integrity.save_images`)
+into a temporary folder and indexed with their labels; then a share of the items is altered on disk
+as a split-view attacker would (the image bytes of each replaced by another, valid image of a
+different class; the labels stay in the index) and the dataset is loaded with
+:func:`poisonlab.integrity.load_items` (``skip_altered=True``). Printed per share:
 items altered, items refused, altered items that loaded, intact items refused, and the times of
 indexing, of a loading with checks and of the same loading without them.
 
@@ -42,13 +43,13 @@ def main() -> None:
     for share in args.shares:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            names = integrity.save_items(d.x_train, d.y_train, folder)
+            names = integrity.save_images(d.x_train, folder)
             t = time.perf_counter()
-            index = integrity.build_index(folder)
+            index = integrity.build_index(folder, labels=dict(zip(names, d.y_train.tolist())))
             t_index = time.perf_counter() - t
             count = round(share * len(names))
             chosen = torch.randperm(len(names), generator=g)[:count].tolist()
-            for i in chosen:  # a valid item with another label, served under the indexed name
+            for i in chosen:  # a valid image of another class, served under the indexed name and label
                 j = int(torch.nonzero(d.y_train != d.y_train[i])[0])
                 (folder / names[i]).write_bytes((folder / names[j]).read_bytes())
             altered = {names[i] for i in chosen}

@@ -1,5 +1,6 @@
-"""Split-view poisoning's defence (poisonlab.integrity): items whose content changed after indexing
-are refused by name, intact items load as they were saved."""
+"""Split-view poisoning's defence (poisonlab.integrity): the index keeps each item's label and hash;
+items whose content changed after indexing are refused by name, intact items load as they were saved,
+and a loader without the check takes the attacker's content under the indexed label."""
 
 import json
 
@@ -14,8 +15,8 @@ def indexed(tmp_path):
     x, y = torch.rand(12, 1, 6, 6, generator=g), torch.arange(12) % 3
     folder = tmp_path / "data"
     folder.mkdir()
-    names = integrity.save_items(x, y, folder)
-    index = integrity.build_index(folder)
+    names = integrity.save_images(x, folder)
+    index = integrity.build_index(folder, labels=dict(zip(names, y.tolist())))
     path = integrity.write_index(index, tmp_path / "index.json")
     return x, y, names, integrity.read_index(path, folder)
 
@@ -27,8 +28,8 @@ def test_every_altered_item_is_refused_and_every_intact_one_loads(indexed):
     data = bytearray((folder / flipped).read_bytes())
     data[-40] ^= 0x01
     (folder / flipped).write_bytes(bytes(data))
-    swapped = names[4]  # a valid item with other content: what a split-view attacker serves
-    integrity.save_items(torch.ones(1, 1, 6, 6), torch.tensor([2]), folder)  # rewrites item-00000.pt
+    swapped = names[4]  # a valid image with other content: what a split-view attacker serves
+    integrity.save_images(torch.ones(1, 1, 6, 6), folder)  # rewrites item-00000.pt
     replaced = names[0]
     (folder / swapped).write_bytes((folder / names[5]).read_bytes())
     removed = names[9]
@@ -48,6 +49,24 @@ def test_every_altered_item_is_refused_and_every_intact_one_loads(indexed):
     xs, ys, refused = integrity.load_items(index, skip_altered=True)
     assert refused == altered
     assert torch.equal(xs, x[intact]) and torch.equal(ys, y[intact])
+
+
+def test_the_unchecked_loader_takes_the_served_image_under_the_indexed_label(indexed):
+    x, y, names, index = indexed
+    served = torch.zeros(1, 6, 6)  # the attacker's image at an item whose indexed label is y[4]
+    integrity.save_images(served.unsqueeze(0), index.root)  # item-00000.pt now holds it
+    xs, ys, refused = integrity.load_items(index, check=False)
+    assert refused == [] and torch.equal(ys, y)  # the labels come from the index, untouched
+    assert torch.equal(xs[0], served) and torch.equal(xs[1:], x[1:])
+    assert integrity.verify(index) == [names[0]]
+    with pytest.raises(integrity.IntegrityError, match=names[0]):
+        integrity.load_item(index, names[0])
+
+
+def test_the_index_file_keeps_the_labels(tmp_path, indexed):
+    _, y, names, index = indexed
+    again = integrity.read_index(integrity.write_index(index, tmp_path / "again.json"), index.root)
+    assert again == index and [again.labels[n] for n in names] == y.tolist()
 
 
 def test_an_untouched_dataset_loads_whole(indexed):
@@ -86,6 +105,11 @@ def test_a_tampered_index_file_is_refused(tmp_path, indexed):
     path.write_text(json.dumps({"format": integrity.FORMAT, "items": {"../escape.pt": "0" * 64}}))
     with pytest.raises(ValueError, match="outside"):
         integrity.read_index(path, index.root)
+    data = json.loads(integrity.write_index(index, path).read_text())
+    data["labels"][names[0]] = -1
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="label"):
+        integrity.read_index(path, index.root)
 
 
 def test_bad_inputs_are_refused(tmp_path, indexed):
@@ -102,6 +126,10 @@ def test_bad_inputs_are_refused(tmp_path, indexed):
     with pytest.raises(TypeError, match="data"):
         integrity.sha256_hex("text")
     with pytest.raises(ValueError, match="x"):
-        integrity.save_items(torch.rand(3, 4), torch.zeros(3, dtype=torch.long), tmp_path)
-    with pytest.raises(ValueError, match="y"):
-        integrity.save_items(torch.rand(3, 1, 2, 2), torch.zeros(2, dtype=torch.long), tmp_path)
+        integrity.save_images(torch.rand(3, 4), tmp_path)
+    with pytest.raises(ValueError, match="labels"):
+        integrity.build_index(index.root, labels={index.names[0]: 1})  # not one per item
+    with pytest.raises(ValueError, match="label"):
+        integrity.build_index(index.root, labels={n: 0.5 for n in index.names})
+    with pytest.raises(ValueError, match="labels"):
+        integrity.load_item(integrity.build_index(index.root), index.names[0])  # an index without labels

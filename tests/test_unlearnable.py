@@ -57,6 +57,36 @@ def test_error_minimizing_noise_beats_random_noise_of_the_same_budget(mnist5k):
     assert squeezed > em + 0.2, (squeezed, em)
 
 
+@pytest.mark.parametrize("classwise", [True, False])
+def test_crafting_sees_only_images_in_range_and_keeps_the_budget(monkeypatch, classwise):
+    # black-and-white images, where x + δ leaves [0, 1] at once unless every step clamps it
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.rand(48, 1, 6, 6, generator=g) > 0.5).float(), torch.arange(48) % 3
+    seen = []
+    make = models.make
+
+    def spied(*args, **kwargs):  # the crafting model, recording the range of every batch it is given
+        net = make(*args, **kwargs)
+        net.register_forward_pre_hook(lambda _, inputs: seen.append((float(inputs[0].min()), float(inputs[0].max()))))
+        return net
+
+    monkeypatch.setattr(ul.models, "make", spied)
+    crafted = ul.error_minimizing_noise(x, y, 0.3, classwise=classwise, rounds=3, train_steps=2, stop_accuracy=1.0)
+    assert seen and min(lo for lo, _ in seen) >= 0 and max(hi for _, hi in seen) <= 1
+    assert crafted.delta.abs().max() <= 0.3 + 1e-6
+    assert ((x + crafted.delta) >= 0).all() and ((x + crafted.delta) <= 1).all()
+    assert crafted.delta.abs().max() > 0  # the noise moved
+
+
+def test_classwise_noise_is_the_mean_of_its_images_steps():
+    # grey images that no step can push out of [0, 1]: the pattern is shared by a class's images
+    x, y = torch.full((40, 1, 5, 5), 0.5), torch.arange(40) % 4
+    crafted = ul.error_minimizing_noise(x, y, 0.2, classwise=True, rounds=2, train_steps=1, stop_accuracy=1.0)
+    for c in range(4):
+        assert torch.allclose(crafted.delta[y == c], crafted.delta[y == c][0].expand_as(crafted.delta[y == c]))
+    assert crafted.delta.abs().max() <= 0.2 + 1e-6
+
+
 def test_samplewise_noise_lowers_the_crafting_loss():
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(64, 1, 6, 6, generator=g), torch.arange(64) % 4  # random labels: nothing to learn
@@ -104,6 +134,9 @@ def test_adversarial_fit_trains_in_place(digits):
         ({"eps": 0.1, "stop_accuracy": 1.2}, "stop_accuracy"),
         ({"eps": 0.1, "step_size": -1.0}, "step_size"),
         ({"eps": 0.1, "arch": "resnet"}, "name"),
+        ({"eps": 0.1, "noise_steps": 0}, "noise_steps"),
+        ({"eps": 0.1, "craft_share": 0.0}, "craft_share"),
+        ({"eps": 0.1, "craft_share": 0.5, "classwise": False}, "craft_share"),
     ],
 )
 def test_bad_crafting_arguments_are_refused(kwargs, error):

@@ -9,15 +9,17 @@ integrity checking: record a cryptographic hash of every item when the index is 
 the loader refuse any item whose content no longer has that hash. An attacker must then find a
 SHA-256 second preimage to change an item unnoticed.
 
-Here the items are files under a folder: :func:`build_index` hashes each (SHA-256 of its bytes),
-:func:`write_index` and :func:`read_index` store the index as JSON, and :func:`load_bytes`,
-:func:`load_item` and :func:`load_items` read items back, refusing with :class:`IntegrityError`
-(naming the item, the hash at indexing and the hash now) any whose bytes changed. Each item is
-read once and the bytes that were hashed are the bytes that are parsed, so a file changed between
-the check and the use cannot slip through.
-
-:func:`save_items` writes a labelled image set as one file per item, (C, H, W) float32 image and
-its int64 label, which :func:`load_items` stacks back into (N, C, H, W) and (N,).
+Here the items are files under a folder, one image per file, as a web index lists one image per
+URL: :func:`save_images` writes them, and :func:`build_index` records, for every item, the SHA-256
+of its bytes and, given them, the labels the annotator assigned (the captions of a web-scale index).
+The labels live in the index; the files hold only the content, which is all that whoever controls
+an item after indexing can change. :func:`write_index` and :func:`read_index` store the index as
+JSON, and :func:`load_bytes`, :func:`load_item` and :func:`load_items` read items back, each image
+with its indexed label, refusing with :class:`IntegrityError` (naming the item, the hash at
+indexing and the hash now) any whose bytes changed. Each item is read once and the bytes that were
+hashed are the bytes that are parsed, so a file changed between the check and the use cannot slip
+through. ``load_items(index, check=False)`` is the loader without the defence: it returns whatever
+each item's bytes now hold, under the indexed label.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,14 +44,14 @@ __all__ = [
     "load_item",
     "load_items",
     "read_index",
-    "save_items",
+    "save_images",
     "sha256_hex",
     "verify",
     "write_index",
 ]
 
 #: The format tag written into every index file.
-FORMAT = "poisonlab-index/1"
+FORMAT = "poisonlab-index/2"
 
 
 class IntegrityError(ValueError):
@@ -61,12 +64,15 @@ class Index:
 
     Attributes:
         root: the folder the item names are relative to.
-        hashes: item name (a relative POSIX path, e.g. ``"item-00007.pt"``) → SHA-256 of its bytes
-            at indexing time, 64 lowercase hexadecimal digits.
+        hashes: item name (a relative POSIX path, e.g. ``"item-00007.pt"``; a URL in a web index)
+            → SHA-256 of its bytes at indexing time, 64 lowercase hexadecimal digits.
+        labels: item name → the label recorded at indexing (the annotator's; empty when the index
+            records none). Changing an item's bytes does not change its label.
     """
 
     root: Path
     hashes: dict[str, str]
+    labels: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -93,11 +99,19 @@ def _folder(name: str, root: str | os.PathLike) -> Path:
     return path
 
 
-def build_index(root: str | os.PathLike, *, pattern: str = "**/*", exclude: tuple[str, ...] = ()) -> Index:
-    """Hash every regular file under ``root`` that matches ``pattern``.
+def build_index(
+    root: str | os.PathLike,
+    *,
+    labels: Mapping[str, int] | None = None,
+    pattern: str = "**/*",
+    exclude: tuple[str, ...] = (),
+) -> Index:
+    """Hash every regular file under ``root`` that matches ``pattern``, and record its label.
 
     Args:
         root: the dataset's folder.
+        labels: item name → integer label, one for every item indexed (the annotator's labels), or
+            ``None`` for an index of content only.
         pattern: a glob relative to ``root`` (default: every file, in subfolders too).
         exclude: item names to leave out (e.g. the index file itself, if it lives in ``root``).
 
@@ -114,16 +128,33 @@ def build_index(root: str | os.PathLike, *, pattern: str = "**/*", exclude: tupl
             hashes[name] = sha256_hex(path.read_bytes())
     if not hashes:
         raise ValueError(f"root {str(root)!r} holds no file matching {pattern!r}: nothing to index")
-    return Index(root, hashes)
+    return Index(root, hashes, {} if labels is None else _labels(labels, hashes))
+
+
+def _labels(labels: Mapping[str, int], hashes: Mapping[str, str]) -> dict[str, int]:
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"labels must map item names to integers, got {type(labels).__name__}")
+    if set(labels) != set(hashes):
+        missing, extra = sorted(set(hashes) - set(labels)), sorted(set(labels) - set(hashes))
+        raise ValueError(f"labels must name every indexed item once: missing {missing[:3]}, not indexed {extra[:3]}")
+    out = {}
+    for name, label in labels.items():
+        if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
+            label = int(label)
+        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            raise ValueError(f"the label of {name!r} must be a non-negative integer, got {label!r}")
+        out[name] = label
+    return out
 
 
 def write_index(index: Index, path: str | os.PathLike) -> Path:
-    """Write ``index`` as JSON (``{"format", "items": {name: sha256}}``) to ``path``; returns the path.
-    Item names are stored relative, so the folder can move with its index."""
+    """Write ``index`` as JSON (``{"format", "items": {name: sha256}, "labels": {name: label}}``) to
+    ``path``; returns the path. Item names are stored relative, so the folder can move with its index."""
     if not isinstance(index, Index):
         raise TypeError(f"index must be an Index, got {type(index).__name__}")
     path = Path(path)
-    path.write_text(json.dumps({"format": FORMAT, "items": dict(sorted(index.hashes.items()))}, indent=1))
+    data = {"format": FORMAT, "items": dict(sorted(index.hashes.items())), "labels": dict(sorted(index.labels.items()))}
+    path.write_text(json.dumps(data, indent=1))
     return path
 
 
@@ -132,7 +163,8 @@ def read_index(path: str | os.PathLike, root: str | os.PathLike) -> Index:
 
     Raises:
         ValueError: when the file is not such an index (wrong format tag, a hash that is not 64
-            hexadecimal digits, a name that leaves ``root``).
+            hexadecimal digits, a name that leaves ``root``, labels that are not one non-negative
+            integer per item).
     """
     root = _folder("root", root)
     data = json.loads(Path(path).read_text())
@@ -142,7 +174,8 @@ def read_index(path: str | os.PathLike, root: str | os.PathLike) -> Index:
         if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError(f"index entry {name!r} has no valid SHA-256 digest: {digest!r}")
         _inside(root, name)
-    return Index(root, dict(data["items"]))
+    labels = data.get("labels", {})
+    return Index(root, dict(data["items"]), _labels(labels, data["items"]) if labels else {})
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -178,14 +211,29 @@ def load_bytes(index: Index, name: str) -> bytes:
     return data
 
 
-def load_item(index: Index, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image (C, H, W) and label (0-d int64) of item ``name`` (written by :func:`save_items`),
-    parsed from the verified bytes of :func:`load_bytes` (with ``torch.load(weights_only=True)``,
-    which unpickles tensors only)."""
-    item = torch.load(io.BytesIO(load_bytes(index, name)), weights_only=True)
-    if not isinstance(item, dict) or set(item) != {"x", "y"}:
-        raise ValueError(f"item {name!r} is not an image-label pair written by save_items")
-    return item["x"], item["y"]
+def _image(name: str, data: bytes) -> torch.Tensor:
+    image = torch.load(io.BytesIO(data), weights_only=True)
+    if not isinstance(image, torch.Tensor) or image.ndim != 3 or not image.is_floating_point():
+        raise ValueError(f"item {name!r} is not a (C, H, W) image written by save_images")
+    return image
+
+
+def load_item(index: Index, name: str, *, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image (C, H, W) of item ``name`` (written by :func:`save_images`) and its label as the
+    index recorded it (0-d int64). The image is parsed from the verified bytes of :func:`load_bytes`
+    (with ``torch.load(weights_only=True)``, which unpickles tensors only); ``check=False`` skips the
+    verification and parses whatever the file holds now, as a loader without the defence would.
+
+    Raises:
+        ValueError: the index records no labels, or the item is not an image.
+        IntegrityError: (``check=True``) the item is missing or changed since indexing.
+    """
+    if not isinstance(index, Index):
+        raise TypeError(f"index must be an Index, got {type(index).__name__}")
+    if not index.labels:
+        raise ValueError("index must record labels (build_index(..., labels=...)) to load labelled items")
+    data = load_bytes(index, name) if check else _inside(index.root, name).read_bytes()
+    return _image(name, data), torch.tensor(index.labels[name], dtype=torch.int64)
 
 
 def verify(index: Index) -> list[str]:
@@ -200,13 +248,17 @@ def verify(index: Index) -> list[str]:
     return bad
 
 
-def load_items(index: Index, *, skip_altered: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Load every item of ``index`` as a labelled image set.
+def load_items(
+    index: Index, *, skip_altered: bool = False, check: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Load every item of ``index`` as a labelled image set, each image with its indexed label.
 
     Args:
-        index: the dataset's index.
+        index: the dataset's index (with labels).
         skip_altered: ``False`` (default) raises :class:`IntegrityError` at the first altered or
             missing item; ``True`` leaves those out and lists them.
+        check: ``False`` loads every item's current bytes unchecked (the loader without the
+            defence; nothing is refused).
 
     Returns:
         ``(x, y, refused)``: images (M, C, H, W), labels (M,) int64 of the M intact items in name
@@ -215,7 +267,7 @@ def load_items(index: Index, *, skip_altered: bool = False) -> tuple[torch.Tenso
     xs, ys, refused = [], [], []
     for name in index.names:
         try:
-            x, y = load_item(index, name)
+            x, y = load_item(index, name, check=check)
         except IntegrityError:
             if not skip_altered:
                 raise
@@ -228,18 +280,18 @@ def load_items(index: Index, *, skip_altered: bool = False) -> tuple[torch.Tenso
     return torch.stack(xs), torch.stack(ys).long(), refused
 
 
-def save_items(x: torch.Tensor, y: torch.Tensor, folder: str | os.PathLike) -> list[str]:
-    """Write a labelled image set as one file per item, ``item-00000.pt``, … (a dict of the image
-    (C, H, W) and its 0-d int64 label), into an existing ``folder``; returns the names written."""
+def save_images(x: torch.Tensor, folder: str | os.PathLike) -> list[str]:
+    """Write images as one file per item, ``item-00000.pt``, … (the (C, H, W) float32 image alone: the
+    content a URL serves), into an existing ``folder``; returns the names written. Labels belong in
+    the index (:func:`build_index`), not in the files."""
     x = _validate.finite("x", _validate.images("x", x))
-    y = _validate.labels("y", y, n=x.shape[0])
     folder = _folder("folder", folder)
     width = max(5, len(str(x.shape[0] - 1)))
     names = []
     for i in range(x.shape[0]):
         name = f"item-{i:0{width}d}.pt"
         buffer = io.BytesIO()
-        torch.save({"x": x[i].clone(), "y": y[i].clone()}, buffer)
+        torch.save(x[i].clone(), buffer)
         (folder / name).write_bytes(buffer.getvalue())
         names.append(name)
     return names

@@ -127,6 +127,19 @@ def poisoned(x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, *, name: str
     return PoisonedSet(xp, y.clone(), torch.ones(x.shape[0], dtype=torch.bool), None, info)
 
 
+def _descend(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps: float, alpha: float, steps: int
+) -> torch.Tensor:
+    """``steps`` signed-gradient steps that *lower* the loss of ``model`` on x + d, each projected on
+    |d| <= eps and on x + d in [0, 1], from the projection of ``d``; x, d: (B, C, H, W), y: (B,)."""
+    d = torch.minimum(torch.maximum(d.clamp(-eps, eps), -x), 1 - x)  # clamp(x + d, 0, 1) − x, without rounding
+    for _ in range(steps):
+        d.requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(x + d), y), d)
+        d = torch.minimum(torch.maximum((d.detach() - alpha * grad.sign()).clamp(-eps, eps), -x), 1 - x)
+    return d.detach()
+
+
 def error_minimizing_noise(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -137,7 +150,8 @@ def error_minimizing_noise(
     rounds: int = 20,
     train_steps: int = 10,
     noise_passes: int = 1,
-    noise_steps: int = 5,
+    noise_steps: int | None = None,
+    craft_share: float | None = None,
     step_size: float | None = None,
     stop_accuracy: float = 0.99,
     lr: float = 0.05,
@@ -147,18 +161,26 @@ def error_minimizing_noise(
     """Error-minimising noise by the min-min alternation of Huang et al. 2021 (eq. (2), Algorithm 1).
 
     Each round trains the crafting model (architecture ``arch``, SGD with momentum 0.9) for
-    ``train_steps`` mini-batches on the perturbed images x + δ, then updates δ by signed gradient
-    *descent* on the training loss, projected on the ℓ∞ ball and on the image range:
+    ``train_steps`` mini-batches on the perturbed images clamp(x + δ, 0, 1), then lowers the training
+    loss in δ by signed gradient *descent*, every step projected on the ℓ∞ ball and on the image range:
 
-    .. math:: \\delta \\leftarrow \\Pi_{\\|\\delta\\|_\\infty \\le \\varepsilon,\\; x + \\delta \\in [0,1]}
-              \\big(\\delta - \\alpha\\, \\mathrm{sign}\\, \\nabla_\\delta \\ell(f_\\theta(x + \\delta), y)\\big).
+    .. math:: \\delta_i \\leftarrow \\Pi_{\\|\\delta_i\\|_\\infty \\le \\varepsilon,\\; x_i + \\delta_i \\in [0,1]}
+              \\big(\\delta_i - \\alpha\\, \\mathrm{sign}\\, \\nabla_{\\delta_i}
+              \\ell(f_\\theta(x_i + \\delta_i), y_i)\\big).
 
-    Class-wise noise takes one step per mini-batch on the class patterns (the gradient of a pattern
-    sums over the batch's images of that class), ``noise_passes`` passes over the data per round;
-    sample-wise noise takes ``noise_steps`` steps on each image of each mini-batch, one pass per
-    round (Huang et al. use 20 steps of ε/10; fewer, larger steps are cheaper and do as well here).
-    Crafting stops once the model's accuracy on the perturbed training images reaches
-    ``stop_accuracy`` (Huang et al.: 99%), or after ``rounds`` rounds.
+    Sample-wise noise takes ``noise_steps`` such steps on each image of each mini-batch, one pass over
+    the data per round. Class-wise noise follows Huang et al.'s code (``perturbation.py``,
+    ``universal_perturbation``): for each mini-batch, every image starts from its class's pattern,
+    δ_i = clamp(x_i + δ_{y_i}, 0, 1) − x_i, takes ``noise_steps`` projected steps of its own, and each
+    class pattern present in the batch becomes the mean of its images' δ_i (which lies in the ε-ball);
+    ``noise_passes`` passes over the data per round. A pixel that the image range clamps therefore
+    pulls its class's pattern towards a value it can take. Crafting stops once the model's accuracy
+    on the perturbed training images, clamp(x + δ, 0, 1), reaches ``stop_accuracy`` (Huang et al.:
+    99%), or after ``rounds`` rounds.
+
+    Huang et al.'s setting on CIFAR-10 (ε = 8/255, α = ε/10): class-wise 1 step per image per batch;
+    sample-wise 20 steps per image and 10 training mini-batches per round, until 99% training
+    accuracy. The defaults here are cheaper (5 sample-wise steps of ε/4).
 
     Args:
         x: clean training images, (N, C, H, W) in [0, 1].
@@ -169,25 +191,40 @@ def error_minimizing_noise(
         rounds: the most alternations, >= 1.
         train_steps: mini-batches of model training per round, >= 1.
         noise_passes: class-wise only: passes over the data of noise steps per round, >= 1.
-        noise_steps: sample-wise only: signed steps per image per round, >= 1.
+        noise_steps: signed steps per image per mini-batch, >= 1; default 1 for class-wise noise
+            (Huang et al.'s) and 5 for sample-wise noise.
+        craft_share: class-wise only: the share of the training images, in (0, 1], drawn once at
+            random, on which the class patterns are updated and the stopping accuracy is measured
+            (the model still trains on every image); default 0.2, Huang et al.'s ``train_subset``.
+            Sample-wise noise is crafted on every image.
         step_size: α; default ε/4 for sample-wise noise and ε/10 for class-wise noise.
         stop_accuracy: the training accuracy at which crafting stops, in [0, 1].
         lr, batch_size: the crafting model's SGD.
         seed: seeds the crafting model's weights and the batch order.
 
     Returns:
-        A :class:`Crafted` holding δ (N, C, H, W) and the crafting record.
+        A :class:`Crafted` holding δ (N, C, H, W), with |δ| <= ε and x + δ in [0, 1], and the
+        crafting record.
     """
     x, y = _data(x, y)
     eps = _eps(eps)
     rounds = _validate.positive_int("rounds", rounds)
     train_steps = _validate.positive_int("train_steps", train_steps)
     noise_passes = _validate.positive_int("noise_passes", noise_passes)
-    noise_steps = _validate.positive_int("noise_steps", noise_steps)
+    noise_steps = _validate.positive_int("noise_steps", (1 if classwise else 5) if noise_steps is None else noise_steps)
     alpha = (
         eps / (10.0 if classwise else 4.0) if step_size is None else _validate.positive_float("step_size", step_size)
     )
     stop_accuracy = _validate.fraction("stop_accuracy", stop_accuracy, closed=True)
+    if craft_share is not None and not classwise and craft_share != 1:
+        raise ValueError(f"craft_share applies to class-wise noise only, got {craft_share!r} with classwise=False")
+    share = (
+        (0.2 if classwise else 1.0)
+        if craft_share is None
+        else _validate.fraction("craft_share", craft_share, closed=True)
+    )
+    if share <= 0:
+        raise ValueError(f"craft_share must be in (0, 1], got {craft_share!r}")
     lr = _validate.positive_float("lr", lr)
     batch_size = _validate.positive_int("batch_size", batch_size)
     k = int(y.max()) + 1
@@ -198,11 +235,12 @@ def error_minimizing_noise(
     n = x.shape[0]
     delta = torch.zeros((k if classwise else n, *x.shape[1:]), dtype=x.dtype)
 
-    def noise_of(idx: torch.Tensor) -> torch.Tensor:
-        return delta[y[idx]] if classwise else delta[idx]
+    def perturbed(idx: torch.Tensor) -> torch.Tensor:  # the images as released: clamp(x + δ, 0, 1)
+        return (x[idx] + (delta[y[idx]] if classwise else delta[idx])).clamp(0.0, 1.0)
 
     start = time.perf_counter()
     record: list[float] = []
+    crafting = torch.arange(n) if share >= 1 else torch.randperm(n, generator=g)[: max(1, round(share * n))].sort()[0]
     order, pos = torch.randperm(n, generator=g), 0
     for _ in range(rounds):
         model.train()
@@ -211,31 +249,25 @@ def error_minimizing_noise(
                 order, pos = torch.randperm(n, generator=g), 0
             idx = order[pos : pos + batch_size]
             pos += batch_size
-            loss = F.cross_entropy(model(x[idx] + noise_of(idx)), y[idx])
+            loss = F.cross_entropy(model(perturbed(idx)), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         model.eval()
         if classwise:
             for _ in range(noise_passes):
-                for idx in torch.randperm(n, generator=g).split(batch_size):
-                    d = delta.clone().requires_grad_(True)
-                    loss = F.cross_entropy(model(x[idx] + d[y[idx]]), y[idx])
-                    (grad,) = torch.autograd.grad(loss, d)
-                    delta = (delta - alpha * grad.sign()).clamp(-eps, eps)
+                for idx in crafting[torch.randperm(len(crafting), generator=g)].split(batch_size):
+                    d = _descend(model, x[idx], y[idx], delta[y[idx]], eps, alpha, noise_steps)
+                    counts = torch.bincount(y[idx], minlength=k).to(x.dtype)
+                    sums = torch.zeros_like(delta).index_add_(0, y[idx], d)
+                    present = counts > 0  # each class of the batch: the mean of its images' noise
+                    delta[present] = sums[present] / counts[present].view(-1, *([1] * (x.dim() - 1)))
         else:
             for idx in torch.arange(n).split(batch_size):
-                d = delta[idx].clone()
-                for _ in range(noise_steps):
-                    d.requires_grad_(True)
-                    loss = F.cross_entropy(model(x[idx] + d), y[idx])
-                    (grad,) = torch.autograd.grad(loss, d)
-                    d = torch.minimum(torch.maximum(d.detach() - alpha * grad.sign(), -x[idx]), 1 - x[idx])
-                    d = d.clamp(-eps, eps)
-                delta[idx] = d.detach()
+                delta[idx] = _descend(model, x[idx], y[idx], delta[idx], eps, alpha, noise_steps)
         with torch.no_grad():
-            pred = torch.cat([model(x[i] + noise_of(i)).argmax(1) for i in torch.arange(n).split(1024)])
-        record.append(float((pred == y).float().mean()))
+            pred = torch.cat([model(perturbed(i)).argmax(1) for i in crafting.split(1024)])
+        record.append(float((pred == y[crafting]).float().mean()))
         if record[-1] >= stop_accuracy:
             break
     full = delta[y] if classwise else delta
