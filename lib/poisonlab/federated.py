@@ -3,12 +3,12 @@ two attacks from malicious clients.
 
 N clients each hold a non-i.i.d. share of the training set (label skew drawn from a Dirichlet
 distribution, Hsu et al. 2019). Each round of federated averaging (McMahan et al. 2017,
-Algorithm 1) sends the global parameters θ_t (flattened into a vector
+Algorithm 1) sends the global parameters θ_r (flattened into a vector
 of P numbers by :func:`flatten`: ``torch.nn.utils.parameters_to_vector`` cannot read the small CNN,
 whose convolution weights are stored channels-last) to every client, each client
-trains a few local epochs of SGD and returns its update Δ_i = θ_i − θ_t, and the server moves
+trains a few local epochs of SGD and returns its update Δ_i = θ_i − θ_r, and the server moves
 
-.. math:: \\theta_{t+1} = \\theta_t + \\eta \\cdot \\mathrm{AGG}(\\Delta_1, \\dots, \\Delta_N),
+.. math:: \\theta_{r+1} = \\theta_r + \\eta \\cdot \\mathrm{AGG}(\\Delta_1, \\dots, \\Delta_N),
 
 with server learning rate η. The aggregators AGG: ``"mean"`` (federated averaging);
 ``"median"``, the coordinate-wise median, and ``"trimmed_mean"``, the coordinate-wise mean after
@@ -18,9 +18,9 @@ one update whose summed squared distance to its N − f − 2 nearest other upda
 
 The attacks, from m of the N clients:
 
-- **model replacement** (Bagdasaryan et al. 2020, eq. (3)): each attacker a trains θ_t on its own
+- **model replacement** (Bagdasaryan et al. 2020, eq. (3)): each attacker a trains θ_r on its own
   data plus copies stamped with a trigger and relabelled to the target class, reaching X_a, then
-  submits Δ_a = (N/(η m))(X_a − θ_t), the scale shared among the m colluding attackers (the paper's
+  submits Δ_a = (N/(η m))(X_a − θ_r), the scale shared among the m colluding attackers (the paper's
   γ = N/η divided by the number of adversaries). Under the mean, θ_{t+1} ≈ X + (η/N) Σ_{benign} Δ_i
   ≈ X: the global model is replaced by the backdoored one.
 - **norm-bounded replacement** (Sun et al. 2019, §3; the "constrain-and-scale" idea of Bagdasaryan
@@ -148,12 +148,12 @@ def local_update(
     momentum: float = 0.0,
     seed: int = 0,
 ) -> torch.Tensor:
-    """One client's update Δ = θ_local − θ_t: ``epochs`` epochs of SGD on a copy of ``model``
+    """One client's update Δ = θ_local − θ_r: ``epochs`` epochs of SGD on a copy of ``model``
     (FedAvg's ClientUpdate, McMahan et al. 2017, Algorithm 1, with plain SGD at ``momentum=0``;
     the momentum buffer starts at zero in every round).
 
     Args:
-        model: the global model θ_t (left unchanged).
+        model: the global model θ_r (left unchanged).
         x: the client's inputs (n, ...); y: its labels (n,).
         epochs, lr, batch_size: the local SGD.
         momentum: SGD momentum in [0, 1).
@@ -335,12 +335,12 @@ def model_replacement(
     seed: int = 0,
 ) -> torch.Tensor:
     """The model-replacement update of Bagdasaryan et al. 2020 (§4, eq. (3)): train the global model
-    θ_t on the attacker's data with a ``poison_share`` of it stamped with ``trigger`` and labelled
-    ``target``, reaching X, and return the update scaled by γ = N/(η m), γ (X − θ_t): the paper's
+    θ_r on the attacker's data with a ``poison_share`` of it stamped with ``trigger`` and labelled
+    ``target``, reaching X, and return the update scaled by γ = N/(η m), γ (X − θ_r): the paper's
     N/η shared among m colluding attackers, so that their m updates together replace the mean.
 
     Args:
-        model: the global model θ_t (left unchanged).
+        model: the global model θ_r (left unchanged).
         x: the attacker's clean inputs (n, C, H, W) in [0, 1]; y: their labels (n,).
         trigger: maps a batch of images to triggered images (e.g. :class:`poisonlab.triggers.Patch`).
         target: the backdoor's class.
