@@ -135,6 +135,9 @@ def test_the_ensemble_learns_and_its_parts_are_the_hash_parts(dpa, digits):
     counts = certify.votes(ens, digits.x_test)
     assert counts.shape == (len(digits.y_test), 10) and bool((counts.sum(1) == 15).all())
     assert torch.equal(certify.votes(ens, digits.x_test, workers=2), counts)  # side by side, the same votes
+    assert torch.equal(certify.votes(ens, digits.x_test, workers=4), counts)  # blocks of uneven size
+    with pytest.raises(ValueError, match="workers"):
+        certify.votes(ens, digits.x_test, workers=0)
     prediction, radius = certify.certify(counts)
     accuracy, at_two = certify.certified_accuracy(prediction, radius, digits.y_test, [0, 2])
     assert accuracy > 0.85 and 0 < at_two < accuracy

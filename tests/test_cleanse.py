@@ -156,6 +156,9 @@ def test_neural_cleanse_finds_and_unlearns_a_real_backdoor(mnist5k):
     assert fixed is not run.model
     assert attack_success_rate(fixed, x_src, y_src, trigger, 0) < 0.1
     assert accuracy(fixed, mnist5k.x_test, mnist5k.y_test) > run.clean_accuracy - 0.03
+    kept = cleanse.unlearn(run.model, x[:400], y[:400], found.masks[0], found.patterns[0], keep_clean=True, epochs=10)
+    assert attack_success_rate(kept, x_src, y_src, trigger, 0) < 0.1
+    assert accuracy(kept, mnist5k.x_test, mnist5k.y_test) > run.clean_accuracy - 0.03
     with pytest.raises(ValueError, match="share"):
         cleanse.unlearn(run.model, x, y, found.masks[0], found.patterns[0], share=0)
     with pytest.raises(ValueError, match="mask"):
@@ -177,3 +180,32 @@ def test_stamp_refuses_triggers_that_do_not_fit(mask, pattern, error):
         cleanse.stamp(torch.zeros(2, 1, 3, 3), mask, pattern)
     with pytest.raises(ValueError, match="x"):
         cleanse.stamp(torch.zeros(1, 3, 3), torch.zeros(1, 3, 3), torch.ones(1, 3, 3))
+
+
+@pytest.mark.parametrize("keep_clean", [False, True])
+def test_unlearning_stamps_a_share_and_keeps_the_labels(monkeypatch, keep_clean):
+    """What unlearn fine-tunes on: ``share`` of the images stamped, with their own labels, either in
+    place of the clean originals or added to them."""
+    seen = {}
+    monkeypatch.setattr(cleanse, "fit", lambda model, x, y, **kw: seen.update(x=x, y=y))
+    x, y = torch.rand(10, 1, 4, 4) * 0.5, torch.arange(10) % 3
+    mask, pattern = torch.zeros(1, 4, 4), torch.ones(1, 4, 4)
+    mask[0, 0, 0] = 1.0  # stamps one pixel to 1, which no clean image has
+    cleanse.unlearn(torch.nn.Linear(16, 3), x, y, mask, pattern, share=0.3, keep_clean=keep_clean)
+    stamped = seen["x"][:, 0, 0, 0] == 1
+    assert int(stamped.sum()) == 3
+    if keep_clean:
+        assert len(seen["x"]) == 13 and torch.equal(seen["x"][:10], x) and torch.equal(seen["y"][:10], y)
+        assert bool(stamped[10:].all())  # the copies carry the trigger, each with its original's label
+        for image, label in zip(seen["x"][10:], seen["y"][10:]):
+            same = [i for i in range(10) if torch.equal(x[i].flatten()[1:], image.flatten()[1:])]
+            assert len(same) == 1 and int(y[same[0]]) == int(label)
+    else:
+        assert len(seen["x"]) == 10 and torch.equal(seen["y"], y)
+        assert torch.equal(seen["x"][~stamped], x[~stamped])
+
+
+def test_unlearning_refuses_a_keep_clean_that_is_not_a_bool():
+    x, y = torch.rand(4, 1, 3, 3), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="keep_clean"):
+        cleanse.unlearn(torch.nn.Linear(9, 2), x, y, torch.zeros(1, 3, 3), torch.ones(1, 3, 3), keep_clean="yes")

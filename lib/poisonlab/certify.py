@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from poisonlab import _validate, models
-from poisonlab.parallel import run_parallel
+from poisonlab.parallel import default_workers, run_parallel
 from poisonlab.train import fit, predict
 
 __all__ = [
@@ -199,7 +199,11 @@ def votes(ensemble: PartitionEnsemble, x: torch.Tensor, *, workers: int | None =
         ensemble: a :class:`PartitionEnsemble`.
         x: inputs (M, ...) in the base classifiers' input shape.
         workers: processes predicting side by side (:func:`~poisonlab.parallel.run_parallel`);
-            1 (the default) predicts in this process, ``None`` uses every core.
+            1 (the default) predicts in this process, ``None`` uses every core. Each process
+            predicts a contiguous block of the base classifiers (one job per process, not per
+            classifier: measured with k = 100 small CNNs, one job each cost about a fifth of
+            the time of predicting 1,000 images). Predict several input sets in one call
+            (concatenated) for the same reason.
 
     Returns:
         Counts (M, num_classes), int64; each row sums to the number of non-abstaining classifiers.
@@ -213,10 +217,13 @@ def votes(ensemble: PartitionEnsemble, x: torch.Tensor, *, workers: int | None =
         )
     counts = torch.zeros(x.shape[0], ensemble.num_classes, dtype=torch.int64)
     voting = [net for net in ensemble.models if net is not None]
-    if workers == 1:
+    if workers == 1 or not voting:
         predictions = [predict(net, x).cpu() for net in voting]
     else:
-        predictions = run_parallel(lambda net: predict(net, x).cpu(), voting, workers=workers, progress=False)
+        n = min(len(voting), default_workers() if workers is None else _validate.positive_int("workers", workers))
+        blocks = [voting[len(voting) * i // n : len(voting) * (i + 1) // n] for i in range(n)]
+        done = run_parallel(lambda block: [predict(net, x).cpu() for net in block], blocks, workers=n, progress=False)
+        predictions = [p for block in done for p in block]
     for p in predictions:
         counts += nn.functional.one_hot(p, ensemble.num_classes)
     return counts
