@@ -203,7 +203,7 @@ def error_minimizing_noise(
         seed: seeds the crafting model's weights and the batch order.
 
     Returns:
-        A :class:`Crafted` holding δ (N, C, H, W), with |δ| <= ε and x + δ in [0, 1], and the
+        A :class:`Crafted` holding δ (N, C, H, W), with every ``abs(δ) <= ε`` and ``x + δ`` in [0, 1], and the
         crafting record.
     """
     x, y = _data(x, y)
