@@ -6,7 +6,8 @@ distribution, Hsu et al. 2019). Each round of federated averaging (McMahan et al
 Algorithm 1) sends the global parameters θ_r (flattened into a vector
 of P numbers by :func:`flatten`: ``torch.nn.utils.parameters_to_vector`` cannot read the small CNN,
 whose convolution weights are stored channels-last) to every client, each client
-trains a few local epochs of SGD and returns its update Δ_i = θ_i − θ_r, and the server moves
+trains a few local epochs of SGD, reaching θ_r^(i), and returns its update Δ_i = θ_r^(i) − θ_r, and
+the server moves
 
 .. math:: \\theta_{r+1} = \\theta_r + \\eta \\cdot \\mathrm{AGG}(\\Delta_1, \\dots, \\Delta_N),
 
@@ -21,12 +22,17 @@ The attacks, from m of the N clients:
 - **model replacement** (Bagdasaryan et al. 2020, eq. (3)): each attacker a trains θ_r on its own
   data plus copies stamped with a trigger and relabelled to the target class, reaching X_a, then
   submits Δ_a = (N/(η m))(X_a − θ_r), the scale shared among the m colluding attackers (the paper's
-  γ = N/η divided by the number of adversaries). Under the mean, θ_{t+1} ≈ X + (η/N) Σ_{benign} Δ_i
-  ≈ X: the global model is replaced by the backdoored one.
-- **norm-bounded replacement** (Sun et al. 2019, §3; the "constrain-and-scale" idea of Bagdasaryan
-  et al. 2020, §4.3, reduced to its norm constraint): the same update, scaled down to a norm bound
-  M (:func:`clip_to_norm`); in :func:`run`, M is the median norm of the round's benign updates, so
-  the malicious update is as large as a typical benign one and no rule that looks at sizes flags it.
+  γ = N/η divided by the number of adversaries, as the authors' code does). Under the mean,
+  θ_{r+1} ≈ X̄ + (η/N) Σ_{benign} Δ_i ≈ X̄, X̄ = (1/m) Σ_a X_a: the global model is replaced by the
+  attackers' average backdoored model. In :func:`run` the attackers submit in every round from
+  ``attack_from`` on (not Bagdasaryan et al.'s single-shot schedule), and train ``epochs=2`` (the
+  default of :func:`model_replacement`) on their data plus as many triggered copies.
+- **norm-bounded replacement** (the attacker Sun et al. 2019, §3, assume against their server-side
+  norm clipping; the "constrain-and-scale" idea of Bagdasaryan et al. 2020, §4.3, reduced to its
+  norm constraint): the same update, clipped by the attacker itself to a norm bound M
+  (:func:`clip_to_norm`); no server clips in :func:`run`, where M is the median norm of the round's
+  benign updates (the attacker sees them), so the malicious update is as large as a typical benign
+  one and no rule that looks at sizes flags it.
 - **a little is enough** (Baruch et al. 2019, Algorithm 1): the attackers estimate the benign
   updates' coordinate-wise mean μ_j and standard deviation σ_j and all submit μ_j − z σ_j, with
   z = z_max = Φ⁻¹((N − s)/N), s = ⌊N/2 + 1⌋ − m (eq. of §3.2): a shift small enough to stay
