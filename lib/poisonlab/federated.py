@@ -82,8 +82,10 @@ BACKDOOR_ATTACKS = ("model_replacement", "norm_bounded")
 def dirichlet_split(
     y: torch.Tensor, num_clients: int, *, alpha: float = 0.5, min_size: int = 10, seed: int = 0
 ) -> list[torch.Tensor]:
-    """Non-i.i.d. client shares by label skew (Hsu et al. 2019, §3): for every class, its examples
-    are split among the clients in proportions drawn from Dirichlet(α, …, α). Small α gives each
+    """Non-i.i.d. client shares by label skew with Hsu et al.'s Dirichlet prior (2019, §3), drawn
+    per class as in common federated benchmarks (Hsu et al. draw each client's class mix instead):
+    for every class, its examples are split among the clients in proportions drawn from
+    Dirichlet(α, …, α). Small α gives each
     client few classes; large α tends to an i.i.d. split. Draws again (at most 100 times) until
     every client holds at least ``min_size`` examples.
 
