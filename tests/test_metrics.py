@@ -1,5 +1,9 @@
+import hypothesis.extra.numpy as hnp
+import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from poisonlab import metrics
 from torch import nn
 
@@ -168,3 +172,45 @@ def test_mcnemar_exact_rejects_bad_input():
         metrics.mcnemar_exact(torch.tensor([True, False]), torch.tensor([True]))
     with pytest.raises(ValueError, match="same P"):
         metrics.mcnemar_exact(torch.tensor([], dtype=torch.bool), torch.tensor([], dtype=torch.bool))
+
+
+def test_logit_margin_is_the_label_logit_minus_the_best_rival():
+    scores = torch.tensor([[1.0, 3.0, 0.5], [2.0, -1.0, 2.0], [0.0, 0.0, 5.0]])
+    assert torch.allclose(metrics.logit_margin(scores, 1), torch.tensor([2.0, -3.0, -5.0]))
+    assert torch.allclose(metrics.logit_margin(scores, 0), torch.tensor([-2.0, 0.0, -5.0]))  # a tie gives 0
+
+
+@given(
+    scores=hnp.arrays(
+        np.float32, st.tuples(st.integers(1, 6), st.integers(2, 5)), elements=st.floats(-20, 20, width=32)
+    ),
+    data=st.data(),
+)
+def test_logit_margin_is_positive_exactly_where_the_label_wins(scores, data):
+    scores = torch.from_numpy(scores)
+    label = data.draw(st.integers(0, scores.shape[1] - 1))
+    margin = metrics.logit_margin(scores, label)
+    assert margin.shape == (scores.shape[0],)
+    unique_best = (scores == scores.max(1, keepdim=True).values).sum(1) == 1
+    wins = (scores.argmax(1) == label) & unique_best
+    assert torch.equal(margin > 0, wins)
+    shifted = metrics.logit_margin(scores + 7.0, label)  # a constant added to every logit changes nothing
+    assert torch.allclose(shifted, margin, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("scores", "label", "error", "match"),
+    [
+        (torch.zeros(3), 0, ValueError, "shaped \\(N, K\\)"),
+        (torch.zeros(3, 2, dtype=torch.long), 0, ValueError, "floating-point"),
+        (torch.zeros(3, 1), 0, ValueError, "K >= 2"),
+        (torch.tensor([[0.0, float("nan")]]), 0, ValueError, "finite"),
+        (torch.zeros(2, 3), 3, ValueError, "label must be in \\[0, 3\\)"),
+        (torch.zeros(2, 3), -1, ValueError, "label"),
+        (torch.zeros(2, 3), 1.5, (TypeError, ValueError), "label"),
+        ([[0.0, 1.0]], 0, ValueError, "tensor"),
+    ],
+)
+def test_logit_margin_refuses_bad_inputs(scores, label, error, match):
+    with pytest.raises(error, match=match):
+        metrics.logit_margin(scores, label)

@@ -48,6 +48,31 @@ def share_labelled(model: nn.Module, x: torch.Tensor, label: int, *, batch_size:
     return float((predict(model, x, batch_size=batch_size) == label).double().mean())
 
 
+def logit_margin(scores: torch.Tensor, label: int) -> torch.Tensor:
+    """How firmly a classifier reads each input as ``label``: its logit for ``label`` minus its
+    largest other logit, shape (N,). Positive where ``label`` wins, by that many nats of log-odds
+    against the strongest rival; negative where another class wins; 0 on a tie. Chapter 3's
+    attacker keeps only the bases that its own network reads as their class with a margin, so that
+    its poisons, once perturbed, still look like that class to someone else.
+
+    Args:
+        scores: logits (N, K), K >= 2, finite floating point (e.g. ``train.logits(model, x)``).
+        label: the class index in [0, K).
+    """
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or not scores.is_floating_point():
+        raise ValueError(
+            "scores must be a floating-point tensor of logits shaped (N, K), "
+            f"got {getattr(scores, 'shape', type(scores).__name__)}"
+        )
+    if scores.shape[1] < 2:
+        raise ValueError(f"scores need K >= 2 classes to compare, got shape {tuple(scores.shape)}")
+    _validate.finite("scores", scores)
+    label = _validate.class_index("label", label, scores.shape[1])
+    others = scores.clone()
+    others[:, label] = -math.inf
+    return scores[:, label] - others.max(1).values
+
+
 def attack_success_rate(
     model: nn.Module,
     x: torch.Tensor,
