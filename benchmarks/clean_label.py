@@ -23,6 +23,9 @@ depends less on what else the machine is running). No timing is asserted.
 ``--own-confidence q …`` repeats every setting with the bases further restricted to the 8s that
 the attacker's own extractor (its ten-class head) reads as 8s with probability at least q (0: no
 restriction, the chapter's bases): a choice the attacker can make without the judge.
+``--base-margin m …`` repeats every setting with the bases restricted to the 8s that the attacker's own
+network (``--keeper cnn`` or ``logreg``) reads as 8s with a logit margin of at least m
+(:func:`poisonlab.metrics.logit_margin`; ``none``: no restriction), chapter 3's confident bases.
 ``--keep-weight λ …`` repeats every Bullseye row with the class-keeping term of
 :func:`poisonlab.collision.bullseye_polytope` (λ times the cross-entropy of an attacker's classifier
 on each poison with respect to 8; 0: the paper's loss), the attacker's own stand-in for the judge:
@@ -36,11 +39,14 @@ regression on the pixels it trains itself (seed + 1000, 12 epochs); never the ju
     .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --no-blackbox --own-confidence 0 0.5 0.9
     .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --no-blackbox --keep-weight 0 0.001 0.003
     .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --keeper cnn --keep-weight 0 0.01
+    .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --no-blackbox \
+        --keeper cnn --base-margin none 1 --seed 1
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import time
@@ -49,6 +55,7 @@ import poisonlab as pl
 import torch
 from poisonlab import collision
 from poisonlab.experiment import train_and_score
+from poisonlab.metrics import logit_margin
 from poisonlab.train import embed, logits, predict
 from torch import nn
 
@@ -111,12 +118,21 @@ def main() -> None:
         "--own-confidence", type=float, nargs="+", default=[0.0], help="bases the extractor's head reads as 8 with p ≥"
     )
     parser.add_argument(
+        "--base-margin",
+        type=lambda value: -math.inf if value == "none" else float(value),
+        nargs="+",
+        default=[-math.inf],
+        help="bases the attacker's own network reads as 8 with a logit margin ≥ m (none: all)",
+    )
+    parser.add_argument(
         "--keep-weight", type=float, nargs="+", default=[0.0], help="Bullseye's class-keeping weight λ (own head)"
     )
     parser.add_argument(
         "--keeper", choices=["head", "cnn", "logreg"], default="head", help="the attacker's classifier for λ"
     )
     args = parser.parse_args()
+    if args.keeper == "head" and any(m > -math.inf for m in args.base_margin):
+        parser.error("--base-margin needs the attacker's own network: add --keeper cnn or --keeper logreg")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"load average at start: {load} (1, 5, 15 min); torch threads {torch.get_num_threads()}")
@@ -168,14 +184,18 @@ def main() -> None:
     order = torch.randperm(len(task.y_train), generator=torch.Generator().manual_seed(args.seed))
     rows = []
     own_p8 = torch.softmax(logits(extractor, task.x_train), 1)[:, BASE_DIGIT]  # the attacker's own reading
-    for spec, confidence in ((spec, q) for spec in args.settings for q in args.own_confidence):
+    own_margin = logit_margin(logits(keeper, task.x_train), BASE_DIGIT) if isinstance(keeper, nn.Module) else None
+    for spec, confidence, margin in itertools.product(args.settings, args.own_confidence, args.base_margin):
         n_ft, n_targets = (int(v) for v in spec.split(":"))
         pick = order[:n_ft]
         x_ft, y_ft = task.x_train[pick], task.y_train[pick]
         outside = torch.ones(len(task.y_train), dtype=torch.bool)
         outside[pick] = False
         approved = predict(judge, task.x_train) == BASE_DIGIT
-        pool = torch.nonzero(outside & (task.y_train == BASE) & approved & (own_p8 >= confidence)).flatten()
+        eligible = outside & (task.y_train == BASE) & approved & (own_p8 >= confidence)
+        if margin > -math.inf:  # the attacker's own network reads the base as an 8 by at least this margin
+            eligible &= own_margin >= margin
+        pool = torch.nonzero(eligible).flatten()
         threes = torch.nonzero(task.y_test == 0).flatten()
         chosen = threes[torch.randperm(len(threes), generator=torch.Generator().manual_seed(args.seed + 1))]
         target_idx = chosen[:n_targets]
@@ -188,7 +208,8 @@ def main() -> None:
         print(
             f"\nfine-tuning set {n_ft} images, {n_targets} targets, k = {args.k} poisons per target "
             f"({args.k / n_ft:.0%} of the fine-tuning set); base pool {len(pool)} judge-approved 8s, "
-            f"read as 8s by the extractor with p ≥ {confidence:g}"
+            f"read as 8s by the extractor with p ≥ {confidence:g} and by the attacker's own network with a margin "
+            f"≥ {margin:g}"
         )
         for eps in args.eps:
             crafted = {}
@@ -224,7 +245,7 @@ def main() -> None:
                     r = evaluate(
                         victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, args.head_steps, own_reading
                     )
-                    rows.append((f"{spec} p≥{confidence:g}", eps, attack, victim_name, r, seconds, cpu))
+                    rows.append((f"{spec} p≥{confidence:g} m≥{margin:g}", eps, attack, victim_name, r, seconds, cpu))
                     print(
                         f"  ε {eps:.2f}  {attack:21s} {victim_name:9s} success {r['success']:4.0%} "
                         f"[{r['low']:.0%}, {r['high']:.0%}]  flipped {r['flipped']:4.0%}  judge {r['judge']:4.0%}  "
