@@ -26,6 +26,8 @@ restriction, the chapter's bases): a choice the attacker can make without the ju
 ``--base-margin m …`` repeats every setting with the bases restricted to the 8s that the attacker's own
 network (``--keeper cnn`` or ``logreg``) reads as 8s with a logit margin of at least m
 (:func:`poisonlab.metrics.logit_margin`; ``none``: no restriction), chapter 3's confident bases.
+``--centred C …`` repeats every setting with each target's k bases chosen among its C nearest so that
+their mean lies near the target (:func:`poisonlab.collision.centred_bases`; 0: the k nearest).
 ``--keep-weight λ …`` repeats every Bullseye row with the class-keeping term of
 :func:`poisonlab.collision.bullseye_polytope` (λ times the cross-entropy of an attacker's classifier
 on each poison with respect to 8; 0: the paper's loss), the attacker's own stand-in for the judge:
@@ -41,6 +43,8 @@ regression on the pixels it trains itself (seed + 1000, 12 epochs); never the ju
     .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --keeper cnn --keep-weight 0 0.01
     .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --no-blackbox \
         --keeper cnn --base-margin none 1 --seed 1
+    .venv/bin/python benchmarks/clean_label.py --settings 500:100 --eps 0.15 --no-blackbox \
+        --keeper cnn --base-margin 1 --centred 0 25
 """
 
 from __future__ import annotations
@@ -125,6 +129,9 @@ def main() -> None:
         help="bases the attacker's own network reads as 8 with a logit margin ≥ m (none: all)",
     )
     parser.add_argument(
+        "--centred", type=int, nargs="+", default=[0], help="bases chosen among the C nearest, mean near (0: nearest)"
+    )
+    parser.add_argument(
         "--keep-weight", type=float, nargs="+", default=[0.0], help="Bullseye's class-keeping weight λ (own head)"
     )
     parser.add_argument(
@@ -185,7 +192,8 @@ def main() -> None:
     rows = []
     own_p8 = torch.softmax(logits(extractor, task.x_train), 1)[:, BASE_DIGIT]  # the attacker's own reading
     own_margin = logit_margin(logits(keeper, task.x_train), BASE_DIGIT) if isinstance(keeper, nn.Module) else None
-    for spec, confidence, margin in itertools.product(args.settings, args.own_confidence, args.base_margin):
+    grid = itertools.product(args.settings, args.own_confidence, args.base_margin, args.centred)
+    for spec, confidence, margin, centred in grid:
         n_ft, n_targets = (int(v) for v in spec.split(":"))
         pick = order[:n_ft]
         x_ft, y_ft = task.x_train[pick], task.y_train[pick]
@@ -203,13 +211,17 @@ def main() -> None:
         rest[target_idx] = False
         x_test, y_test = task.x_test[rest], task.y_test[rest]
         targets = task.x_test[target_idx]
-        near = nearest_bases(embed(extractor, targets), embed(extractor, task.x_train[pool]), args.k)
+        f_targets, f_pool = embed(extractor, targets), embed(extractor, task.x_train[pool])
+        if centred:
+            near = collision.centred_bases(f_targets, f_pool, args.k, candidates=centred)
+        else:
+            near = nearest_bases(f_targets, f_pool, args.k)
         bases = task.x_train[pool[near]]  # (P, k, C, H, W)
         print(
             f"\nfine-tuning set {n_ft} images, {n_targets} targets, k = {args.k} poisons per target "
             f"({args.k / n_ft:.0%} of the fine-tuning set); base pool {len(pool)} judge-approved 8s, "
             f"read as 8s by the extractor with p ≥ {confidence:g} and by the attacker's own network with a margin "
-            f"≥ {margin:g}"
+            f"≥ {margin:g}; bases {f'centred among the {centred} nearest' if centred else 'the nearest'}"
         )
         for eps in args.eps:
             crafted = {}
@@ -245,7 +257,9 @@ def main() -> None:
                     r = evaluate(
                         victim, judge, x_ft, y_ft, x_test, y_test, targets, poisons, bases, args.head_steps, own_reading
                     )
-                    rows.append((f"{spec} p≥{confidence:g} m≥{margin:g}", eps, attack, victim_name, r, seconds, cpu))
+                    rows.append(
+                        (f"{spec} p≥{confidence:g} m≥{margin:g} C={centred}", eps, attack, victim_name, r, seconds, cpu)
+                    )
                     print(
                         f"  ε {eps:.2f}  {attack:21s} {victim_name:9s} success {r['success']:4.0%} "
                         f"[{r['low']:.0%}, {r['high']:.0%}]  flipped {r['flipped']:4.0%}  judge {r['judge']:4.0%}  "

@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from poisonlab import collision, models
 from torch import nn
 
@@ -274,3 +276,51 @@ def test_bullseye_rejects_a_bad_keeping_head(change, error, match):
     args.update(change)
     with pytest.raises(error, match=match):
         collision.bullseye_polytope(phi, targets, bases, **args)
+
+
+def test_centred_bases_balance_bases_on_both_sides_of_the_target():
+    # the target at the origin; two near bases on the same side, two a little farther on opposite sides
+    target = torch.zeros(1, 2)
+    pool = torch.tensor([[1.0, 0.0], [1.1, 0.0], [-1.5, 0.0], [0.0, 3.0]])
+    nearest = collision.centred_bases(target, pool, 2, candidates=2)
+    assert nearest.tolist() == [[0, 1]]  # candidates == k: the k nearest
+    centred = collision.centred_bases(target, pool, 2, candidates=3)
+    assert centred.tolist() == [[0, 2]]  # the nearest, then the one that pulls the mean back to the target
+    mean_gap = lambda idx: float(pool[idx[0]].mean(0).norm())  # noqa: E731
+    assert mean_gap(centred) < mean_gap(nearest)
+
+
+@given(p=st.integers(1, 4), b=st.integers(3, 12), k=st.integers(1, 3), extra=st.integers(0, 4), seed=st.integers(0, 99))
+@settings(max_examples=40, deadline=None)
+def test_centred_bases_are_distinct_candidates_and_no_farther_in_mean_than_the_nearest(p, b, k, extra, seed):
+    g = torch.Generator().manual_seed(seed)
+    targets, pool = torch.randn(p, 3, generator=g), torch.randn(b, 3, generator=g)
+    candidates = min(b, k + extra)
+    picks = collision.centred_bases(targets, pool, k, candidates=candidates)
+    assert picks.shape == (p, k) and picks.dtype == torch.long
+    near = torch.cdist(targets, pool).topk(candidates, dim=1, largest=False).indices
+    for i in range(p):
+        assert len(set(picks[i].tolist())) == k and set(picks[i].tolist()) <= set(near[i].tolist())
+        assert int(picks[i, 0]) == int(near[i, 0])  # the first pick is the nearest
+    gap = (pool[picks].mean(1) - targets).norm(dim=1)
+    # greedy keeps the nearest as its first pick, so with one base it is exactly the nearest
+    if k == 1:
+        assert torch.allclose(gap, (pool[near[:, :1]].mean(1) - targets).norm(dim=1))
+
+
+@pytest.mark.parametrize(
+    ("targets", "pool", "k", "candidates", "match"),
+    [
+        (torch.zeros(2), torch.zeros(5, 2), 1, 2, "target_features"),
+        (torch.zeros(1, 2), torch.zeros(5, 3), 1, 2, "share F"),
+        (torch.zeros(0, 2), torch.zeros(5, 2), 1, 2, "P >= 1"),
+        (torch.zeros(1, 2, dtype=torch.long), torch.zeros(5, 2), 1, 2, "floating-point"),
+        (torch.zeros(1, 2), torch.full((5, 2), float("nan")), 1, 2, "finite"),
+        (torch.zeros(1, 2), torch.zeros(5, 2), 3, 2, "k <= candidates"),
+        (torch.zeros(1, 2), torch.zeros(5, 2), 1, 6, "pool size 5"),
+        (torch.zeros(1, 2), torch.zeros(5, 2), 0, 2, "k"),
+    ],
+)
+def test_centred_bases_refuse_bad_inputs(targets, pool, k, candidates, match):
+    with pytest.raises(ValueError, match=match):
+        collision.centred_bases(targets, pool, k, candidates=candidates)

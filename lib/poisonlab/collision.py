@@ -82,6 +82,56 @@ def bases_per_target(pool: torch.Tensor, n_targets: int, count: int, *, seed: in
     return torch.stack([pool[d] for d in draws])
 
 
+def centred_bases(
+    target_features: torch.Tensor, pool_features: torch.Tensor, k: int, *, candidates: int
+) -> torch.Tensor:
+    """Choose k bases per target whose *mean* representation lies near the target's: the start that
+    Bullseye Polytope's objective (the distance from the poisons' mean to the target) likes best.
+
+    For each target, the ``candidates`` pool images nearest it in features are the candidates; the
+    k bases are then picked greedily, each time adding the candidate that brings the mean of those
+    picked so far nearest the target. The first pick is therefore the nearest candidate, and with
+    ``candidates == k`` the choice is the k nearest, chapter 3's usual rule; more candidates let
+    bases on different sides of the target balance each other. (Greedy: not
+    always the best subset, which would need all C-choose-k subsets.)
+
+    Args:
+        target_features: φ of the P targets, (P, F), finite floating point, P ≥ 1.
+        pool_features: φ of the B candidate bases, (B, F), same dtype, B ≥ ``candidates``.
+        k: bases per target, in [1, ``candidates``].
+        candidates: C, how many of the nearest pool images each target chooses among, in [k, B].
+
+    Returns:
+        (P, k) integer indices into the pool's rows, k different ones per target, in the order picked.
+    """
+    for name, x in (("target_features", target_features), ("pool_features", pool_features)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor shaped (N, F), got {getattr(x, 'shape', x)}")
+        _validate.finite(name, x)
+    if target_features.shape[1] != pool_features.shape[1] or target_features.shape[0] == 0:
+        raise ValueError(
+            "target_features (P, F) with P >= 1 and pool_features (B, F) must share F, got "
+            f"{tuple(target_features.shape)} and {tuple(pool_features.shape)}"
+        )
+    k = _validate.positive_int("k", k)
+    candidates = _validate.positive_int("candidates", candidates)
+    if not k <= candidates <= len(pool_features):
+        raise ValueError(f"need k <= candidates <= pool size {len(pool_features)}, got k={k}, candidates={candidates}")
+    near = torch.cdist(target_features, pool_features).topk(candidates, dim=1, largest=False).indices  # (P, C)
+    options = pool_features[near]  # (P, C, F)
+    picked = torch.zeros(near.shape, dtype=torch.bool)
+    total = torch.zeros_like(target_features)
+    order = []
+    for size in range(1, k + 1):
+        centre = (total[:, None] + options) / size  # the mean if each candidate were added
+        gap = (centre - target_features[:, None]).norm(dim=2).masked_fill(picked, math.inf)
+        best = gap.argmin(1)
+        picked[torch.arange(len(best)), best] = True
+        total += options[torch.arange(len(best)), best]
+        order.append(best)
+    return near.gather(1, torch.stack(order, 1))
+
+
 def perturbation_norms(poisons: torch.Tensor, bases: torch.Tensor) -> tuple[float, float]:
     """How far the poisons moved from their bases: the mean L2 and the mean L∞ norm of p − b over
     the P poisons (the budgets Shafahi et al. 2018 bound the perturbation by).
