@@ -319,6 +319,7 @@ def test_centred_bases_are_distinct_candidates_and_no_farther_in_mean_than_the_n
         (torch.zeros(1, 2), torch.zeros(5, 2), 3, 2, "k <= candidates"),
         (torch.zeros(1, 2), torch.zeros(5, 2), 1, 6, "pool size 5"),
         (torch.zeros(1, 2), torch.zeros(5, 2), 0, 2, "k"),
+        (torch.zeros(1, 2, dtype=torch.float64), torch.zeros(5, 2), 1, 2, "share a dtype"),
     ],
 )
 def test_centred_bases_refuse_bad_inputs(targets, pool, k, candidates, match):

@@ -108,6 +108,11 @@ def centred_bases(
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
             raise ValueError(f"{name} must be a floating-point tensor shaped (N, F), got {getattr(x, 'shape', x)}")
         _validate.finite(name, x)
+    if target_features.dtype != pool_features.dtype:
+        raise ValueError(
+            f"target_features and pool_features must share a dtype, got {target_features.dtype} and "
+            f"{pool_features.dtype}"
+        )
     if target_features.shape[1] != pool_features.shape[1] or target_features.shape[0] == 0:
         raise ValueError(
             "target_features (P, F) with P >= 1 and pool_features (B, F) must share F, got "
@@ -119,15 +124,16 @@ def centred_bases(
         raise ValueError(f"need k <= candidates <= pool size {len(pool_features)}, got k={k}, candidates={candidates}")
     near = torch.cdist(target_features, pool_features).topk(candidates, dim=1, largest=False).indices  # (P, C)
     options = pool_features[near]  # (P, C, F)
-    picked = torch.zeros(near.shape, dtype=torch.bool)
+    picked = torch.zeros(near.shape, dtype=torch.bool, device=near.device)
     total = torch.zeros_like(target_features)
     order = []
     for size in range(1, k + 1):
         centre = (total[:, None] + options) / size  # the mean if each candidate were added
         gap = (centre - target_features[:, None]).norm(dim=2).masked_fill(picked, math.inf)
         best = gap.argmin(1)
-        picked[torch.arange(len(best)), best] = True
-        total += options[torch.arange(len(best)), best]
+        rows = torch.arange(len(best), device=best.device)
+        picked[rows, best] = True
+        total += options[rows, best]
         order.append(best)
     return near.gather(1, torch.stack(order, 1))
 
